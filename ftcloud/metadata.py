@@ -1,0 +1,86 @@
+"""CF attributes, FT class flags, provenance stamps and the registry of expected inputs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+
+FT_THAWED = np.uint8(0)
+FT_FROZEN = np.uint8(1)
+FT_MISSING = np.uint8(255)
+
+FT_FLAG_ATTRS = {
+    "flag_values": np.array([0, 1], dtype="u1"),
+    "flag_meanings": "thawed frozen",
+    "_note": "255 = missing (no retrieval, outside swath, or masked)",
+}
+
+
+def ft_attrs(long_name: str, source: str) -> dict:
+    """CF attributes of an FT class variable (0 thawed, 1 frozen, 255 missing)."""
+    return {
+        "long_name": long_name,
+        "flag_values": FT_FLAG_ATTRS["flag_values"],
+        "flag_meanings": FT_FLAG_ATTRS["flag_meanings"],
+        "valid_range": np.array([0, 1], dtype="u1"),
+        "comment": "0 = thawed, 1 = frozen, 255 = missing",
+        "source": source,
+        "grid_mapping": "crs",
+        "coordinates": "lat lon",
+    }
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """What an input variable must look like at the door, and how it is written out."""
+
+    name: str
+    accepted_units: tuple[str, ...]
+    out_units: str
+    standard_name: str
+    long_name: str
+    valid_range: tuple[float, float]
+
+
+# What the predictors must look like (the xclim habit: check units at the door).
+PREDICTORS: dict[str, VariableSpec] = {
+    "stl1": VariableSpec("stl1", ("K",), "K", "soil_temperature", "soil temperature 0-7 cm (ERA5-Land level 1)", (180.0, 350.0)),
+    "swvl1": VariableSpec(
+        "swvl1", ("m**3 m**-3", "m3 m-3", "m3/m3", "m^3 m^-3"), "m3 m-3", "volume_fraction_of_condensed_water_in_soil",
+        "volumetric soil water 0-7 cm (ERA5-Land level 1)", (0.0, 1.0),
+    ),
+    "sde": VariableSpec("sde", ("m",), "m", "surface_snow_thickness", "snow depth (physical, ERA5-Land sde)", (0.0, 50.0)),
+    "tp": VariableSpec("tp", ("m",), "mm h-1", "lwe_precipitation_rate", "precipitation rate over the hour ending at the step (ERA5-Land tp, de-accumulated)", (0.0, 1.0)),
+    "precipitation": VariableSpec("precipitation", ("mm/hr", "mm h-1", "mm/h"), "mm h-1", "lwe_precipitation_rate", "precipitation rate over the hour ending at the step (GPM IMERG V07)", (0.0, 500.0)),
+}
+
+# Output names in the analysis-ready store.
+OUTPUT_NAMES = {"stl1": "stl1", "swvl1": "swvl1", "sde": "sde", "tp": "pr", "precipitation": "pr_imerg"}
+
+STATICS = {
+    "tci": ("terrain complexity index (std. dev. of elevation in the cell)", "m"),
+    "aow": ("area fraction of open water", "1"),
+    "elevation": ("surface elevation", "m"),
+}
+
+
+def history_stamp(action: str) -> str:
+    """One history line: UTC time, ftcloud version, action."""
+    from ftcloud import __version__
+
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{now} ftcloud {__version__}: {action}"
+
+
+def software_versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("ftcloud", "xarray", "zarr", "dask", "numpy", "pangeo-forge-recipes", "apache-beam", "pyproj"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
