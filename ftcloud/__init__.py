@@ -7,6 +7,14 @@ the ConvLSTM fusion model, run inference chunk-wise and compute validation and t
 
 from importlib.metadata import PackageNotFoundError, version
 
+# PROJ must open its database before ecCodes is loaded: the eccodes wheels (via eckitlib) bundle
+# their own libproj/libsqlite3, and if those load first pyproj crashes on its first CRS. xarray
+# loads cfgrib's backend (and so ecCodes) on the first open_dataset, so ftcloud initialises PROJ
+# at import time. Import ftcloud (or pyproj) before cfgrib/eccodes in your own scripts too.
+import pyproj as _pyproj
+
+_pyproj.CRS.from_epsg(6933)
+
 try:
     __version__ = version("ftcloud")
 except PackageNotFoundError:  # running from a source tree without an install

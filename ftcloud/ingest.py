@@ -1,0 +1,195 @@
+"""Run every source recipe into one store root: ``ftcloud ingest --source DIR_OR_URL --store URL``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ftcloud.errors import SourceFileError, TimeAxisError
+from ftcloud.grid import GridWindow, region_window
+from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, mark_incomplete, open_group, store_status
+from ftcloud.metadata import history_stamp, software_versions
+from ftcloud.recipes import pipelines
+from ftcloud.recipes.common import daily_index, run_beam
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("era5land", "smap_e_ft", "esdr_ft", "statics")
+
+
+@dataclass
+class IngestResult:
+    store: str
+    window: GridWindow
+    start: str
+    end: str
+    groups: dict = field(default_factory=dict)  # name -> {"files", "bytes", "seconds", "group"}
+
+    def summary(self) -> str:
+        lines = [f"store {self.store}  ({self.window.name}: {self.window.shape[0]} x {self.window.shape[1]} cells, {self.start}..{self.end})"]
+        for name, g in self.groups.items():
+            lines.append(f"  {g['group']:<22} {g['files']:>7} files {g['bytes'] / 1e6:9.1f} MB {g['seconds']:7.1f} s")
+        return "\n".join(lines)
+
+
+def twin_parameters(source: str, storage_options: dict | None = None) -> dict | None:
+    """The twin's parameters.json, if ``source`` is a twin output folder."""
+    fs, path = filesystem(join(source, "truth", "parameters.json"), storage_options)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def _sizes(urls: list[str], storage_options) -> tuple[int, list[str]]:
+    total, missing = 0, []
+    if not urls:
+        return 0, missing
+    fs, _ = filesystem(urls[0], storage_options)
+    for u in urls:
+        p = filesystem(u, storage_options)[1]
+        try:
+            total += fs.size(p)
+        except (FileNotFoundError, OSError):
+            missing.append(u)
+    return total, missing
+
+
+def plan(source: str, window: GridWindow, start, end, targets_start, chunks: dict, sources=None, storage_options=None,
+         imerg: tuple | None = None) -> list[pipelines.SourceRecipe]:
+    """The recipes to run, in order; optional sources without files are left out."""
+    sources = tuple(sources or pipelines.SOURCES)
+    t_start = max(pd.Timestamp(start), pd.Timestamp(targets_start))
+    out = []
+    for name in sources:
+        if name == "era5land":
+            out.append(pipelines.era5land_recipe(source, window, start, end, chunks["predictors"], storage_options))
+        elif name == "imerg":
+            if imerg and imerg[0]:
+                s = max(pd.Timestamp(imerg[0]), pd.Timestamp(start))
+                e = min(pd.Timestamp(imerg[1] or end), pd.Timestamp(end))
+                if s <= e:
+                    out.append(pipelines.imerg_recipe(source, window, s, e, chunks["predictors"], storage_options))
+        elif name == "smap_e_ft" and t_start <= pd.Timestamp(end):
+            out.append(pipelines.smap_recipe(source, window, t_start, end, chunks["targets"], storage_options))
+        elif name == "esdr_ft" and t_start <= pd.Timestamp(end):
+            out.append(pipelines.esdr_recipe(source, window, t_start, end, chunks["targets"], storage_options))
+        elif name == "statics":
+            first = pipelines.first_smap_url(source, t_start, end, storage_options)
+            out.append(pipelines.statics_recipe(source, window, first, storage_options))
+        elif name == "networks":
+            r = pipelines.networks_recipe(source, window, start, end, chunks.get("insitu", {}), storage_options)
+            if r is not None:
+                out.append(r)
+        elif name == "cma":
+            r = pipelines.cma_recipe(source, window, start, end, storage_options)
+            if r is not None:
+                out.append(r)
+    return out
+
+
+def verify_time_axis(root: str, group: str, expected: pd.DatetimeIndex, storage_options=None) -> None:
+    """The written time axis must be exactly the expected days, each once, in order."""
+    ds = open_group(root, group, storage_options, require_complete=False)
+    got = pd.DatetimeIndex(ds["time"].values)
+    if len(got) != len(expected) or not (got == expected).all():
+        extra = got.difference(expected)
+        missing = expected.difference(got)
+        raise TimeAxisError(
+            f"{join(root, group)}: time axis does not round-trip: {len(got)} stamps written, {len(expected)} expected"
+            + (f"; first unexpected {extra[0]}" if len(extra) else "")
+            + (f"; first missing {missing[0]}" if len(missing) else "")
+        )
+
+
+def ingest(
+    source: str,
+    store: str,
+    *,
+    region: str | GridWindow | None = None,
+    start=None,
+    end=None,
+    targets_start=None,
+    sources=None,
+    chunks: dict | None = None,
+    storage_options: dict | None = None,
+    source_storage_options: dict | None = None,
+    imerg: tuple | None = None,
+    runner: str = "DirectRunner",
+    workers: int = 1,
+    progress: bool = True,
+) -> IngestResult:
+    """Run the recipes of every source found under ``source`` into groups under ``store``.
+
+    Region and period default to the twin's parameters when ``source`` is a twin folder,
+    else to the packaged configuration. Each group is marked complete only after its
+    pipeline finished and its time axis was checked against the expected days.
+    """
+    from ftcloud.config import get_options
+
+    opts = get_options()
+    params = twin_parameters(source, source_storage_options) or {}
+    region = region or params.get("region") or opts["region"]
+    start = pd.Timestamp(start or params.get("start") or opts["start"]).strftime("%Y-%m-%d")
+    end = pd.Timestamp(end or params.get("end") or opts["end"]).strftime("%Y-%m-%d")
+    targets_start = targets_start or params.get("targets_start") or opts["targets_start"]
+    if imerg is None and params.get("imerg_start"):
+        imerg = (params["imerg_start"], params.get("imerg_end"))
+    chunks = chunks or opts["chunks"]
+    window = region_window(region)
+    recipes = plan(source, window, start, end, targets_start, chunks, sources, source_storage_options, imerg)
+
+    # pre-flight: every expected file of a required source must exist before anything is written
+    sizes = {}
+    for r in recipes:
+        urls = [u for u in r.urls if "#" not in u]
+        nbytes, missing = _sizes(urls, source_storage_options)
+        if missing and r.name in REQUIRED + ("imerg",):
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise SourceFileError(f"{r.name}: source file {missing[0]} is missing{more}; nothing was written to {store}")
+        sizes[r.name] = nbytes
+
+    result = IngestResult(store, window, start, end)
+    ensure_parent_groups(store, "x", storage_options)
+    bar = tqdm(recipes, desc="ingest", unit="source", disable=not progress)
+    for r in bar:
+        bar.set_postfix_str(r.name)
+        url = join(store, r.group)
+        ensure_parent_groups(store, r.group, storage_options)
+        if store_status(url, storage_options) is not None:
+            mark_incomplete(url, storage_options)
+        t0 = time.perf_counter()
+        log.info("ingest %s: %d inputs -> %s", r.name, len(r.urls), url)
+        run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers)
+        if r.time_encoding and r.name not in ("networks",):
+            expected = _expected_days(r, start, end, targets_start, imerg)
+            verify_time_axis(store, r.group, expected, storage_options)
+        mark_complete(
+            url,
+            storage_options,
+            extra={
+                "history": history_stamp(f"ingest {r.name} from {source}"),
+                "ftcloud_source": source,
+                "ftcloud_recipe": r.name,
+                "ftcloud_period": f"{start}/{end}",
+                "ftcloud_software": json.dumps(software_versions()),
+                "Conventions": "CF-1.8",
+                **window.to_attrs(),
+            },
+        )
+        result.groups[r.name] = {"group": r.group, "files": len(r.urls), "bytes": sizes.get(r.name, 0), "seconds": time.perf_counter() - t0}
+    return result
+
+
+def _expected_days(r: pipelines.SourceRecipe, start, end, targets_start, imerg) -> pd.DatetimeIndex:
+    if r.name in ("smap_e_ft", "esdr_ft"):
+        return daily_index(max(pd.Timestamp(start), pd.Timestamp(targets_start)), end)
+    if r.name == "imerg":
+        return daily_index(max(pd.Timestamp(imerg[0]), pd.Timestamp(start)), min(pd.Timestamp(imerg[1] or end), pd.Timestamp(end)))
+    return daily_index(start, end)
+

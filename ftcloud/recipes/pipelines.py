@@ -1,0 +1,213 @@
+"""One pangeo-forge recipe per source: a FilePattern, ftcloud's opener, and StoreToZarr.
+
+``SourceRecipe`` is the plan (which files, which opener, which group, which chunks); it is a
+plain object that can be inspected and tested without Beam. ``SourceRecipe.transform()``
+turns it into the Beam ``PTransform`` that the top-level ``recipes/*.py`` modules expose and
+that :func:`ftcloud.ingest.ingest` runs with Beam's local runner. The same transforms run
+unchanged on a distributed runner (see deploy/README.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ftcloud.grid import GridWindow
+from ftcloud.io.stores import filesystem
+from ftcloud.recipes import era5land, others, targets
+from ftcloud.recipes.common import TIME_ENCODING, TIME_ENCODING_30MIN, chunk_plan, daily_index, months_between, open_bytes
+
+GROUPS = {
+    "era5land": "predictors/era5land",
+    "imerg": "predictors/imerg",
+    "smap_e_ft": "targets/smap_e_ft",
+    "esdr_ft": "targets/esdr_ft",
+    "statics": "statics",
+    "networks": "insitu/networks",
+    "cma": "insitu/cma",
+}
+SOURCES = tuple(GROUPS)
+
+
+@dataclass
+class SourceRecipe:
+    """Everything one source's recipe needs; ``opener(url)`` returns one xarray fragment."""
+
+    name: str
+    pattern: object  # pangeo_forge_recipes.patterns.FilePattern
+    opener: Callable
+    target_chunks: dict
+    time_encoding: dict | None = field(default_factory=lambda: dict(TIME_ENCODING))
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        return GROUPS[self.name]
+
+    @property
+    def urls(self) -> list[str]:
+        return [url for _, url in self.pattern.items()]
+
+    def transform(self, target_root: str, storage_options: dict | None = None):
+        """The Beam PTransform: Create(items) | open+preprocess | StoreToZarr | consolidate coords."""
+        import apache_beam as beam
+        from pangeo_forge_recipes.storage import FSSpecTarget
+        from pangeo_forge_recipes.transforms import ConsolidateDimensionCoordinates, StoreToZarr
+
+        fs, root_path = filesystem(target_root, storage_options)
+        parent, store_name = self.group.rsplit("/", 1) if "/" in self.group else ("", self.group)
+        target = FSSpecTarget(fs=fs, root_path=f"{root_path}/{parent}".rstrip("/"))
+        items = list(self.pattern.items())
+        opener = self.opener
+        encoding = {"time": self.time_encoding} if self.time_encoding else {}
+        store = StoreToZarr(
+            combine_dims=self.pattern.combine_dim_keys,
+            store_name=store_name,
+            target_root=target,
+            target_chunks=self.target_chunks,
+            attrs={"ftcloud_status": "incomplete", **self.attrs},
+            encoding=encoding,
+        )
+        label = self.name
+
+        class _Recipe(beam.PTransform):
+            def expand(self, pbegin):
+                out = (
+                    pbegin
+                    | f"{label}: files" >> beam.Create(items)
+                    | f"{label}: open" >> beam.MapTuple(lambda idx, url: (idx, opener(url)))
+                    | f"{label}: store" >> store
+                )
+                if "time" in encoding:
+                    out = out | f"{label}: coords" >> ConsolidateDimensionCoordinates()
+                return out
+
+        return _Recipe()
+
+
+# --------------------------------------------------------------------------------------
+# Per-source plans
+
+
+def _pattern(fmt, name: str, keys: list, nitems=None, merge: bool = False):
+    from pangeo_forge_recipes.patterns import ConcatDim, FilePattern, MergeDim
+
+    dim = MergeDim(name, keys) if merge else ConcatDim(name, keys, nitems_per_file=nitems)
+    return FilePattern(fmt, dim)
+
+
+def _open_era5(url, *, months, window, start, end, storage_options):
+    return era5land.preprocess_month(url, months[url], window, start, end, storage_options)
+
+
+def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+    months = months_between(start, end)
+    by_url = {era5land.era5_url(source, m): m for m in months}
+    pattern = _pattern(lambda time: era5land.era5_url(source, time), "time", months)
+    opener = functools.partial(_open_era5, months=by_url, window=window, start=start, end=end, storage_options=storage_options)
+    return SourceRecipe("era5land", pattern, opener, chunk_plan({"time": len(daily_index(start, end)), "y": window.shape[0], "x": window.shape[1]}, chunks))
+
+
+def _open_imerg(key, *, days, source, window, storage_options):
+    return others.imerg_day(source, days[key], window, storage_options)
+
+
+def imerg_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+    days = daily_index(start, end)
+    by_key = {f"{source}/imerg#{d:%Y-%m-%d}": d for d in days}
+    pattern = _pattern(lambda time: f"{source}/imerg#{time:%Y-%m-%d}", "time", list(days), nitems=1)
+    opener = functools.partial(_open_imerg, days=by_key, source=source, window=window, storage_options=storage_options)
+    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks))
+
+
+def _open_smap(url, *, days, window, storage_options):
+    return targets.preprocess_smap(url, days[url], window, storage_options)
+
+
+def smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+    days = daily_index(start, end)
+    by_url = {targets.smap_url(source, d): d for d in days}
+    pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
+    opener = functools.partial(_open_smap, days=by_url, window=window, storage_options=storage_options)
+    return SourceRecipe("smap_e_ft", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks))
+
+
+def _open_esdr(url, *, years, window, start, end, storage_options):
+    return targets.preprocess_esdr(url, years[url], window, start, end, storage_options)
+
+
+def esdr_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+    years = list(range(pd.Timestamp(start).year, pd.Timestamp(end).year + 1))
+    by_url = {targets.esdr_url(source, y): y for y in years}
+    pattern = _pattern(lambda time: targets.esdr_url(source, time), "time", years)
+    opener = functools.partial(_open_esdr, years=by_url, window=window, start=start, end=end, storage_options=storage_options)
+    return SourceRecipe("esdr_ft", pattern, opener, chunk_plan({"time": len(daily_index(start, end)), "y": window.shape[0], "x": window.shape[1]}, chunks))
+
+
+def first_smap_url(source: str, start, end, storage_options=None) -> str:
+    """The first SMAP granule that exists in [start, end] (its ancillary layers are static)."""
+    fs, _ = filesystem(source, storage_options)
+    for d in daily_index(start, end):
+        url = targets.smap_url(source, d)
+        if fs.exists(filesystem(url, storage_options)[1]):
+            return url
+    return targets.smap_url(source, pd.Timestamp(start))  # the opener will report it missing
+
+
+def _open_statics(_key, *, smap_url, aux_url, window, storage_options):
+    return others.statics_from_sources(smap_url, aux_url, window, storage_options)
+
+
+def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_options=None) -> SourceRecipe:
+    aux_url = f"{source.rstrip('/')}/auxiliary/auxiliary_9km.nc"
+    pattern = _pattern(lambda layer: f"{source}/statics#{layer}", "layer", ["all"], merge=True)
+    opener = functools.partial(_open_statics, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options)
+    return SourceRecipe("statics", pattern, opener, {}, time_encoding=None)
+
+
+def _open_station(url, *, meta, times, window, storage_options):
+    row = meta[meta["url"] == url]
+    series = others.read_network_station(url, times, storage_options)[None]
+    return others.networks_dataset(row.drop(columns="url"), series, times, window)
+
+
+def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe | None:
+    meta_url = f"{source.rstrip('/')}/insitu/networks/stations.csv"
+    fs, path = filesystem(meta_url, storage_options)
+    if not fs.exists(path):
+        return None
+    meta = pd.read_csv(io.BytesIO(open_bytes(meta_url, storage_options, "in-situ station list")))
+    if meta.empty:
+        return None
+    meta["url"] = [f"{source.rstrip('/')}/insitu/networks/{n}/{s}.csv" for n, s in zip(meta["network"], meta["station"])]
+    s = max(pd.Timestamp(start), pd.Timestamp("2018-01-01"))
+    e = min(pd.Timestamp(end) + pd.Timedelta(hours=23, minutes=30), pd.Timestamp("2020-12-31 23:30"))
+    if s > e:
+        return None
+    times = pd.date_range(s, e, freq="30min")
+    pattern = _pattern(lambda station: station, "station", list(meta["url"]), nitems=1)
+    opener = functools.partial(_open_station, meta=meta, times=times, window=window, storage_options=storage_options)
+    return SourceRecipe(
+        "networks", pattern, opener, chunk_plan({"station": len(meta), "time": len(times)}, {"station": 1, **chunks}),
+        time_encoding=dict(TIME_ENCODING_30MIN),
+    )
+
+
+def _open_cma(_key, *, source, days, window, storage_options):
+    root = source.rstrip("/")
+    return others.read_cma(f"{root}/insitu/cma/stations.csv", f"{root}/insitu/cma/t0cm_daily.csv", days, window, storage_options)
+
+
+def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None) -> SourceRecipe | None:
+    fs, path = filesystem(f"{source.rstrip('/')}/insitu/cma/stations.csv", storage_options)
+    if not fs.exists(path):
+        return None
+    days = daily_index(start, end)
+    pattern = _pattern(lambda part: f"{source}/insitu/cma#{part}", "part", ["all"], merge=True)
+    opener = functools.partial(_open_cma, source=source, days=days, window=window, storage_options=storage_options)
+    return SourceRecipe("cma", pattern, opener, {"time": int(min(len(days), 14976))})
+

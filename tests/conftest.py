@@ -1,0 +1,76 @@
+"""Shared fixtures: paths to the real-data kit, a seeded RNG, a moto S3 server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The real-data kit lives beside the project (../shared/realdata); tests never copy it.
+REALDATA = Path(os.environ.get("FTCLOUD_REALDATA", ROOT.parent / "shared" / "realdata"))
+
+
+def realdata(rel: str) -> Path:
+    p = REALDATA / rel
+    if not p.exists():
+        pytest.skip(f"real-data file {rel} not available: ../shared/realdata is absent (set FTCLOUD_REALDATA)")
+    return p
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240311)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
+    pytest.importorskip("moto")
+    port = _free_port()
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("moto S3 server did not start on 127.0.0.1 within 30 s")
+    yield endpoint
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """Credentials for the local moto server only (fake values, set in the environment)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    return {"endpoint_url": s3_server}
