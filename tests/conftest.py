@@ -14,13 +14,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The real-data kit lives beside the project (../shared/realdata); tests never copy it.
-REALDATA = Path(os.environ.get("FTCLOUD_REALDATA", ROOT.parent / "shared" / "realdata"))
+REALDATA = Path(os.environ.get("SHARED_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 
 def realdata(rel: str) -> Path:
     p = REALDATA / rel
     if not p.exists():
-        pytest.skip(f"real-data file {rel} not available: ../shared/realdata is absent (set FTCLOUD_REALDATA)")
+        pytest.skip(f"real-data file {rel} not available: ../shared/realdata is absent (or set SHARED_REALDATA)")
     return p
 
 

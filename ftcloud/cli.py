@@ -1,0 +1,159 @@
+"""``ftcloud`` command line: a thin layer over the library functions.
+
+Every subcommand has ``--help``. The library logs quietly; the CLI adds ``--verbose``,
+progress bars and a one-line summary per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from ftcloud.errors import FTCloudError
+
+log = logging.getLogger("ftcloud")
+
+_SECRET_KEYS = ("key", "secret", "token", "password")
+
+
+def _storage_options(args, prefix: str = "") -> dict:
+    opts: dict = {}
+    for item in getattr(args, f"{prefix}storage_option", None) or []:
+        if "=" not in item:
+            raise SystemExit(f"--{prefix.replace('_', '-')}storage-option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        if any(s in k.lower() for s in _SECRET_KEYS):
+            raise SystemExit(
+                f"refusing --storage-option {k}=...: credentials are never passed on the command line "
+                "(they would end up in shell history and logs); use AWS_* environment variables or ~/.aws"
+            )
+        opts[k] = {"true": True, "false": False}.get(v.lower(), v)
+    if getattr(args, f"{prefix}anon", False):
+        opts["anon"] = True
+    return opts
+
+
+def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "the store") -> None:
+    dash = prefix.replace("_", "-")
+    p.add_argument(f"--{dash}storage-option", action="append", metavar="KEY=VALUE",
+                   help=f"fsspec storage option for {what} (e.g. endpoint_url=http://127.0.0.1:9000); repeatable; never credentials")
+    p.add_argument(f"--{dash}anon", action="store_true", help=f"read {what} anonymously (public buckets)")
+
+
+def cmd_synth(args) -> int:
+    from ftcloud.synth import generate
+
+    t0 = time.perf_counter()
+    summary = generate(
+        args.region, args.start, args.end, args.out, seed=args.seed,
+        imerg_start=args.imerg_start, imerg_end=args.imerg_end, targets_start=args.targets_start,
+        insitu=not args.no_insitu, progress=not args.quiet,
+    )
+    nbytes = summary.get("bytes", 0)
+    print(f"synth: wrote {summary.get('files', '?')} files, {nbytes / 1e6:.1f} MB to {args.out} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from ftcloud.ingest import ingest
+
+    sources = args.sources.split(",") if args.sources else None
+    res = ingest(
+        args.source, args.store, region=args.region, start=args.start, end=args.end,
+        targets_start=args.targets_start, sources=sources,
+        storage_options=_storage_options(args), source_storage_options=_storage_options(args, "source_"),
+        runner=args.runner, workers=args.workers, progress=not args.quiet,
+    )
+    print(res.summary())
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ftcloud.io.stores import join, open_group, store_status
+    from ftcloud.recipes.pipelines import GROUPS
+
+    opts = _storage_options(args)
+    for name, group in GROUPS.items():
+        status = store_status(join(args.store, group), opts)
+        if status is None:
+            continue
+        line = f"{group:<22} {status}"
+        if status == "complete":
+            ds = open_group(args.store, group, opts)
+            line += "  " + " ".join(f"{k}={v}" for k, v in ds.sizes.items()) + "  vars: " + ", ".join(ds.data_vars)
+        print(line)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from ftcloud.run import run
+
+    res = run(config=args.config, out=args.out, progress=not args.quiet)
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ftcloud", description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="write the digital twin: native-format sources plus the hidden truth",
+                       description="Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth for a region and period.")
+    s.add_argument("--region", default="demo", help="region name (demo, tiny, qtp, china); default demo")
+    s.add_argument("--start", default="1980-01-01", help="first local date YYYY-MM-DD (default 1980-01-01)")
+    s.add_argument("--end", default="2020-12-31", help="last local date YYYY-MM-DD (default 2020-12-31)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    s.add_argument("--targets-start", default="2015-04-01", help="first date of SMAP/ESDR targets (default 2015-04-01)")
+    s.add_argument("--imerg-start", default=None, help="first date of IMERG granules (default: none written)")
+    s.add_argument("--imerg-end", default=None, help="last date of IMERG granules")
+    s.add_argument("--no-insitu", action="store_true", help="skip the station networks and CMA stations")
+    s.set_defaults(func=cmd_synth)
+
+    i = sub.add_parser("ingest", help="run the pangeo-forge recipes: sources -> analysis-ready EASE2 zarr",
+                       description="Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local runner into groups under --store.")
+    i.add_argument("--source", required=True, help="folder or URL holding the source files (e.g. a `ftcloud synth` output)")
+    i.add_argument("--store", required=True, help="store root: a folder or s3://bucket/prefix")
+    i.add_argument("--region", default=None, help="region name (default: the twin's, else the config's)")
+    i.add_argument("--start", default=None, help="first local date (default: the twin's, else the config's)")
+    i.add_argument("--end", default=None, help="last local date")
+    i.add_argument("--targets-start", default=None, help="first date of FT targets (default 2015-04-01)")
+    i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
+    i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
+    i.add_argument("--workers", type=int, default=1, help="DirectRunner workers (default 1)")
+    _add_storage_args(i)
+    _add_storage_args(i, "source_", "the sources")
+    i.set_defaults(func=cmd_ingest)
+
+    n = sub.add_parser("info", help="list the groups of a store and whether each is complete")
+    n.add_argument("--store", required=True, help="store root")
+    _add_storage_args(n)
+    n.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("run", help="the whole job on the embedded default (twin -> ingest -> ...), resumable",
+                       description="Synthesise the twin if no sources are configured, ingest it, and report the time per stage.")
+    r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
+    r.add_argument("--out", default="ftcloud-out", help="output folder (default ./ftcloud-out)")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ftcloud").setLevel(level)
+    try:
+        return args.func(args)
+    except FTCloudError as e:
+        print(f"ftcloud {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
