@@ -96,6 +96,14 @@ def mark_complete(url: str, storage_options: dict | None = None, extra: dict | N
 
 def store_status(url: str, storage_options: dict | None = None) -> str | None:
     """``"complete"``, ``"incomplete"`` or None where no zarr group exists at ``url``."""
+    fs, path = filesystem(url, storage_options)
+    try:
+        fs.cat(path + "/.zgroup")
+    except FileNotFoundError:
+        return None
+    except PermissionError as e:
+        anon = " anonymously" if (storage_options or {}).get("anon") else ""
+        raise PermissionError(f"{url}: access denied reading{anon} ({e}); is the bucket public, or are credentials set?") from e
     try:
         g = zarr.open_group(get_mapper(url, storage_options), mode="r")
     except (zarr.errors.GroupNotFoundError, FileNotFoundError, KeyError):

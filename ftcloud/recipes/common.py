@@ -207,7 +207,7 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1)
     opts = {"runner": runner}
     if runner == "DirectRunner":
         opts.update(direct_num_workers=max(int(workers), 1), direct_running_mode="in_memory")
-    options = PipelineOptions(**opts)
+    options = PipelineOptions(flags=[], **opts)
     try:
         with contextlib.redirect_stderr(io.StringIO()) if log.level > logging.DEBUG else contextlib.nullcontext():
             with beam.Pipeline(options=options) as p:

@@ -61,20 +61,22 @@ def open_era5(url: str, variables=VARIABLES, *, storage_options: dict | None = N
     return ds[list(variables)]
 
 
-def _deaccumulate(tp: np.ndarray, times: pd.DatetimeIndex, idx: np.ndarray, url: str) -> np.ndarray:
-    """Rate (m per hour) over the hour ending at times[idx]: tp(t) - tp(t - 1 h), reset at 00 UTC."""
-    t = times[idx.ravel()]
-    prev_t = t - pd.Timedelta(hours=1)
-    lookup = pd.Index(times)
-    prev_idx = lookup.get_indexer(prev_t)
-    reset = prev_t.hour == 0  # accumulation restarts at 00 UTC: tp(01) is already the 00-01 total
-    need = (~reset) & (prev_idx < 0)
+def _previous_hour(times: pd.DatetimeIndex, idx: np.ndarray, url: str) -> tuple[np.ndarray, np.ndarray]:
+    """For each selected stamp, the index of the stamp one hour earlier and whether tp restarts.
+
+    ERA5-Land ``tp`` accumulates from 00 UTC: the rate over the hour ending at ``t`` is
+    ``tp(t) - tp(t - 1 h)``, except at 01 UTC where ``tp(01)`` already is that hour's total.
+    """
+    prev_t = times[idx.ravel()] - pd.Timedelta(hours=1)
+    prev_idx = pd.Index(times).get_indexer(prev_t)
+    reset = np.asarray(prev_t.hour == 0)
+    need = ~reset & (prev_idx < 0)
     if need.any():
         raise TimeAxisError(
             f"{WHAT} {url}: precipitation de-accumulation needs UTC {prev_t[need][0]:%Y-%m-%d %H:00}, "
             "which the file does not hold (request the hour before each first step)"
         )
-    return prev_idx.reshape(idx.shape), reset.to_numpy().reshape(idx.shape)
+    return prev_idx.reshape(idx.shape), reset.reshape(idx.shape)
 
 
 def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: str = "<memory>") -> xr.Dataset:
@@ -111,7 +113,7 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
             sel = idx[:, None, :]
             for v in ("stl1", "swvl1", "sde"):
                 out[v][:, p, k] = regrid(arrays[v][sel, ii, jj])
-            prev_idx, reset = _deaccumulate(arrays["tp"], times, idx, url)
+            prev_idx, reset = _previous_hour(times, idx, url)
             cur = arrays["tp"][sel, ii, jj]
             prev = np.where(reset[:, None, :], 0.0, arrays["tp"][np.maximum(prev_idx, 0)[:, None, :], ii, jj])
             rate_mm = np.clip((cur - prev) * 1000.0, 0.0, None)  # packing noise can make it slightly negative

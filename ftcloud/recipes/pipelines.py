@@ -63,13 +63,14 @@ class SourceRecipe:
         target = FSSpecTarget(fs=fs, root_path=f"{root_path}/{parent}".rstrip("/"))
         items = list(self.pattern.items())
         opener = self.opener
-        encoding = {"time": self.time_encoding} if self.time_encoding else {}
+        # the encoding given to to_zarr replaces the template's, so it must carry the chunks too
+        encoding = {"time": {**self.time_encoding, "chunks": (self.target_chunks["time"],)}} if self.time_encoding else {}
         store = StoreToZarr(
             combine_dims=self.pattern.combine_dim_keys,
             store_name=store_name,
             target_root=target,
             target_chunks=self.target_chunks,
-            attrs={"ftcloud_status": "incomplete", **self.attrs},
+            attrs=self.attrs,  # no ftcloud_status yet: a group without it reads as incomplete
             encoding=encoding,
         )
         label = self.name

@@ -1,0 +1,300 @@
+"""Every number of the digital twin, in one place.
+
+The values are documented (with the equations they enter) in ``docs/twin.md``; the
+generator records them verbatim in ``truth/parameters.json`` so that a run's provenance
+names the exact twin it was scored against. Override by passing a modified
+:class:`TwinParameters` (``dataclasses.replace``) to :func:`ftcloud.synth.generate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = [
+    "TwinParameters",
+    "ClimateParams",
+    "PrecipParams",
+    "SnowParams",
+    "SoilWaterParams",
+    "TruthParams",
+    "TrendParams",
+    "Era5Errors",
+    "ImergErrors",
+    "SmapErrors",
+    "EsdrErrors",
+    "StationParams",
+    "NETWORKS",
+    "STABILITY_CLASSES",
+    "REGION_CODES",
+    "LAND_COVER_CLASSES",
+    "KOPPEN_CLASSES",
+]
+
+#: permafrost_stability codes (auxiliary file and truth summary).
+STABILITY_CLASSES = {
+    0: "none",
+    1: "very_stable",
+    2: "stable",
+    3: "semi_stable",
+    4: "transitional",
+    5: "unstable",
+    6: "seasonally_frozen_ground",
+}
+#: region codes (China's four geographic regions; 0 = sea / outside).
+REGION_CODES = {0: "none", 1: "qinghai_tibet", 2: "northwest", 3: "north", 4: "south"}
+#: land_cover codes (the CLCD legend).
+LAND_COVER_CLASSES = {
+    1: "cropland",
+    2: "forest",
+    3: "shrub",
+    4: "grassland",
+    5: "water",
+    6: "snow_ice",
+    7: "barren",
+    8: "impervious",
+    9: "wetland",
+}
+#: koppen codes (main Koppen-Geiger groups).
+KOPPEN_CLASSES = {1: "tropical", 2: "arid", 3: "temperate", 4: "cold", 5: "polar"}
+
+
+@dataclass(frozen=True)
+class ClimateParams:
+    """The hidden soil's climate (0-7 cm soil temperature, degC)."""
+
+    # mean annual soil temperature at sea level: m0 + m1*(lat-20) + m2*(lat-20)^2
+    sea_level_mean: tuple = (26.0, -0.25, -0.02)
+    lapse_rate_K_per_km: float = 4.5
+    tci_cooling_K_per_m: float = 0.002  # shaded / wind-swept complex terrain is colder
+    local_anomaly_K: float = 0.8  # microclimate field (value noise, 0.15 deg lattice)
+    local_anomaly_spacing_deg: float = 0.15
+    # annual half-amplitude of the daily mean: a0 + a1*(lat-18) + a2*continentality + a3*elev_km
+    amplitude: tuple = (5.0, 0.30, 2.0, 0.3)
+    coldest_doy: float = 18.0
+    # diurnal half-range of 0-7 cm: d0 + d1*elev_km, times land-cover factor and cloud damping
+    diurnal: tuple = (2.5, 0.8)
+    diurnal_spring_boost: float = 0.25  # +25 % around day 80-170 (dry, sunny spring)
+    cloud_damping: float = 0.55  # diurnal range x (1 - 0.55 * cloudiness)
+    diurnal_peak_hour: float = 14.5  # local solar hour of the 0-7 cm maximum
+    # weather anomaly: sigma(doy) = s0 + s1*cos(2 pi (doy-15)/365.25)  (K)
+    weather_sigma: tuple = (2.4, 0.9)
+    weather_ar1: float = 0.80  # daily AR(1) coefficient of the basis coefficients
+    weather_n_large: int = 20  # Fourier modes, wavelength 6-30 deg
+    weather_n_meso: int = 12  # Fourier modes, wavelength 1.5-4 deg
+    weather_meso_weight: float = 0.45
+    slow_sigma_K: float = 0.25  # slow (seasonal-scale) anomaly, AR(1) 0.98 per day
+    slow_ar1: float = 0.98
+    air_offset_K: float = -2.5  # daily mean air = soil base - 2.5 K (+ 1.2 x weather)
+    air_weather_factor: float = 1.2
+
+
+@dataclass(frozen=True)
+class PrecipParams:
+    """True precipitation: intermittent, monsoonal, falls as snow when cold."""
+
+    occurrence_z: float = 0.4  # wet when the latent field exceeds z0 = 0.4 - 0.6*(m-1)
+    occurrence_season: float = 0.6
+    intensity_power: float = 1.5
+    monsoon_doy: float = 200.0
+    latent_ar1: float = 0.5
+    latent_n_large: int = 16  # wavelength 4-20 deg, AR(1)
+    latent_n_small: int = 16  # wavelength 0.6-2.5 deg, white in time
+    latent_small_weight: float = 0.9
+    storm_local_hour: float = 17.0  # convective peak (local solar), +- N(0, 3 h) per day
+    storm_hour_sd: float = 3.0
+    storm_width_h: tuple = (1.5, 5.5)  # uniform range of the within-day Gaussian width
+
+
+@dataclass(frozen=True)
+class SnowParams:
+    """Degree-day snow pack (truth); ERA5-Land's own version in :class:`Era5Errors`."""
+
+    rain_snow_threshold_C: float = 1.0  # 50 % snow at air temperature 1 degC
+    rain_snow_width_K: float = 0.6
+    melt_threshold_C: float = -1.0
+    degree_day_mm_per_K: float = 4.0
+    sublimation_mm_per_day: float = 0.5
+    density: float = 0.25  # depth = SWE / density
+    # insulation of the soil by snow depth s (m): exp(-s / scale)
+    diurnal_damping_m: float = 0.03
+    weather_damping_m: float = 0.10
+    seasonal_insulation_m: float = 0.25
+
+
+@dataclass(frozen=True)
+class SoilWaterParams:
+    """ERA5-Land layer-1 bucket (0-7 cm = 70 mm)."""
+
+    layer_mm: float = 70.0
+    wilting: float = 0.06
+    field_capacity: tuple = (0.18, 0.12)  # fc = 0.18 + 0.12 * wetness
+    saturation: float = 0.45
+    drainage_per_day: float = 0.25
+    et_per_day: float = 0.015
+    frozen_infiltration: float = 0.2
+    frozen_liquid_residual: float = 0.2  # liquid fraction of frozen soil water
+
+
+@dataclass(frozen=True)
+class TruthParams:
+    """Latent heat and hysteresis of the hidden soil's FT state."""
+
+    zero_curtain_strength: float = 0.75  # T_c = T - s c tanh(T / c)
+    zero_curtain_scale_K: float = 1.5
+    hysteresis_K: float = 0.3  # freeze when T_c < -0.3, thaw when T_c > +0.3
+    overpass_hours: tuple = (6.0, 18.0)
+    spinup_days: int = 31  # the state model starts on the last July 1 at least this long before start
+
+
+@dataclass(frozen=True)
+class TrendParams:
+    """Planted warming, chosen so the truth's frozen-day slopes match the paper's Table 2."""
+
+    reference_year: float = 1980.5
+    # target frozen-day slopes (days/year) per QT permafrost stability class
+    qt_class_slopes: dict = field(
+        default_factory=lambda: {1: -0.31, 2: -0.22, 3: -0.11, 4: -0.09, 5: -0.05, 6: -0.02}
+    )
+    region_slopes: dict = field(default_factory=lambda: {2: -0.32, 3: -0.29})
+    default_warming_K_per_yr: float = 0.025  # where nothing freezes (south, QT class 0)
+    # MAGT_1980 class edges (degC): very stable < -5 <= stable < -3 <= semi < -1.5 <= trans < -0.5 <= unstable <= 0.5 < SFG
+    class_edges: tuple = (-5.0, -3.0, -1.5, -0.5, 0.5)
+    sensitivity_floor: float = 0.3  # sqrt(A^2-M^2) >= 0.3 A in dFD/dT
+    # the analytic dFD/dT ignores weather noise, snow and hysteresis; the realised
+    # sensitivity is smaller, so the rate is scaled up by this factor (calibrated on demo)
+    sensitivity_correction: float = 1.0
+
+
+@dataclass(frozen=True)
+class Era5Errors:
+    """How ERA5-Land sees the hidden soil."""
+
+    lapse_rate_K_per_km: float = 5.0  # smoothed orography (3x3 at 0.1 deg), different lapse rate
+    smoothing_offset_deg: float = 0.1
+    land_cover_bias_K: dict = field(
+        default_factory=lambda: {1: 0.5, 2: -1.2, 3: -0.3, 4: -0.5, 5: -0.5, 6: -1.0, 7: 0.8, 8: 1.0, 9: -0.5}
+    )
+    tci_bias_K_per_m: float = -0.004
+    amplitude_factor: float = 1.05
+    diurnal_factor: float = 1.25
+    diurnal_peak_hour: float = 13.5
+    zero_curtain_strength: float = 0.4
+    zero_curtain_scale_K: float = 1.0
+    noise_sigma_K: float = 0.5  # AR(1) per grid point and day
+    noise_ar1: float = 0.7
+    hourly_noise_K: float = 0.1
+    snowfall_factor: float = 1.35
+    melt_threshold_offset: tuple = (0.8, 1.2)  # N(mean, sd) per point and year (K): late / early melt
+    degree_day_factor: float = 0.85
+    precip_factor_plateau: float = 0.25  # x (1 + 0.25 * plateau)
+    precip_timing_shift_h: float = 1.0
+    precip_width_factor: float = 1.3
+
+
+@dataclass(frozen=True)
+class ImergErrors:
+    lognormal_sigma: float = 0.6
+    detection_threshold_mm_h: float = 0.1
+    miss_probability: float = 0.5
+    snow_factor: float = 0.6
+
+
+@dataclass(frozen=True)
+class SmapErrors:
+    """SMAP_E_FT = truth + class-dependent misclassification + missing swaths."""
+
+    frozen_as_thawed: float = 0.05
+    thawed_as_frozen: float = 0.025
+    near_zero_frozen: float = 0.14  # x exp(-|T| / 1.5 K)
+    near_zero_thawed: float = 0.10
+    near_zero_scale_K: float = 1.5
+    wet_snow: float = 0.30  # frozen soil under wet snow (air > 0 degC) reads thawed
+    transition_season: float = 0.04  # Feb-Apr, Oct-Nov
+    tci_per_400m: float = 0.06
+    open_water: float = 0.20  # x open-water fraction
+    pixel_year_sd: float = 0.03  # persistent per pixel-year reference error
+    error_ar1: float = 0.5  # day-to-day correlation of the error draws
+    water_fill_fraction: float = 0.5  # open water above this -> fill
+    swath_period_km: float = 2300.0
+    swath_gap_fraction: dict = field(default_factory=lambda: {"AM": 0.18, "PM": 0.26})
+    swath_angle_deg: dict = field(default_factory=lambda: {"AM": 78.0, "PM": 102.0})
+    swath_daily_shift: float = 0.375  # of a period per day
+    day_missing_probability: float = 0.01
+    outages: tuple = (("2019-06-19", "2019-07-23"),)  # SMAP safe mode
+
+
+@dataclass(frozen=True)
+class EsdrErrors:
+    """ESDR_FT = 25 km majority of the truth, smoothed in time, with its own errors."""
+
+    smoothing_weight_today: float = 0.6  # g = 0.6 f + 0.4 g_prev
+    frozen_as_thawed: float = 0.02
+    thawed_as_frozen: float = 0.04
+    near_zero_frozen: float = 0.04
+    cold_thawed: float = 0.16  # x exp(-T / 3 K) for thawed soil at T > 0
+    cold_thawed_scale_K: float = 3.0
+    transition_season: float = 0.03
+    error_ar1: float = 0.3
+    day_missing_probability: float = 0.015
+
+
+@dataclass(frozen=True)
+class StationParams:
+    """In-situ 5 cm networks and CMA 0 cm stations."""
+
+    insitu_period: tuple = ("2018-01-01", "2020-12-31")
+    diurnal_damping_5cm: float = 0.85
+    lag_5cm_h: float = 0.5
+    noise_5cm_K: float = 0.15
+    offset_5cm_K: float = 0.3
+    single_gap_probability: float = 0.005
+    outages_per_station_year: float = 1.0
+    outage_days: tuple = (1, 20)
+    cma_density_km2: float = 12000.0
+    cma_min_stations: int = 5
+    surface_diurnal_factor: float = 1.7  # 0 cm vs 0-7 cm diurnal half-range
+    surface_peak_hour: float = 13.0
+    surface_weather_factor: float = 1.2
+    surface_noise_K: float = 0.5
+    cma_missing_probability: float = 0.01
+
+
+#: the six dense networks: name, lon, lat, stations, depth (cm), radius (km), first, last day
+NETWORKS = (
+    ("Genhe", 121.5, 50.8, 18, 5, 40.0, "2018-04-01", "2020-12-31"),
+    ("Saihanba", 117.3, 42.3, 11, 5, 30.0, "2018-09-01", "2020-12-31"),
+    ("SDR", 116.0, 42.0, 27, 3, 35.0, "2018-09-01", "2020-12-31"),
+    ("Maqu", 101.9, 33.9, 19, 5, 40.0, "2018-01-01", "2020-12-31"),
+    ("Naqu", 92.0, 31.4, 33, 5, 50.0, "2018-01-01", "2019-12-31"),
+    ("Pali", 89.1, 27.8, 13, 5, 30.0, "2018-01-01", "2020-12-31"),
+)
+
+
+@dataclass(frozen=True)
+class TwinParameters:
+    """All parameters of the twin (see docs/twin.md)."""
+
+    climate: ClimateParams = field(default_factory=ClimateParams)
+    precip: PrecipParams = field(default_factory=PrecipParams)
+    snow: SnowParams = field(default_factory=SnowParams)
+    soil_water: SoilWaterParams = field(default_factory=SoilWaterParams)
+    truth: TruthParams = field(default_factory=TruthParams)
+    trend: TrendParams = field(default_factory=TrendParams)
+    era5: Era5Errors = field(default_factory=Era5Errors)
+    imerg: ImergErrors = field(default_factory=ImergErrors)
+    smap: SmapErrors = field(default_factory=SmapErrors)
+    esdr: EsdrErrors = field(default_factory=EsdrErrors)
+    stations: StationParams = field(default_factory=StationParams)
+
+    def to_dict(self) -> dict:
+        """JSON-ready nested dict (dict keys become strings)."""
+
+        def conv(o):
+            if isinstance(o, dict):
+                return {str(k): conv(v) for k, v in o.items()}
+            if isinstance(o, (list, tuple)):
+                return [conv(v) for v in o]
+            return o
+
+        return conv(dataclasses.asdict(self))
