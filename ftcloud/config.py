@@ -58,8 +58,19 @@ def _merge(base: dict, new: Mapping, where: str, strict: bool = True, prefix: st
     return out
 
 
+def _normalise(v: Any) -> Any:
+    """YAML turns 2001-01-01 into a date; ftcloud keeps dates as ISO strings."""
+    import datetime as dt
+
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()[:10]
+    if isinstance(v, Mapping):
+        return {k: _normalise(x) for k, x in v.items()}
+    return v
+
+
 def _parse_env_value(text: str) -> Any:
-    return yaml.safe_load(text)
+    return _normalise(yaml.safe_load(text))
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict:
@@ -87,6 +98,7 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         if not isinstance(user, Mapping):
             raise ValidationError(f"{path}: a run config must be a YAML mapping, got {type(user).__name__}")
         _check_no_secrets(user, str(path))
+        user = _normalise(user)
         cfg = _merge(cfg, user, str(path))
     cfg = _merge(cfg, env_overrides(environ), "environment")
     return cfg
