@@ -46,6 +46,21 @@ def twin_parameters(source: str, storage_options: dict | None = None) -> dict | 
         return json.load(f)
 
 
+def twin_defaults(params: dict | None) -> dict:
+    """Region, period, targets start and IMERG window recorded by the twin (empty if none)."""
+    if not params:
+        return {}
+    period = params.get("period", {})
+    region = params.get("region", {})
+    return {
+        "region": region.get("name") if isinstance(region, dict) else region,
+        "start": period.get("start"),
+        "end": period.get("end"),
+        "targets_start": period.get("targets_start"),
+        "imerg": period.get("imerg"),
+    }
+
+
 def _sizes(urls: list[str], storage_options) -> tuple[int, list[str]]:
     total, missing = 0, []
     if not urls:
@@ -133,13 +148,13 @@ def ingest(
     from ftcloud.config import get_options
 
     opts = get_options()
-    params = twin_parameters(source, source_storage_options) or {}
+    params = twin_defaults(twin_parameters(source, source_storage_options))
     region = region or params.get("region") or opts["region"]
     start = pd.Timestamp(start or params.get("start") or opts["start"]).strftime("%Y-%m-%d")
     end = pd.Timestamp(end or params.get("end") or opts["end"]).strftime("%Y-%m-%d")
     targets_start = targets_start or params.get("targets_start") or opts["targets_start"]
-    if imerg is None and params.get("imerg_start"):
-        imerg = (params["imerg_start"], params.get("imerg_end"))
+    if imerg is None and params.get("imerg"):
+        imerg = tuple(params["imerg"])
     chunks = chunks or opts["chunks"]
     window = region_window(region)
     recipes = plan(source, window, start, end, targets_start, chunks, sources, source_storage_options, imerg)

@@ -127,7 +127,7 @@ def imerg_day(root: str, day: pd.Timestamp, window: GridWindow, storage_options:
         "grid_mapping": "crs",
         "coordinates": "lat lon",
     }
-    ds = ds.assign_coords(pass_=("pass", list(PASSES)), step=("step", np.arange(3, dtype="i1"))).rename({"pass_": "pass"})
+    ds = ds.assign_coords({"pass": ("pass", list(PASSES)), "step": ("step", np.arange(3, dtype="i1"))})
     ds["crs"] = window.template()["crs"]
     return set_time(ds.set_coords("crs"), pd.DatetimeIndex([day]))
 
@@ -136,8 +136,12 @@ def imerg_day(root: str, day: pd.Timestamp, window: GridWindow, storage_options:
 # Statics
 
 
-def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storage_options: dict | None = None) -> xr.Dataset:
-    """TCI, open-water fraction, lat, lon (from a SMAP granule) plus the auxiliary class maps."""
+def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storage_options: dict | None = None,
+                         rows: slice = slice(None)) -> xr.Dataset:
+    """TCI, open-water fraction, lat, lon (from a SMAP granule) plus the auxiliary class maps.
+
+    ``rows`` selects a block of the window's rows (the recipe writes statics in row blocks).
+    """
     smap = open_smap(smap_url, storage_options=storage_options)
     require_variables(smap, ["terrain_complexity_index", "open_water_body_fraction", "x", "y"], smap_url, SMAP_WHAT)
     rows, cols = _window_slice(smap["x"].values, smap["y"].values, window, smap_url, SMAP_WHAT)
@@ -161,7 +165,7 @@ def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storag
     for v in out.data_vars:
         out[v].attrs.update(grid_mapping="crs", coordinates="lat lon")
     out["crs"] = window.template()["crs"]
-    return out.set_coords("crs")
+    return out.set_coords("crs").isel(y=rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -187,7 +191,7 @@ def read_network_station(url: str, times: pd.DatetimeIndex, storage_options: dic
 def networks_dataset(meta: pd.DataFrame, series: np.ndarray, times: pd.DatetimeIndex, window: GridWindow) -> xr.Dataset:
     ds = xr.Dataset(
         {"tsoil": (("station", "time"), series, {"units": "degC", "standard_name": "soil_temperature", "long_name": "in-situ soil temperature"})},
-        coords={"station": ("station", meta["station"].astype(str).to_numpy()), "time": ("time", times.values)},
+        coords={"station": ("station", meta["station"].astype(str).to_numpy().astype("U32")), "time": ("time", times.values)},
     )
     ds = ds.assign_coords(station_pixel_coords(meta, window))
     ds["time"].encoding = dict(TIME_ENCODING_30MIN)
@@ -211,7 +215,7 @@ def station_pixel_coords(meta: pd.DataFrame, window: GridWindow) -> dict:
     for col in ("network", "elevation_m", "depth_cm"):
         if col in meta.columns:
             vals = meta[col].to_numpy()
-            coords[col] = ("station", vals.astype(str) if vals.dtype == object else vals)
+            coords[col] = ("station", vals.astype(str).astype("U32") if vals.dtype == object else vals)
     return coords
 
 
@@ -226,7 +230,7 @@ def read_cma(url_stations: str, url_daily: str, days: pd.DatetimeIndex, window: 
         d = df[df.duplicated(["station", "date"])].iloc[0]
         raise ValidationError(f"CMA daily file {url_daily}: duplicate record for station {d['station']} on {d['date']:%Y-%m-%d}")
     meta = meta.sort_values("station").reset_index(drop=True)
-    stations = meta["station"].astype(str).to_numpy()
+    stations = meta["station"].astype(str).to_numpy().astype("U32")
     df["station"] = df["station"].astype(str)
     out = {}
     for v in ("t0_min_degC", "t0_max_degC"):

@@ -159,15 +159,20 @@ def first_smap_url(source: str, start, end, storage_options=None) -> str:
     return targets.smap_url(source, pd.Timestamp(start))  # the opener will report it missing
 
 
-def _open_statics(_key, *, smap_url, aux_url, window, storage_options):
-    return others.statics_from_sources(smap_url, aux_url, window, storage_options)
+def _open_statics(key, *, blocks, smap_url, aux_url, window, storage_options):
+    rows = blocks[key]
+    return others.statics_from_sources(smap_url, aux_url, window, storage_options, rows=rows)
 
 
-def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_options=None) -> SourceRecipe:
+def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_options=None, tile: int = 128) -> SourceRecipe:
+    """Static layers, written in row blocks of ``tile`` (pangeo-forge needs a concat dimension)."""
     aux_url = f"{source.rstrip('/')}/auxiliary/auxiliary_9km.nc"
-    pattern = _pattern(lambda layer: f"{source}/statics#{layer}", "layer", ["all"], merge=True)
-    opener = functools.partial(_open_statics, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options)
-    return SourceRecipe("statics", pattern, opener, {}, time_encoding=None)
+    starts = list(range(0, window.shape[0], tile))
+    blocks = {f"{source}/statics#rows{r}": slice(r, min(r + tile, window.shape[0])) for r in starts}
+    pattern = _pattern(lambda y: f"{source}/statics#rows{y}", "y", starts)
+    opener = functools.partial(_open_statics, blocks=blocks, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options)
+    chunks = chunk_plan({"y": window.shape[0], "x": window.shape[1]}, {"y": tile, "x": tile})
+    return SourceRecipe("statics", pattern, opener, chunks, time_encoding=None)
 
 
 def _open_station(url, *, meta, times, window, storage_options):
@@ -208,7 +213,7 @@ def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None
     if not fs.exists(path):
         return None
     days = daily_index(start, end)
-    pattern = _pattern(lambda part: f"{source}/insitu/cma#{part}", "part", ["all"], merge=True)
+    pattern = _pattern(lambda station: f"{source}/insitu/cma#{station}", "station", ["all"])
     opener = functools.partial(_open_cma, source=source, days=days, window=window, storage_options=storage_options)
-    return SourceRecipe("cma", pattern, opener, {"time": int(min(len(days), 14976))})
+    return SourceRecipe("cma", pattern, opener, {"time": len(days)})
 

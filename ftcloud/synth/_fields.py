@@ -23,7 +23,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 # stream ids (never reuse one for two purposes)
 S_MASSIF, S_LAKE, S_LOCAL, S_VALLEY, S_DETAIL, S_PRECIP_MOD = 1, 2, 3, 4, 5, 6
 S_WEATHER_L, S_WEATHER_M, S_SLOW, S_PLAT, S_PLAT_S, S_STORM = 10, 11, 12, 13, 14, 15
-S_ERA_NOISE, S_ERA_HOUR, S_ERA_MELT, S_IMERG, S_IMERG_DET = 20, 21, 22, 23, 24
+S_ERA_NOISE, S_ERA_HOUR, S_ERA_MELT, S_IMERG, S_IMERG_DET, S_ERA_FIELD = 20, 21, 22, 23, 24, 25
 S_SMAP_ERR, S_SMAP_PIXYEAR, S_SMAP_DAY, S_ESDR_ERR, S_ESDR_DAY = 30, 31, 32, 33, 34
 S_STATIONS, S_ST_NOISE, S_ST_GAP, S_CMA, S_CMA_NOISE, S_ST_OUTAGE = 40, 41, 42, 43, 44, 45
 S_LANDCOVER = 50
@@ -92,16 +92,26 @@ class FourierModes:
 
 
 def ar1_series(seed: int, stream: int, ndays: int, ncomp: int, phi: float) -> np.ndarray:
-    """(ndays, ncomp) stationary unit-variance AR(1) series; prefix-stable in ``ndays``."""
-    from scipy.signal import lfilter
+    """(ndays, ncomp) stationary unit-variance AR(1) series; prefix-stable in ``ndays``.
 
+    x[0] = e[0]; x[n] = phi x[n-1] + sqrt(1 - phi^2) e[n], computed in blocks of 64 days
+    with a lower-triangular matrix of powers of phi.
+    """
     rng = np.random.default_rng([seed, stream, 11])
     eps = rng.standard_normal((ndays, ncomp))
     out = np.empty_like(eps)
     out[0] = eps[0]
-    if ndays > 1:
-        zi = (phi * eps[0])[None, :]
-        out[1:], _ = lfilter([np.sqrt(1 - phi * phi)], [1.0, -phi], eps[1:], axis=0, zi=zi)
+    B = 64
+    k = np.arange(B)
+    L = np.where(k[:, None] >= k[None, :], phi ** np.maximum(k[:, None] - k[None, :], 0), 0.0) * np.sqrt(1 - phi * phi)
+    pw = phi ** (k + 1)
+    x = out[0]
+    for i0 in range(1, ndays, B):
+        e = eps[i0 : i0 + B]
+        nb = e.shape[0]
+        blk = pw[:nb, None] * x[None, :] + L[:nb, :nb] @ e
+        out[i0 : i0 + nb] = blk
+        x = blk[-1]
     return out
 
 
@@ -246,7 +256,7 @@ class World:
         lat = np.asarray(lat, "f8")
         p = 80.0 + 1700.0 * sig((lon - 95.0) / 6.0) * sig((38.0 - lat) / 3.5)
         p += 450.0 * np.exp(-(((lon - 124.0) / 7.0) ** 2) - ((lat - 47.0) / 6.0) ** 2)
-        p *= 1.0 - 0.4 * plateau(lon, lat)
+        p *= 1.0 - 0.55 * plateau(lon, lat)
         p *= 1.0 + 0.15 * self.precip_mod_modes.field(lon, lat)
         return np.maximum(p, 30.0)
 

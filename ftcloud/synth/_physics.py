@@ -82,12 +82,15 @@ class Twin:
         self.modes_zl = F.FourierModes(seed, F.S_PLAT, pr.latent_n_large, 4.0, 20.0)
         self.modes_zs = F.FourierModes(seed, F.S_PLAT_S, pr.latent_n_small, 0.6, 2.5)
         self.modes_storm = F.FourierModes(seed, F.S_STORM, 4, 5.0, 15.0)
+        e = params.era5
+        self.modes_ee = F.FourierModes(seed, F.S_ERA_FIELD, e.error_field_modes, *e.error_field_wavelength_deg)
         nd = max(_LAST_SERIES_DAY, last_day + 40)
         self.ser_wl = F.ar1_series(seed, F.S_WEATHER_L, nd, c.weather_n_large, c.weather_ar1)
         self.ser_wm = F.ar1_series(seed, F.S_WEATHER_M, nd, c.weather_n_meso, c.weather_ar1)
         self.ser_slow = F.ar1_series(seed, F.S_SLOW, nd, 6, c.slow_ar1)
         self.ser_zl = F.ar1_series(seed, F.S_PLAT, nd, pr.latent_n_large, pr.latent_ar1)
         self.ser_zs = F.ar1_series(seed, F.S_PLAT_S, nd, pr.latent_n_small, 0.0)
+        self.ser_ee = F.ar1_series(seed, F.S_ERA_FIELD, nd, e.error_field_modes, e.error_field_ar1)
         days = np.arange(nd)
         self.storm_shift = F.hash_normal(seed, F.S_STORM, days, 0)
         self.storm_width = F.hash_uniform(seed, F.S_STORM, days, 1)
@@ -110,6 +113,7 @@ class Variant:
     snow: str = "truth"  # which snow pack insulates: truth / era5
     insulated: bool = True
     clip_on_snow: bool = False
+    lead_days: float = 0.0  # phase lead of the annual cycle
 
 
 class PointSet:
@@ -148,7 +152,9 @@ class PointSet:
         self.D0 = (c.diurnal[0] + c.diurnal[1] * zkm) * lcf
         # precipitation climatology
         self.wetness = np.clip((self.p_ann - 100.0) / 800.0, 0.0, 1.0)
-        self.monsoon = 0.35 + 0.55 * np.minimum(1.5 * self.wetness, 1.0)
+        k0, k1 = p.precip.monsoon_kappa
+        self.kappa = k0 + k1 * np.minimum(1.5 * self.wetness, 1.0)
+        self.i0kappa = np.i0(self.kappa)
         # basis matrices
         bl = twin.modes_wl.basis(lon, lat)
         bm = c.weather_meso_weight * twin.modes_wm.basis(lon, lat)
@@ -213,11 +219,14 @@ class PointSet:
             for dy in (-d, 0.0, d):
                 zs += self.twin.world.elevation(self.lon + dx, self.lat + dy) / 9.0
         self.elev_smooth = zs
+        b = self.twin.modes_ee.basis(self.lon, self.lat)
+        self.bee = b / np.sqrt((b**2).sum(axis=1, keepdims=True))
         lcb = np.vectorize(lambda k: e.land_cover_bias_K.get(int(k), 0.0))(self.land_cover).astype("f8")
-        M0 = self.m_sl - e.lapse_rate_K_per_km * zs / 1000.0 + lcb + e.tci_bias_K_per_m * self.tci
+        zk = zs / 1000.0
+        M0 = self.m_sl - c.lapse_rate_K_per_km * zk - e.lapse_error_K_per_km * (zk - 3.0) + lcb + e.tci_bias_K_per_m * self.tci
         self.variants["era5"] = Variant("era5", M0, self.A * e.amplitude_factor, self.D0 * e.diurnal_factor,
                                         self.warming, e.diurnal_peak_hour, e.zero_curtain_strength,
-                                        e.zero_curtain_scale_K, snow="era5")
+                                        e.zero_curtain_scale_K, snow="era5", lead_days=e.season_lead_days)
 
     def add_station_variants(self):
         p = self.twin.p
@@ -235,8 +244,11 @@ class Daily:
 
     Stateless fields (weather, precipitation) are functions of the day; the snow packs,
     the ERA5 soil-water bucket and the ERA5 noise are recursions carried across chunks.
-    Snow/water values are the state at 00 UTC of the day.
+    "Boundary" arrays (:data:`BOUNDARY`) hold values at 00 UTC of days ``lo .. hi``
+    (one row more than the daily arrays) so that instants can be interpolated.
     """
+
+    BOUNDARY = ("W0", "SL", "swe", "swe_e", "theta", "noise", "eerr")
 
     def __init__(self, ps: PointSet, first_day: int, era5: bool = False, stateful: bool = True):
         self.ps = ps
@@ -251,10 +263,11 @@ class Daily:
             self.swe_e = np.zeros(n)
             sw = self.twin.p.soil_water
             self.theta = sw.field_capacity[0] + sw.field_capacity[1] * ps.wetness
-            self.noise = F.hash_normal(self.twin.seed, F.S_ERA_NOISE, ps.k1, ps.k2, first_day - 1)
+            self.noise = F.hash_normal(self.twin.seed, F.S_ERA_NOISE, ps.k1, ps.k2, first_day)
 
     # -- stateless daily fields ---------------------------------------------------------
     def stateless(self, days: np.ndarray, variant: str = "truth") -> dict:
+        """Daily fields for ``days``; W0/SL have one extra row (00 UTC of the day after)."""
         twin, ps, p = self.twin, self.ps, self.twin.p
         c, pr, sn = p.climate, p.precip, p.snow
         days = np.asarray(days, np.int64)
@@ -266,7 +279,7 @@ class Daily:
         Z = zc @ ps.bz.T
         tmid = days[:, None] + 0.5
         doy = np.mod(tmid, YEAR)
-        m = 1.0 + ps.monsoon[None, :] * np.cos(2 * np.pi * (doy - pr.monsoon_doy) / YEAR)
+        m = np.exp(ps.kappa[None, :] * np.cos(2 * np.pi * (doy - pr.monsoon_doy) / YEAR)) / ps.i0kappa[None, :]
         z0 = pr.occurrence_z - pr.occurrence_season * (m - 1.0)
         ex = np.interp(z0, _ZGRID, twin.excess)
         P = ps.p_ann[None, :] / YEAR * m * np.maximum(Z - z0, 0.0) ** pr.intensity_power / ex
@@ -279,7 +292,7 @@ class Daily:
         v = ps.variants[variant]
         yr = 1950.0 + tmid / YEAR
         base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * 0.5 * (SL[:-1] + SL[1:])
-                + v.A * -np.cos(2 * np.pi * (tmid - (c.coldest_doy - 1)) / YEAR))
+                + v.A * -np.cos(2 * np.pi * (tmid + v.lead_days - (c.coldest_doy - 1)) / YEAR))
         sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
         Ta = base + c.air_offset_K + c.air_weather_factor * sigw * 0.5 * (W0[:-1] + W0[1:])
         fs = F.sig((sn.rain_snow_threshold_C - Ta) / sn.rain_snow_width_K)
@@ -291,52 +304,59 @@ class Daily:
         if hi <= self.hi:
             return
         days = np.arange(self.hi, hi)
-        d = self.stateless(days, "truth")
-        out = {k: v[:-1] if k in ("W0", "SL") else v for k, v in d.items()}
+        out = self.stateless(days, "truth")
         if self.stateful:
-            out["swe"], out["melt"] = self._snow(days, d["P"], d["fs"], d["Ta"], era5=False)
+            out["swe"], out["melt"] = self._snow(days, out["P"], out["fs"], out["Ta"], era5=False)
         if self.era5:
             de = self.stateless(days, "era5")
             out["Ta_e"] = de["Ta"]
             out["fs_e"] = de["fs"]
-            out["swe_e"], out["melt_e"] = self._snow(days, d["P"], de["fs"], de["Ta"], era5=True)
-            out["theta"] = self._bucket(d["P"] * (1 - de["fs"]) * self._era_pfac(), out["melt_e"], de["Ta"])
+            out["swe_e"], out["melt_e"] = self._snow(days, out["P"], de["fs"], de["Ta"], era5=True)
+            out["theta"] = self._bucket(out["P"] * (1 - de["fs"]) * self._era_pfac(), out["melt_e"], de["Ta"])
             out["noise"] = self._noise(days)
+            out["eerr"] = self.twin.ser_ee[np.append(days, days[-1] + 1)] @ self.ps.bee.T
         for k, v in out.items():
-            self.a[k] = v if k not in self.a else np.concatenate([self.a[k], v], axis=0)
+            if k not in self.a:
+                self.a[k] = v
+            elif k in self.BOUNDARY:
+                self.a[k] = np.concatenate([self.a[k][:-1], v], axis=0)
+            else:
+                self.a[k] = np.concatenate([self.a[k], v], axis=0)
         self.hi = hi
-        # keep W0/SL one day ahead for interpolation
-        self._tail = {"W0": d["W0"][-1:], "SL": d["SL"][-1:]}
 
     def _era_pfac(self):
         return 1.0 + self.twin.p.era5.precip_factor_plateau * self.ps.plat
 
     def _snow(self, days, P, fs, Ta, era5: bool):
+        """SWE (mm) at 00 UTC of days[0] .. days[-1] + 1, and the daily melt (mm)."""
         sn = self.twin.p.snow
         e = self.twin.p.era5
         swe = self.swe_e if era5 else self.swe
-        out = np.empty((days.size, self.ps.n))
-        melt_out = np.empty_like(out)
+        out = np.empty((days.size + 1, self.ps.n))
+        melt_out = np.empty((days.size, self.ps.n))
         snowfall = P * fs
         tm = np.full(self.ps.n, sn.melt_threshold_C)
-        ddf = sn.degree_day_mm_per_K
+        ddf, rad = sn.degree_day_mm_per_K, sn.radiation_melt_mm_per_day
         if era5:
             snowfall = snowfall * e.snowfall_factor * self._era_pfac()
-            ddf = ddf * e.degree_day_factor
+            ddf, rad = ddf * e.degree_day_factor, rad * e.degree_day_factor
+        years = (days + 0.5) / YEAR + 1950.0
         cur_year = None
-        for i, n in enumerate(days):
+        for i in range(days.size):
             if era5:
-                year = int(str(day_to_date(n))[:4])
+                year = int(np.floor(years[i]))
                 if year != cur_year:
                     cur_year = year
                     mu, sd = e.melt_threshold_offset
                     tm = sn.melt_threshold_C + mu + sd * F.hash_normal(self.twin.seed, F.S_ERA_MELT, self.ps.k1, self.ps.k2, year)
             out[i] = swe
             swe = swe + snowfall[i]
-            melt = np.minimum(swe, ddf * np.maximum(Ta[i] - tm, 0.0))
-            swe = swe - melt
-            swe = np.maximum(swe - sn.sublimation_mm_per_day, 0.0)
+            dT = Ta[i] - tm
+            pot = ddf * np.maximum(dT, 0.0) + rad * np.clip(1.0 + dT / sn.radiation_melt_range_K, 0.0, 1.0)
+            melt = np.minimum(swe, pot)
+            swe = np.maximum(swe - melt - sn.sublimation_mm_per_day, 0.0)
             melt_out[i] = melt
+        out[-1] = swe
         if era5:
             self.swe_e = swe
         else:
@@ -348,7 +368,7 @@ class Daily:
         ps = self.ps
         fc = sw.field_capacity[0] + sw.field_capacity[1] * ps.wetness
         th = self.theta
-        out = np.empty_like(rain)
+        out = np.empty((rain.shape[0] + 1, ps.n))
         for i in range(rain.shape[0]):
             out[i] = th
             frozen = (Ta[i] - self.twin.p.climate.air_offset_K) < -0.5
@@ -357,18 +377,20 @@ class Daily:
             th = th - sw.drainage_per_day * np.maximum(th - fc, 0.0)
             et = sw.et_per_day * np.clip(Ta[i], 0.0, 20.0) / 20.0 * np.clip((th - sw.wilting) / (fc - sw.wilting), 0, 1)
             th = np.maximum(th - np.where(frozen, 0.0, et), sw.wilting * 0.8)
+        out[-1] = th
         self.theta = th
         return out
 
     def _noise(self, days):
         e = self.twin.p.era5
         ps = self.ps
-        out = np.empty((days.size, ps.n))
+        out = np.empty((days.size + 1, ps.n))
         x = self.noise
         phi = e.noise_ar1
         for i, n in enumerate(days):
-            x = phi * x + np.sqrt(1 - phi * phi) * F.hash_normal(self.twin.seed, F.S_ERA_NOISE, ps.k1, ps.k2, n)
             out[i] = x
+            x = phi * x + np.sqrt(1 - phi * phi) * F.hash_normal(self.twin.seed, F.S_ERA_NOISE, ps.k1, ps.k2, n + 1)
+        out[-1] = x
         self.noise = x
         return out
 
@@ -382,15 +404,19 @@ class Daily:
         self.lo = lo
 
 
+def _take(arr: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """arr[i[r, c], c] for an (ndays, npts) array and row indices i (nt, npts)."""
+    n = arr.shape[1]
+    flat = i * n + np.arange(n)
+    return np.take(arr.ravel(), flat)
+
+
 def _interp_daily(daily: Daily, key: str, i, fr):
+    """Linear interpolation of a boundary array between 00 UTC values."""
     arr = daily.a[key]
-    if key in ("W0", "SL"):
-        arr = np.concatenate([arr, daily._tail[key]], axis=0)
-    else:  # state at the next 00 UTC: repeat the last row if needed
-        arr = np.concatenate([arr, arr[-1:]], axis=0)
-    a0 = np.take_along_axis(arr, i, axis=0)
-    a1 = np.take_along_axis(arr, i + 1, axis=0)
-    return a0 * (1 - fr) + a1 * fr
+    a0 = _take(arr, i)
+    a1 = _take(arr, i + 1)
+    return a0 + (a1 - a0) * fr
 
 
 def temperature(daily: Daily, variant: str, t, extras: bool = False):
@@ -409,16 +435,16 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
     SL = _interp_daily(daily, "SL", i, fr)
     yr = 1950.0 + t / YEAR
     base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * SL
-            + v.A * -np.cos(2 * np.pi * (t - (c.coldest_doy - 1)) / YEAR))
+            + v.A * -np.cos(2 * np.pi * (t + v.lead_days - (c.coldest_doy - 1)) / YEAR))
     doy = np.mod(t, YEAR)
     sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
     spring = np.exp(-(((doy - 125.0) / 45.0) ** 2))
-    cl = np.take_along_axis(daily.a["cl"], i, axis=0)
+    cl = _take(daily.a["cl"], i)
     D = v.D0 * (1 + c.diurnal_spring_boost * spring) * (1 - c.cloud_damping * cl)
     lsh = np.mod(fr * 24.0 + ps.lon / 15.0, 24.0)
     f = diurnal_shape(lsh, v.peak)
     swe_key = "swe_e" if v.snow == "era5" else "swe"
-    sd = _interp_daily(daily, swe_key, i, fr) / 1000.0 / sn.density
+    sd = _interp_daily(daily, swe_key, i, fr) * (1.0 / 1000.0 / sn.density)
     weather = v.weather * sigw * W
     if v.insulated:
         ks = np.exp(-sd / sn.seasonal_insulation_m)
@@ -432,7 +458,7 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
             T = np.where(sd > 0.02, np.minimum(T, 0.0), T)
     if variant == "era5":
         e = p.era5
-        T = T + e.noise_sigma_K * _interp_daily(daily, "noise", i, fr)
+        T = T + e.noise_sigma_K * _interp_daily(daily, "noise", i, fr) + e.error_field_sigma_K * _interp_daily(daily, "eerr", i, fr)
         hour = np.round(t * 24.0).astype(np.int64)
         T = T + e.hourly_noise_K * F.hash_normal(ps.twin.seed, F.S_ERA_HOUR, ps.k1, ps.k2, hour)
     Tc = compress(T, v.cs, v.cc)

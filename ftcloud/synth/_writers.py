@@ -87,7 +87,7 @@ ERA5_VARS = {
 }
 
 
-def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, history: str, complevel: int = 2):
+def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, history: str, complevel: int = 1):
     """One monthly ERA5-Land file; ``times`` datetime64[h]; ``data[name]`` (time, lat, lon) float."""
     nt = len(times)
     hours = ((times.astype("datetime64[h]") - ERA5_EPOCH).astype(np.int64)).astype(np.int32)
@@ -118,6 +118,7 @@ def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, hist
                     name, "i2", ("time", "latitude", "longitude"), fill_value=ERA5_FILL, zlib=True,
                     complevel=complevel, shuffle=True, chunksizes=(min(per_day, nt), len(lats), len(lons)),
                 )
+                var.set_auto_maskandscale(False)
                 var.setncattr("scale_factor", scale)
                 var.setncattr("add_offset", offset)
                 var.setncattr("missing_value", ERA5_FILL)
@@ -390,27 +391,39 @@ class TruthFile(YearFile):
         self.ds["ft"][:, i0 : i0 + len(dates)] = ft
 
 
-def write_grid_file(path: Path, window: GridWindow, variables: dict, attrs: dict, extra_dims: dict | None = None):
-    """A NetCDF file of 2-D (y, x) [or (dim, y, x)] variables on an EASE2 window.
+def write_grid_file(path: Path, window: GridWindow, variables: dict, attrs: dict, extra_dims: dict | None = None,
+                    extra_vars: dict | None = None):
+    """A NetCDF file of 2-D (y, x) [or (dim, ..., y, x)] variables on an EASE2 window.
 
-    ``variables[name] = (dims, array, var_attrs)``; dims omit y/x if 2-D.
+    ``variables[name] = (dims, array, var_attrs)`` with dims omitting y/x;
+    ``extra_dims[name] = coordinate values``; ``extra_vars`` as variables but without y/x.
     """
     with atomic(path) as tmp:
         ds = _nc(tmp)
         try:
             _xy(ds, window, latlon=True)
             for dname, coord in (extra_dims or {}).items():
+                coord = np.asarray(coord)
                 ds.createDimension(dname, len(coord))
-                v = ds.createVariable(dname, np.asarray(coord).dtype, (dname,), fill_value=False)
-                v[:] = np.asarray(coord)
-            for name, (dims, arr, vattrs) in variables.items():
-                arr = np.asarray(arr)
-                fill = vattrs.pop("_FillValue", False)
-                v = ds.createVariable(name, arr.dtype, tuple(dims) + ("y", "x"), fill_value=fill, zlib=True, complevel=4)
-                for k, val in vattrs.items():
-                    v.setncattr(k, val)
-                v.grid_mapping = "crs"
-                v[:] = arr
+                if coord.dtype.kind == "U":
+                    v = ds.createVariable(dname, str, (dname,))
+                    for i, c in enumerate(coord):
+                        v[i] = str(c)
+                else:
+                    v = ds.createVariable(dname, coord.dtype, (dname,), fill_value=False)
+                    v[:] = coord
+            for spatial, group in ((True, variables), (False, extra_vars or {})):
+                for name, (dims, arr, vattrs) in group.items():
+                    arr = np.asarray(arr)
+                    vattrs = dict(vattrs)
+                    fill = vattrs.pop("_FillValue", False)
+                    vdims = tuple(dims) + (("y", "x") if spatial else ())
+                    v = ds.createVariable(name, arr.dtype, vdims, fill_value=fill, zlib=True, complevel=4)
+                    for k, val in vattrs.items():
+                        v.setncattr(k, val)
+                    if spatial:
+                        v.grid_mapping = "crs"
+                    v[:] = arr
             for k, val in attrs.items():
                 ds.setncattr(k, val)
             _window_attrs(ds, window)

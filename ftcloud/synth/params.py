@@ -67,7 +67,7 @@ class ClimateParams:
     sea_level_mean: tuple = (26.0, -0.25, -0.02)
     lapse_rate_K_per_km: float = 4.5
     tci_cooling_K_per_m: float = 0.002  # shaded / wind-swept complex terrain is colder
-    local_anomaly_K: float = 0.8  # microclimate field (value noise, 0.15 deg lattice)
+    local_anomaly_K: float = 1.2  # microclimate field (value noise, 0.15 deg lattice)
     local_anomaly_spacing_deg: float = 0.15
     # annual half-amplitude of the daily mean: a0 + a1*(lat-18) + a2*continentality + a3*elev_km
     amplitude: tuple = (5.0, 0.30, 2.0, 0.3)
@@ -94,9 +94,11 @@ class PrecipParams:
     """True precipitation: intermittent, monsoonal, falls as snow when cold."""
 
     occurrence_z: float = 0.4  # wet when the latent field exceeds z0 = 0.4 - 0.6*(m-1)
-    occurrence_season: float = 0.6
+    occurrence_season: float = 0.35
     intensity_power: float = 1.5
     monsoon_doy: float = 200.0
+    # seasonality m(doy) = exp(k cos(2 pi (doy - 200)/365.25)) / I0(k), k = k0 + k1 * min(1.5 wetness, 1)
+    monsoon_kappa: tuple = (0.5, 1.3)
     latent_ar1: float = 0.5
     latent_n_large: int = 16  # wavelength 4-20 deg, AR(1)
     latent_n_small: int = 16  # wavelength 0.6-2.5 deg, white in time
@@ -115,6 +117,8 @@ class SnowParams:
     melt_threshold_C: float = -1.0
     degree_day_mm_per_K: float = 4.0
     sublimation_mm_per_day: float = 0.5
+    radiation_melt_mm_per_day: float = 1.5  # x clip(1 + (Ta - melt_threshold)/8 K, 0, 1)
+    radiation_melt_range_K: float = 8.0
     density: float = 0.25  # depth = SWE / density
     # insulation of the soil by snow depth s (m): exp(-s / scale)
     diurnal_damping_m: float = 0.03
@@ -170,17 +174,26 @@ class TrendParams:
 class Era5Errors:
     """How ERA5-Land sees the hidden soil."""
 
-    lapse_rate_K_per_km: float = 5.0  # smoothed orography (3x3 at 0.1 deg), different lapse rate
+    # M0_era = M_sl(lat) - 4.5 z_s - lapse_error (z_s - 3 km) + land-cover bias + TCI bias, z_s = orography
+    # smoothed over a 3x3 stencil at +-0.1 deg; no micro-climate field, no TCI cooling
+    lapse_error_K_per_km: float = 0.8
     smoothing_offset_deg: float = 0.1
     land_cover_bias_K: dict = field(
-        default_factory=lambda: {1: 0.5, 2: -1.2, 3: -0.3, 4: -0.5, 5: -0.5, 6: -1.0, 7: 0.8, 8: 1.0, 9: -0.5}
+        default_factory=lambda: {1: 0.4, 2: -0.8, 3: -0.2, 4: -0.3, 5: -0.4, 6: -0.8, 7: 0.6, 8: 0.8, 9: -0.4}
     )
-    tci_bias_K_per_m: float = -0.004
+    tci_bias_K_per_m: float = -0.003
     amplitude_factor: float = 1.05
+    season_lead_days: float = 6.0  # ERA5's thin, weakly insulated layer follows the air earlier
     diurnal_factor: float = 1.25
     diurnal_peak_hour: float = 13.5
     zero_curtain_strength: float = 0.4
     zero_curtain_scale_K: float = 1.0
+    # reanalysis error: a spatially smooth field (10 Fourier modes, wavelength 0.5-3 deg) with
+    # AR(1) daily coefficients, plus an AR(1) per grid point, plus hourly white noise
+    error_field_sigma_K: float = 1.3
+    error_field_ar1: float = 0.7
+    error_field_modes: int = 10
+    error_field_wavelength_deg: tuple = (0.5, 3.0)
     noise_sigma_K: float = 0.5  # AR(1) per grid point and day
     noise_ar1: float = 0.7
     hourly_noise_K: float = 0.1
@@ -204,8 +217,8 @@ class ImergErrors:
 class SmapErrors:
     """SMAP_E_FT = truth + class-dependent misclassification + missing swaths."""
 
-    frozen_as_thawed: float = 0.05
-    thawed_as_frozen: float = 0.025
+    frozen_as_thawed: float = 0.07
+    thawed_as_frozen: float = 0.035
     near_zero_frozen: float = 0.14  # x exp(-|T| / 1.5 K)
     near_zero_thawed: float = 0.10
     near_zero_scale_K: float = 1.5
@@ -230,9 +243,9 @@ class EsdrErrors:
 
     smoothing_weight_today: float = 0.6  # g = 0.6 f + 0.4 g_prev
     frozen_as_thawed: float = 0.02
-    thawed_as_frozen: float = 0.04
+    thawed_as_frozen: float = 0.05
     near_zero_frozen: float = 0.04
-    cold_thawed: float = 0.16  # x exp(-T / 3 K) for thawed soil at T > 0
+    cold_thawed: float = 0.20  # x exp(-T / 3 K) for thawed soil at T > 0
     cold_thawed_scale_K: float = 3.0
     transition_season: float = 0.03
     error_ar1: float = 0.3
