@@ -171,16 +171,20 @@ def ingest(
 
     result = IngestResult(store, window, start, end)
     ensure_parent_groups(store, "x", storage_options)
-    bar = tqdm(recipes, desc="ingest", unit="source", disable=not progress)
-    for r in bar:
-        bar.set_postfix_str(r.name)
+    for n, r in enumerate(recipes, 1):
         url = join(store, r.group)
         ensure_parent_groups(store, r.group, storage_options)
         if store_status(url, storage_options) is not None:
             mark_incomplete(url, storage_options)
         t0 = time.perf_counter()
         log.info("ingest %s: %d inputs -> %s", r.name, len(r.urls), url)
-        run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers)
+        bar = tqdm(total=len(r.urls), desc=f"ingest {n}/{len(recipes)} {r.name}", unit="file", disable=not progress)
+        pipelines.PROGRESS[r.name] = bar.update
+        try:
+            run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers)
+        finally:
+            pipelines.PROGRESS.pop(r.name, None)
+            bar.close()
         if r.time_encoding and r.name not in ("networks",):
             expected = _expected_days(r, start, end, targets_start, imerg)
             verify_time_axis(store, r.group, expected, storage_options)

@@ -32,6 +32,18 @@ GROUPS = {
 }
 SOURCES = tuple(GROUPS)
 
+# Progress hooks: name -> callable(n). Filled by ftcloud.ingest around a local run; Beam workers
+# in other processes see it empty, so counting costs nothing on a distributed runner.
+PROGRESS: dict[str, Callable] = {}
+
+
+def _open_counted(url, *, name, opener):
+    ds = opener(url)
+    hook = PROGRESS.get(name)
+    if hook is not None:
+        hook(1)
+    return ds
+
 
 @dataclass
 class SourceRecipe:
@@ -62,7 +74,7 @@ class SourceRecipe:
         parent, store_name = self.group.rsplit("/", 1) if "/" in self.group else ("", self.group)
         target = FSSpecTarget(fs=fs, root_path=f"{root_path}/{parent}".rstrip("/"))
         items = list(self.pattern.items())
-        opener = self.opener
+        opener = functools.partial(_open_counted, name=self.name, opener=self.opener)
         # the encoding given to to_zarr replaces the template's, so it must carry the chunks too
         encoding = {"time": {**self.time_encoding, "chunks": (self.target_chunks["time"],)}} if self.time_encoding else {}
         store = StoreToZarr(

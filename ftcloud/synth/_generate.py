@@ -89,6 +89,7 @@ class _Stations:
     name: list
     net_index: np.ndarray  # index into NETWORKS or -1
     depth: np.ndarray
+    number: np.ndarray  # station number inside its network (CMA: running index)
 
 
 class _Generator:
@@ -183,7 +184,7 @@ class _Generator:
         self.st = self._make_stations() if self.insitu else None
         self.ps = None
         if self.st is not None and len(self.st.lon):
-            self.ps = PH.PointSet(self.twin, self.st.lon, self.st.lat, 1000 + self.st.net_index, np.arange(len(self.st.lon)), "stations")
+            self.ps = PH.PointSet(self.twin, self.st.lon, self.st.lat, 1000 + self.st.net_index, self.st.number, "stations")
             self.ps.add_station_variants()
         # daily buffers
         first = PH.day_number(self.sim_start) - 2
@@ -223,7 +224,7 @@ class _Generator:
         p = self.params
         win = self.window
         seed = self.seed
-        lons, lats, nets, names, idx, depth = [], [], [], [], [], []
+        lons, lats, nets, names, idx, depth, num = [], [], [], [], [], [], []
 
         def inside(lon, lat):
             from ftcloud.grid import lonlat_to_xy
@@ -251,6 +252,7 @@ class _Generator:
                 names.append(f"{name}_{j + 1:02d}")
                 idx.append(k)
                 depth.append(dep)
+                num.append(j)
         # CMA stations: stratified random over the window
         area = win.shape[0] * win.shape[1] * (EASE2_9KM.cell_size / 1000.0) ** 2
         n = max(p.stations.cma_min_stations, int(round(area / p.stations.cma_density_km2)))
@@ -278,7 +280,9 @@ class _Generator:
             names.append(str(sid + j))
             idx.append(-1)
             depth.append(0)
-        return _Stations(np.array(lons, "f8"), np.array(lats, "f8"), nets, names, np.array(idx, np.int64), np.array(depth))
+            num.append(j)
+        return _Stations(np.array(lons, "f8"), np.array(lats, "f8"), nets, names, np.array(idx, np.int64), np.array(depth),
+                         np.array(num, np.int64))
 
     # ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -348,7 +352,7 @@ class _Generator:
         H = np.array(p.truth.overpass_hours)
         t = days[:, None, None] + (H[None, :, None] - ps.lon[None, None, :] / 15.0) / 24.0
         nd = days.size
-        Tc, ex = PH.temperature(self.d9, "truth", t.reshape(nd * 2, ps.n), extras=True)
+        Tc, ex = PH.temperature_blocked(self.d9, "truth", t.reshape(nd * 2, ps.n), extras=True)
         if self.ft_state is None:
             self.ft_state = (Tc[0] < 0).astype(np.uint8)
         ft, self.ft_state = PH.hysteresis(Tc, self.ft_state, p.truth.hysteresis_K)
@@ -377,14 +381,29 @@ class _Generator:
 
     # --- SMAP ---------------------------------------------------------------------------
     def _smap(self, dates, days, truth):
+        ci = self.crop_idx
+        step = max(1, 1_000_000 // (2 * ci.size))
+        for a in range(0, days.size, step):
+            sl = slice(a, a + step)
+            obs = self._smap_obs(dates[sl], days[sl], {k: v[sl][:, :, ci] for k, v in truth.items()})
+            sel = np.nonzero((dates[sl] >= self.smap_start) & (dates[sl] <= self.end))[0]
+            shp = self.window.shape
+            for i in sel:
+                d = dates[sl][i]
+                path = self.out / "smap_e_ft" / str(d)[:4] / W.smap_name(d)
+                W.write_smap_day(path, self.window, obs[i].reshape((2,) + shp), self.smap_static)
+                self.files["smap_e_ft"].append(path)
+
+    def _smap_obs(self, dates, days, truth):
+        """SMAP_E_FT (nd, 2, npix) on the region window from the truth (see docs/twin.md)."""
         p = self.params.smap
         seed = self.seed
         ci = self.crop_idx
         ps = self.p9
         k1, k2 = ps.k1[ci], ps.k2[ci]
-        ft = truth["ft"][:, :, ci].astype(np.int16)
-        T = truth["T"][:, :, ci]
-        wet = (truth["sd"][:, :, ci] > 0.01) & (truth["Tfree"][:, :, ci] > 0.0)
+        ft = truth["ft"].astype(np.int16)
+        T = truth["T"]
+        wet = (truth["sd"] > 0.01) & (truth["Tfree"] > 0.0)
         months = _months(dates)
         trans = np.isin(months, TRANSITION_MONTHS)[:, None, None]
         near0 = np.exp(-np.abs(T) / p.near_zero_scale_K)
@@ -397,6 +416,7 @@ class _Generator:
         p_t = p.thawed_as_frozen + p.near_zero_thawed * near0 + 0.5 * p.transition_season * trans \
             + 0.5 * p.tci_per_400m * tci + 0.5 * p.open_water * owf + pix
         perr = np.clip(np.where(ft == 1, p_f, p_t), 0.0, 0.6)
+        del p_f, p_t, near0
         rho = p.error_ar1
         z = np.empty(perr.shape)
         zs = self.smap_z
@@ -421,14 +441,7 @@ class _Generator:
             out = (dates >= _d(a)) & (dates <= _d(b))
             miss |= out[:, None, None]
         miss |= (owf > p.water_fill_fraction) | ps.sea[ci][None, None, :]
-        obs = np.where(miss | (ft > 1), 254, obs).astype(np.uint8)
-        sel = np.nonzero((dates >= self.smap_start) & (dates <= self.end))[0]
-        shp = self.window.shape
-        for i in sel:
-            d = dates[i]
-            path = self.out / "smap_e_ft" / str(d)[:4] / W.smap_name(d)
-            W.write_smap_day(path, self.window, obs[i].reshape((2,) + shp), self.smap_static)
-            self.files["smap_e_ft"].append(path)
+        return np.where(miss | (ft > 1), 254, obs).astype(np.uint8)
 
     # --- ESDR ---------------------------------------------------------------------------
     def _esdr(self, dates, days, truth):
@@ -506,34 +519,40 @@ class _Generator:
         times = (utc_dates.astype("datetime64[h]")[:, None] + hours[None, :].astype("timedelta64[h]")).ravel()
         t = (PH.day_number(a) + np.repeat(np.arange(utc_dates.size), hours.size) + np.tile(hours, utc_dates.size) / 24.0)
         ps, de = self.pe, self.de
-        t2 = np.broadcast_to(t[:, None], (t.size, ps.n))
-        T = PH.temperature(de, "era5", t2)
-        n = np.floor(t2).astype(np.int64)
-        fr = t2 - n
-        i = n - de.lo
-        sd = PH._interp_daily(de, "swe_e", i, fr) / 1000.0 / p.snow.density
-        theta = PH._interp_daily(de, "theta", i, fr)
-        sw = p.soil_water
-        liq = sw.frozen_liquid_residual + (1 - sw.frozen_liquid_residual) * F.sig((T + 0.5) / 0.4)
-        swvl = theta * liq
-        # precipitation accumulated since 00 UTC (00 UTC holds the previous day's total)
         e = p.era5
+        sw = p.soil_water
         pf = 1.0 + e.precip_factor_plateau * ps.plat
         P = de.a["P"] * pf[None, :]
         c = de.a["c"] + e.precip_timing_shift_h
         w = de.a["wd"] * e.precip_width_factor
-        hh = np.broadcast_to(np.tile(hours, utc_dates.size)[:, None], t2.shape).astype("f8")
-        frac = PH.storm_cdf(hh, PH._take(c, i), PH._take(w, i))
-        acc = PH._take(P, i) * frac
-        prev = PH._take(P, np.maximum(i - 1, 0))
-        tp = np.where(hh == 0, prev, acc) / 1000.0
+        hh_all = np.tile(hours, utc_dates.size).astype("f8")
+        res = {k: np.empty((t.size, ps.n), "f4") for k in ("stl1", "swvl1", "sde", "tp")}
+        step = max(1, 2_000_000 // ps.n)
+        for a0 in range(0, t.size, step):
+            tb = np.broadcast_to(t[a0 : a0 + step, None], (min(step, t.size - a0), ps.n))
+            T = PH.temperature(de, "era5", tb)
+            n = np.floor(tb).astype(np.int64)
+            fr = tb - n
+            i = n - de.lo
+            sd = PH._interp_daily(de, "swe_e", i, fr) / 1000.0 / p.snow.density
+            theta = PH._interp_daily(de, "theta", i, fr)
+            liq = sw.frozen_liquid_residual + (1 - sw.frozen_liquid_residual) * F.sig((T + 0.5) / 0.4)
+            # precipitation accumulated since 00 UTC (00 UTC holds the previous day's total)
+            hh = np.broadcast_to(hh_all[a0 : a0 + step, None], tb.shape)
+            frac = PH.storm_cdf(hh, PH._take(c, i), PH._take(w, i))
+            acc = PH._take(P, i) * frac
+            prev = PH._take(P, np.maximum(i - 1, 0))
+            sl = slice(a0, a0 + step)
+            res["stl1"][sl] = T + 273.15
+            res["swvl1"][sl] = theta * liq
+            res["sde"][sl] = sd
+            res["tp"][sl] = np.where(hh == 0, prev, acc) / 1000.0
         nlat, nlon = self.era_lats.size, self.era_lons.size
-        sea = ps.sea[None, :]
 
-        def grid(v):
-            return np.where(sea, np.nan, v).reshape(t.size, nlat, nlon)
-
-        data = {"stl1": grid(T + 273.15), "swvl1": grid(swvl), "sde": grid(sd), "tp": grid(tp)}
+        for v in res.values():
+            v[:, ps.sea] = np.nan
+        data = {k: v.reshape(t.size, nlat, nlon) for k, v in res.items()}
+        del res
         path = self.out / "era5land" / f"era5land_{str(m_first)[:4]}{str(m_first)[5:7]}.nc"
         W.write_era5_month(path, self.era_lats, self.era_lons, times, data, self.history)
         self.files["era5land"].append(path)
@@ -603,11 +622,12 @@ class _Generator:
                 continue
             dd = days[sel]
             t = (dd[:, None] + np.arange(48)[None, :] / 48.0).ravel()
-            T = PH.temperature(self.dS, "probe", np.broadcast_to(t[:, None], (t.size, ps.n)))[:, s["cols"]]
+            T = PH.temperature_blocked(self.dS, "probe", np.broadcast_to(t[:, None], (t.size, ps.n)))[:, s["cols"]]
             cols = s["cols"]
-            off = sp.offset_5cm_K * F.hash_normal(seed, F.S_ST_NOISE, cols, -1)
+            k1, k2 = ps.k1[cols], ps.k2[cols]
+            off = sp.offset_5cm_K * F.hash_normal(seed, F.S_ST_NOISE, k1, k2, -1)
             slot = np.round(t * 48).astype(np.int64)
-            noise = sp.noise_5cm_K * F.hash_normal(seed, F.S_ST_NOISE, cols[None, :], slot[:, None])
+            noise = sp.noise_5cm_K * F.hash_normal(seed, F.S_ST_NOISE, k1[None, :], k2[None, :], slot[:, None])
             i0 = int((dates[sel][0] - s["first"]).astype(int)) * 48
             s["data"][i0 : i0 + t.size] = (T + off[None, :] + noise).astype("f4")
         if self.cma is not None and self.cma["cols"].size:
@@ -619,12 +639,13 @@ class _Generator:
             lon = ps.lon[None, None, :]
             t = dd[:, None, None] + (np.arange(24)[None, :, None] - lon / 15.0) / 24.0
             nd = dd.size
-            T0 = PH.temperature(self.dS, "surface", t.reshape(nd * 24, ps.n)).reshape(nd, 24, ps.n)[:, :, cols]
-            nmin = F.hash_normal(seed, F.S_CMA_NOISE, cols[None, :], dd[:, None], 0)
-            nmax = F.hash_normal(seed, F.S_CMA_NOISE, cols[None, :], dd[:, None], 1)
+            T0 = PH.temperature_blocked(self.dS, "surface", t.reshape(nd * 24, ps.n)).reshape(nd, 24, ps.n)[:, :, cols]
+            k1, k2 = ps.k1[cols][None, :], ps.k2[cols][None, :]
+            nmin = F.hash_normal(seed, F.S_CMA_NOISE, k1, k2, dd[:, None], 0)
+            nmax = F.hash_normal(seed, F.S_CMA_NOISE, k1, k2, dd[:, None], 1)
             tmin = T0.min(axis=1) + sp.surface_noise_K * nmin
             tmax = np.maximum(T0.max(axis=1) + sp.surface_noise_K * nmax, tmin)
-            miss = F.hash_uniform(seed, F.S_CMA_NOISE, cols[None, :], dd[:, None], 2) < sp.cma_missing_probability
+            miss = F.hash_uniform(seed, F.S_CMA_NOISE, k1, k2, dd[:, None], 2) < sp.cma_missing_probability
             i0 = int((dates[sel][0] - self.start).astype(int))
             self.cma["min"][i0 : i0 + nd] = np.where(miss, np.nan, tmin)
             self.cma["max"][i0 : i0 + nd] = np.where(miss, np.nan, tmax)
@@ -643,13 +664,14 @@ class _Generator:
             years = nslots / (48 * 365.25)
             for j, col in enumerate(s["cols"]):
                 v = s["data"][:, j].copy()
-                gap = F.hash_uniform(seed, F.S_ST_GAP, col, np.arange(nslots)) < sp.single_gap_probability
+                key = (int(self.ps.k1[col]), int(self.ps.k2[col]))
+                gap = F.hash_uniform(seed, F.S_ST_GAP, *key, np.arange(nslots)) < sp.single_gap_probability
                 v[gap] = np.nan
-                n_out = int(np.floor(sp.outages_per_station_year * years + F.hash_uniform(seed, F.S_ST_OUTAGE, col, -1)))
+                n_out = int(np.floor(sp.outages_per_station_year * years + F.hash_uniform(seed, F.S_ST_OUTAGE, *key, -1)))
                 for k in range(n_out):
-                    s0 = int(F.hash_uniform(seed, F.S_ST_OUTAGE, col, k, 0) * nslots)
+                    s0 = int(F.hash_uniform(seed, F.S_ST_OUTAGE, *key, k, 0) * nslots)
                     lo, hi = sp.outage_days
-                    ln = int((lo + (hi - lo) * F.hash_uniform(seed, F.S_ST_OUTAGE, col, k, 1)) * 48)
+                    ln = int((lo + (hi - lo) * F.hash_uniform(seed, F.S_ST_OUTAGE, *key, k, 1)) * 48)
                     v[s0 : s0 + ln] = np.nan
                 vs = np.char.mod("%.2f", np.where(np.isnan(v), 0, v))
                 vs = np.where(np.isnan(v), "", vs)
@@ -722,7 +744,7 @@ class _Generator:
         W.write_grid_file(path, self.window, variables,
                           {"Conventions": "CF-1.8", "title": "ftcloud digital twin: truth summary", "history": self.history},
                           extra_dims={"year": years.astype("i4"), "pass": np.array(["AM", "PM"])},
-                          extra_vars={"days_in_period": (("year",), self.fd_days.astype("i4"), {"units": "days"})})
+                          extra_vars={"days_in_period": (("year",), self.fd_days.astype("i4"), {"units": "1", "long_name": "number of days of the year inside the period"})})
         self.files["truth"].append(path)
         # realised truth slopes per class / region over complete years
         realised = {}

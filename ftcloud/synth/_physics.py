@@ -181,11 +181,15 @@ class PointSet:
         f = diurnal_shape(hours, c.diurnal_peak_hour)
         spring = np.exp(-(((doy - 125.0) / 45.0) ** 2))
         dmean = self.D0 * (1 + c.diurnal_spring_boost * spring.mean()) * (1 - c.cloud_damping * 0.3)
-        T = (self.M0[None, None, :] + self.A[None, None, :] * seas[:, None, None]
-             + dmean[None, None, :] * f[None, :, None])
-        Tc = compress(T, tr.zero_curtain_strength, tr.zero_curtain_scale_K)
-        self.magt = Tc.mean(axis=(0, 1))
-        self.freezes = Tc.min(axis=(0, 1)) < -tr.hysteresis_K
+        total = np.zeros(self.n)
+        tmin = np.full(self.n, np.inf)
+        for s_ in seas:  # loop keeps memory at (hours, npts)
+            T = self.M0[None, :] + self.A[None, :] * s_ + dmean[None, :] * f[:, None]
+            Tc = compress(T, tr.zero_curtain_strength, tr.zero_curtain_scale_K)
+            total += Tc.sum(axis=0)
+            tmin = np.minimum(tmin, Tc.min(axis=0))
+        self.magt = total / (seas.size * hours.size)
+        self.freezes = tmin < -tr.hysteresis_K
         e = td.class_edges
         cls = np.select(
             [self.magt < e[0], self.magt < e[1], self.magt < e[2], self.magt < e[3], self.magt <= e[4], self.freezes],
@@ -466,6 +470,30 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
         return Tc
     Tfree = base + weather + D * f
     return Tc, {"sd": sd, "Tfree": Tfree, "i": i, "fr": fr}
+
+
+def temperature_blocked(daily: Daily, variant: str, t: np.ndarray, extras: bool = False, max_values: int = 2_000_000):
+    """:func:`temperature` over blocks of the time axis (bounded memory); float32 results."""
+    t = np.asarray(t, "f8")
+    n = daily.ps.n
+    nt = t.shape[0]
+    step = max(1, max_values // max(n, 1))
+    if nt <= step:
+        r = temperature(daily, variant, t, extras)
+        if not extras:
+            return r.astype("f4")
+        return r[0].astype("f4"), {k: r[1][k].astype("f4") for k in ("sd", "Tfree")}
+    out = np.empty((nt, n), "f4")
+    ex = {"sd": np.empty((nt, n), "f4"), "Tfree": np.empty((nt, n), "f4")} if extras else None
+    for a in range(0, nt, step):
+        r = temperature(daily, variant, t[a : a + step], extras)
+        if extras:
+            out[a : a + step] = r[0]
+            for k in ex:
+                ex[k][a : a + step] = r[1][k]
+        else:
+            out[a : a + step] = r
+    return (out, ex) if extras else out
 
 
 def hysteresis(T: np.ndarray, prev: np.ndarray, delta: float):

@@ -62,21 +62,27 @@ def pack_int16(values: np.ndarray):
     scale = (max - min) / (2**16 - 4) and offset = (max + min) / 2, so the data map to
     -32766..32766 and never onto the fill value -32767.
     """
-    v = np.asarray(values, "f8")
-    ok = np.isfinite(v)
-    if ok.any():
-        vmin = float(v[ok].min())
-        vmax = float(v[ok].max())
+    v = np.asarray(values)
+    if v.dtype.kind != "f":
+        v = v.astype("f8")
+    if np.isfinite(v).any():
+        vmin = float(np.nanmin(v))
+        vmax = float(np.nanmax(v))
     else:
         vmin = vmax = 0.0
     scale = (vmax - vmin) / (2**16 - 4)
     if not scale > 0:
         scale = 1.0 if vmax == 0 else abs(vmax) * 1e-6
     offset = (vmax + vmin) / 2.0
-    packed = np.where(ok, np.round((np.where(ok, v, offset) - offset) / scale), ERA5_FILL)
-    packed = np.clip(packed, -32766, 32766)
-    packed = np.where(ok, packed, ERA5_FILL).astype(np.int16)
-    return packed, np.float64(scale), np.float64(offset)
+    flat = v.reshape(-1)
+    packed = np.empty(flat.shape, np.int16)
+    step = 4_000_000
+    for a in range(0, flat.size, step):  # bounded temporaries for large windows
+        b = flat[a : a + step].astype("f8")
+        ok = np.isfinite(b)
+        q = np.clip(np.round((np.where(ok, b, offset) - offset) / scale), -32766, 32766)
+        packed[a : a + step] = np.where(ok, q, ERA5_FILL)
+    return packed.reshape(v.shape), np.float64(scale), np.float64(offset)
 
 
 ERA5_VARS = {
@@ -113,7 +119,7 @@ def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, hist
             v.calendar = "gregorian"
             v[:] = hours
             for name, (units, long_name) in ERA5_VARS.items():
-                packed, scale, offset = pack_int16(data[name])
+                packed, scale, offset = pack_int16(data.pop(name))
                 var = ds.createVariable(
                     name, "i2", ("time", "latitude", "longitude"), fill_value=ERA5_FILL, zlib=True,
                     complevel=complevel, shuffle=True, chunksizes=(min(per_day, nt), len(lats), len(lons)),
