@@ -58,7 +58,7 @@ def test_summary_and_success_marker(short):
     assert s["files"]["esdr_ft"] == 1
     assert s["files"]["imerg"] > 0
     assert s["n_files"] == sum(s["files"].values())
-    assert s["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name != "_SUCCESS")
+    assert s["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("_SUCCESS", ".ftcloud-synth"))
     ok = json.loads((out / "_SUCCESS").read_text())
     assert ok["parameters"]["region"] == "tiny" and ok["parameters"]["seed"] == 0
     assert ok["files"] == s["files"]
@@ -96,6 +96,16 @@ def test_other_seed_other_data_and_rerun_overwrites(short, tmp_path):
         if k.startswith(("era5land", "smap_e_ft", "esdr_ft", "auxiliary", "truth/truth_ft")):
             assert h0[k] == v, k
     assert json.loads((tmp_path / "_SUCCESS").read_text())["parameters"]["seed"] == 0
+
+
+def test_rerun_removes_the_previous_runs_files(tmp_path):
+    generate("tiny", "2018-02-26", "2018-03-03", tmp_path, insitu=False, progress=False)
+    generate("tiny", "2018-03-02", "2018-03-03", tmp_path, insitu=False, progress=False)
+    assert sorted(p.name for p in (tmp_path / "era5land").iterdir()) == ["era5land_201803.nc"]
+    assert len(list((tmp_path / "smap_e_ft").rglob("*.h5"))) == 2
+    (tmp_path / "era5land" / "my_notes.txt").write_text("kept")
+    generate("tiny", "2018-03-02", "2018-03-03", tmp_path, insitu=False, progress=False)
+    assert (tmp_path / "era5land" / "my_notes.txt").exists()
 
 
 def test_interrupted_run_leaves_no_complete_looking_files(tmp_path, monkeypatch):

@@ -193,7 +193,6 @@ class _Generator:
         self.dS = PH.Daily(self.ps, first) if self.ps is not None else None
         self.dI = PH.Daily(self.pi, first, stateful=False) if self.pi is not None else None
         # carried states
-        npx = self.p9.n
         self.ft_state = None
         self.smap_z = np.zeros((2, self.crop_idx.size))
         self.esdr_g = None
@@ -217,7 +216,6 @@ class _Generator:
         self.fd_days = np.zeros(years.size, np.int32)
         self.history = (f"ftcloud synth {TWIN_VERSION} (digital twin, seed={self.seed}, region={self.region_name}); "
                         "synthetic data, not an observation")
-        del npx
 
     # ---------------------------------------------------------------------------------
     def _make_stations(self) -> _Stations:
@@ -329,8 +327,8 @@ class _Generator:
         n0, n1 = PH.day_number(d0), PH.day_number(d1)
         for d in (self.d9, self.de, self.dS):
             if d is not None:
-                d.extend(n1 + 3)
                 d.trim(n0 - 2)
+                d.extend(n1 + 3)
         days = np.arange(n0, n1 + 1)
         dates = np.arange(d0, d1 + 1)
         truth = self._truth(days)
@@ -763,7 +761,7 @@ class _Generator:
                 slope = float(np.polyfit(yrs, series, 1)[0])
                 realised[gname] = {
                     "n_pixels": int(m.sum()),
-                    "planted_slope_days_per_year": None if np.all(np.isnan(tgt[m])) else float(np.nanmean(tgt[m])),
+                    "planted_slope_days_per_year": None if np.all(np.isnan(tgt[m])) else round(float(np.nanmean(tgt[m])), 4),
                     "realised_slope_days_per_year": round(slope, 4),
                     "mean_frozen_days": round(float(series.mean()), 2),
                     "warming_K_per_year_mean": round(float(ps.warming[self.crop_idx][m].mean()), 5),
@@ -863,12 +861,36 @@ class _Generator:
         }
 
 
+MARKER = ".ftcloud-synth"
+_OUTPUT_PATTERNS = (
+    "era5land/era5land_*.nc",
+    "imerg/**/3B-HHR.MS.MRG.3IMERG.*.HDF5",
+    "smap_e_ft/**/SMAP_L3_FT_P_E_*.h5",
+    "esdr_ft/ESDR_FT_25km_*.nc",
+    "auxiliary/auxiliary_9km.nc",
+    "insitu/networks/**/*.csv",
+    "insitu/cma/*.csv",
+    "truth/*",
+)
+
+
 def _clean(out: Path):
-    """Remove a previous run's success marker and any temporary file it left behind."""
+    """Prepare ``out`` for a (re)run.
+
+    Removes the success marker and any temporary file a killed run left behind; in a folder
+    that an earlier twin run wrote (it holds the ``.ftcloud-synth`` marker) also removes that
+    run's outputs, so the folder always reflects exactly one run.
+    """
     (out / "_SUCCESS").unlink(missing_ok=True)
     for p in out.rglob(f".*{W.TMP_SUFFIX}"):
         if p.is_file():
             p.unlink()
+    if (out / MARKER).exists():
+        for pattern in _OUTPUT_PATTERNS:
+            for p in out.glob(pattern):
+                if p.is_file():
+                    p.unlink()
+    (out / MARKER).write_text(json.dumps({"writer": "ftcloud.synth", "twin_version": TWIN_VERSION}) + "\n")
 
 
 def generate(region, start, end, out, *, seed: int = 0, imerg_start=None, imerg_end=None,

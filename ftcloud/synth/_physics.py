@@ -253,8 +253,11 @@ class Daily:
     """
 
     BOUNDARY = ("W0", "SL", "swe", "swe_e", "theta", "noise", "eerr")
+    KEEP_TRUTH = ("W0", "SL", "cl", "swe")
+    KEEP_ERA5 = ("W0", "SL", "cl", "swe_e", "theta", "noise", "eerr", "P", "c", "wd")
 
     def __init__(self, ps: PointSet, first_day: int, era5: bool = False, stateful: bool = True):
+        self.keep = self.KEEP_ERA5 if era5 else self.KEEP_TRUTH
         self.ps = ps
         self.twin = ps.twin
         self.era5 = era5
@@ -309,7 +312,7 @@ class Daily:
             return
         days = np.arange(self.hi, hi)
         out = self.stateless(days, "truth")
-        if self.stateful:
+        if self.stateful and not self.era5:
             out["swe"], out["melt"] = self._snow(days, out["P"], out["fs"], out["Ta"], era5=False)
         if self.era5:
             de = self.stateless(days, "era5")
@@ -319,7 +322,10 @@ class Daily:
             out["theta"] = self._bucket(out["P"] * (1 - de["fs"]) * self._era_pfac(), out["melt_e"], de["Ta"])
             out["noise"] = self._noise(days)
             out["eerr"] = self.twin.ser_ee[np.append(days, days[-1] + 1)] @ self.ps.bee.T
-        for k, v in out.items():
+        for k in self.keep:
+            if k not in out:
+                continue
+            v = out[k].astype("f4")
             if k not in self.a:
                 self.a[k] = v
             elif k in self.BOUNDARY:

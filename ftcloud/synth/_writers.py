@@ -16,7 +16,7 @@ import h5py
 import netCDF4
 import numpy as np
 
-from ftcloud.grid import EASE2_9KM, GridWindow, grid_mapping_attrs
+from ftcloud.grid import GridWindow, grid_mapping_attrs
 
 TMP_SUFFIX = ".tmp"
 ERA5_FILL = np.int16(-32767)
@@ -462,5 +462,4 @@ __all__ = [
     "TruthFile",
     "write_grid_file",
     "write_text",
-    "EASE2_9KM",
 ]

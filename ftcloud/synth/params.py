@@ -174,9 +174,9 @@ class TrendParams:
 class Era5Errors:
     """How ERA5-Land sees the hidden soil."""
 
-    # M0_era = M_sl(lat) - 4.5 z_s - lapse_error (z_s - 3 km) + land-cover bias + TCI bias, z_s = orography
+    # M0_era = M_sl(lat) - 4.5 z_s - lapse_error * (z_s - 3 km) + land-cover bias + TCI bias, z_s = orography
     # smoothed over a 3x3 stencil at +-0.1 deg; no micro-climate field, no TCI cooling
-    lapse_error_K_per_km: float = 0.8
+    lapse_error_K_per_km: float = 1.0
     smoothing_offset_deg: float = 0.1
     land_cover_bias_K: dict = field(
         default_factory=lambda: {1: 0.4, 2: -0.8, 3: -0.2, 4: -0.3, 5: -0.4, 6: -0.8, 7: 0.6, 8: 0.8, 9: -0.4}
@@ -184,13 +184,13 @@ class Era5Errors:
     tci_bias_K_per_m: float = -0.003
     amplitude_factor: float = 1.05
     season_lead_days: float = 6.0  # ERA5's thin, weakly insulated layer follows the air earlier
-    diurnal_factor: float = 1.25
+    diurnal_factor: float = 1.3
     diurnal_peak_hour: float = 13.5
     zero_curtain_strength: float = 0.4
     zero_curtain_scale_K: float = 1.0
     # reanalysis error: a spatially smooth field (10 Fourier modes, wavelength 0.5-3 deg) with
     # AR(1) daily coefficients, plus an AR(1) per grid point, plus hourly white noise
-    error_field_sigma_K: float = 1.3
+    error_field_sigma_K: float = 1.8
     error_field_ar1: float = 0.7
     error_field_modes: int = 10
     error_field_wavelength_deg: tuple = (0.5, 3.0)
