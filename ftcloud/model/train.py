@@ -1,0 +1,235 @@
+"""Training of one pass (AM or PM) on both targets at once, and its test-period report.
+
+* Splits: the paper's (``ftcloud.model.data.SPLITS``); normalisation statistics come from the
+  training days only.
+* Loss: the sum of the two heads' cross-entropies. A target pixel missing on a given day
+  (swath gap, no retrieval) is masked out of that head's loss; a pixel missing on (almost)
+  every training day (open water, outside the product's domain) is taught as class
+  "missing", so the heads keep the paper's three classes.
+* Class weights: inverse frequency of thawed/frozen in the training targets (frozen pixels
+  are rarer), normalised to mean 1; "missing" gets weight 1.
+* Early stopping on the validation loss (patience epochs), best weights kept.
+* A fixed seed gives the same weights on a re-run on the same machine and thread count.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ftcloud.metadata import FT_MISSING
+from ftcloud.model.data import TargetData, season_of, split_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    hidden: tuple[int, ...] = (12,)
+    kernel: int = 3
+    epochs: int = 25
+    patience: int = 4
+    batch_days: int = 8
+    patch: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    permanent_missing: float = 0.98  # a pixel missing on this share of training days is "missing"
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def channel_stats(X: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the training days (NaN-aware); std never below 1e-6."""
+    x = X[train].transpose(2, 0, 1, 3, 4).reshape(X.shape[2], -1).astype("f8")
+    mean = np.nanmean(x, axis=1)
+    std = np.nanstd(x, axis=1)
+    return mean.astype("f4"), np.maximum(std, 1e-6).astype("f4")
+
+
+def head_targets(y: np.ndarray, train: np.ndarray, share: float) -> np.ndarray:
+    """int64 class targets: 0 thawed, 1 frozen, 2 permanently missing, -100 masked (daily gap)."""
+    miss = y == FT_MISSING
+    permanent = miss[train].mean(axis=0) >= share
+    out = y.astype("i8")
+    out[miss] = -100
+    out[:, permanent] = 2
+    return out
+
+
+def class_weights(targets: list[np.ndarray]) -> np.ndarray:
+    counts = np.array([sum(int((t == c).sum()) for t in targets) for c in (0, 1)], "f8")
+    counts = np.maximum(counts, 1)
+    w = counts.sum() / (2 * counts)
+    return np.array([w[0], w[1], 1.0], "f4")
+
+
+@dataclass
+class TrainResult:
+    model: object  # FusedFTModel
+    config: TrainConfig
+    mean: np.ndarray
+    std: np.ndarray
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def train_pass(data: TargetData, config: TrainConfig = TrainConfig(), progress: bool = True) -> TrainResult:
+    """Train the dual-head ConvLSTM for one pass on ``data`` (from ``load_target_period``)."""
+    import torch
+    from torch import nn
+    from tqdm.auto import tqdm
+
+    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
+
+    t0 = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train = split_mask(data.times, "train")
+    val = split_mask(data.times, "val")
+    if not train.any() or not val.any():
+        raise ValueError(
+            f"the store's target period {data.times[0]:%Y-%m-%d}..{data.times[-1]:%Y-%m-%d} does not cover the "
+            "training (2015-04-01..2016-03-31, 2016-11-01..2017-03-31) and validation splits"
+        )
+    mean, std = channel_stats(data.X, train)
+    ys = head_targets(data.smap, train, config.permanent_missing)
+    ye = head_targets(data.esdr, train, config.permanent_missing)
+    w = torch.tensor(class_weights([ys[train], ye[train]]))
+    mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
+    net = DualHeadConvLSTM(mcfg)
+    mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    loss_fn = nn.CrossEntropyLoss(weight=w, ignore_index=-100)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+
+    def batch(idx, rows=slice(None), cols=slice(None)):
+        x = torch.from_numpy(np.ascontiguousarray(data.X[idx][..., rows, cols]))
+        x = torch.nan_to_num((x - mean_t.reshape(1, 1, -1, 1, 1)) / std_t.reshape(1, 1, -1, 1, 1))
+        return x, torch.from_numpy(ys[idx][..., rows, cols]), torch.from_numpy(ye[idx][..., rows, cols])
+
+    def val_loss():
+        net.eval()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            idx_all = np.flatnonzero(val)
+            for k in range(0, len(idx_all), config.batch_days):
+                x, a, b = batch(idx_all[k:k + config.batch_days])
+                la, lb = net(x)
+                total += float(loss_fn(la, a) + loss_fn(lb, b)) * len(x)
+                n += len(x)
+        net.train()
+        return total / max(n, 1)
+
+    ny, nx = data.X.shape[-2:]
+    ph, pw = min(config.patch, ny), min(config.patch, nx)
+    train_idx = np.flatnonzero(train)
+    best, best_state, best_epoch, bad = np.inf, None, 0, 0
+    history = []
+    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        order = rng.permutation(train_idx)
+        run = 0.0
+        for k in range(0, len(order), config.batch_days):
+            r0 = int(rng.integers(0, ny - ph + 1))
+            c0 = int(rng.integers(0, nx - pw + 1))
+            x, a, b = batch(np.sort(order[k:k + config.batch_days]), slice(r0, r0 + ph), slice(c0, c0 + pw))
+            la, lb = net(x)
+            loss = loss_fn(la, a) + loss_fn(lb, b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run += float(loss) * len(x)
+        tl = run / len(order)
+        vl = val_loss()
+        history.append({"epoch": epoch, "train_loss": round(tl, 5), "val_loss": round(vl, 5)})
+        bar.set_postfix(train_loss=f"{tl:.4f}", val_loss=f"{vl:.4f}")
+        log.info("epoch %d train_loss %.4f val_loss %.4f", epoch, tl, vl)
+        if vl < best - 1e-5:
+            best, best_state, best_epoch, bad = vl, copy.deepcopy(net.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    net.load_state_dict(best_state)
+    net.eval()
+    model = FusedFTModel(net, mean_t, std_t).eval()
+    return TrainResult(model, config, mean, std, history, best_epoch, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+
+
+def predict_heads(model, X: np.ndarray, batch_days: int = 16) -> dict[str, np.ndarray]:
+    """Per-head classes and the fused FT codes for every day of X (uint8, 0/1/255)."""
+    import torch
+
+    from ftcloud.model.convlstm import CLASS_MISSING
+
+    out = {"smap_head": [], "esdr_head": [], "fused": []}
+    with torch.no_grad():
+        for k in range(0, len(X), batch_days):
+            x = torch.from_numpy(np.ascontiguousarray(X[k:k + batch_days]))
+            ft, _ = model(x)
+            z = torch.nan_to_num((x - model.mean) / model.std)
+            la, lb = model.net(z)
+            for name, logits in (("smap_head", la), ("esdr_head", lb)):
+                c = logits.argmax(dim=1)
+                c = torch.where(c == CLASS_MISSING, torch.full_like(c, 255), c).to(torch.uint8)
+                out[name].append(c.numpy())
+            out["fused"].append(ft.numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def accuracy(product: np.ndarray, reference: np.ndarray) -> dict:
+    """CA_F, CA_T, CA_O (SPEC section 5) and the counts, over pixels valid in both."""
+    ok = (product != FT_MISSING) & (reference != FT_MISSING)
+    p, r = product[ok], reference[ok]
+    ff = int(((p == 1) & (r == 1)).sum())
+    tf = int(((p == 0) & (r == 1)).sum())
+    tt = int(((p == 0) & (r == 0)).sum())
+    ft = int(((p == 1) & (r == 0)).sum())
+    n = ff + tf + tt + ft
+    return {
+        "CA_F": ff / (ff + tf) if ff + tf else None,
+        "CA_T": tt / (tt + ft) if tt + ft else None,
+        "CA_O": (ff + tt) / n if n else None,
+        "n": n,
+        "N_FF": ff, "N_TF": tf, "N_TT": tt, "N_FT": ft,
+    }
+
+
+def evaluate_test_period(model, data: TargetData) -> dict:
+    """Test-period accuracy of each head, the fusion and the target products themselves,
+    against each target and (on the twin) the truth, overall and per season."""
+    test = split_mask(data.times, "test")
+    X = data.X[test]
+    pred = predict_heads(model, X)
+    products = {**pred, "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
+    refs = {"SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
+    if data.truth is not None:
+        refs["truth"] = data.truth[test]
+    seasons = season_of(data.times[test])
+    report = {"test_days": int(test.sum()), "period": [str(data.times[test][0].date()), str(data.times[test][-1].date())]}
+    for ref_name, ref in refs.items():
+        block = {}
+        for prod_name, prod in products.items():
+            if prod_name == ref_name:
+                continue
+            block[prod_name] = {"all": accuracy(prod, ref)}
+            for s in ("frozen", "transition", "thawed"):
+                m = seasons == s
+                if m.any():
+                    block[prod_name][s] = accuracy(prod[m], ref[m])
+        report[f"vs_{ref_name}"] = block
+    return report
