@@ -195,3 +195,19 @@ def test_imerg_wrong_units_is_an_error(twin, tmp_path):
         h["Grid/precipitation"].attrs["units"] = "kg m-2"
     with pytest.raises((UnitsError, MissingVariableError), match=r"units 'kg m-2', expected 'mm/hr'"):
         ingest(str(src), str(tmp_path / "store"), sources=["imerg"], progress=False)
+
+
+def test_smap_day_without_retrievals_is_ingested_as_missing(twin, tmp_path):
+    """A target day with no retrieval at all (safe mode, swath gap) is data, not an error."""
+    import netCDF4
+
+    src = _copy(twin, tmp_path)
+    day = pd.Timestamp("2019-01-02")
+    with netCDF4.Dataset(smap_url(str(src), day), "a") as nc:
+        v = nc["Freeze_Thaw_Retrieval_Data_Global"]["freeze_thaw"]
+        v.set_auto_maskandscale(False)
+        v[:] = 254
+    ingest(str(src), str(tmp_path / "store"), sources=["smap_e_ft"], progress=False)
+    ds = open_group(str(tmp_path / "store"), "targets/smap_e_ft")
+    assert (ds["smap_e_ft"].sel(time=day).values == 255).all()
+    assert (ds["smap_e_ft"].sel(time=pd.Timestamp("2019-01-01")).values != 255).any()

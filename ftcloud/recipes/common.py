@@ -8,12 +8,10 @@ in plain functions that the tests call directly.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
@@ -168,18 +166,6 @@ def set_time(ds: xr.Dataset, days: pd.DatetimeIndex) -> xr.Dataset:
 # Running a pipeline
 
 
-@dataclass
-class RecipeRun:
-    """What one recipe run wrote (for logs, provenance and the benchmark)."""
-
-    name: str
-    url: str
-    n_inputs: int
-    source_bytes: int = 0
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-
 def _unwrap(exc: BaseException) -> BaseException | None:
     """Find an ftcloud error in a Beam-wrapped exception chain."""
     seen = set()
@@ -208,10 +194,15 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1)
     if runner == "DirectRunner":
         opts.update(direct_num_workers=max(int(workers), 1), direct_running_mode="in_memory")
     options = PipelineOptions(flags=[], **opts)
+    # Beam logs every worker exception with its traceback at ERROR; ftcloud re-raises the error
+    # itself with a clear message, so Beam's own log is kept for -vv (debug) only.
+    beam_log = logging.getLogger("apache_beam")
+    old_level = beam_log.level
+    if not log.isEnabledFor(logging.DEBUG):
+        beam_log.setLevel(logging.CRITICAL)
     try:
-        with contextlib.redirect_stderr(io.StringIO()) if log.level > logging.DEBUG else contextlib.nullcontext():
-            with beam.Pipeline(options=options) as p:
-                build(p)
+        with beam.Pipeline(options=options) as p:
+            build(p)
     except Exception as e:  # noqa: BLE001
         inner = _unwrap(e)
         if inner is not None:
@@ -221,6 +212,8 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1)
             if "Error" in line and "ftcloud" in line:
                 raise ValidationError(line.strip()) from e
         raise
+    finally:
+        beam_log.setLevel(old_level)
 
 
 def chunk_plan(sizes: dict[str, int], wanted: dict[str, int]) -> dict[str, int]:

@@ -6,6 +6,8 @@ Both become uint8 ``(time, pass, y, x)`` on the EASE2 9 km window with ftcloud's
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -15,6 +17,8 @@ from ftcloud.grid import EASE2_9KM, EASE2_25KM, EASE2Regridder, GridWindow, cove
 from ftcloud.metadata import FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 from ftcloud.recipes.common import check_time_axis, daily_index, open_xarray_file, require_variables, set_time
 from ftcloud.timeutil import PASSES
+
+log = logging.getLogger(__name__)
 
 SMAP_GROUP = "Freeze_Thaw_Retrieval_Data_Global"
 SMAP_WHAT = "SMAP enhanced FT granule"
@@ -71,7 +75,9 @@ def smap_to_ft(ds: xr.Dataset, window: GridWindow, day: pd.Timestamp, url: str =
     if bad.any():
         raise ValidationError(f"{SMAP_WHAT} {url}: freeze_thaw holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0, 1 or fill {fill}")
     if (out == FT_MISSING).all():
-        raise SourceFileError(f"{SMAP_WHAT} {url}: variable 'freeze_thaw' holds only fill values in the target window")
+        # a day without any retrieval over the window is normal for a target (safe mode, swath gaps):
+        # it is ingested as missing, not an error (an all-fill *predictor* file is an error)
+        log.info("%s %s: freeze_thaw is all fill in the target window; ingested as missing", SMAP_WHAT, url)
     res = xr.Dataset(
         {"smap_e_ft": (("time", "pass", "y", "x"), out[None])},
         coords={**window.coords(), "pass": ("pass", list(PASSES))},
@@ -104,6 +110,7 @@ def esdr_to_ft(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: 
     if bad.any():
         raise ValidationError(f"{ESDR_WHAT} {url}: ft_status holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0-3 or fill {fill}")
     if not known.any():
+        # a whole year without data is not a gap but a wrong or empty file
         raise SourceFileError(f"{ESDR_WHAT} {url}: variable 'ft_status' holds only fill values in the target window")
     am = np.full(raw.shape, FT_MISSING, "u1")
     pm = np.full(raw.shape, FT_MISSING, "u1")
