@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -86,12 +87,14 @@ def cached_model(model_dir: str, pass_: str, fmt: str):
         return _MODEL_CACHE[key]
 
 
-def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: int, y0: int, x0: int,
-              ny_total: int, nx_total: int) -> tuple[np.ndarray, np.ndarray]:
-    """Apply ``model`` to ``x`` (days, step, chan, Y, X) holding rows y0-halo.. and cols x0-halo..
-    (NaN where outside the window); returns ft/p for the core (days, Y-2h, X-2h).
+def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``model`` to one overlapped block ``x`` (days, step, chan, Y, X).
 
-    Tiles are ``tile`` cells, aligned so that global row/col multiples of ``tile`` start a tile.
+    ``x`` holds the block's core plus ``halo`` cells on every side (NaN beyond the window).
+    The core is cut into ``tile x tile`` tiles starting at the core's first row/col (blocks
+    start at multiples of ``tile`` of the window, so tiles are aligned globally), each tile is
+    run with its halo as a fixed-size tensor, days in fixed batches. Returns ft (uint8) and
+    p_frozen (float32) of the core, (days, Y - 2 halo, X - 2 halo).
     """
     import torch
 
@@ -100,16 +103,15 @@ def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: in
     ft = np.full((nd, cy, cx), FT_MISSING, "u1")
     pf = np.full((nd, cy, cx), np.nan, "f4")
     side = tile + 2 * halo
+    xb = np.empty((batch_days, ns, nc, side, side), "f4")
     for ty in range(0, cy, tile):
+        h = min(tile, cy - ty)
         for tx in range(0, cx, tile):
-            h = min(tile, cy - ty)
             w = min(tile, cx - tx)
-            buf = np.full((nd, ns, nc, side, side), np.nan, "f4")
-            buf[..., : h + 2 * halo, : w + 2 * halo] = x[..., ty : ty + h + 2 * halo, tx : tx + w + 2 * halo]
             for b in range(0, nd, batch_days):
                 n = min(batch_days, nd - b)
-                xb = np.full((batch_days, ns, nc, side, side), np.nan, "f4")
-                xb[:n] = buf[b : b + n]
+                xb.fill(np.nan)
+                xb[:n, ..., : h + 2 * halo, : w + 2 * halo] = x[b : b + n, ..., ty : ty + h + 2 * halo, tx : tx + w + 2 * halo]
                 with torch.no_grad():
                     f, p = model(torch.from_numpy(xb).to(device))
                 ft[b : b + n, ty : ty + h, tx : tx + w] = f[:n, halo : halo + h, halo : halo + w].cpu().numpy()
@@ -117,31 +119,11 @@ def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: in
     return ft, pf
 
 
-def _block_fn(block: np.ndarray, *, model_dir, pass_, plan: InferencePlan, block_info=None, which: str = "ft"):
-    """dask task: predict the core of one overlapped block."""
+def _block_fn(block: np.ndarray, *, model_dir: str, pass_: str, plan: InferencePlan) -> np.ndarray:
+    """dask task: FT code and frozen probability of one overlapped block, stacked on a last axis."""
     model, device = cached_model(model_dir, pass_, plan.fmt)
-    info = block_info[None]
-    ft, pf = run_tiles(model, device, block, plan.tile, plan.halo, plan.batch_days, 0, 0, 0, 0)
-    out = ft if which == "ft" else pf
-    del info
-    return out
-
-
-def _inputs_array(pred: xr.Dataset, statics: xr.Dataset, plan: InferencePlan):
-    """dask (time, step, 8, y, x) float32 with the halo padding as NaN around the window."""
-    import dask.array as da
-
-    dyn = [pred[v].data.astype("f4") for v in DYNAMIC_VARS]  # (time, step, y, x)
-    nt, ns, ny, nx = dyn[0].shape
-    st = [da.from_array(np.asarray(statics[v].values, "f4"), chunks=dyn[0].chunksize[-2:]) for v in STATIC_VARS]
-    st = [da.broadcast_to(s[None, None], (nt, ns, ny, nx), chunks=dyn[0].chunks) for s in st]
-    x = da.stack(dyn + st, axis=2)  # (time, step, chan, y, x)
-    x = x.rechunk({0: plan.time_chunk, 1: -1, 2: -1, 3: plan.space_chunk, 4: plan.space_chunk})
-    h = plan.halo
-    # pad the window's outside with NaN so every block, edge or not, has a halo on all sides
-    x = da.pad(x, ((0, 0), (0, 0), (0, 0), (h, h), (h, h)), mode="constant", constant_values=np.nan)
-    x = x.rechunk({3: (plan.space_chunk + h,) + x.chunks[3][1:] if False else x.chunks[3]})
-    return x
+    ft, pf = run_tiles(model, device, block, plan.tile, plan.halo, plan.batch_days)
+    return np.stack([ft.astype("f4"), pf], axis=-1)
 
 
 def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: InferencePlan, storage_options=None):
@@ -154,23 +136,22 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
     card = read_card(model_dir, pass_)
     pred, statics = open_inputs(store, pass_, storage_options)
     check_store_matches_card(card, pred, statics, dict(statics.attrs), pass_, f"{store}")
-    if card.get("halo") is not None and card["halo"] > plan.halo:
+    if card.get("halo", 0) > plan.halo:
         raise ValidationError(f"plan halo {plan.halo} is smaller than the model's receptive field {card['halo']}")
     pred = pred.sel(time=times)
-    dyn = [pred[v].data.astype("f4") for v in DYNAMIC_VARS]
+    dyn = [pred[v].data.astype("f4") for v in DYNAMIC_VARS]  # (time, step, y, x)
     nt, ns, ny, nx = dyn[0].shape
-    st = [da.from_array(np.asarray(statics[v].values, "f4")) for v in STATIC_VARS]
-    st = [da.broadcast_to(s[None, None], (nt, ns, ny, nx)) for s in st]
-    x = da.stack(dyn + st, axis=2)
+    st = [da.broadcast_to(da.from_array(np.asarray(statics[v].values, "f4"))[None, None], (nt, ns, ny, nx)) for v in STATIC_VARS]
     sc = plan.space_chunk
-    x = x.rechunk((plan.time_chunk, ns, len(dyn) + len(st), sc, sc))
+    x = da.stack(dyn + st, axis=2).rechunk((plan.time_chunk, ns, len(dyn) + len(st), sc, sc))
     h = plan.halo
-    xo = da.overlap.overlap(x, depth={0: 0, 1: 0, 2: 0, 3: h, 4: h}, boundary={3: np.nan, 4: np.nan})
-    kw = dict(model_dir=model_dir, pass_=pass_, plan=plan)
-    out_chunks = (x.chunks[0], x.chunks[3], x.chunks[4])
-    ft = da.map_blocks(_block_fn, xo, drop_axis=[1, 2], chunks=out_chunks, dtype="u1", which="ft", **kw, name=f"ft-{pass_}")
-    pf = da.map_blocks(_block_fn, xo, drop_axis=[1, 2], chunks=out_chunks, dtype="f4", which="p", **kw, name=f"p-{pass_}")
-    return ft, pf, card
+    xo = da.overlap.overlap(x, depth={0: 0, 1: 0, 2: 0, 3: h, 4: h}, boundary={0: "none", 1: "none", 2: "none", 3: np.nan, 4: np.nan})
+    both = da.map_blocks(
+        _block_fn, xo, model_dir=model_dir, pass_=pass_, plan=plan,
+        drop_axis=[1, 2], new_axis=[3], chunks=(x.chunks[0], x.chunks[3], x.chunks[4], (2,)), dtype="f4",
+        name=f"ftcloud-predict-{pass_}",
+    )
+    return both[..., 0].astype("u1"), both[..., 1], card
 
 
 def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, attrs: dict) -> xr.Dataset:
@@ -274,8 +255,6 @@ def predict(
         piece = {"ft": ft[t0:t1]}
         if plan.write_probability:
             piece["p_frozen"] = pf[t0:t1]
-        import dask
-
         vals = dask.compute(*piece.values()) if client is None else client.compute(list(piece.values()), sync=True)
         for (name, _), v in zip(piece.items(), vals):
             g[name][p_i, t0:t1] = v

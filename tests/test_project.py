@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _quick_start():
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"^## Quick start\s*\n```[^\n]*\n(.*?)```", text, re.S | re.M).group(1)
+    # the same rule as the newcomer check: first fenced block under a heading holding "quick start"
+    block = re.search(r"^#+ .*quick ?start.*\n(?:.*\n)*?```[^\n]*\n(.*?)```", text, re.M).group(1)
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
