@@ -14,10 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _quick_start():
-    text = (ROOT / "README.md").read_text()
-    # the same rule as the newcomer check: first fenced block under a heading holding "quick start"
-    block = re.search(r"^#+ .*quick ?start.*\n(?:.*\n)*?```[^\n]*\n(.*?)```", text, re.M).group(1)
-    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    """The same rule as ../shared/tools/newcomer-check: the first fenced block under a heading
+    that says "quick start" (any case); blank lines and comments do not count."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^#+ .*quick ?start", line, re.I))
+    fence = [i for i in range(start, len(lines)) if lines[i].startswith("```")][:2]
+    block = lines[fence[0] + 1 : fence[1]]
+    return [line for line in block if line.strip() and not line.startswith("#")]
 
 
 def test_readme_has_two_commands_and_ci_runs_the_test_one():
