@@ -88,6 +88,36 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from ftcloud.model import train
+    from ftcloud.model.report import headline
+    from ftcloud.model.train import TrainConfig
+
+    cfg = TrainConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), kernel=args.kernel, epochs=args.epochs,
+                      patience=args.patience, seed=args.seed, lr=args.lr)
+    passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
+    for p in passes:
+        card = train(args.store, p, args.out, cfg, storage_options=_storage_options(args), progress=not args.quiet)
+        h = headline(card)
+        msg = f"train {p}: model and report in {args.out} (best epoch {card['training']['best_epoch']})"
+        if h:
+            msg += (f"; vs truth: fused {100 * h['overall']['fused']:.2f} % vs SMAP_E_FT {100 * h['overall']['SMAP_E_FT']:.2f} % overall, "
+                    f"{100 * h['frozen_season']['fused']:.2f} % vs {100 * h['frozen_season']['SMAP_E_FT']:.2f} % in Dec-Jan")
+        print(msg)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from ftcloud.inference import InferencePlan, predict
+
+    passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
+    plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format)
+    res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
+                  storage_options=_storage_options(args), out_storage_options=_storage_options(args), progress=not args.quiet)
+    print(f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} regions computed)")
+    return 0
+
+
 def cmd_run(args) -> int:
     from ftcloud.run import run
 
@@ -134,6 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--store", required=True, help="store root")
     _add_storage_args(n)
     n.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("train", help="train the dual-head ConvLSTM for a pass, export it, report test accuracy",
+                       description="Train on both targets with the paper's splits, export TorchScript + torch.export + card, write report_<pass>.md.")
+    t.add_argument("--store", required=True, help="store root written by `ftcloud ingest`")
+    t.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both", help="overpass (default both, trained separately)")
+    t.add_argument("--out", required=True, help="model folder")
+    t.add_argument("--hidden", default="12", help="hidden channels per ConvLSTM layer, comma-separated (default 12)")
+    t.add_argument("--kernel", type=int, default=3, help="convolution kernel (default 3)")
+    t.add_argument("--epochs", type=int, default=25, help="maximum epochs (default 25)")
+    t.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default 4)")
+    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_storage_args(t)
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="apply the exported model chunk-wise with dask, write the FT product",
+                        description="Predict the fused FT state for every day and pass into a CF zarr product, region by region (resumable).")
+    pr.add_argument("--store", required=True, help="store root with predictors and statics")
+    pr.add_argument("--model", required=True, help="model folder written by `ftcloud train`")
+    pr.add_argument("--out", required=True, help="output zarr URL (folder or s3://...)")
+    pr.add_argument("--start", default=None, help="first day (default: the store's first)")
+    pr.add_argument("--end", default=None, help="last day (default: the store's last)")
+    pr.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both")
+    pr.add_argument("--tile", type=int, default=32, help="model tile in cells (default 32)")
+    pr.add_argument("--batch-days", type=int, default=8, help="days per model call (default 8)")
+    pr.add_argument("--time-chunk", type=int, default=32, help="days per region/chunk (default 32)")
+    pr.add_argument("--format", choices=["torchscript", "export"], default="torchscript", help="exported program to load (default torchscript)")
+    _add_storage_args(pr)
+    pr.set_defaults(func=cmd_predict)
 
     r = sub.add_parser("run", help="the whole job on the embedded default (twin -> ingest -> ...), resumable",
                        description="Synthesise the twin if no sources are configured, ingest it, and report the time per stage.")

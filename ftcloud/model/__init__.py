@@ -38,7 +38,7 @@ def train(store: str, pass_: str, out: str, config=None, storage_options=None, p
     config = config or TrainConfig()
     data = load_target_period(store, pass_, storage_options)
     result = train_pass(data, config, progress=progress)
-    report = evaluate_test_period(result.model, data)
+    report = evaluate_test_period(result.model, data, config.splits)
     attrs = open_group(store, "statics", storage_options).attrs
     mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
     card = export_model(
@@ -51,7 +51,7 @@ def train(store: str, pass_: str, out: str, config=None, storage_options=None, p
             "grid": {k: attrs.get(k) for k in ("ease2_grid", "ease2_window_rows", "ease2_window_cols", "region")},
             "training": {
                 "store": store,
-                "splits": SPLITS,
+                "splits": config.splits or SPLITS,
                 "config": config.to_dict(),
                 "history": result.history,
                 "best_epoch": result.best_epoch,

@@ -121,7 +121,7 @@ def fuse(logits_a: torch.Tensor, logits_b: torch.Tensor) -> tuple[torch.Tensor, 
     mb, cb = pb.max(dim=1)
     take_a = (ca == cb) | (ma >= mb)
     cls = torch.where(take_a, ca, cb)
-    p_frozen = torch.where(take_a, pa[:, CLASS_FROZEN], pb[:, CLASS_FROZEN])
+    p_frozen = torch.where(take_a, pa[:, 1], pb[:, 1])  # class 1 = frozen (literal for TorchScript)
     return cls, p_frozen
 
 
@@ -146,7 +146,7 @@ class FusedFTModel(nn.Module):
         z = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
         la, lb = self.net(z)
         cls, p = fuse(la, lb)
-        ft = torch.where(cls == CLASS_MISSING, torch.full_like(cls, 255), cls)
+        ft = torch.where(cls == 2, torch.full_like(cls, 255), cls)  # class 2 = missing -> 255
         ft = torch.where(valid, ft, torch.full_like(ft, 255)).to(torch.uint8)
         p = torch.where(valid, p, torch.full_like(p, float("nan")))
         return ft, p

@@ -34,10 +34,11 @@ SPLITS = {
 SEASONS = {"frozen": (12, 1), "transition": (2, 3, 4, 10, 11), "thawed": (5, 6, 7, 8, 9)}
 
 
-def split_mask(times, split: str) -> np.ndarray:
+def split_mask(times, split: str, splits: dict | None = None) -> np.ndarray:
+    """Days of ``times`` in ``split`` ("train", "val", "test") of ``splits`` (default: the paper's)."""
     t = pd.DatetimeIndex(times)
     m = np.zeros(len(t), bool)
-    for a, b in SPLITS[split]:
+    for a, b in (splits or SPLITS)[split]:
         m |= (t >= pd.Timestamp(a)) & (t <= pd.Timestamp(b))
     return m
 

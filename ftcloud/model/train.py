@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     permanent_missing: float = 0.98  # a pixel missing on this share of training days is "missing"
     threads: int | None = None
+    splits: dict | None = None  # None = the paper's (ftcloud.model.data.SPLITS); tests use shorter ones
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -95,12 +96,12 @@ def train_pass(data: TargetData, config: TrainConfig = TrainConfig(), progress: 
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train = split_mask(data.times, "train")
-    val = split_mask(data.times, "val")
+    train = split_mask(data.times, "train", config.splits)
+    val = split_mask(data.times, "val", config.splits)
     if not train.any() or not val.any():
         raise ValueError(
             f"the store's target period {data.times[0]:%Y-%m-%d}..{data.times[-1]:%Y-%m-%d} does not cover the "
-            "training (2015-04-01..2016-03-31, 2016-11-01..2017-03-31) and validation splits"
+            f"training and validation splits {config.splits or 'of the paper (2015-04-01 .. 2018-03-31)'}"
         )
     mean, std = channel_stats(data.X, train)
     ys = head_targets(data.smap, train, config.permanent_missing)
@@ -209,10 +210,10 @@ def accuracy(product: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
-def evaluate_test_period(model, data: TargetData) -> dict:
+def evaluate_test_period(model, data: TargetData, splits: dict | None = None) -> dict:
     """Test-period accuracy of each head, the fusion and the target products themselves,
     against each target and (on the twin) the truth, overall and per season."""
-    test = split_mask(data.times, "test")
+    test = split_mask(data.times, "test", splits)
     X = data.X[test]
     pred = predict_heads(model, X)
     products = {**pred, "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
