@@ -49,9 +49,12 @@ PROGRESS_ATTR = "ftcloud_regions_done"
 
 @dataclass(frozen=True)
 class InferencePlan:
-    tile: int = 32
+    """How inference is cut up. ``tile`` (rows, cols) of None means: the space chunk, clipped to
+    the window (one tile per block); it is resolved by :meth:`resolve` and saved with the product."""
+
+    tile: tuple[int, int] | None = None
     halo: int = 3
-    batch_days: int = 8
+    batch_days: int = 16
     time_chunk: int = 32
     space_chunk: int = 128
     fmt: str = "torchscript"
@@ -60,11 +63,25 @@ class InferencePlan:
     def __post_init__(self):
         if self.time_chunk % self.batch_days:
             raise ValidationError(f"time_chunk ({self.time_chunk}) must be a multiple of batch_days ({self.batch_days})")
-        if self.space_chunk % self.tile:
-            raise ValidationError(f"space_chunk ({self.space_chunk}) must be a multiple of tile ({self.tile})")
+        if self.tile is not None:
+            object.__setattr__(self, "tile", tuple(int(t) for t in (self.tile if np.ndim(self.tile) else (self.tile, self.tile))))
+
+    def resolve(self, shape: tuple[int, int], halo: int) -> "InferencePlan":
+        """Fix tile and halo for a window of ``shape`` (y, x) and a model receptive field ``halo``.
+
+        Along an axis cut into several blocks, the space chunk must be a multiple of the tile
+        so that tiles sit at the same place whatever the chunking.
+        """
+        tile = self.tile or (min(self.space_chunk, shape[0]), min(self.space_chunk, shape[1]))
+        for t, n in zip(tile, shape):
+            if n > self.space_chunk and self.space_chunk % t:
+                raise ValidationError(f"space_chunk ({self.space_chunk}) must be a multiple of the tile {tile}")
+        return InferencePlan(**{**asdict(self), "tile": tile, "halo": max(self.halo, halo)})
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        d["tile"] = list(self.tile) if self.tile else None
+        return json.dumps(d, sort_keys=True)
 
 
 def _device():
@@ -87,12 +104,12 @@ def cached_model(model_dir: str, pass_: str, fmt: str):
         return _MODEL_CACHE[key]
 
 
-def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: int) -> tuple[np.ndarray, np.ndarray]:
+def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, batch_days: int) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``model`` to one overlapped block ``x`` (days, step, chan, Y, X).
 
     ``x`` holds the block's core plus ``halo`` cells on every side (NaN beyond the window).
-    The core is cut into ``tile x tile`` tiles starting at the core's first row/col (blocks
-    start at multiples of ``tile`` of the window, so tiles are aligned globally), each tile is
+    The core is cut into ``tile`` (rows, cols) tiles starting at the core's first row/col (blocks
+    start at multiples of the tile in the window, so tiles are aligned globally), each tile is
     run with its halo as a fixed-size tensor, days in fixed batches. Returns ft (uint8) and
     p_frozen (float32) of the core, (days, Y - 2 halo, X - 2 halo).
     """
@@ -102,12 +119,11 @@ def run_tiles(model, device, x: np.ndarray, tile: int, halo: int, batch_days: in
     cy, cx = Y - 2 * halo, X - 2 * halo
     ft = np.full((nd, cy, cx), FT_MISSING, "u1")
     pf = np.full((nd, cy, cx), np.nan, "f4")
-    side = tile + 2 * halo
-    xb = np.empty((batch_days, ns, nc, side, side), "f4")
-    for ty in range(0, cy, tile):
-        h = min(tile, cy - ty)
-        for tx in range(0, cx, tile):
-            w = min(tile, cx - tx)
+    xb = np.empty((batch_days, ns, nc, tile[0] + 2 * halo, tile[1] + 2 * halo), "f4")
+    for ty in range(0, cy, tile[0]):
+        h = min(tile[0], cy - ty)
+        for tx in range(0, cx, tile[1]):
+            w = min(tile[1], cx - tx)
             for b in range(0, nd, batch_days):
                 n = min(batch_days, nd - b)
                 xb.fill(np.nan)
@@ -207,9 +223,7 @@ def predict(
     if len(times) == 0:
         raise ValidationError(f"{store}: no predictor days in {start}..{end}")
     cards = {p: read_card(model_dir, p) for p in passes}
-    halo = max(c.get("halo", 0) for c in cards.values())
-    if plan.halo < halo:
-        plan = InferencePlan(**{**asdict(plan), "halo": halo})
+    plan = plan.resolve((statics.sizes["y"], statics.sizes["x"]), max(c.get("halo", 0) for c in cards.values()))
     attrs = {
         "title": "ftcloud fused soil freeze/thaw product (ConvLSTM_FT)",
         "Conventions": "CF-1.8",

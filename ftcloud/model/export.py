@@ -56,8 +56,9 @@ def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_s
     ny = torch.export.Dim("y", min=4, max=4096)
     nx = torch.export.Dim("x", min=4, max=4096)
     ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch, 3: ny, 4: nx},))
-    torch.export.save(ep, p["export"] + ".tmp")
-    os.replace(p["export"] + ".tmp", p["export"])
+    tmp_pt2 = p["export"][: -len(".pt2")] + ".tmp.pt2"  # torch wants the .pt2 suffix
+    torch.export.save(ep, tmp_pt2)
+    os.replace(tmp_pt2, p["export"])
     card = {
         "card_version": CARD_VERSION,
         "model": "ftcloud dual-head ConvLSTM with decision-level softmax fusion",
