@@ -136,10 +136,12 @@ def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, ba
 
 
 def _block_fn(block: np.ndarray, *, model_dir: str, pass_: str, plan: InferencePlan) -> np.ndarray:
-    """dask task: FT code and frozen probability of one overlapped block, stacked on a last axis."""
+    """dask task: FT code and frozen probability of one overlapped block, as (time, 2, y, x).
+
+    The ``step`` axis of the input block (one chunk) becomes the axis of the two outputs."""
     model, device = cached_model(model_dir, pass_, plan.fmt)
     ft, pf = run_tiles(model, device, block, plan.tile, plan.halo, plan.batch_days)
-    return np.stack([ft.astype("f4"), pf], axis=-1)
+    return np.stack([ft.astype("f4"), pf], axis=1)
 
 
 def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: InferencePlan, storage_options=None):
@@ -162,12 +164,16 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
     x = da.stack(dyn + st, axis=2).rechunk((plan.time_chunk, ns, len(dyn) + len(st), sc, sc))
     h = plan.halo
     xo = da.overlap.overlap(x, depth={0: 0, 1: 0, 2: 0, 3: h, 4: h}, boundary={0: "none", 1: "none", 2: "none", 3: np.nan, 4: np.nan})
+    # overlap() may merge a last chunk smaller than the halo into its neighbour, so the output
+    # chunks come from the overlapped array (every block has the halo on both sides); block
+    # starts stay multiples of the space chunk, so tiles stay aligned
+    core = [tuple(c - 2 * h for c in xo.chunks[a]) for a in (3, 4)]
     both = da.map_blocks(
         _block_fn, xo, model_dir=model_dir, pass_=pass_, plan=plan,
-        drop_axis=[1, 2], new_axis=[3], chunks=(x.chunks[0], x.chunks[3], x.chunks[4], (2,)), dtype="f4",
+        drop_axis=[2], chunks=(xo.chunks[0], (2,), *core), dtype="f4",
         name=f"ftcloud-predict-{pass_}",
     )
-    return both[..., 0].astype("u1"), both[..., 1], card
+    return both[:, 0].astype("u1"), both[:, 1], card
 
 
 def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, attrs: dict) -> xr.Dataset:

@@ -1,0 +1,126 @@
+"""Chunk-wise inference: chunking independence, resume, metadata, one model load per worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+torch = pytest.importorskip("torch")
+
+from ftcloud import inference  # noqa: E402
+from ftcloud.errors import ValidationError  # noqa: E402
+from ftcloud.ingest import ingest  # noqa: E402
+from ftcloud.io.stores import open_group, store_status  # noqa: E402
+from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig  # noqa: E402
+from ftcloud.model.data import load_target_period  # noqa: E402
+from ftcloud.model.export import check_store_matches_card, export_model, read_card  # noqa: E402
+from ftcloud.synth import generate  # noqa: E402
+
+START, END = "2017-01-01", "2017-02-28"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inf")
+    generate("tiny", START, END, str(root / "src"), seed=5, insitu=False, progress=False)
+    ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+    return str(root / "store")
+
+
+@pytest.fixture(scope="module")
+def model_dir(store, tmp_path_factory):
+    """An exported model with fixed random weights and the store's own normalisation."""
+    out = tmp_path_factory.mktemp("model")
+    data = load_target_period(store, "AM")
+    x = data.X.transpose(2, 0, 1, 3, 4).reshape(8, -1)
+    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
+    torch.manual_seed(3)
+    cfg = ModelConfig(hidden=(4,))
+    for p in ("AM", "PM"):
+        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
+        export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
+    return str(out)
+
+
+def _predict(store, model_dir, out, **plan):
+    return inference.predict(store, model_dir, str(out), plan=inference.InferencePlan(**plan), progress=False)
+
+
+def test_output_does_not_depend_on_chunking(store, model_dir, tmp_path):
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    _predict(store, model_dir, a, tile=4, space_chunk=4, time_chunk=16, batch_days=8)
+    _predict(store, model_dir, b, tile=4, space_chunk=8, time_chunk=32, batch_days=8)
+    ga, gb = zarr.open_group(str(a)), zarr.open_group(str(b))
+    assert ga["ft"].chunks != gb["ft"].chunks
+    assert ga["ft"][:].tobytes() == gb["ft"][:].tobytes()
+    assert ga["p_frozen"][:].tobytes() == gb["p_frozen"][:].tobytes()
+    ft = ga["ft"][:]
+    assert set(np.unique(ft)) <= {0, 1, 255} and (ft != 255).any()
+
+
+def test_product_metadata(store, model_dir, tmp_path):
+    out = tmp_path / "p.zarr"
+    _predict(store, model_dir, out, time_chunk=32, batch_days=16)
+    ds = open_group(str(tmp_path), "p.zarr")
+    assert ds["ft"].dims == ("pass", "time", "y", "x") and ds["ft"].dtype == np.uint8
+    assert list(ds["pass"].values) == ["AM", "PM"]
+    assert ds["ft"].attrs["flag_meanings"] == "thawed frozen" and ds["ft"].attrs["grid_mapping"] == "crs"
+    assert ds["crs"].attrs["grid_mapping_name"] == "lambert_cylindrical_equal_area"
+    assert (pd.DatetimeIndex(ds["time"].values) == pd.date_range(START, END)).all()
+    card = read_card(model_dir, "AM")
+    assert card["files"]["torchscript"]["sha256"] in ds.attrs["model_sha256"]
+    assert "ftcloud" in ds.attrs["software"] and ds.attrs["source_store"] == store
+
+
+def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monkeypatch):
+    clean = tmp_path / "clean.zarr"
+    _predict(store, model_dir, clean, time_chunk=16, batch_days=8)
+    out = tmp_path / "killed.zarr"
+    calls = {"n": 0}
+    real = inference.dask.compute
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(inference.dask, "compute", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _predict(store, model_dir, out, time_chunk=16, batch_days=8)
+    assert store_status(str(out)) == "incomplete"
+    with pytest.raises(Exception, match="did not finish"):
+        open_group(str(tmp_path), "killed.zarr")
+    calls["n"] = 0
+    monkeypatch.setattr(inference.dask, "compute", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1])
+    res = _predict(store, model_dir, out, time_chunk=16, batch_days=8)
+    n_regions = 2 * 4  # 2 passes x ceil(59 / 16) time regions
+    assert res["regions"] == calls["n"] == n_regions - 2  # the two finished regions were not recomputed
+    assert store_status(str(out)) == "complete"
+    assert zarr.open_group(str(out))["ft"][:].tobytes() == zarr.open_group(str(clean))["ft"][:].tobytes()
+
+
+def test_model_is_loaded_once_per_worker(store, model_dir, tmp_path, monkeypatch):
+    from ftcloud.model import export
+
+    inference._MODEL_CACHE.clear()
+    loads = []
+    real = export.load_model
+    monkeypatch.setattr(export, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    _predict(store, model_dir, tmp_path / "o.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8)
+    assert sorted(a[1] for a in loads) == ["AM", "PM"]  # many blocks, one load per pass
+
+
+def test_store_that_does_not_match_the_card_is_refused(store, model_dir):
+    from ftcloud.model.data import open_inputs
+
+    card = read_card(model_dir, "AM")
+    pred, statics = open_inputs(store, "AM")
+    bad = pred.copy()
+    bad["stl1"] = bad["stl1"].assign_attrs(units="degC")
+    with pytest.raises(ValidationError, match="'stl1' has units 'degC', the model card expects 'K'"):
+        check_store_matches_card(card, bad, statics, dict(statics.attrs), "AM", store)
+    with pytest.raises(ValidationError, match="trained for pass AM, not PM"):
+        check_store_matches_card(card, pred, statics, dict(statics.attrs), "PM", store)
