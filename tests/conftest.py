@@ -74,3 +74,18 @@ def s3(s3_server, monkeypatch):
 
     s3fs.S3FileSystem.clear_instance_cache()
     return {"endpoint_url": s3_server}
+
+
+TINY_PERIOD = ("2017-01-01", "2017-02-28")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A twin of the `tiny` region, Jan-Feb 2017, ingested (predictors, targets, statics)."""
+    from ftcloud.ingest import ingest
+    from ftcloud.synth import generate
+
+    root = tmp_path_factory.mktemp("tiny")
+    generate("tiny", *TINY_PERIOD, str(root / "src"), seed=5, insitu=False, progress=False)
+    ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+    return str(root / "store")

@@ -11,22 +11,19 @@ torch = pytest.importorskip("torch")
 
 from ftcloud import inference  # noqa: E402
 from ftcloud.errors import ValidationError  # noqa: E402
-from ftcloud.ingest import ingest  # noqa: E402
 from ftcloud.io.stores import open_group, store_status  # noqa: E402
 from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig  # noqa: E402
 from ftcloud.model.data import load_target_period  # noqa: E402
 from ftcloud.model.export import check_store_matches_card, export_model, read_card  # noqa: E402
-from ftcloud.synth import generate  # noqa: E402
 
-START, END = "2017-01-01", "2017-02-28"
+from conftest import TINY_PERIOD  # noqa: E402
+
+START, END = TINY_PERIOD
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inf")
-    generate("tiny", START, END, str(root / "src"), seed=5, insitu=False, progress=False)
-    ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
-    return str(root / "store")
+def store(tiny_store):
+    return tiny_store
 
 
 @pytest.fixture(scope="module")
