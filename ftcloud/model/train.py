@@ -149,7 +149,7 @@ def train_pass(data: TargetData, config: TrainConfig = TrainConfig(), progress: 
             opt.zero_grad()
             loss.backward()
             opt.step()
-            run += float(loss) * len(x)
+            run += float(loss.detach()) * len(x)
         tl = run / len(order)
         vl = val_loss()
         history.append({"epoch": epoch, "train_loss": round(tl, 5), "val_loss": round(vl, 5)})
