@@ -7,9 +7,10 @@ The plan (:class:`InferencePlan`) is a small frozen dataclass, saved with the pr
   ``batch_days`` days aligned to the period's first day (the last batch padded). Every tile
   tensor is therefore the same whatever the dask chunking, so two chunkings give identical
   bytes (``tests/test_inference.py``); dask chunks in y/x must be multiples of ``tile``.
-* each dask task gets its block plus the halo (``dask.array.overlap`` with
-  ``boundary="none"``; beyond the window edge the input is NaN, which the model reads as the
-  training mean and flags as missing only where the pixel itself has no data);
+* each dask task (``dask.array.map_blocks`` over the output's chunks, locating itself with
+  ``block_info``) reads its block plus a halo of the model's receptive field straight from the
+  zarr store; beyond the window edge the input is NaN, which the model reads as the training
+  mean (the pixel's own output is still valid if its own inputs are);
 * each worker process loads the model once (``_MODEL_CACHE``, keyed by file and checksum)
   and keeps it; tasks carry only the model directory, never the weights;
 * the GPU is used when the worker has one (``torch.cuda.is_available()``), the CPU otherwise.
@@ -23,6 +24,7 @@ marked complete only when every region is there.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -33,6 +35,7 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
 from ftcloud.errors import ValidationError
 from ftcloud.io.stores import get_mapper, join, mark_complete, open_group, store_status
@@ -59,6 +62,8 @@ class InferencePlan:
     space_chunk: int = 128
     fmt: str = "torchscript"
     write_probability: bool = True
+    region_chunks: int = 8  # time chunks per written region (the unit of resume)
+    torch_threads: int | None = 1  # per task; dask runs one task per core. None = torch's default
 
     def __post_init__(self):
         if self.time_chunk % self.batch_days:
@@ -131,21 +136,61 @@ def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, ba
                 with torch.no_grad():
                     f, p = model(torch.from_numpy(xb).to(device))
                 ft[b : b + n, ty : ty + h, tx : tx + w] = f[:n, halo : halo + h, halo : halo + w].cpu().numpy()
-                pf[b : b + n, ty : ty + h, tx : tx + w] = p[:n, halo : halo + h, halo : halo + w].cpu().numpy()
+                pf[b : b + n, ty : ty + h, tx : tx + w] = p[:n, halo : halo + h, halo : halo + w].float().cpu().numpy()
     return ft, pf
 
 
-def _block_fn(block: np.ndarray, *, model_dir: str, pass_: str, plan: InferencePlan) -> np.ndarray:
-    """dask task: FT code and frozen probability of one overlapped block, as (time, 2, y, x).
+@functools.lru_cache(maxsize=16)
+def _open_arrays(store: str, so_json: str) -> dict:
+    """zarr arrays of the predictors and statics, opened once per worker process."""
+    so = json.loads(so_json)
+    pred = zarr.open_group(get_mapper(join(store, "predictors/era5land"), so), mode="r")
+    st = zarr.open_group(get_mapper(join(store, "statics"), so), mode="r")
+    out = {v: pred[v] for v in DYNAMIC_VARS}
+    out.update({v: st[v] for v in STATIC_VARS})
+    return out
 
-    The ``step`` axis of the input block (one chunk) becomes the axis of the two outputs."""
+
+def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, cols: slice, halo: int) -> np.ndarray:
+    """Inputs of one block with its halo: (days, step, 8, rows + 2 halo, cols + 2 halo) float32,
+    NaN beyond the window. Reads the zarr arrays directly into one buffer (no intermediate copies)."""
+    arrs = _open_arrays(store, so_json)
+    ny, nx = arrs["lat"].shape
+    r0, r1 = rows.start - halo, rows.stop + halo
+    c0, c1 = cols.start - halo, cols.stop + halo
+    rr = slice(max(r0, 0), min(r1, ny))
+    cc = slice(max(c0, 0), min(c1, nx))
+    dst_r = slice(rr.start - r0, rr.stop - r0)
+    dst_c = slice(cc.start - c0, cc.stop - c0)
+    nd = t.stop - t.start
+    nsteps = arrs["stl1"].shape[2]
+    out = np.full((nd, nsteps, len(DYNAMIC_VARS) + len(STATIC_VARS), r1 - r0, c1 - c0), np.nan, "f4")
+    for k, v in enumerate(DYNAMIC_VARS):
+        out[:, :, k, dst_r, dst_c] = arrs[v][t, pass_idx, :, rr, cc]
+    for k, v in enumerate(STATIC_VARS, start=len(DYNAMIC_VARS)):
+        out[:, :, k, dst_r, dst_c] = arrs[v][rr, cc][None, None]
+    return out
+
+
+def _block_task(*, store: str, so_json: str, model_dir: str, pass_: str, pass_idx: int, t_offset: int,
+                plan: InferencePlan, block_info=None) -> np.ndarray:
+    """dask task for one output block (time, 2, y, x): FT code and frozen probability.
+
+    The block's location comes from ``block_info``; the task reads its own inputs (plus the
+    halo) from the store, so only small arguments travel with it."""
+    (t0, t1), _, (y0, y1), (x0, x1) = block_info[None]["array-location"]
+    x = read_block(store, so_json, pass_idx, slice(t_offset + t0, t_offset + t1), slice(y0, y1), slice(x0, x1), plan.halo)
     model, device = cached_model(model_dir, pass_, plan.fmt)
-    ft, pf = run_tiles(model, device, block, plan.tile, plan.halo, plan.batch_days)
+    if plan.torch_threads and device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(plan.torch_threads)
+    ft, pf = run_tiles(model, device, x, plan.tile, plan.halo, plan.batch_days)
     return np.stack([ft.astype("f4"), pf], axis=1)
 
 
 def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: InferencePlan, storage_options=None):
-    """Lazy (time, y, x) uint8 FT and float32 p_frozen for one pass and the given days."""
+    """Lazy (time, y, x) uint8 FT and float32 p_frozen for one pass and the given (consecutive) days."""
     import dask.array as da
 
     from ftcloud.model.export import check_store_matches_card, read_card
@@ -156,22 +201,24 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
     check_store_matches_card(card, pred, statics, dict(statics.attrs), pass_, f"{store}")
     if card.get("halo", 0) > plan.halo:
         raise ValidationError(f"plan halo {plan.halo} is smaller than the model's receptive field {card['halo']}")
-    pred = pred.sel(time=times)
-    dyn = [pred[v].data.astype("f4") for v in DYNAMIC_VARS]  # (time, step, y, x)
-    nt, ns, ny, nx = dyn[0].shape
-    st = [da.broadcast_to(da.from_array(np.asarray(statics[v].values, "f4"))[None, None], (nt, ns, ny, nx)) for v in STATIC_VARS]
-    sc = plan.space_chunk
-    x = da.stack(dyn + st, axis=2).rechunk((plan.time_chunk, ns, len(dyn) + len(st), sc, sc))
-    h = plan.halo
-    xo = da.overlap.overlap(x, depth={0: 0, 1: 0, 2: 0, 3: h, 4: h}, boundary={0: "none", 1: "none", 2: "none", 3: np.nan, 4: np.nan})
-    # overlap() may merge a last chunk smaller than the halo into its neighbour, so the output
-    # chunks come from the overlapped array (every block has the halo on both sides); block
-    # starts stay multiples of the space chunk, so tiles stay aligned
-    core = [tuple(c - 2 * h for c in xo.chunks[a]) for a in (3, 4)]
+    store_times = pd.DatetimeIndex(pred["time"].values)
+    times = pd.DatetimeIndex(times)
+    t_offset = int(store_times.get_loc(times[0]))
+    if not (store_times[t_offset : t_offset + len(times)] == times).all():
+        raise ValidationError(f"{store}: predictor days {times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d} are not all in the store")
+    pass_idx = list(open_group(store, "predictors/era5land", storage_options)["pass"].values).index(pass_)
+    ny, nx = statics.sizes["y"], statics.sizes["x"]
+    sc, tc = plan.space_chunk, plan.time_chunk
+    chunks = (
+        tuple(min(tc, len(times) - i) for i in range(0, len(times), tc)),
+        (2,),
+        tuple(min(sc, ny - i) for i in range(0, ny, sc)),
+        tuple(min(sc, nx - i) for i in range(0, nx, sc)),
+    )
     both = da.map_blocks(
-        _block_fn, xo, model_dir=model_dir, pass_=pass_, plan=plan,
-        drop_axis=[2], chunks=(xo.chunks[0], (2,), *core), dtype="f4",
-        name=f"ftcloud-predict-{pass_}",
+        _block_task, store=store, so_json=json.dumps(storage_options or {}, sort_keys=True), model_dir=model_dir,
+        pass_=pass_, pass_idx=pass_idx, t_offset=t_offset, plan=plan,
+        chunks=chunks, dtype="f4", meta=np.empty((0, 0, 0, 0), "f4"), name=f"ftcloud-predict-{pass_}-{dask.base.tokenize(store, model_dir, plan, t_offset, len(times))}",
     )
     return both[:, 0].astype("u1"), both[:, 1], card
 
@@ -244,7 +291,6 @@ def predict(
     status = store_status(out, out_storage_options)
     done: list = []
     if status is not None:
-        import zarr
 
         g = zarr.open_group(mapper, mode="r")
         same = g.attrs.get("inference_plan") == attrs["inference_plan"] and g.attrs.get("model_sha256") == attrs["model_sha256"] \
@@ -259,10 +305,9 @@ def predict(
     tmpl = product_template(statics, times, passes, plan, attrs)
     if status is None:
         tmpl.to_zarr(mapper, mode="w", compute=False, consolidated=False)
-    import zarr
-
     g = zarr.open_group(mapper, mode="r+")
-    regions = [(p, t0) for p in range(len(passes)) for t0 in range(0, len(times), plan.time_chunk)]
+    step = plan.time_chunk * plan.region_chunks
+    regions = [(p, t0) for p in range(len(passes)) for t0 in range(0, len(times), step)]
     todo = [r for r in regions if list(r) not in done]
     bar = tqdm(total=len(regions), initial=len(regions) - len(todo), desc="predict", unit="region", disable=not progress)
     t_start = time.perf_counter()
@@ -270,7 +315,7 @@ def predict(
     for p_i, pass_ in enumerate(passes):
         arrays[p_i] = predict_pass_array(store, model_dir, pass_, times, plan, storage_options)
     for p_i, t0 in todo:
-        t1 = min(t0 + plan.time_chunk, len(times))
+        t1 = min(t0 + step, len(times))
         ft, pf, _ = arrays[p_i]
         piece = {"ft": ft[t0:t1]}
         if plan.write_probability:

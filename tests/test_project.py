@@ -58,7 +58,7 @@ def test_config_layers(tmp_path):
     cfg.write_text("region: tiny\nchunks:\n  predictors: {time: 64}\n")
     merged = load_config(cfg, environ={"FTCLOUD_START": "2001-01-01", "FTCLOUD_CHUNKS__PREDICTORS__X": "64"})
     assert merged["region"] == "tiny" and merged["start"] == "2001-01-01"
-    assert merged["chunks"]["predictors"] == {"time": 64, "y": 128, "x": 64}
+    assert merged["chunks"]["predictors"] == {"time": 64, "pass": 1, "y": 128, "x": 64}
     with set_options(region="qtp"):
         assert get_options()["region"] == "qtp"
     assert get_options()["region"] == "demo"

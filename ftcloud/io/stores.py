@@ -116,10 +116,10 @@ def open_group(
     group: str,
     storage_options: dict | None = None,
     *,
-    chunks: Any = None,
+    chunks: Any = {},  # noqa: B006 - {} = dask arrays with the store's own chunks (None would load eagerly on .data)
     require_complete: bool = True,
 ) -> xr.Dataset:
-    """Open one ftcloud group lazily; refuse a group a previous run did not finish."""
+    """Open one ftcloud group lazily (dask arrays on the zarr chunks); refuse a group a previous run did not finish."""
     url = join(root, group)
     status = store_status(url, storage_options)
     if status is None:

@@ -122,7 +122,8 @@ def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     by_url = {era5land.era5_url(source, m): m for m in months}
     pattern = _pattern(lambda time: era5land.era5_url(source, time), "time", months)
     opener = functools.partial(_open_era5, months=by_url, window=window, start=start, end=end, storage_options=storage_options)
-    return SourceRecipe("era5land", pattern, opener, chunk_plan({"time": len(daily_index(start, end)), "y": window.shape[0], "x": window.shape[1]}, chunks))
+    sizes = {"time": len(daily_index(start, end)), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
+    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks))
 
 
 def _open_imerg(key, *, days, source, window, storage_options):
@@ -134,7 +135,7 @@ def imerg_recipe(source: str, window: GridWindow, start, end, chunks: dict, stor
     by_key = {f"{source}/imerg#{d:%Y-%m-%d}": d for d in days}
     pattern = _pattern(lambda time: f"{source}/imerg#{time:%Y-%m-%d}", "time", list(days), nitems=1)
     opener = functools.partial(_open_imerg, days=by_key, source=source, window=window, storage_options=storage_options)
-    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks))
+    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks))
 
 
 def _open_smap(url, *, days, window, storage_options):
