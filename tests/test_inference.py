@@ -73,7 +73,7 @@ def test_product_metadata(store, model_dir, tmp_path):
 
 def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monkeypatch):
     clean = tmp_path / "clean.zarr"
-    _predict(store, model_dir, clean, time_chunk=16, batch_days=8)
+    _predict(store, model_dir, clean, time_chunk=16, batch_days=8, region_chunks=1)
     out = tmp_path / "killed.zarr"
     calls = {"n": 0}
     real = inference.dask.compute
@@ -86,13 +86,13 @@ def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monk
 
     monkeypatch.setattr(inference.dask, "compute", dying)
     with pytest.raises(KeyboardInterrupt):
-        _predict(store, model_dir, out, time_chunk=16, batch_days=8)
+        _predict(store, model_dir, out, time_chunk=16, batch_days=8, region_chunks=1)
     assert store_status(str(out)) == "incomplete"
     with pytest.raises(Exception, match="did not finish"):
         open_group(str(tmp_path), "killed.zarr")
     calls["n"] = 0
     monkeypatch.setattr(inference.dask, "compute", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1])
-    res = _predict(store, model_dir, out, time_chunk=16, batch_days=8)
+    res = _predict(store, model_dir, out, time_chunk=16, batch_days=8, region_chunks=1)
     n_regions = 2 * 4  # 2 passes x ceil(59 / 16) time regions
     assert res["regions"] == calls["n"] == n_regions - 2  # the two finished regions were not recomputed
     assert store_status(str(out)) == "complete"
