@@ -269,7 +269,12 @@ def latlon_source_box(window: GridWindow, res: float = 0.1, margin: int = 2) -> 
 
 
 def grid_mapping_attrs() -> dict:
-    """CF grid-mapping attributes for EASE-Grid 2.0 global (EPSG:6933)."""
+    """CF grid-mapping attributes for EASE-Grid 2.0 global (EPSG:6933) (a fresh dict each call)."""
+    return dict(_grid_mapping_attrs())
+
+
+@functools.lru_cache(maxsize=1)
+def _grid_mapping_attrs() -> dict:
     from pyproj import CRS
 
     wkt = CRS.from_epsg(EPSG).to_wkt()
