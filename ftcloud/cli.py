@@ -53,7 +53,7 @@ def cmd_synth(args) -> int:
         insitu=not args.no_insitu, progress=not args.quiet,
     )
     nbytes = summary.get("bytes", 0)
-    print(f"synth: wrote {summary.get('files', '?')} files, {nbytes / 1e6:.1f} MB to {args.out} in {time.perf_counter() - t0:.1f} s")
+    print(f"synth: wrote {summary.get('n_files', '?')} files, {nbytes / 1e6:.1f} MB to {args.out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -91,7 +91,7 @@ def cmd_info(args) -> int:
 def cmd_train(args) -> int:
     from ftcloud.model import train
     from ftcloud.model.report import headline
-    from ftcloud.model.train import TrainConfig
+    from ftcloud.model.training import TrainConfig
 
     cfg = TrainConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), kernel=args.kernel, epochs=args.epochs,
                       patience=args.patience, seed=args.seed, lr=args.lr)

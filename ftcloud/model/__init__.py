@@ -32,7 +32,7 @@ def train(store: str, pass_: str, out: str, config=None, storage_options=None, p
     from ftcloud.model.data import SPLITS, load_target_period
     from ftcloud.model.export import export_model
     from ftcloud.model.report import write_report
-    from ftcloud.model.train import TrainConfig, evaluate_test_period, train_pass
+    from ftcloud.model.training import TrainConfig, evaluate_test_period, train_pass
 
     check_pass(pass_)
     config = config or TrainConfig()
