@@ -122,7 +122,15 @@ def cmd_run(args) -> int:
     from ftcloud.run import run
 
     res = run(config=args.config, out=args.out, progress=not args.quiet)
-    print(json.dumps(res, indent=2, default=str))
+    print("\nftcloud run finished: " + ", ".join(f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "")
+                                                for k, v in res["stages"].items()) + f"; total {res['total_seconds']:.0f} s")
+    print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}")
+    for p, h in (res.get("fused_vs_smap_against_truth") or {}).items():
+        if h:
+            print(f"  {p}: fused {100 * h['overall']['fused']:.2f} % vs SMAP_E_FT {100 * h['overall']['SMAP_E_FT']:.2f} % against the truth "
+                  f"({h['overall']['gain_pct_points']:+.2f} points); Dec-Jan {h['frozen_season']['gain_pct_points']:+.2f} points")
+    with open(f"{args.out}/run-summary.json", "w") as f:
+        json.dump(res, f, indent=2, default=str)
     return 0
 
 

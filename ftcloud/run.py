@@ -1,7 +1,8 @@
 """``ftcloud run``: the whole job on the embedded default, stage by stage, resumable.
 
-Stages so far: ``synth`` (the digital twin, when the config names no sources) and
-``ingest`` (all recipes into ``OUT/store``). A stage is skipped when a fingerprint of its
+Stages so far: ``synth`` (the digital twin, when the config names no sources), ``ingest``
+(all recipes into ``OUT/store``), ``train`` (AM and PM models into ``OUT/models``) and
+``predict`` (1980-2020, both passes, into ``OUT/product/ft_convlstm.zarr``). A stage is skipped when a fingerprint of its
 settings and inputs (content hashes, not timestamps) matches the one recorded when it last
 finished, and the outputs it made are still marked complete.
 """
@@ -101,15 +102,51 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     def ingest_done():
         return all(store_status(join(store, g)) in (None, "complete") for g in GROUPS.values()) and store_status(join(store, GROUPS["era5land"])) == "complete"
 
+    ingest_fp = _hash([ingest_settings, src_fp])
     stage(
         "ingest",
-        _hash([ingest_settings, src_fp]),
+        ingest_fp,
         lambda: {"groups": ingest(source, store, region=cfg["region"], start=cfg["start"], end=cfg["end"],
                                   targets_start=cfg["targets_start"], chunks=cfg["chunks"], progress=progress).groups},
         still_valid=ingest_done,
     )
     summary["store"] = store
     summary["sources"] = source
+
+    # train AM and PM
+    from ftcloud.model import read_reports, train
+    from ftcloud.model.report import headline
+    from ftcloud.model.training import TrainConfig
+
+    models = os.path.join(out, "models")
+    tcfg = TrainConfig(**{**cfg["train"], "hidden": tuple(cfg["train"]["hidden"])})
+    train_fp = _hash([ingest_fp, tcfg.to_dict()])
+
+    def do_train():
+        heads = {}
+        for p in ("AM", "PM"):
+            print(f"[train] pass {p}", flush=True)
+            heads[p] = headline(train(store, p, models, tcfg, progress=progress))
+        return heads
+
+    heads = stage("train", train_fp, do_train, still_valid=lambda: len(read_reports(models)) == 2)
+    summary["models"] = models
+    summary["fused_vs_smap_against_truth"] = heads
+
+    # predict 1980-2020, both passes
+    from ftcloud.inference import InferencePlan, predict
+
+    product = os.path.join(out, "product", "ft_convlstm.zarr")
+    plan = InferencePlan(**cfg["predict"])
+    cards = read_reports(models)
+    predict_fp = _hash([train_fp, {p: c["files"] for p, c in cards.items()}, plan.to_json()])
+    stage(
+        "predict",
+        predict_fp,
+        lambda: _jsonable(predict(store, models, product, plan=plan, progress=progress)),
+        still_valid=lambda: store_status(product) == "complete",
+    )
+    summary["product"] = product
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
 
