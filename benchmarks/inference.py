@@ -36,13 +36,13 @@ def _best(fn, repeat):
     return min(ts)
 
 
-def bare_model(model_dir, X, plan, device, dtype=None):
+def bare_model(model_dir, X, plan, device, dtype=None, fmt=None):
     """Pixel-days/s of the exported model on in-memory tensors, the same tiles/batches predict uses."""
     import torch
 
     from ftcloud.inference import cached_model, run_tiles
 
-    model, _ = cached_model(model_dir, "AM", plan.fmt)
+    model, _ = cached_model(model_dir, "AM", fmt or plan.fmt)
     model = model.to(device)
     torch.set_num_threads(os.cpu_count())  # the bare model gets every core (predict's tasks set their own)
     h = plan.halo
@@ -113,6 +113,9 @@ def main(argv=None) -> int:
         print(f"predict zarr -> zarr (same days)       : {full:12,.0f} pixel-days/s")
         print(f"ratio predict / bare                   : {full / bare:.2f}  (goal >= 0.8)")
 
+        bare_pt2, _ = bare_model(args.model, X, plan, device, fmt="export")
+        print(f"bare torch.export program (.pt2)       : {bare_pt2:12,.0f} pixel-days/s ({bare_pt2 / bare:.2f}x TorchScript)"
+              f" -> default format: {'export' if bare_pt2 > 1.05 * bare else 'torchscript'}")
         bf16, ft16 = bare_model(args.model, X, plan, device, dtype=torch.bfloat16)
         valid = (ft32 != 255) | (ft16 != 255)
         agree = float((ft32[valid] == ft16[valid]).mean())
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
         hours = CHINA_PIXEL_DAYS / full / 3600
         print(f"projected China ({CHINA[1]} x {CHINA[0]}, 41 years, AM+PM) on this machine: {hours:.1f} h "
               f"({CHINA_PIXEL_DAYS:,} pixel-days at {full:,.0f} /s)")
-        print(json.dumps({"bare": bare, "predict": full, "ratio": full / bare, "bf16": bf16, "bf16_agreement": agree,
+        print(json.dumps({"bare": bare, "bare_pt2": bare_pt2, "predict": full, "ratio": full / bare, "bf16": bf16, "bf16_agreement": agree,
                           "device": str(device), "china_hours": hours}))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -111,7 +111,9 @@ def cmd_predict(args) -> int:
     from ftcloud.inference import InferencePlan, predict
 
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
-    plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format)
+    plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format,
+                         precision=args.precision, resources={"GPU": 1} if args.gpu_workers else None,
+                         write_probability=args.probability)
     res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
                   storage_options=_storage_options(args), out_storage_options=_storage_options(args), progress=not args.quiet)
     print(f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} regions computed)")
@@ -198,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tile", type=int, default=None, help="model tile in cells (default: the 128-cell chunk, clipped to the window)")
     pr.add_argument("--batch-days", type=int, default=16, help="days per model call (default 16)")
     pr.add_argument("--time-chunk", type=int, default=32, help="days per region/chunk (default 32)")
-    pr.add_argument("--format", choices=["torchscript", "export"], default="torchscript", help="exported program to load (default torchscript)")
+    pr.add_argument("--format", choices=["torchscript", "export"], default="export",
+                    help="exported program to load (default export: the torch.export program measured faster than TorchScript)")
+    pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
+    pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast (see benchmarks/inference.py for speed and agreement)")
+    pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
 

@@ -47,8 +47,8 @@ def _predict(store, model_dir, out, **plan):
 
 def test_output_does_not_depend_on_chunking(store, model_dir, tmp_path):
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
-    _predict(store, model_dir, a, tile=4, space_chunk=4, time_chunk=16, batch_days=8)
-    _predict(store, model_dir, b, tile=4, space_chunk=8, time_chunk=32, batch_days=8)
+    _predict(store, model_dir, a, tile=4, space_chunk=4, time_chunk=16, batch_days=8, write_probability=True)
+    _predict(store, model_dir, b, tile=4, space_chunk=8, time_chunk=32, batch_days=8, write_probability=True)
     ga, gb = zarr.open_group(str(a)), zarr.open_group(str(b))
     assert ga["ft"].chunks != gb["ft"].chunks
     assert ga["ft"][:].tobytes() == gb["ft"][:].tobytes()
@@ -67,7 +67,7 @@ def test_product_metadata(store, model_dir, tmp_path):
     assert ds["crs"].attrs["grid_mapping_name"] == "lambert_cylindrical_equal_area"
     assert (pd.DatetimeIndex(ds["time"].values) == pd.date_range(START, END)).all()
     card = read_card(model_dir, "AM")
-    assert card["files"]["torchscript"]["sha256"] in ds.attrs["model_sha256"]
+    assert card["files"]["export"]["sha256"] in ds.attrs["model_sha256"]
     assert "ftcloud" in ds.attrs["software"] and ds.attrs["source_store"] == store
 
 
@@ -107,7 +107,9 @@ def test_model_is_loaded_once_per_worker(store, model_dir, tmp_path, monkeypatch
     real = export.load_model
     monkeypatch.setattr(export, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
     _predict(store, model_dir, tmp_path / "o.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8)
-    assert sorted(a[1] for a in loads) == ["AM", "PM"]  # many blocks, one load per pass
+    _predict(store, model_dir, tmp_path / "o2.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8, fmt="torchscript")
+    # many blocks, one load per (pass, format); both exported formats run
+    assert sorted((a[1], a[2]) for a in loads) == [("AM", "export"), ("AM", "torchscript"), ("PM", "export"), ("PM", "torchscript")]
 
 
 def test_store_that_does_not_match_the_card_is_refused(store, model_dir):
@@ -121,3 +123,28 @@ def test_store_that_does_not_match_the_card_is_refused(store, model_dir):
         check_store_matches_card(card, bad, statics, dict(statics.attrs), "AM", store)
     with pytest.raises(ValidationError, match="trained for pass AM, not PM"):
         check_store_matches_card(card, pred, statics, dict(statics.attrs), "PM", store)
+
+
+@pytest.mark.slow
+def test_distributed_workers_give_the_same_bytes(store, model_dir, tmp_path):
+    """Worker processes load the model from its path (never pickled weights); same answer."""
+    from distributed import Client, LocalCluster
+
+    ref = tmp_path / "ref.zarr"
+    _predict(store, model_dir, ref, time_chunk=16, batch_days=8)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        out = tmp_path / "dist.zarr"
+        inference.predict(store, model_dir, str(out), plan=inference.InferencePlan(time_chunk=16, batch_days=8), progress=False, client=client)
+        cached = client.run(lambda: len(__import__("ftcloud.inference", fromlist=["x"])._MODEL_CACHE))
+    assert zarr.open_group(str(out))["ft"][:].tobytes() == zarr.open_group(str(ref))["ft"][:].tobytes()
+    assert sum(cached.values()) >= 1 and all(v <= 2 for v in cached.values())  # at most one model per pass per worker
+
+
+def test_bf16_plan_runs_and_mostly_agrees(store, model_dir, tmp_path):
+    a, b = tmp_path / "fp32.zarr", tmp_path / "bf16.zarr"
+    _predict(store, model_dir, a, time_chunk=32, batch_days=16)
+    _predict(store, model_dir, b, time_chunk=32, batch_days=16, precision="bf16")
+    fa, fb = zarr.open_group(str(a))["ft"][:], zarr.open_group(str(b))["ft"][:]
+    assert (fa == fb).mean() > 0.95
+    with pytest.raises(ValidationError, match="precision"):
+        inference.InferencePlan(precision="fp8")
