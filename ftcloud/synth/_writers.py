@@ -93,8 +93,13 @@ ERA5_VARS = {
 }
 
 
-def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, history: str, complevel: int = 1):
-    """One monthly ERA5-Land file; ``times`` datetime64[h]; ``data[name]`` (time, lat, lon) float."""
+def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, history: str, complevel: int = 1,
+                     variables: dict | None = None):
+    """One monthly ERA5-Land file; ``times`` datetime64[h]; ``data[name]`` (time, lat, lon) float.
+
+    ``variables`` (name -> (units, long_name)) defaults to the four ERA5-Land predictors; tests
+    pass other names or units to produce deliberately wrong files.
+    """
     nt = len(times)
     hours = ((times.astype("datetime64[h]") - ERA5_EPOCH).astype(np.int64)).astype(np.int32)
     per_day = max(1, int(np.sum(times.astype("datetime64[D]") == times[0].astype("datetime64[D]"))))
@@ -118,7 +123,7 @@ def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, hist
             v.long_name = "time"
             v.calendar = "gregorian"
             v[:] = hours
-            for name, (units, long_name) in ERA5_VARS.items():
+            for name, (units, long_name) in (variables or ERA5_VARS).items():
                 packed, scale, offset = pack_int16(data.pop(name))
                 var = ds.createVariable(
                     name, "i2", ("time", "latitude", "longitude"), fill_value=ERA5_FILL, zlib=True,
