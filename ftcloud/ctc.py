@@ -1,0 +1,541 @@
+"""Categorical triple collocation (CTC): accuracies of three binary FT products without a reference.
+
+SPEC section 6. Three products X1, X2, X3 (+1 frozen, -1 thawed) with errors independent given
+the true state Y; per pixel, over time, their first three moments identify each product's
+sensitivity (frozen detected as frozen), specificity (thawed detected as thawed) and the class
+balance ``b = E[Y]``.
+
+Layout (STYLE habits 1 and 6): for binary data the 2 x 2 x 2 contingency table of the three
+products (8 counts per pixel) holds everything, so the data are read in ONE pass:
+:func:`_moment_sums` turns a block of the three series into 8 integer sums per pixel, dask sums
+those over the time chunks (a tree reduction; nothing else is kept), and :func:`_ctc_from_moments`
+turns the 8 numbers of each pixel into the statistics. Both kernels work on numpy arrays and
+know nothing about attributes; :func:`triple_collocation` wires them lazily and stamps CF
+metadata.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Sequence
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ftcloud.errors import UndefinedStatisticWarning, ValidationError
+from ftcloud.metadata import history_stamp
+from ftcloud.model.data import SEASONS
+
+__all__ = [
+    "triple_collocation",
+    "select_season",
+    "summarise_by",
+    "REASONS",
+    "TCI_BINS",
+    "TCI_LABELS",
+    "CELLS",
+]
+
+#: reason codes of the ``reason`` variable (0 = statistics defined)
+REASONS = {
+    0: "ok",
+    1: "too_few_samples",
+    2: "zero_variance",
+    3: "nonpositive_covariance",
+    4: "class_balance_out_of_range",
+    5: "nonfinite_estimate",
+}
+_REASON_TEXT = {
+    1: "fewer than min_count times with all three products valid",
+    2: "a product has zero variance (constant over the valid times, e.g. all thawed in summer)",
+    3: "a covariance Q_ij <= 0",
+    4: "|b| >= max_abs_b or alpha not finite",
+    5: "a non-finite estimate",
+}
+#: terrain complexity index classes of the paper (m): < 50, 50-150, 150-250, 250-350, >= 350
+TCI_BINS = (-np.inf, 50.0, 150.0, 250.0, 350.0, np.inf)
+TCI_LABELS = ("<50", "50-150", "150-250", "250-350", ">=350")
+#: contingency cells, in the order of the ``cell`` dimension: letter i = state of product i
+CELLS = tuple("".join("F" if (code >> (2 - i)) & 1 else "T" for i in range(3)) for code in range(8))
+
+# moment sums accumulated per pixel: valid count, frozen counts and their products
+_MOMENTS = ("n", "s1", "s2", "s3", "s12", "s13", "s23", "s123")
+_ROW_TARGET = 1 << 18  # elements per accumulator row (R time steps x P pixels); 256 KiB rows keep the GIL churn low
+
+
+# --------------------------------------------------------------------------------------
+# numpy kernels
+
+
+def _as_codes(x: np.ndarray) -> np.ndarray:
+    """uint8 FT codes (0 thawed, 1 frozen, >= 2 missing) from uint8 codes or floats.
+
+    Floats: 1 frozen, 0 or -1 thawed, anything else (NaN) missing.
+    """
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.bool_):
+        return x.astype(np.uint8)
+    out = np.full(x.shape, 255, np.uint8)
+    out[x == 1] = 1
+    out[(x == 0) | (x == -1)] = 0
+    return out
+
+
+def _moment_sums(x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The 8 integer moment sums of three FT series along ``axis``, over the times all are valid.
+
+    Returns int64 ``(8,) + shape`` with ``axis`` kept at length 1: n, sum f1, sum f2, sum f3,
+    sum f1 f2, sum f1 f3, sum f2 f3, sum f1 f2 f3 (f = 1 frozen, 0 thawed).
+
+    One pass: each time step costs a dozen uint8 vector operations; counts are kept in uint8
+    accumulators and flushed to int64 every 255 steps. Small pixel blocks are processed R time
+    steps at a time (rows of R x P elements) to keep numpy's per-call overhead low.
+    """
+    shape = x1.shape
+    out_shape = (8,) + shape[:axis] + (1,) + shape[axis + 1:]
+    if not (x1.shape == x2.shape == x3.shape):
+        raise ValueError(f"block shapes differ: {x1.shape}, {x2.shape}, {x3.shape}")
+    t = shape[axis]
+    xs = [np.ascontiguousarray(np.moveaxis(_as_codes(np.asarray(x)), axis, 0)).reshape(t, -1) for x in (x1, x2, x3)]
+    p = xs[0].shape[1]
+    out = np.zeros((8, p), np.int64)
+    if t == 0 or p == 0:
+        return out.reshape(out_shape)
+    r = max(1, min(t, -(-_ROW_TARGET // p)))  # time steps per accumulator row
+    w = r * p
+    acc = np.zeros((8, w), np.uint8)
+    v = np.empty(w, np.uint8)
+    vb = v.view(np.bool_)
+    f = np.empty((3, w), np.uint8)
+    g = np.empty(w, np.uint8)
+    flat = [x.reshape(-1) for x in xs]
+    since_flush = 0
+
+    def flush():
+        out[:] += acc.reshape(8, r, p).sum(axis=1, dtype=np.int64)
+        acc[:] = 0
+
+    for start in range(0, t, r):
+        k = min(r, t - start) * p
+        a, b, c = (fl[start * p:start * p + k] for fl in flat)
+        vv, ff, gg, aa = v[:k], f[:, :k], g[:k], acc[:, :k]
+        np.bitwise_or(a, b, out=vv)
+        np.bitwise_or(vv, c, out=vv)
+        np.less(vv, 2, out=vb[:k])  # all three valid (codes 0/1); bool written in place as 0/1
+        np.bitwise_and(a, vv, out=ff[0])
+        np.bitwise_and(b, vv, out=ff[1])
+        np.bitwise_and(c, vv, out=ff[2])
+        aa[0] += vv
+        aa[1:4] += ff
+        np.bitwise_and(ff[0], ff[1], out=gg)
+        aa[4] += gg
+        np.bitwise_and(gg, ff[2], out=gg)
+        aa[7] += gg
+        np.bitwise_and(ff[0], ff[2], out=gg)
+        aa[5] += gg
+        np.bitwise_and(ff[1], ff[2], out=gg)
+        aa[6] += gg
+        since_flush += 1
+        if since_flush == 255:
+            flush()
+            since_flush = 0
+    if since_flush:
+        flush()
+    return out.reshape(out_shape)
+
+
+def _cells_from_moments(m: np.ndarray) -> np.ndarray:
+    """Contingency counts (..., 8) in :data:`CELLS` order from the moment sums (..., 8)."""
+    n, s1, s2, s3, s12, s13, s23, s123 = (m[..., i] for i in range(8))
+    c = np.empty(m.shape, np.int64)
+    c[..., 7] = s123  # FFF
+    c[..., 6] = s12 - s123  # FFT
+    c[..., 5] = s13 - s123  # FTF
+    c[..., 3] = s23 - s123  # TFF
+    c[..., 4] = s1 - s12 - s13 + s123  # FTT
+    c[..., 2] = s2 - s12 - s23 + s123  # TFT
+    c[..., 1] = s3 - s13 - s23 + s123  # TTF
+    c[..., 0] = n - s1 - s2 - s3 + s12 + s13 + s23 - s123  # TTT
+    return c
+
+
+def _ctc_from_moments(m: np.ndarray, min_count: int = 30, max_abs_b: float = 1.0, warn_scope: str = "") -> tuple:
+    """CTC statistics of each pixel from its 8 moment sums (last axis).
+
+    Returns (n, cells(...,8), mean(...,3), Q12, Q13, Q23, T123, alpha, b, v(...,3), psi(...,3),
+    eta(...,3), pi(...,3), reason). See :func:`triple_collocation` for the equations.
+    """
+    m = np.asarray(m, dtype=np.int64)
+    lead = m.shape[:-1]
+    n = m[..., 0]
+    cells = _cells_from_moments(m)
+    nf = n.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = [m[..., i] / nf for i in (1, 2, 3)]
+        p12, p13, p23, p123 = (m[..., i] / nf for i in (4, 5, 6, 7))
+        q12 = 4 * (p12 - p[0] * p[1])
+        q13 = 4 * (p13 - p[0] * p[2])
+        q23 = 4 * (p23 - p[1] * p[2])
+        t123 = 8 * (p123 - p[0] * p23 - p[1] * p13 - p[2] * p12 + 2 * p[0] * p[1] * p[2])
+        mean = np.stack([2 * pi - 1 for pi in p], axis=-1)
+        v = np.stack([np.sqrt(q12 * q13 / q23), np.sqrt(q12 * q23 / q13), np.sqrt(q13 * q23 / q12)], axis=-1)
+        alpha = t123 / (v[..., 0] * v[..., 1] * v[..., 2])
+        b = -alpha / np.sqrt(4 + alpha * alpha)
+        r_fb = np.sqrt((1 - b) / (1 + b))[..., None]
+        psi = 0.5 * (1 + mean + v * r_fb)
+        eta = 0.5 * (1 - mean + v / r_fb)
+        pi_ = 0.5 * (psi + eta)
+    reason = np.zeros(lead, np.uint8)
+    few = n < max(min_count, 1)
+    zero_var = np.zeros(lead, bool)
+    for i in range(3):
+        si = m[..., 1 + i]
+        zero_var |= (si == 0) | (si == n)
+    nonpos = (q12 <= 0) | (q13 <= 0) | (q23 <= 0)
+    b_bad = ~np.isfinite(alpha) | ~(np.abs(b) < max_abs_b)
+    finite = np.isfinite(v).all(-1) & np.isfinite(psi).all(-1) & np.isfinite(eta).all(-1)
+    reason[~finite] = 5
+    reason[b_bad] = 4
+    reason[nonpos] = 3
+    reason[zero_var] = 2
+    reason[few] = 1
+    bad = reason > 0
+    for arr in (v, psi, eta, pi_):
+        arr[bad] = np.nan
+    for arr in (alpha, b):
+        arr[bad] = np.nan
+    for arr in (q12, q13, q23, t123):
+        arr[few] = np.nan
+    mean[few] = np.nan
+    if bad.any():
+        counts = {k: int((reason == k).sum()) for k in range(1, 6) if (reason == k).any()}
+        detail = "; ".join(f"{c} with reason {k} ({_REASON_TEXT[k]})" for k, c in counts.items())
+        warnings.warn(
+            f"triple_collocation: statistics undefined for {int(bad.sum())} of {reason.size} pixels{warn_scope}: "
+            f"{detail}. They are NaN; the `reason` variable says why per pixel.",
+            UndefinedStatisticWarning, stacklevel=2,
+        )
+    return n, cells, mean, q12, q13, q23, t123, alpha, b, v, psi, eta, pi_, reason
+
+
+# --------------------------------------------------------------------------------------
+# wrappers
+
+
+def _check_codes(x: xr.DataArray, name: str) -> None:
+    if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+            or np.issubdtype(x.dtype, np.bool_)):
+        raise ValidationError(
+            f"triple_collocation: {name} has dtype {x.dtype}; expected uint8 FT codes (0 thawed, 1 frozen, 255 missing) "
+            "or floats (1 frozen, 0 or -1 thawed, NaN missing)"
+        )
+
+
+def _lazy_moments(arrs: list, axis: int) -> da.Array:
+    ndim = arrs[0].ndim
+    ind = tuple(range(ndim))
+    blocks = da.blockwise(
+        _moment_sums, (ndim,) + ind, arrs[0], ind, arrs[1], ind, arrs[2], ind,
+        new_axes={ndim: 8}, adjust_chunks={axis: 1}, dtype=np.int64, axis=axis,
+        meta=np.empty((0,) * (ndim + 1), np.int64),
+    )
+    return blocks.sum(axis=axis + 1)  # tree reduction over the time chunks
+
+
+def triple_collocation(x1: xr.DataArray, x2: xr.DataArray, x3: xr.DataArray, dim: str = "time",
+                       min_count: int = 30, names: Sequence[str] | None = None,
+                       max_abs_b: float = 1.0) -> xr.Dataset:
+    """Categorical triple collocation of three binary FT products, per pixel over ``dim``.
+
+    Parameters
+    ----------
+    x1, x2, x3 : xarray.DataArray
+        The three products on the same grid: uint8 FT codes (0 thawed, 1 frozen, anything else
+        e.g. 255 missing) or floats (1 frozen, 0 or -1 thawed, NaN missing). Coordinates must
+        match exactly; dims missing from one are broadcast (e.g. a product without ``pass``).
+        Only the times where all three are valid are used.
+    dim : str
+        Dimension to collocate over (time). Other dims (``pass``, ``y``, ``x``) are kept.
+    min_count : int
+        Minimum number of common valid times; fewer -> reason 1.
+    names : sequence of 3 str, optional
+        Labels of the ``product`` coordinate (default: the inputs' names, else x1, x2, x3).
+    max_abs_b : float
+        Pixels with ``|b| >= max_abs_b`` are undefined (reason 4); 1.0 only excludes the
+        degenerate limits.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``product`` (3), ``cell`` (8) and the kept dims. ``n`` and ``counts`` (the 2x2x2
+        contingency table, :data:`CELLS`) [1]; ``mean`` (product), ``Q12``, ``Q13``, ``Q23``,
+        ``T123``, ``alpha``, ``b`` [1]; ``v``, ``psi`` (sensitivity), ``eta`` (specificity),
+        ``pi`` (balanced accuracy) per product [1]; ``reason`` (uint8, :data:`REASONS`). Lazy
+        when any input is dask-backed (the data are then read once, chunk by chunk, at compute).
+
+    Warns
+    -----
+    UndefinedStatisticWarning
+        When pixels are undefined, with the number per reason (for dask input: per block of the
+        result, at compute time).
+
+    Notes
+    -----
+    With f_i = 1 frozen / 0 thawed, p_i = mean(f_i), p_ij = mean(f_i f_j), p_123 = mean(f_1 f_2 f_3)
+    over the n common valid times, and X_i = 2 f_i - 1 (population moments, ddof = 0):
+
+    .. math::
+        \\mu_i = 2p_i - 1,\\quad Q_{ij} = \\operatorname{cov}(X_i, X_j) = 4(p_{ij} - p_i p_j),\\quad
+        T_{123} = E\\left[\\prod_i (X_i - \\mu_i)\\right]
+                = 8(p_{123} - p_1 p_{23} - p_2 p_{13} - p_3 p_{12} + 2 p_1 p_2 p_3)
+
+    The model (errors independent given the truth Y in {+1 frozen, -1 thawed}, b = E[Y], so
+    P(frozen) = (1 + b)/2) gives Q_ij = v_i v_j, v_i = sqrt(1 - b^2)(2 pi_i - 1), and
+    T_123 = alpha(b) v_1 v_2 v_3 with alpha(b) = -2b / sqrt(1 - b^2). Hence
+
+    .. math::
+        v_1 = \\sqrt{Q_{12} Q_{13} / Q_{23}}\\ (\\text{etc.}),\\quad
+        \\alpha = T_{123} / (v_1 v_2 v_3),\\quad b = -\\alpha / \\sqrt{4 + \\alpha^2}
+
+    .. math::
+        \\psi_i = \\tfrac12\\left(1 + \\mu_i + v_i\\sqrt{\\tfrac{1-b}{1+b}}\\right),\\quad
+        \\eta_i = \\tfrac12\\left(1 - \\mu_i + v_i\\sqrt{\\tfrac{1+b}{1-b}}\\right),\\quad
+        \\pi_i = \\tfrac12(\\psi_i + \\eta_i)
+
+    where psi_i = P(X_i frozen | Y frozen) and eta_i = P(X_i thawed | Y thawed); the positive
+    root of v_i assumes every product is better than chance (pi_i > 1/2). Undefined pixels
+    (reason > 0) are NaN in alpha, b, v, psi, eta and pi; mean, Q and T stay (they are plain
+    moments) except with too few samples. Sampling noise can push psi/eta slightly outside
+    [0, 1]; they are not clipped.
+
+    Examples
+    --------
+    >>> res = triple_collocation(ft, era5_ft, station_ft)  # ft (pass, time, y, x): one result per pass  # doctest: +SKIP
+    >>> frozen = triple_collocation(*(select_season(x, "frozen") for x in (ft, era5_ft, station_ft)))  # doctest: +SKIP
+    >>> summarise_by(frozen, strata=statics.tci, bins="tci")  # doctest: +SKIP
+    """
+    xs = []
+    for i, x in enumerate((x1, x2, x3), 1):
+        if not isinstance(x, xr.DataArray):
+            raise ValidationError(f"triple_collocation: x{i} must be an xarray.DataArray, got {type(x).__name__}")
+        if dim not in x.dims:
+            raise ValidationError(f"triple_collocation: x{i} has no dimension {dim!r}; dims are {x.dims}")
+        _check_codes(x, f"x{i}")
+        xs.append(x)
+    if names is None:
+        nm = [x.name for x in xs]
+        names = nm if all(isinstance(s, str) for s in nm) and len(set(nm)) == 3 else ["x1", "x2", "x3"]
+    if len(names) != 3:
+        raise ValidationError(f"triple_collocation: names must hold 3 labels, got {names!r}")
+    if int(min_count) < 1:
+        raise ValidationError(f"triple_collocation: min_count must be >= 1, got {min_count}")
+    try:
+        xs = list(xr.align(*xs, join="exact"))
+    except ValueError as e:
+        raise ValidationError(
+            f"triple_collocation: the three products are not on the same grid/time axis ({e}). "
+            "Regrid to the exact EASE2 coordinates and select the common period first (e.g. .sel(time=slice(a, b)))."
+        ) from e
+    extra = {k: c for x in reversed(xs) for k, c in x.coords.items() if k not in x.dims and dim not in c.dims}
+    xs = [x.drop_vars([c for c in x.coords if c not in x.dims]) for x in xs]
+    xs = list(xr.broadcast(*xs))
+    order = list(xs[0].dims)
+    xs = [x.transpose(*order) for x in xs]
+    axis = order.index(dim)
+    kept = [d for d in order if d != dim]
+    lazy = any(x.chunks is not None for x in xs)
+    if lazy:
+        xs = list(xr.unify_chunks(*[x.chunk() if x.chunks is None else x for x in xs]))
+        mom = _lazy_moments([x.data for x in xs], axis)
+    else:
+        mom = _moment_sums(*[x.values for x in xs], axis=axis)
+        mom = np.squeeze(mom, axis=axis + 1)
+    mom = xr.DataArray(mom, dims=("moment",) + tuple(kept), coords={d: xs[0][d] for d in kept if d in xs[0].coords})
+    out = xr.apply_ufunc(
+        _ctc_from_moments, mom, input_core_dims=[["moment"]],
+        output_core_dims=[[], ["cell"], ["product"], [], [], [], [], [], [], ["product"], ["product"], ["product"], ["product"], []],
+        kwargs={"min_count": int(min_count), "max_abs_b": float(max_abs_b), "warn_scope": " (in one block of the result)" if lazy else ""},
+        dask="parallelized",
+        output_dtypes=[np.int64, np.int64] + [np.float64] * 11 + [np.uint8],
+        dask_gufunc_kwargs={"output_sizes": {"cell": 8, "product": 3}},
+    )
+    (n, cells, mean, q12, q13, q23, t123, alpha, b, v, psi, eta, pi_, reason) = out
+    ds = xr.Dataset(coords={"product": ("product", list(names)), "cell": ("cell", list(CELLS))})
+    for k in kept:
+        if k in xs[0].coords:
+            ds = ds.assign_coords({k: xs[0][k]})
+    ds = ds.assign_coords({k: c for k, c in extra.items() if set(c.dims) <= set(kept)})  # e.g. lat/lon of x1
+    one = "1"
+    ds["n"] = n.assign_attrs(long_name=f"number of {dim} steps with all three products valid", units=one)
+    ds["counts"] = cells.assign_attrs(
+        long_name="2x2x2 contingency table of the three products (cell letter i = state of product i: F frozen, T thawed)", units=one)
+    ds["mean"] = mean.assign_attrs(long_name="mean of X_i (+1 frozen, -1 thawed)", units=one)
+    ds["Q12"] = q12.assign_attrs(long_name="covariance of X_1 and X_2 (ddof 0)", units=one)
+    ds["Q13"] = q13.assign_attrs(long_name="covariance of X_1 and X_3 (ddof 0)", units=one)
+    ds["Q23"] = q23.assign_attrs(long_name="covariance of X_2 and X_3 (ddof 0)", units=one)
+    ds["T123"] = t123.assign_attrs(long_name="third-order central moment E[(X_1-mu_1)(X_2-mu_2)(X_3-mu_3)]", units=one)
+    ds["alpha"] = alpha.assign_attrs(long_name="alpha(b) = T123 / (v1 v2 v3)", units=one)
+    ds["b"] = b.assign_attrs(long_name="class imbalance b = E[Y] = 2 P(frozen) - 1", units=one)
+    ds["v"] = v.assign_attrs(long_name="v_i = sqrt(1 - b^2)(2 pi_i - 1)", units=one)
+    ds["psi"] = psi.assign_attrs(long_name="sensitivity: P(product frozen | truth frozen)", units=one)
+    ds["eta"] = eta.assign_attrs(long_name="specificity: P(product thawed | truth thawed)", units=one)
+    ds["pi"] = pi_.assign_attrs(long_name="balanced accuracy (psi + eta) / 2", units=one)
+    ds["reason"] = reason.assign_attrs(
+        long_name="why the CTC statistics are undefined (0 = defined)",
+        flag_values=np.array(sorted(REASONS), np.uint8), flag_meanings=" ".join(REASONS[k] for k in sorted(REASONS)),
+    )
+    for k in ("mean", "v", "psi", "eta", "pi", "counts"):
+        ds[k] = ds[k].transpose(*(("product",) if k != "counts" else ("cell",)), *kept)
+    ds.attrs = {
+        "title": "categorical triple collocation (Cui et al. 2024, SPEC section 6)",
+        "products": " ".join(names),
+        "collocation_dim": dim,
+        "min_count": int(min_count),
+        "coding": "X = +1 frozen, -1 thawed; moments with ddof = 0",
+        "history": history_stamp("triple_collocation"),
+    }
+    return ds
+
+
+def select_season(obj, season: str | Sequence[str], dim: str = "time"):
+    """The time steps of ``obj`` in a season of :data:`ftcloud.model.data.SEASONS`.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        Anything with a datetime coordinate ``dim``.
+    season : str or sequence of str
+        ``"frozen"`` (Dec, Jan), ``"transition"`` (Feb-Apr, Oct-Nov), ``"thawed"`` (May-Sep), a
+        list of them, or ``"all"``.
+    dim : str
+        The time dimension.
+
+    Returns
+    -------
+    same type as ``obj``
+        ``obj.isel({dim: months in the season})`` (lazy).
+
+    Notes
+    -----
+    Seasons by calendar month of the time stamps (SPEC section 5), shared with
+    :func:`ftcloud.validation.classification_accuracy`.
+
+    Examples
+    --------
+    >>> triple_collocation(*(select_season(x, "transition") for x in (ft, era5_ft, station_ft)))  # doctest: +SKIP
+    """
+    if season == "all":
+        return obj
+    seasons = [season] if isinstance(season, str) else list(season)
+    unknown = [s for s in seasons if s not in SEASONS]
+    if unknown:
+        raise ValidationError(f"select_season: unknown season(s) {unknown}; choose from {list(SEASONS)} or 'all'")
+    months = [mo for s in seasons for mo in SEASONS[s]]
+    keep = np.isin(pd.DatetimeIndex(obj[dim].values).month, months)
+    return obj.isel({dim: np.flatnonzero(keep)})
+
+
+def _stratum_labels(strata: xr.DataArray, bins) -> tuple[np.ndarray, list, list]:
+    """(index map with -1 = none, labels, keys) of a categorical or binned stratum map."""
+    vals = np.asarray(strata.values)
+    if bins is not None:
+        if isinstance(bins, str):
+            if bins != "tci":
+                raise ValidationError(f"summarise_by: bins must be a sequence of edges or 'tci', got {bins!r}")
+            edges, labels = TCI_BINS, list(TCI_LABELS)
+        else:
+            edges = tuple(float(e) for e in bins)
+            labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])]
+        idx = np.searchsorted(np.asarray(edges), vals.astype(np.float64), side="right") - 1  # [a, b)
+        idx = np.where(np.isfinite(vals.astype(np.float64)) & (idx >= 0) & (idx < len(labels)), idx, -1)
+        return idx, labels, labels
+    flat = vals.ravel()
+    if np.issubdtype(flat.dtype, np.floating):
+        keys = sorted(pd.unique(flat[~np.isnan(flat)]))
+    else:
+        keys = sorted(pd.unique(flat))
+    fv, fm = strata.attrs.get("flag_values"), strata.attrs.get("flag_meanings")
+    names = {}
+    if fv is not None and fm is not None:
+        names = {np.asarray(v).item(): s for v, s in zip(np.atleast_1d(fv), str(fm).split())}
+    labels = [names.get(np.asarray(k).item(), str(k)) for k in keys]
+    lookup = {k: i for i, k in enumerate(keys)}
+    idx = np.array([lookup.get(v, -1) for v in flat], dtype=np.intp).reshape(vals.shape)
+    return idx, labels, keys
+
+
+def summarise_by(result: xr.Dataset | xr.DataArray, strata: xr.DataArray, bins=None,
+                 variables: Sequence[Hashable] | None = ("pi", "psi", "eta")) -> xr.Dataset:
+    """Mean of per-pixel accuracies per stratum (land cover, Koppen class, TCI class), with pixel counts.
+
+    Parameters
+    ----------
+    result : xarray.Dataset or xarray.DataArray
+        Per-pixel statistics, e.g. from :func:`triple_collocation` (NaN = undefined, ignored).
+    strata : xarray.DataArray
+        Stratum map on (a subset of) the result's dims, e.g. (y, x): class codes (names from
+        CF ``flag_values``/``flag_meanings``) or a continuous field with ``bins``. Loaded into
+        memory (a static map); ``result`` stays lazy.
+    bins : sequence of float or "tci", optional
+        Bin edges, intervals [a, b); ``"tci"`` gives the paper's TCI classes (:data:`TCI_BINS`:
+        < 50, 50-150, 150-250, 250-350, >= 350 m).
+    variables : sequence of str, optional
+        Variables of a Dataset to summarise (default the accuracies pi, psi, eta; None = all
+        floating-point variables on the strata dims).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``stratum`` (labels) plus the result's other dims (e.g. ``product``, ``pass``): the
+        mean of each variable over the pixels where it is defined, ``n_pixels`` (pixels where the
+        first variable is defined) and the coordinate ``n_total`` (all pixels of the stratum).
+
+    Notes
+    -----
+    .. math:: \\bar a_s = \\frac{1}{|P_s|}\\sum_{p \\in P_s} a_p,\\quad
+              P_s = \\{p \\in s : a_p \\text{ defined}\\}
+
+    an unweighted mean (EASE-Grid 2.0 cells are equal-area).
+
+    Examples
+    --------
+    >>> summarise_by(res, statics.tci, bins="tci")  # doctest: +SKIP
+    >>> summarise_by(res, aux.land_cover)  # names from flag_meanings  # doctest: +SKIP
+    """
+    ds = result.to_dataset(name=result.name or "value") if isinstance(result, xr.DataArray) else result
+    sdims = list(strata.dims)
+    missing = [d for d in sdims if d not in ds.dims]
+    if missing:
+        raise ValidationError(f"summarise_by: strata dims {missing} not in the result's dims {tuple(ds.dims)}")
+    if isinstance(result, xr.DataArray):
+        names = list(ds.data_vars)
+    elif variables is None:
+        names = [k for k, v in ds.data_vars.items() if np.issubdtype(v.dtype, np.floating) and set(sdims) <= set(v.dims)]
+    else:
+        names = [k for k in variables if k in ds.data_vars]
+        if not names:
+            raise ValidationError(f"summarise_by: none of {list(variables)} in the result; it has {list(ds.data_vars)}")
+    strata = strata.load()
+    idx, labels, _ = _stratum_labels(strata, bins)
+    onehot = (idx[..., None] == np.arange(len(labels))).astype(np.float64)
+    oh = xr.DataArray(onehot, dims=tuple(sdims) + ("stratum",), coords={"stratum": labels})
+    out = xr.Dataset(coords={"stratum": ("stratum", labels)})
+    for i, k in enumerate(names):
+        a = ds[k]
+        ok = a.notnull()
+        total = xr.dot(a.fillna(0.0), oh, dim=sdims)
+        count = xr.dot(ok.astype(np.float64), oh, dim=sdims)
+        out[k] = (total / count.where(count > 0)).assign_attrs(
+            {**{kk: vv for kk, vv in a.attrs.items() if kk in ("long_name", "units")},
+             "cell_methods": f"{' '.join(f'{d}:' for d in sdims)} mean where defined (per stratum)"})
+        if i == 0:
+            out["n_pixels"] = count.round().astype(np.int64).assign_attrs(long_name=f"pixels where {k} is defined", units="1")
+    out = out.assign_coords(n_total=xr.DataArray(onehot.reshape(-1, len(labels)).sum(0).astype(np.int64), dims="stratum",
+                                                 attrs={"long_name": "pixels in the stratum", "units": "1"}))
+    out = out.transpose("stratum", ...)
+    out.attrs = {"strata": strata.name or "strata", "bins": "tci" if isinstance(bins, str) else (list(bins) if bins is not None else "categorical"),
+                 "history": history_stamp("summarise_by")}
+    return out
