@@ -83,8 +83,9 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def train_pass(data: TargetData, config: TrainConfig = TrainConfig(), progress: bool = True) -> TrainResult:
+def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bool = True) -> TrainResult:
     """Train the dual-head ConvLSTM for one pass on ``data`` (from ``load_target_period``)."""
+    config = config or TrainConfig()
     import torch
     from torch import nn
     from tqdm.auto import tqdm

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from ftcloud.errors import GridMismatchError, MissingVariableError, SourceFileError, ValidationError
-from ftcloud.grid import EASE2_9KM, EASE2_25KM, EASE2Regridder, GridWindow, covering_window
+from ftcloud.grid import EASE2_25KM, EASE2Regridder, GridWindow, covering_window
 from ftcloud.metadata import FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 from ftcloud.recipes.common import check_time_axis, daily_index, open_bytes, open_xarray_file, require_variables, set_time
 from ftcloud.timeutil import PASSES

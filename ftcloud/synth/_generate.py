@@ -287,7 +287,6 @@ class _Generator:
         from tqdm.auto import tqdm
 
         self.setup()
-        p = self.params
         win = self.window
         log.info("ftcloud synth: region %s %s, %s..%s, seed %d -> %s", self.region_name, win.shape, self.start, self.end,
                  self.seed, self.out)
