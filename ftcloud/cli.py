@@ -136,6 +136,49 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from ftcloud.science import validate
+
+    res = validate(args.store, args.product, args.out, truth=args.truth, storage_options=_storage_options(args),
+                   product_storage_options=_storage_options(args, "product_"),
+                   test_period=(args.test_start, args.test_end), ctc_period=(args.ctc_start, args.ctc_end),
+                   min_count=args.min_count, half_window_h=args.window_hours, map_start=args.map_start,
+                   figures=not args.no_figures, progress=not args.quiet)
+    print(f"validate: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
+          + (f" (truth: {res['truth']})" if res.get("truth") else "") + "".join(f"; skipped {s}" for s in res["skipped"]))
+    d = (res.get("direct") or {}).get("insitu", {})
+    for prod in ("ConvLSTM_FT", "SMAP_E_FT"):
+        for net, v in sorted((d.get(prod) or {}).items()):
+            if net == "all":
+                continue
+            ca = {p: (v.get("all", {}).get(p) or {}).get("CA_O") for p in ("AM", "PM")}
+            print(f"  CA_O {prod:<12} {net:<10} " + "  ".join(f"{p} {100 * x:.2f} %" for p, x in ca.items() if x is not None))
+    for p, prods in ((res.get("ctc") or {}).get("all") or {}).items():
+        for prod, v in prods.items():
+            line = f"  CTC all {p} {prod:<15} sens {v.get('psi')} spec {v.get('eta')} bal {v.get('pi')}"
+            if v.get("truth_pi") is not None:
+                line += f"  | truth: sens {v['truth_psi']} spec {v['truth_eta']} bal {v['truth_pi']}"
+            print(line)
+    return 0
+
+
+def cmd_trends(args) -> int:
+    from ftcloud.science import trends
+
+    res = trends(args.product, args.store, args.out, truth=args.truth, storage_options=_storage_options(args),
+                 product_storage_options=_storage_options(args, "product_"), variance=args.variance, alpha=args.alpha,
+                 q=args.fdr_q, min_valid=args.min_valid, figures=not args.no_figures, progress=not args.quiet)
+    print(f"trends: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
+          + (f" (truth: {res['truth']})" if res.get("truth") else ""))
+    for r in res["table2"]:
+        line = (f"  {r['name']:<26} {r['n_pixels']:>6} px  {r['mean_frozen_days']:7.1f} d  slope {r['sen_slope']:+.3f} d/yr "
+                f"[{r['slope_low']:+.3f}, {r['slope_high']:+.3f}] p={r['p']:.3f}")
+        if r.get("planted_slope") is not None:
+            line += f"  | truth {r.get('truth_sen_slope'):+.3f}  planted {r['planted_slope']:+.3f}"
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ftcloud", description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -207,6 +250,46 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
+
+    v = sub.add_parser("validate", help="direct validation against in-situ networks and CTC at the CMA stations, with figures",
+                       description="Direct validation (CA_F/CA_T/CA_O of ConvLSTM_FT and SMAP_E_FT per network, season and pass "
+                                   "over the test period) and categorical triple collocation of ConvLSTM_FT / ERA5_FT / "
+                                   "Meteorology_FT at the CMA station pixels; CSV, Markdown, zarr and PNG figures under --out. "
+                                   "On the digital twin the products' actual accuracy against the hidden truth is reported beside.")
+    v.add_argument("--store", required=True, help="store root written by `ftcloud ingest` (targets, predictors, statics, insitu)")
+    v.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
+    v.add_argument("--out", required=True, help="output folder (local)")
+    v.add_argument("--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)")
+    v.add_argument("--test-start", default="2018-04-01", help="first day of the direct validation (default 2018-04-01)")
+    v.add_argument("--test-end", default="2020-12-31", help="last day of the direct validation (default 2020-12-31)")
+    v.add_argument("--ctc-start", default="1980-01-01", help="first day of the CTC (default 1980-01-01)")
+    v.add_argument("--ctc-end", default="2020-12-31", help="last day of the CTC (default 2020-12-31)")
+    v.add_argument("--min-count", type=int, default=30, help="CTC: minimum days with all three products valid (default 30)")
+    v.add_argument("--window-hours", type=float, default=1.0,
+                   help="in-situ FT: half width of the window around 06:00/18:00 local solar time (default 1 h)")
+    v.add_argument("--map-start", default="2018-04-01", help="first month of the 12 monthly FT maps (default 2018-04-01)")
+    v.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    _add_storage_args(v)
+    _add_storage_args(v, "product_", "the product")
+    v.set_defaults(func=cmd_validate)
+
+    tr = sub.add_parser("trends", help="frozen days per year, per-pixel Sen/Mann-Kendall with FDR, the regional Table 2",
+                        description="Frozen days per calendar year and pass (and their AM/PM mean) from the fused product, "
+                                    "per-pixel Sen slope and Mann-Kendall p with Benjamini-Hochberg field significance, the "
+                                    "paper's Table 2 by region and permafrost stability (statics), zarr + CSV + Markdown + PNG.")
+    tr.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
+    tr.add_argument("--store", required=True, help="store root holding statics (region, permafrost_stability)")
+    tr.add_argument("--out", required=True, help="output folder (local)")
+    tr.add_argument("--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)")
+    tr.add_argument("--variance", choices=["original", "hamed_rao", "yue_wang"], default="original",
+                    help="Mann-Kendall var(S): original or an autocorrelation correction (default original)")
+    tr.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests and slope intervals (default 0.05)")
+    tr.add_argument("--fdr-q", type=float, default=0.05, help="false discovery rate for field significance (default 0.05)")
+    tr.add_argument("--min-valid", type=float, default=0.9, help="minimum fraction of valid days for a year to count (default 0.9)")
+    tr.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    _add_storage_args(tr)
+    _add_storage_args(tr, "product_", "the product")
+    tr.set_defaults(func=cmd_trends)
 
     r = sub.add_parser("run", help="the whole job on the embedded default (twin -> ingest -> ...), resumable",
                        description="Synthesise the twin if no sources are configured, ingest it, and report the time per stage.")

@@ -1,0 +1,347 @@
+"""The science layer on the digital twin: `ftcloud validate` / `ftcloud trends` end to end, planted
+trends recovered, CTC against the hidden truth.
+
+Two small twins of the ``tiny`` region (13 x 10 cells around Maqu), seed 0, built once per module:
+
+* ``twin_2018``: 2018 with targets and in-situ stations, ingested (~20 s), plus a mock fused product
+  (the truth with 8 % independent flips) so that the commands can run without a trained model;
+* ``twin_20y``: 2001-2020 without targets (~13 s; a 41-year twin takes ~32 s, over this file's
+  budget), whose truth becomes the "product" of the trend test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ftcloud import science
+from ftcloud.cli import main
+
+PNGS_VALIDATE = ("fig03_ft_maps_AM.png", "fig03_ft_maps_PM.png", "fig04_accuracy_by_network.png",
+                 "fig05_accuracy_by_season.png", "fig06_ctc_AM.png", "fig07_ctc_PM.png")
+PNGS_TRENDS = ("fig11_regional_series.png", "fig12_stability_series.png", "slope_map.png")
+MOCK_FLIP = 0.08
+
+
+def _write_product(ft: xr.DataArray, url: str) -> str:
+    """Write FT codes (pass, time, y, x) as an ftcloud product group marked complete."""
+    from ftcloud.io.stores import mark_complete
+
+    ds = xr.Dataset({"ft": ft.astype("u1").assign_attrs(long_name="mock fused FT", flag_values=[0, 1], flag_meanings="thawed frozen")})
+    ds.to_zarr(url, mode="w", consolidated=True)
+    mark_complete(url)
+    return url
+
+
+def _truth_codes(truth_dir) -> xr.DataArray:
+    with xr.open_dataset(os.path.join(truth_dir, "truth_ft_9km.nc")) as ds:
+        ft = ds["ft"].load()
+    ft = ft.drop_vars([c for c in ft.coords if c not in ft.dims])
+    return xr.where(ft.isnull(), 255, ft).astype("u1").transpose("pass", "time", "y", "x")
+
+
+@pytest.fixture(scope="module")
+def twin_2018(tmp_path_factory):
+    from ftcloud.ingest import ingest
+    from ftcloud.synth import generate
+
+    root = tmp_path_factory.mktemp("science2018")
+    src, store = root / "src", root / "store"
+    generate("tiny", "2018-01-01", "2018-12-31", str(src), seed=0, insitu=True, targets_start="2018-01-01", progress=False)
+    ingest(str(src), str(store), progress=False)
+    truth = _truth_codes(src / "truth")
+    rng = np.random.default_rng(7)
+    flip = (rng.random(truth.shape) < MOCK_FLIP) & (truth.values < 2)
+    mock = truth.copy(data=np.where(flip, 1 - truth.values, truth.values).astype("u1"))
+    product = _write_product(mock, str(root / "product" / "ft_mock.zarr"))
+    return {"root": root, "src": src, "store": str(store), "product": product}
+
+
+@pytest.fixture(scope="module")
+def twin_20y(tmp_path_factory):
+    from ftcloud.synth import generate
+
+    root = tmp_path_factory.mktemp("science20y")
+    src = root / "src"
+    generate("tiny", "2001-01-01", "2020-12-31", str(src), seed=0, insitu=False, targets_start="2100-01-01", progress=False)
+    product = _write_product(_truth_codes(src / "truth"), str(root / "truth_as_product.zarr"))
+    return {"root": root, "src": src, "product": product}
+
+
+def _assert_png(path):
+    import matplotlib.image as mpimg
+
+    assert os.path.getsize(path) > 5000, path
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200, (path, img.shape)
+    assert float(img[..., :3].std()) > 0.05, f"{path} looks blank"
+
+
+# --------------------------------------------------------------------------------------
+# validate
+
+
+def test_validate_cli_end_to_end(twin_2018, tmp_path):
+    out = tmp_path / "validate"
+    assert main(["-q", "validate", "--store", twin_2018["store"], "--product", twin_2018["product"], "--out", str(out)]) == 0
+    for name in ("direct_validation.csv", "direct_validation.md", "ctc_summary.csv", "ctc_summary.md", "ctc_stations.csv",
+                 "validate-summary.json"):
+        assert (out / name).stat().st_size > 100, name
+    for name in PNGS_VALIDATE:
+        _assert_png(out / "figures" / name)
+    summary = json.loads((out / "validate-summary.json").read_text())
+    assert summary["truth"] == str(twin_2018["src"] / "truth")  # found through the store's ftcloud_source
+    assert summary["direct_period"] == ["2018-04-01", "2018-12-31"]  # the test period clipped to the data
+
+    # direct validation: counts zarr, CSV, Markdown
+    dz = xr.open_zarr(out / "direct_validation.zarr")
+    assert set(dz["product"].values) == {"ConvLSTM_FT", "SMAP_E_FT", "truth"}
+    assert set(dz["reference"].values) == {"insitu", "truth"}
+    assert list(dz["season"].values) == ["all", "frozen", "transition", "thawed"]
+    assert {"all", "Maqu"} <= set(dz["network"].values)
+    tot = dz[["N_FF", "N_TF", "N_TT", "N_FT"]].to_array().sum("variable")
+    assert (tot == dz["n"]).all()
+    df = pd.read_csv(out / "direct_validation.csv")
+    sel = df[(df.season == "all") & (df.network == "all")]
+    # the mock product is the truth with 8 % independent flips: against the truth at the station
+    # pixels it must score 1 - 0.08 (4 standard errors of ~2,700 pixel-days: +-0.02). A wrong
+    # station -> pixel or local-date alignment would pull it towards the climatological agreement.
+    for p in ("AM", "PM"):
+        r = sel[(sel.reference == "truth") & (sel["product"] == "ConvLSTM_FT") & (sel["pass"] == p)].iloc[0]
+        assert abs(r.CA_O - (1 - MOCK_FLIP)) < 0.02, (p, r.CA_O)
+        # the in-situ FT rule (+-1 h around 06:00/18:00 local solar time) agrees with the truth on
+        # ~96 % of station-days (the twin's probes: 0.3 K offsets, 0.15 K noise, 0.5 h lag); reading
+        # the same hours in UTC instead (no longitude shift) gives ~90 % AM on the demo run.
+        r = sel[(sel.reference == "insitu") & (sel["product"] == "truth") & (sel["pass"] == p)].iloc[0]
+        assert r.CA_O > 0.93, (p, r.CA_O)
+    md = (out / "direct_validation.md").read_text()
+    assert "| Maqu | all |" in md and "ConvLSTM_FT CA_O" in md
+
+    # CTC at the CMA stations
+    cz = xr.open_zarr(out / "ctc.zarr")
+    assert list(cz["season"].values) == ["all", "frozen", "transition"]
+    assert list(cz["product"].values) == ["ConvLSTM_FT", "ERA5_FT", "Meteorology_FT"]
+    assert cz.sizes["station"] >= 5
+    s = pd.read_csv(out / "ctc_summary.csv")
+    assert {"all", "land_cover", "koppen", "tci"} <= set(s.stratum_type)
+    a = s[(s.stratum_type == "all") & (s.season == "all")].set_index(["pass", "product"])
+    # the paper's asymmetry, built into the twin: the CMA surface maximum is warmer than the soil,
+    # so Meteorology_FT misses frozen soil in the PM; the CTC finds it, and so does the truth
+    for col in ("psi", "truth_psi"):
+        assert a.loc[("PM", "Meteorology_FT"), col] < a.loc[("AM", "Meteorology_FT"), col] - 0.2, col
+    st = pd.read_csv(out / "ctc_stations.csv")
+    assert {"station", "reason", "psi", "eta", "pi", "truth_pi", "land_cover", "koppen", "tci"} <= set(st.columns)
+    assert "## All stations" in (out / "ctc_summary.md").read_text()
+
+
+def test_validate_skips_missing_insitu(twin_2018, tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(twin_2018["store"], store, ignore=shutil.ignore_patterns("insitu"))
+    res = science.validate(str(store), twin_2018["product"], str(tmp_path / "out"), truth=str(twin_2018["src"] / "truth"),
+                           figures=False, progress=False)
+    assert len(res["skipped"]) == 2
+    assert not (tmp_path / "out" / "direct_validation.csv").exists()
+
+
+def test_commands_without_truth(twin_2018, twin_20y, tmp_path, monkeypatch):
+    """Outside the twin (no truth folder) the same tables come out, without the truth columns."""
+    monkeypatch.setattr(science, "find_truth", lambda *a, **k: None)
+    res = science.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False)
+    assert res["truth"] is None and not res["skipped"]
+    assert set(pd.read_csv(tmp_path / "v" / "direct_validation.csv")["reference"]) == {"insitu"}
+    s = pd.read_csv(tmp_path / "v" / "ctc_summary.csv")
+    assert "truth_pi" not in s.columns and s["pi"].notna().any()
+    res = science.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), progress=False)
+    t = pd.read_csv(tmp_path / "t" / "table2.csv")
+    assert "planted_slope" not in t.columns and len(t) == 3 * 7  # AM, PM, mean x (QT, all, 5 classes)
+    _assert_png(tmp_path / "t" / "figures" / "fig12_stability_series.png")
+
+
+# --------------------------------------------------------------------------------------
+# trends
+
+
+def test_trends_cli_recovers_planted_slopes(twin_2018, twin_20y, tmp_path):
+    truth_dir = twin_20y["src"] / "truth"
+    with xr.open_dataset(truth_dir / "truth_summary_9km.nc") as ts:
+        region = ts["region"].values
+    from ftcloud.io.stores import open_group
+
+    # the statics of the 2018 store describe the same cells (the twin's static world depends on the seed only)
+    assert (open_group(twin_2018["store"], "statics")["region"].values == region).all()
+    out = tmp_path / "trends"
+    assert main(["-q", "trends", "--product", twin_20y["product"], "--store", twin_2018["store"], "--truth", str(truth_dir),
+                 "--out", str(out)]) == 0
+    for name in ("table2.csv", "table2.md", "regional_series.csv", "trends-summary.json"):
+        assert (out / name).stat().st_size > 100, name
+    for name in PNGS_TRENDS:
+        _assert_png(out / "figures" / name)
+    z = xr.open_zarr(out / "trends.zarr")
+    assert list(z["pass"].values) == ["AM", "PM", "mean"]
+    assert z["frozen_days"].dims == ("pass", "year", "y", "x") and z.sizes["year"] == 20
+    assert z["frozen_days"].dtype == np.float64  # a count of days, not a timedelta, when read back
+    assert z["slope"].dims == ("pass", "y", "x") and z["significant_fdr"].dtype == bool
+
+    t = pd.read_csv(out / "table2.csv")
+    m = t[t["pass"] == "mean"].set_index("name")
+    params = json.loads((truth_dir / "parameters.json").read_text())["truth_frozen_day_slopes"]
+    # 1. the product here IS the truth, so the Table 2 built from the product's FT codes must equal
+    #    the one built from the twin's own frozen-day counts, and the twin's recorded class means
+    assert np.allclose(m["sen_slope"], m["truth_sen_slope"], atol=1e-9)
+    for cls in ("semi_stable", "transitional", "unstable", "seasonally_frozen_ground"):
+        assert abs(m.loc[cls, "mean_frozen_days"] - params[f"qt_{cls}"]["mean_frozen_days"]) < 0.01, cls
+    # 2. planted vs recovered. One realisation of the twin carries common interannual weather
+    #    noise: the class-mean series scatter by ~6.4 days around their trend, so a 20-year slope
+    #    has a standard error of 6.4 / sqrt(sum (t - mean t)^2) = 6.4 / 25.8 = 0.25 days/yr (0.08 for
+    #    41 years, as docs/twin.md reports). The tolerance is the 95 % Sen/Mann-Kendall confidence
+    #    interval of each regional series (Sen 1968; ~ +-2 SE), computed by regional_table itself.
+    planted = m[m["planted_n_pixels"] > 0]
+    assert set(planted.index) >= {"qinghai_tibet", "semi_stable", "transitional", "unstable", "seasonally_frozen_ground"}
+    assert planted["planted_in_ci"].all(), planted[["sen_slope", "slope_low", "slope_high", "planted_slope"]]
+    half = (planted["slope_high"] - planted["slope_low"]) / 2
+    assert (half < 1.0).all(), half  # not vacuous: a slope per day, or per decade, would fall outside
+    assert abs(m.loc["stable", "planted_slope"] - (-0.22)) < 1e-6 and abs(m.loc["unstable", "planted_slope"] - (-0.05)) < 1e-6
+    md = (out / "table2.md").read_text()
+    assert "| stability | seasonally_frozen_ground |" in md and "planted_slope" in md
+
+
+# --------------------------------------------------------------------------------------
+# CTC against the truth
+
+
+def _gridded(twin):
+    from ftcloud.io.stores import open_group
+
+    store = twin["store"]
+    smap = open_group(store, "targets/smap_e_ft")["smap_e_ft"].transpose("pass", "time", "y", "x").load()
+    esdr = open_group(store, "targets/esdr_ft")["esdr_ft"].transpose("pass", "time", "y", "x").load()
+    era = science.era5_ft(open_group(store, "predictors/era5land")["stl1"]).transpose("pass", "time", "y", "x").load()
+    truth = science.open_truth_ft(str(twin["src"] / "truth"), smap).load()
+    strip = lambda a: a.drop_vars([c for c in a.coords if c not in a.dims])
+    return {k: strip(v) for k, v in {"SMAP_E_FT": smap, "ESDR_FT": esdr, "ERA5_FT": era, "truth": truth}.items()}
+
+
+def _ctc_errors(products: dict, truth: xr.DataArray) -> pd.DataFrame:
+    """Mean over the pixels where the CTC is defined of the CTC estimate minus the actual accuracy."""
+    res = science.ctc_vs_truth(products, truth)
+    ok = res["reason"] == 0
+    assert int(ok.sum()) >= 0.9 * ok.size  # ~all 130 pixels x 2 passes are defined over a year
+    rows = []
+    for prod in products:
+        for p in ("AM", "PM"):
+            o = ok.sel({"pass": p})
+            def mean(v, prod=prod, p=p, o=o):
+                return float(res[v].sel(product=prod, **{"pass": p}).where(o).mean())
+
+            rows.append({"product": prod, "pass": p, **{f"d_{v}": mean(v) - mean(f"truth_{v}") for v in ("psi", "eta", "pi")},
+                         "truth_pi": mean("truth_pi")})
+    return pd.DataFrame(rows)
+
+
+def _independent_reference(truth: xr.DataArray, rate: float = 0.10, seed: int = 3) -> xr.DataArray:
+    """The truth with independent flips at ``rate``: a member whose errors are independent of everything."""
+    rng = np.random.default_rng(seed)
+    t = truth.values
+    flip = rng.random(t.shape) < rate
+    codes = np.where(np.isnan(t), 255, np.where(flip, 1 - t, t)).astype("u1")
+    return truth.copy(data=codes)
+
+
+@pytest.mark.parametrize("pair", [("SMAP_E_FT", "ESDR_FT"), ("ERA5_FT", "SMAP_E_FT")])
+def test_ctc_estimates_actual_accuracy_within_002(twin_2018, pair):
+    """CTC's estimate of each product's sensitivity, specificity and balanced accuracy is within
+    0.02 of the actual accuracy against the hidden truth (pixel-wise over 2018, mean over the 130
+    pixels, per pass), for triplets whose errors are conditionally independent.
+
+    The twin's own products do not all satisfy CTC's assumption: ERA5_FT and ESDR_FT both err at
+    the freeze/thaw transitions (ERA5's early annual cycle and cold mornings, ESDR's temporal
+    smoothing and 25 km mixing), with error correlations given the truth of 0.15-0.22, while
+    SMAP_E_FT's errors correlate with either at <= 0.08. So the triplets here pair SMAP_E_FT with
+    ESDR_FT or ERA5_FT and complete them with an independent-error member (the truth with 10 %
+    i.i.d. flips, standing in for a well-behaved third product). The all-twin triplet is the
+    strict xfail below.
+    """
+    g = _gridded(twin_2018)
+    ref = _independent_reference(g["truth"])
+    err = _ctc_errors({"independent_ref": ref, pair[0]: g[pair[0]], pair[1]: g[pair[1]]}, g["truth"])
+    worst = err[["d_psi", "d_eta", "d_pi"]].abs().max(axis=1)
+    assert (worst <= 0.02).all(), err
+
+
+@pytest.mark.xfail(strict=True, reason="ERA5_FT and ESDR_FT errors are conditionally dependent on the twin (r = 0.15-0.22 "
+                                      "given the truth): CTC overestimates their AM specificity by ~0.03-0.04 (this window, "
+                                      "2015-2020: ERA5_FT +0.036, ESDR_FT +0.031; 2018: +0.033, +0.028) and ERA5_FT's AM "
+                                      "balanced accuracy by 0.021")
+def test_ctc_all_twin_products_within_002(twin_2018):
+    g = _gridded(twin_2018)
+    err = _ctc_errors({"ERA5_FT": g["ERA5_FT"], "SMAP_E_FT": g["SMAP_E_FT"], "ESDR_FT": g["ESDR_FT"]}, g["truth"])
+    assert (err[["d_psi", "d_eta", "d_pi"]].abs().max(axis=1) <= 0.02).all(), err
+
+
+# --------------------------------------------------------------------------------------
+# the rules, on hand-made inputs
+
+
+def test_network_ft_reads_the_local_solar_overpass():
+    # a station at 90 E: local solar time = UTC + 6 h. The soil is -1 degC from 23:00 to 01:00 UTC
+    # (05:00-07:00 local) and +2 degC otherwise: frozen at the AM overpass, thawed at PM.
+    t = pd.date_range("2019-01-01", "2019-01-04 23:30", freq="30min")
+    hours = t.hour + t.minute / 60
+    temp = np.where((hours >= 23) | (hours <= 1), -1.0, 2.0)
+    da = xr.DataArray(temp[None, :], dims=("station", "time"), coords={"station": ["s"], "time": t, "lon": ("station", [90.0])},
+                      attrs={"units": "degC"})
+    ft = science.network_ft(da)
+    assert ft.dims == ("pass", "station", "time")
+    # local day 2019-01-01 starts at 18:00 UTC of 2018-12-31: its AM window is complete from the 2nd on
+    am = ft.sel({"pass": "AM"}).isel(station=0).sel(time=slice("2019-01-02", "2019-01-04")).values
+    pm = ft.sel({"pass": "PM"}).isel(station=0).sel(time=slice("2019-01-01", "2019-01-04")).values
+    assert (am == 1).all() and (pm == 0).all()
+    # the same series read in UTC (no shift) would be thawed at 06:00
+    utc = science.network_ft(da, lon=[0.0]).sel({"pass": "AM"}).isel(station=0).sel(time=slice("2019-01-02", "2019-01-04")).values
+    assert (utc == 0).all()
+    # too few readings in the window -> missing
+    gappy = da.where((hours < 23) & (hours > 1))
+    assert (science.network_ft(gappy).sel({"pass": "AM"}).isel(station=0).values == 255).all()
+
+
+def test_meteorology_and_era5_rules():
+    t = pd.date_range("2019-01-01", periods=3, freq="D")
+    cma = xr.Dataset({"t0_min": (("station", "time"), [[-3.0, 1.0, np.nan]], {"units": "degC"}),
+                      "t0_max": (("station", "time"), [[2.0, -0.5, -1.0]], {"units": "degC"})},
+                     coords={"station": ["a"], "time": t})
+    m = science.meteorology_ft(cma)
+    assert m.sel({"pass": "AM"}).values.tolist() == [[1, 0, 255]]
+    assert m.sel({"pass": "PM"}).values.tolist() == [[0, 1, 1]]
+    vals = np.full((3, 2, 3, 1), 300.0)  # (time, pass, step, y); only step 2 counts
+    vals[:, 0, 2, 0] = [273.0, 273.2, 274.0]
+    vals[:, 1, 2, 0] = [270.0, 280.0, 273.15]
+    stl1 = xr.DataArray(vals, dims=("time", "pass", "step", "y"), coords={"time": t, "pass": ["AM", "PM"]}, attrs={"units": "K"})
+    e = science.era5_ft(stl1)
+    assert e.sel({"pass": "AM"}).values.ravel().tolist() == [1, 0, 0]
+    assert e.sel({"pass": "PM"}).values.ravel().tolist() == [1, 0, 0]  # strictly below 273.15 K
+
+
+def test_to_markdown_and_masks():
+    df = pd.DataFrame({"a": ["x", "y"], "v": [0.12345, np.nan], "ok": [True, False], "n": [3, 4]})
+    md = science.to_markdown(df, digits=2)
+    assert md.splitlines()[0] == "| a | v | ok | n |" and "| x | 0.12 | yes | 3 |" in md and "| y |  | no | 4 |" in md
+    region = xr.DataArray(np.array([[1, 1], [2, 0]], "u1"), dims=("y", "x"),
+                          attrs={"flag_values": [0, 1, 2], "flag_meanings": "none qinghai_tibet northwest"})
+    stab = xr.DataArray(np.array([[1, 6], [0, 0]], "u1"), dims=("y", "x"),
+                        attrs={"flag_values": [0, 1, 6], "flag_meanings": "none very_stable seasonally_frozen_ground"})
+    masks = science.stratum_masks(region, stab)
+    assert [(g, n, int(mk.sum())) for g, n, mk in masks] == [
+        ("region", "qinghai_tibet", 2), ("region", "northwest", 1), ("all", "all regions", 3),
+        ("stability", "very_stable", 1), ("stability", "seasonally_frozen_ground", 1)]
+    fd = xr.DataArray(np.arange(40, dtype=float).reshape(10, 2, 2), dims=("year", "y", "x"),
+                      coords={"year": np.arange(2000, 2010)}, attrs={"units": "days"})
+    tab = science.table2(fd, region, stab)
+    assert list(zip(tab["group"], tab["name"])) == [(g, n) for g, n, _ in masks]
+    s = science.regional_series(fd, masks)
+    assert np.allclose(s.mean("year").values, tab["mean_frozen_days"].values)
