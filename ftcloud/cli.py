@@ -126,7 +126,8 @@ def cmd_run(args) -> int:
     res = run(config=args.config, out=args.out, progress=not args.quiet)
     print("\nftcloud run finished: " + ", ".join(f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "")
                                                 for k, v in res["stages"].items()) + f"; total {res['total_seconds']:.0f} s")
-    print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}")
+    print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}"
+          f"\n  validation {res['validation']}\n  trends   {res['trends']}")
     for p, h in (res.get("fused_vs_smap_against_truth") or {}).items():
         if h:
             print(f"  {p}: fused {100 * h['overall']['fused']:.2f} % vs SMAP_E_FT {100 * h['overall']['SMAP_E_FT']:.2f} % against the truth "

@@ -2,7 +2,8 @@
 
 Stages so far: ``synth`` (the digital twin, when the config names no sources), ``ingest``
 (all recipes into ``OUT/store``), ``train`` (AM and PM models into ``OUT/models``) and
-``predict`` (1980-2020, both passes, into ``OUT/product/ft_convlstm.zarr``). A stage is skipped when a fingerprint of its
+``predict`` (1980-2020, both passes, into ``OUT/product/ft_convlstm.zarr``), ``validate``
+(``OUT/validation``) and ``trends`` (``OUT/trends``). A stage is skipped when a fingerprint of its
 settings and inputs (content hashes, not timestamps) matches the one recorded when it last
 finished, and the outputs it made are still marked complete.
 """
@@ -147,6 +148,17 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
         still_valid=lambda: store_status(product) == "complete",
     )
     summary["product"] = product
+
+    # science: direct validation + CTC, trends + Table 2
+    from ftcloud.science import trends, validate
+
+    val_dir, trends_dir = os.path.join(out, "validation"), os.path.join(out, "trends")
+    stage("validate", _hash([predict_fp, "validate"]), lambda: _jsonable(validate(store, product, val_dir, progress=progress)),
+          still_valid=lambda: os.path.exists(os.path.join(val_dir, "validate-summary.json")))
+    stage("trends", _hash([predict_fp, "trends"]), lambda: _jsonable(trends(product, store, trends_dir, progress=progress)),
+          still_valid=lambda: os.path.exists(os.path.join(trends_dir, "trends-summary.json")))
+    summary["validation"] = val_dir
+    summary["trends"] = trends_dir
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
 
