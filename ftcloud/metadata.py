@@ -18,18 +18,24 @@ FT_FLAG_ATTRS = {
 }
 
 
-def ft_attrs(long_name: str, source: str) -> dict:
-    """CF attributes of an FT class variable (0 thawed, 1 frozen, 255 missing)."""
-    return {
+def ft_attrs(long_name: str, source: str | None = None, *, gridded: bool = True, **extra) -> dict:
+    """CF attributes of an FT class variable (0 thawed, 1 frozen, 255 missing).
+
+    ``gridded`` adds the EASE2 ``grid_mapping``/``coordinates`` references; station series leave it off.
+    """
+    attrs = {
         "long_name": long_name,
         "flag_values": FT_FLAG_ATTRS["flag_values"],
         "flag_meanings": FT_FLAG_ATTRS["flag_meanings"],
         "valid_range": np.array([0, 1], dtype="u1"),
         "comment": "0 = thawed, 1 = frozen, 255 = missing",
-        "source": source,
-        "grid_mapping": "crs",
-        "coordinates": "lat lon",
     }
+    if source is not None:
+        attrs["source"] = source
+    if gridded:
+        attrs.update(grid_mapping="crs", coordinates="lat lon")
+    attrs.update(extra)
+    return attrs
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from ftcloud.errors import UnitsError, ValidationError
-from ftcloud.metadata import FT_FLAG_ATTRS, FT_MISSING, history_stamp
+from ftcloud.metadata import FT_MISSING, ft_attrs, history_stamp
 from ftcloud.model.data import SEASONS, season_of
 
 __all__ = [
@@ -54,17 +54,6 @@ def _to_celsius(da: xr.DataArray) -> xr.DataArray:
         f"ft_from_temperature: {da.name or 'the temperature'} has units {u!r}; expected one of "
         f"{KELVIN_UNITS + CELSIUS_UNITS} (convert it first)"
     )
-
-
-def _ft_attrs(long_name: str, extra: dict) -> dict:
-    return {
-        "long_name": long_name,
-        "flag_values": FT_FLAG_ATTRS["flag_values"],
-        "flag_meanings": FT_FLAG_ATTRS["flag_meanings"],
-        "valid_range": np.array([0, 1], dtype="u1"),
-        "comment": "0 = thawed, 1 = frozen, 255 = missing",
-        **extra,
-    }
 
 
 def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "mean", dim: str = "time",
@@ -156,7 +145,7 @@ def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "me
             "daily_aggregation": how, "min_samples_per_day": need, "nominal_samples_per_day": per_day,
         })
     out.name = "ft"
-    out.attrs = _ft_attrs(f"freeze/thaw state from soil temperature < {threshold:g} degC", attrs_extra)
+    out.attrs = ft_attrs(f"freeze/thaw state from soil temperature < {threshold:g} degC", gridded=False, **attrs_extra)
     out.attrs["history"] = history_stamp(f"ft_from_temperature(how={how!r}, threshold={threshold})")
     return out
 
