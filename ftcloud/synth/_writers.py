@@ -228,24 +228,10 @@ def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict,
             _ease2_container(ds, window.grid)
             g = ds.createGroup(SMAP_GROUP)
             g.createDimension("am_pm", 2)
-            g.createDimension("y", ny)
-            g.createDimension("x", nx)
             v = g.createVariable("am_pm", "i8", ("am_pm",), fill_value=False)
             v.long_name = "AM-PM dimension of size 2, 0 => AM, 1=> PM"
             v[:] = np.array([0, 1])
-            v = g.createVariable("y", "f8", ("y",), fill_value=False)
-            v.standard_name = "projection_y_coordinate"
-            v.long_name = "y coordinate of projection"
-            v.units = "m"
-            v[:] = window.y
-            v = g.createVariable("x", "f8", ("x",), fill_value=False)
-            v.standard_name = "projection_x_coordinate"
-            v.long_name = "x coordinate of projection"
-            v.units = "m"
-            v[:] = window.x
-            crs = g.createVariable("crs", "S1", (), fill_value=False)
-            for k, val in grid_mapping_attrs().items():
-                crs.setncattr(k, val)
+            _xy(g, window, crs_dtype="S1")  # SMAP's crs is a scalar string variable
             dims = ("am_pm", "y", "x")
             chunks = (2, ny, nx)
             v = g.createVariable("freeze_thaw", "u1", dims, fill_value=np.uint8(254), zlib=True, complevel=complevel,
@@ -278,7 +264,7 @@ def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict,
 # EASE2 grids shared by ESDR / truth / auxiliary
 
 
-def _xy(ds, window: GridWindow, latlon: bool = False):
+def _xy(ds, window: GridWindow, latlon: bool = False, crs_dtype: str = "i4"):
     ny, nx = window.shape
     ds.createDimension("y", ny)
     ds.createDimension("x", nx)
@@ -294,10 +280,11 @@ def _xy(ds, window: GridWindow, latlon: bool = False):
     v.units = "m"
     v.axis = "X"
     v[:] = window.x
-    crs = ds.createVariable("crs", "i4", (), fill_value=False)
+    crs = ds.createVariable("crs", crs_dtype, (), fill_value=False)
     for k, val in grid_mapping_attrs().items():
         crs.setncattr(k, val)
-    crs[...] = 0
+    if crs_dtype == "i4":
+        crs[...] = 0
     if latlon:
         lon, lat = window.lonlat
         for name, arr, units, sn in (("lat", lat, "degrees_north", "latitude"), ("lon", lon, "degrees_east", "longitude")):
