@@ -114,8 +114,14 @@ def cmd_predict(args) -> int:
     plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format,
                          precision=args.precision, resources={"GPU": 1} if args.gpu_workers else None,
                          write_probability=args.probability)
-    res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
-                  storage_options=_storage_options(args), out_storage_options=_storage_options(args), progress=not args.quiet)
+    import contextlib
+
+    from ftcloud.cluster import connect
+
+    with connect(args.cluster, workers=args.workers, gpu=args.gpu_workers) if args.cluster else contextlib.nullcontext() as client:
+        res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
+                      storage_options=_storage_options(args), out_storage_options=_storage_options(args),
+                      progress=not args.quiet, client=client)
     print(f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} regions computed)")
     return 0
 
@@ -123,17 +129,39 @@ def cmd_predict(args) -> int:
 def cmd_run(args) -> int:
     from ftcloud.run import run
 
-    res = run(config=args.config, out=args.out, progress=not args.quiet)
+    cluster = {k: v for k, v in {"workers": args.workers, "worker_memory_gib": args.worker_memory,
+                                 "gateway_address": args.gateway_address}.items() if v is not None}
+    if args.gpu:
+        cluster["gpu"] = True
+    so = _storage_options(args)
+    storage = {"anon": so.pop("anon", False)} if so.get("anon") else {}
+    if "endpoint_url" in so:
+        storage["endpoint_url"] = so.pop("endpoint_url")
+    if so:
+        raise SystemExit(f"ftcloud run: --storage-option supports endpoint_url only (got {', '.join(so)}); "
+                         "put other fsspec options in the run config's storage section")
+    overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
+    res = run(config=args.config, out=args.out, progress=not args.quiet, store=args.store, cluster=args.cluster,
+              overrides=overrides)
     print("\nftcloud run finished: " + ", ".join(f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "")
                                                 for k, v in res["stages"].items()) + f"; total {res['total_seconds']:.0f} s")
     print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}"
-          f"\n  validation {res['validation']}\n  trends   {res['trends']}")
+          f"\n  validation {res['validation']}\n  trends   {res['trends']}\n  report   {res['report']}")
     for p, h in (res.get("fused_vs_smap_against_truth") or {}).items():
         if h:
             print(f"  {p}: fused {100 * h['overall']['fused']:.2f} % vs SMAP_E_FT {100 * h['overall']['SMAP_E_FT']:.2f} % against the truth "
                   f"({h['overall']['gain_pct_points']:+.2f} points); Dec-Jan {h['frozen_season']['gain_pct_points']:+.2f} points")
     with open(f"{args.out}/run-summary.json", "w") as f:
         json.dump(res, f, indent=2, default=str)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ftcloud.config import load_config
+    from ftcloud.report import write_report
+
+    res = write_report(args.out, config=load_config(args.config))
+    print(f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in {res['out']}")
     return 0
 
 
@@ -249,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
     pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast (see benchmarks/inference.py for speed and agreement)")
     pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
+    pr.add_argument("--cluster", default=None,
+                    help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
+                         "(default: dask's threaded scheduler in this process)")
+    pr.add_argument("--workers", type=int, default=None, help="workers to start with --cluster local/gateway")
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -292,11 +324,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_args(tr, "product_", "the product")
     tr.set_defaults(func=cmd_trends)
 
-    r = sub.add_parser("run", help="the whole job on the embedded default (twin -> ingest -> ...), resumable",
-                       description="Synthesise the twin if no sources are configured, ingest it, and report the time per stage.")
+    r = sub.add_parser("run", help="the whole job: twin (if no sources) -> ingest -> train -> predict -> validate -> trends -> report",
+                       description="Synthesise the twin if no sources are configured, ingest, train AM and PM, predict 1980-2020, "
+                                   "validate (direct and CTC), compute trends and Table 2, and write OUT/report/report.html. "
+                                   "Resumable: stages whose inputs and settings are unchanged (content hashes) are skipped.")
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
-    r.add_argument("--out", default="ftcloud-out", help="output folder (default ./ftcloud-out)")
+    r.add_argument("--out", default="ftcloud-out", help="output folder for models, tables, figures and the report (default ./ftcloud-out)")
+    r.add_argument("--store", default=None, help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes beside it")
+    r.add_argument("--cluster", default=None,
+                   help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
+                        "or a scheduler address tcp://host:8786")
+    r.add_argument("--workers", type=int, default=None, help="number of workers (local: processes; gateway: default 2)")
+    r.add_argument("--worker-memory", type=float, default=None, help="memory per worker in GiB (the gateway's worker_memory option)")
+    r.add_argument("--gpu", action="store_true", help="GPU workers: the gateway's gpu option, prediction tasks ask for resources GPU=1")
+    r.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
+    _add_storage_args(r)
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="(re)write OUT/report: self-contained HTML, Markdown and CSV from a run folder",
+                        description="Collect the model cards, validation and trend tables and figures of a run folder into "
+                                    "OUT/report/report.html (figures embedded), report.md, findings.csv and provenance.json.")
+    rp.add_argument("--out", default="ftcloud-out", help="the run folder (default ./ftcloud-out)")
+    rp.add_argument("--config", default=None, help="the run config used (recorded in the provenance)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

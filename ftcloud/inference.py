@@ -28,8 +28,10 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import dask
@@ -76,7 +78,7 @@ class InferencePlan:
         if self.precision not in ("fp32", "bf16"):
             raise ValidationError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
-    def resolve(self, shape: tuple[int, int], halo: int) -> "InferencePlan":
+    def resolve(self, shape: tuple[int, int], halo: int) -> InferencePlan:
         """Fix tile and halo for a window of ``shape`` (y, x) and a model receptive field ``halo``.
 
         Along an axis cut into several blocks, the space chunk must be a multiple of the tile
@@ -100,18 +102,62 @@ def _device():
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def cached_model(model_dir: str, pass_: str, fmt: str):
-    """The model of this worker process: loaded (checksum-verified) on first use, then kept."""
-    from ftcloud.model.export import load_model, read_card
+def model_payload(model_dir: str, pass_: str, fmt: str) -> dict:
+    """The verified model file's bytes and SHA-256, to travel to the workers with the graph.
 
-    card = read_card(model_dir, pass_)
-    key = (model_dir, pass_, fmt, card["files"][fmt]["sha256"])
+    Workers of a remote cluster (dask-gateway) do not see this machine's files; the model is a
+    few hundred kB, so it goes into the task graph once (one key shared by every block) and
+    each worker process loads it once."""
+    from ftcloud.model.export import verified_path
+
+    path, card = verified_path(model_dir, pass_, fmt)
+    with open(path, "rb") as f:
+        data = f.read()
+    return {"pass": pass_, "fmt": fmt, "sha256": card["files"][fmt]["sha256"], "name": os.path.basename(path), "bytes": data}
+
+
+def cached_model(model, pass_: str | None = None, fmt: str | None = None):
+    """The model of this worker process: loaded on first use, then kept.
+
+    ``model`` is a model folder (with ``pass_`` and ``fmt``; the file is checksum-verified) or
+    a :func:`model_payload` (its bytes are checked against their SHA-256 before torch reads them)."""
+    if isinstance(model, dict):
+        key = ("payload", model["pass"], model["fmt"], model["sha256"])
+    else:
+        from ftcloud.model.export import read_card
+
+        card = read_card(model, pass_)
+        key = (model, pass_, fmt, card["files"][fmt]["sha256"])
     with _CACHE_LOCK:
         if key not in _MODEL_CACHE:
-            module, _ = load_model(model_dir, pass_, fmt)
+            if isinstance(model, dict):
+                module = load_payload(model)
+            else:
+                from ftcloud.model.export import load_model
+
+                module, _ = load_model(model, pass_, fmt)
             dev = _device()
             _MODEL_CACHE[key] = (module.to(dev) if hasattr(module, "to") else module, dev)
         return _MODEL_CACHE[key]
+
+
+def load_payload(payload: dict):
+    """torch module from :func:`model_payload` bytes, refused unless their SHA-256 matches."""
+    import hashlib
+    import io
+
+    import torch
+
+    got = hashlib.sha256(payload["bytes"]).hexdigest()
+    if got != payload["sha256"]:
+        raise ValidationError(f"model {payload['name']}: received bytes have SHA-256 {got[:16]}..., the card says "
+                              f"{payload['sha256'][:16]}...; refusing to load them")
+    buf = io.BytesIO(payload["bytes"])
+    if payload["fmt"] == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(buf, map_location="cpu")
+    return torch.export.load(buf).module()
 
 
 def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, batch_days: int,
@@ -178,7 +224,7 @@ def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, c
     return out
 
 
-def _block_task(*, store: str, so_json: str, model_dir: str, pass_: str, pass_idx: int, t_offset: int,
+def _block_task(payload: dict, *, store: str, so_json: str, pass_idx: int, t_offset: int,
                 plan: InferencePlan, block_info=None) -> np.ndarray:
     """dask task for one output block (time, 2, y, x): FT code and frozen probability.
 
@@ -186,7 +232,7 @@ def _block_task(*, store: str, so_json: str, model_dir: str, pass_: str, pass_id
     halo) from the store, so only small arguments travel with it."""
     (t0, t1), _, (y0, y1), (x0, x1) = block_info[None]["array-location"]
     x = read_block(store, so_json, pass_idx, slice(t_offset + t0, t_offset + t1), slice(y0, y1), slice(x0, x1), plan.halo)
-    model, device = cached_model(model_dir, pass_, plan.fmt)
+    model, device = cached_model(payload)
     if plan.torch_threads and device.type == "cpu":
         import torch
 
@@ -227,9 +273,11 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
 def _map_predict(store, storage_options, model_dir, pass_, pass_idx, t_offset, plan, chunks, n_times):
     import dask.array as da
 
+    payload = model_payload(model_dir, pass_, plan.fmt)
+    model = dask.delayed(payload, pure=True, name=f"ftcloud-model-{pass_}-{payload['sha256'][:16]}")
     return da.map_blocks(
-        _block_task, store=store, so_json=json.dumps(storage_options or {}, sort_keys=True), model_dir=model_dir,
-        pass_=pass_, pass_idx=pass_idx, t_offset=t_offset, plan=plan,
+        _block_task, model, store=store, so_json=json.dumps(storage_options or {}, sort_keys=True),
+        pass_idx=pass_idx, t_offset=t_offset, plan=plan,
         chunks=chunks, dtype="f4", meta=np.empty((0, 0, 0, 0), "f4"),
         name=f"ftcloud-predict-{pass_}-{dask.base.tokenize(store, model_dir, plan, t_offset, n_times)}",
     )

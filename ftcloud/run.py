@@ -1,15 +1,20 @@
 """``ftcloud run``: the whole job on the embedded default, stage by stage, resumable.
 
-Stages so far: ``synth`` (the digital twin, when the config names no sources), ``ingest``
-(all recipes into ``OUT/store``), ``train`` (AM and PM models into ``OUT/models``) and
-``predict`` (1980-2020, both passes, into ``OUT/product/ft_convlstm.zarr``), ``validate``
-(``OUT/validation``) and ``trends`` (``OUT/trends``). A stage is skipped when a fingerprint of its
-settings and inputs (content hashes, not timestamps) matches the one recorded when it last
-finished, and the outputs it made are still marked complete.
+Stages: ``synth`` (the digital twin, when the config names no sources), ``ingest`` (all recipes
+into the store, ``OUT/store`` or ``--store s3://...``), ``train`` (AM and PM models into
+``OUT/models``), ``predict`` (1980-2020, both passes, into ``<store>/../product`` for object
+storage, else ``OUT/product/ft_convlstm.zarr``), ``validate`` (``OUT/validation``), ``trends``
+(``OUT/trends``) and ``report`` (``OUT/report``: one self-contained HTML page plus Markdown and
+CSV). A stage is skipped when a fingerprint of its settings and inputs (content hashes, not
+timestamps) matches the one recorded when it last finished, and the outputs it made are still
+marked complete. Prediction, validation and trends run on the dask cluster of the config's
+``cluster`` section (started when the first of them runs, so a resumed run that skips them
+starts none).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,16 +61,66 @@ def _save_state(out: str, state: dict) -> None:
     os.replace(tmp, os.path.join(out, STATE_FILE))
 
 
-def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = True) -> dict:
-    """Run every stage; returns a summary with the time per stage and where outputs are."""
+def storage_options_of(cfg: dict) -> dict:
+    """fsspec options from the config's ``storage`` section (nulls dropped; never credentials)."""
+    so = {k: v for k, v in (cfg.get("storage") or {}).items() if v not in (None, False) or k == "anon" and v}
+    if "endpoint_url" in so:
+        so["client_kwargs"] = {**so.get("client_kwargs", {}), "endpoint_url": so.pop("endpoint_url")}
+    return so
+
+
+class LazyCluster:
+    """Starts the configured dask cluster the first time a stage asks for it; closed by :meth:`close`."""
+
+    def __init__(self, spec: dict, printer=print):
+        self.spec, self.printer = dict(spec or {}), printer
+        self._stack = contextlib.ExitStack()
+        self.client = None
+
+    def __call__(self):
+        if self.client is None:
+            from ftcloud.cluster import connect
+
+            kind = self.spec.pop("kind", "local")
+            self.client = self._stack.enter_context(connect(kind, printer=self.printer, **self.spec))
+            self.spec["kind"] = kind
+        return self.client
+
+    def close(self):
+        self._stack.close()
+        self.client = None
+
+
+def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = True, *, store: str | None = None,
+        cluster: str | None = None, overrides: dict | None = None) -> dict:
+    """Run every stage; returns a summary with the time per stage and where outputs are.
+
+    ``store`` and ``cluster`` override the config's ``store`` and ``cluster.kind``;
+    ``overrides`` is merged into the loaded config like a second YAML file."""
+    from ftcloud.config import _merge
     from ftcloud.ingest import ingest
     from ftcloud.io.stores import join, store_status
     from ftcloud.recipes.pipelines import GROUPS
 
     cfg = load_config(config)
+    if overrides:
+        cfg = _merge(cfg, overrides, "run overrides")
+    if store:
+        cfg["store"] = store
+    if cluster:
+        cfg["cluster"]["kind"] = cluster
+    so = storage_options_of(cfg)
     os.makedirs(out, exist_ok=True)
     state = _load_state(out)
-    summary: dict = {"out": os.path.abspath(out), "stages": {}}
+    summary: dict = {"out": os.path.abspath(out), "stages": {}, "cluster": cfg["cluster"]["kind"]}
+    lazy = LazyCluster(cfg["cluster"])
+    try:
+        return _run(cfg, out, progress, so, state, summary, lazy, ingest, join, store_status, GROUPS)
+    finally:
+        lazy.close()
+
+
+def _run(cfg, out, progress, so, state, summary, lazy, ingest, join, store_status, GROUPS) -> dict:
 
     def stage(name: str, fingerprint: str, fn, still_valid=lambda: True):
         t0 = time.perf_counter()
@@ -101,14 +156,16 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     src_fp = tree_fingerprint(source) if os.path.isdir(source) else source
 
     def ingest_done():
-        return all(store_status(join(store, g)) in (None, "complete") for g in GROUPS.values()) and store_status(join(store, GROUPS["era5land"])) == "complete"
+        return all(store_status(join(store, g), so) in (None, "complete") for g in GROUPS.values()) \
+            and store_status(join(store, GROUPS["era5land"]), so) == "complete"
 
     ingest_fp = _hash([ingest_settings, src_fp])
     stage(
         "ingest",
         ingest_fp,
         lambda: {"groups": ingest(source, store, region=cfg["region"], start=cfg["start"], end=cfg["end"],
-                                  targets_start=cfg["targets_start"], chunks=cfg["chunks"], progress=progress).groups},
+                                  targets_start=cfg["targets_start"], chunks=cfg["chunks"], storage_options=so,
+                                  progress=progress).groups},
         still_valid=ingest_done,
     )
     summary["store"] = store
@@ -127,7 +184,7 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
         heads = {}
         for p in ("AM", "PM"):
             print(f"[train] pass {p}", flush=True)
-            heads[p] = headline(train(store, p, models, tcfg, progress=progress))
+            heads[p] = headline(train(store, p, models, tcfg, storage_options=so, progress=progress))
         return heads
 
     heads = stage("train", train_fp, do_train, still_valid=lambda: len(read_reports(models)) == 2)
@@ -137,15 +194,17 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     # predict 1980-2020, both passes
     from ftcloud.inference import InferencePlan, predict
 
-    product = os.path.join(out, "product", "ft_convlstm.zarr")
-    plan = InferencePlan(**cfg["predict"])
+    # beside the inputs on object storage (where a cluster's workers and other users read it), else under OUT
+    product = join(store, "products", "ft_convlstm.zarr") if "://" in store else os.path.join(out, "product", "ft_convlstm.zarr")
+    plan = InferencePlan(**cfg["predict"], resources={"GPU": 1} if cfg["cluster"].get("gpu") else None)
     cards = read_reports(models)
     predict_fp = _hash([train_fp, {p: c["files"] for p, c in cards.items()}, plan.to_json()])
     stage(
         "predict",
         predict_fp,
-        lambda: _jsonable(predict(store, models, product, plan=plan, progress=progress)),
-        still_valid=lambda: store_status(product) == "complete",
+        lambda: _jsonable(predict(store, models, product, plan=plan, storage_options=so, out_storage_options=so,
+                                  progress=progress, client=lazy())),
+        still_valid=lambda: store_status(product, so) == "complete",
     )
     summary["product"] = product
 
@@ -153,12 +212,33 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     from ftcloud.science import trends, validate
 
     val_dir, trends_dir = os.path.join(out, "validation"), os.path.join(out, "trends")
-    stage("validate", _hash([predict_fp, "validate"]), lambda: _jsonable(validate(store, product, val_dir, progress=progress)),
+    def with_cluster(fn):
+        def go():
+            lazy()
+            return _jsonable(fn())
+        return go
+
+    truth = os.path.join(source, "truth") if not cfg.get("source") else None
+    stage("validate", _hash([predict_fp, "validate"]),
+          with_cluster(lambda: validate(store, product, val_dir, truth=truth, storage_options=so, product_storage_options=so,
+                                        progress=progress)),
           still_valid=lambda: os.path.exists(os.path.join(val_dir, "validate-summary.json")))
-    stage("trends", _hash([predict_fp, "trends"]), lambda: _jsonable(trends(product, store, trends_dir, progress=progress)),
+    stage("trends", _hash([predict_fp, "trends"]),
+          with_cluster(lambda: trends(product, store, trends_dir, truth=truth, storage_options=so, product_storage_options=so,
+                                      progress=progress)),
           still_valid=lambda: os.path.exists(os.path.join(trends_dir, "trends-summary.json")))
     summary["validation"] = val_dir
     summary["trends"] = trends_dir
+
+    # the report: always rewritten (cheap) so that it carries this run's stage times
+    from ftcloud.report import write_report
+
+    t0 = time.perf_counter()
+    print("[report] writing the HTML report and tables ...", flush=True)
+    rep = write_report(out, config=cfg)
+    summary["stages"]["report"] = {"seconds": round(time.perf_counter() - t0, 1), "skipped": False}
+    summary["report"] = rep["files"]["report.html"]
+    summary["findings"] = rep["headline"]
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
 

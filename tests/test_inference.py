@@ -100,16 +100,24 @@ def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monk
 
 
 def test_model_is_loaded_once_per_worker(store, model_dir, tmp_path, monkeypatch):
-    from ftcloud.model import export
-
     inference._MODEL_CACHE.clear()
     loads = []
-    real = export.load_model
-    monkeypatch.setattr(export, "load_model", lambda *a, **k: (loads.append(a), real(*a, **k))[1])
+    real = inference.load_payload
+    monkeypatch.setattr(inference, "load_payload", lambda p: (loads.append((p["pass"], p["fmt"])), real(p))[1])
     _predict(store, model_dir, tmp_path / "o.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8)
     _predict(store, model_dir, tmp_path / "o2.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8, fmt="torchscript")
     # many blocks, one load per (pass, format); both exported formats run
-    assert sorted((a[1], a[2]) for a in loads) == [("AM", "export"), ("AM", "torchscript"), ("PM", "export"), ("PM", "torchscript")]
+    assert sorted(loads) == [("AM", "export"), ("AM", "torchscript"), ("PM", "export"), ("PM", "torchscript")]
+
+
+def test_model_bytes_are_checked_before_loading(model_dir):
+    """The payload that travels to the workers is refused when its bytes do not match the card."""
+    payload = inference.model_payload(model_dir, "AM", "export")
+    assert payload["sha256"] == read_card(model_dir, "AM")["files"]["export"]["sha256"]
+    inference.load_payload(payload)  # intact: loads
+    bad = dict(payload, bytes=payload["bytes"][:-1] + bytes([payload["bytes"][-1] ^ 1]))
+    with pytest.raises(ValidationError, match="ft_convlstm_AM.pt2: received bytes have SHA-256"):
+        inference.load_payload(bad)
 
 
 def test_store_that_does_not_match_the_card_is_refused(store, model_dir):
@@ -127,7 +135,8 @@ def test_store_that_does_not_match_the_card_is_refused(store, model_dir):
 
 @pytest.mark.slow
 def test_distributed_workers_give_the_same_bytes(store, model_dir, tmp_path):
-    """Worker processes load the model from its path (never pickled weights); same answer."""
+    """Worker processes get the checksum-verified model file bytes (not pickled weights) and load them
+    once per process; same answer."""
     from distributed import Client, LocalCluster
 
     ref = tmp_path / "ref.zarr"

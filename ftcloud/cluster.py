@@ -1,0 +1,126 @@
+"""Where the dask work runs: a LocalCluster (default), a dask-gateway cluster, or a scheduler address.
+
+:func:`connect` is a context manager yielding a ``distributed.Client`` that is the default for
+every ``dask.compute`` inside it (prediction, validation, trends)::
+
+    with connect("local") as client:               # LocalCluster on this machine
+        ...
+    with connect("gateway", workers=4, gpu=True):  # dask-gateway (address from the config or
+        ...                                        # DASK_GATEWAY__ADDRESS), shut down on exit
+    with connect("tls://10.0.0.5:8786"):           # an existing scheduler
+        ...
+
+The gateway's *cluster options* are the ones the deployment exposes (``deploy/`` defines
+``worker_cores``, ``worker_memory`` in GiB and ``gpu``); options a gateway does not expose are
+reported and ignored rather than guessed. No credential ever passes through here: object-store
+keys reach the workers from their own environment (IAM role, workload identity, the
+gateway's ``environment``), never from ftcloud.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from ftcloud.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("local", "gateway")
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _announce(client, what: str, printer) -> None:
+    link = getattr(client, "dashboard_link", None) if _has_bokeh() or "gateway" in what else None
+    printer(f"[cluster] {what}" + (f"; dashboard: {link}" if link else "; dashboard: unavailable (pip install bokeh)"))
+
+
+@contextlib.contextmanager
+def connect(kind: str = "local", *, workers: int | None = None, threads_per_worker: int | None = None,
+            worker_memory_gib: float | None = None, gpu: bool = False, gateway_address: str | None = None,
+            timeout_s: float = 300.0, printer=print) -> Iterator:
+    """Start or join the dask cluster named by ``kind`` and yield its client (closed on exit)."""
+    from distributed import Client
+
+    kind = str(kind or "local")
+    if kind == "local":
+        from distributed import LocalCluster
+
+        if gpu:
+            log.warning("--gpu with a LocalCluster: torch uses the local GPU when it sees one; no resources are declared")
+        # one process, threads: torch and the zarr codecs release the GIL, and the per-process
+        # model cache is then loaded once; workers > 1 gives that many processes instead
+        n = workers or 1
+        threads = threads_per_worker or max(1, (os.cpu_count() or 1) // n)
+        kw = {"memory_limit": f"{worker_memory_gib}GiB"} if worker_memory_gib else {}
+        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0" if _has_bokeh() else None, **kw)
+        client = Client(cluster, set_as_default=True)
+        try:
+            _announce(client, f"LocalCluster: {n} worker(s) x {threads} thread(s)", printer)
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+        return
+    if kind == "gateway":
+        try:
+            from dask_gateway import Gateway
+        except ImportError as e:  # pragma: no cover - dask-gateway is a dependency
+            raise ValidationError("--cluster gateway needs the dask-gateway client (pip install dask-gateway)") from e
+        import dask
+
+        address = gateway_address or dask.config.get("gateway.address", None)
+        if not address:
+            raise ValidationError("--cluster gateway: no gateway address; set cluster.gateway_address in the run config "
+                                  "or DASK_GATEWAY__ADDRESS (JupyterHub/daskhub sets it for you)")
+        gateway = Gateway(address)
+        options = gateway.cluster_options()
+        wanted = {"worker_cores": threads_per_worker, "worker_memory": worker_memory_gib, "gpu": gpu or None}
+        for name, value in wanted.items():
+            if value is None:
+                continue
+            if name in options:
+                options[name] = value
+            else:
+                printer(f"[cluster] the gateway at {address} exposes no {name!r} option; ignored "
+                        f"(it offers: {', '.join(options) or 'none'})")
+        cluster = gateway.new_cluster(options)
+        try:
+            n = workers or 2
+            cluster.scale(n)
+            client = cluster.get_client(set_as_default=True)
+            try:
+                printer(f"[cluster] dask-gateway cluster {cluster.name} at {address}: waiting for {n} worker(s) ...")
+                client.wait_for_workers(n, timeout=timeout_s)
+                _announce(client, f"dask-gateway cluster {cluster.name}: {n} worker(s)", printer)
+                yield client
+            finally:
+                client.close()
+        finally:
+            cluster.shutdown()
+            gateway.close()
+        return
+    if "://" in kind:
+        client = Client(kind, set_as_default=True, timeout=f"{int(timeout_s)}s")
+        try:
+            _announce(client, f"scheduler {kind}: {len(client.scheduler_info().get('workers', {}))} worker(s)", printer)
+            yield client
+        finally:
+            client.close()
+        return
+    raise ValidationError(f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address like tcp://host:8786")
+
+
+def workers_share_files(kind: str) -> bool:
+    """Whether the cluster's workers see this machine's files (a LocalCluster does; others may not)."""
+    return str(kind or "local") == "local"
