@@ -118,7 +118,9 @@ def cmd_predict(args) -> int:
 
     from ftcloud.cluster import connect
 
-    with connect(args.cluster, workers=args.workers, gpu=args.gpu_workers) if args.cluster else contextlib.nullcontext() as client:
+    cluster = connect(args.cluster, workers=args.workers, gpu=args.gpu_workers, gateway_address=args.gateway_address) \
+        if args.cluster else contextlib.nullcontext()
+    with cluster as client:
         res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
                       storage_options=_storage_options(args), out_storage_options=_storage_options(args),
                       progress=not args.quiet, client=client)
@@ -281,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
                          "(default: dask's threaded scheduler in this process)")
     pr.add_argument("--workers", type=int, default=None, help="workers to start with --cluster local/gateway")
+    pr.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
 

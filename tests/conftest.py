@@ -89,3 +89,25 @@ def tiny_store(tmp_path_factory):
     generate("tiny", *TINY_PERIOD, str(root / "src"), seed=5, insitu=False, progress=False)
     ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
     return str(root / "store")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_store, tmp_path_factory):
+    """AM and PM models exported with fixed random weights and the tiny store's normalisation."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
+    from ftcloud.model.data import load_target_period
+    from ftcloud.model.export import export_model
+
+    out = tmp_path_factory.mktemp("model")
+    data = load_target_period(tiny_store, "AM")
+    x = data.X.transpose(2, 0, 1, 3, 4).reshape(8, -1)
+    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
+    torch.manual_seed(3)
+    cfg = ModelConfig(hidden=(4,))
+    for p in ("AM", "PM"):
+        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
+        export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
+    return str(out)

@@ -27,18 +27,8 @@ def store(tiny_store):
 
 
 @pytest.fixture(scope="module")
-def model_dir(store, tmp_path_factory):
-    """An exported model with fixed random weights and the store's own normalisation."""
-    out = tmp_path_factory.mktemp("model")
-    data = load_target_period(store, "AM")
-    x = data.X.transpose(2, 0, 1, 3, 4).reshape(8, -1)
-    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
-    torch.manual_seed(3)
-    cfg = ModelConfig(hidden=(4,))
-    for p in ("AM", "PM"):
-        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
-        export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
-    return str(out)
+def model_dir(tiny_model):
+    return tiny_model
 
 
 def _predict(store, model_dir, out, **plan):

@@ -38,7 +38,7 @@ def test_constraints_pin_what_the_brief_requires():
         assert re.search(rf"^{re.escape(pin)}$", text, re.M), pin
 
 
-@pytest.mark.parametrize("sub", ["", "synth", "ingest", "info", "train", "predict", "validate", "trends", "run"])
+@pytest.mark.parametrize("sub", ["", "synth", "ingest", "info", "train", "predict", "validate", "trends", "run", "report"])
 def test_every_command_has_help(sub):
     args = [sys.executable, "-m", "ftcloud.cli"] + ([sub] if sub else []) + ["--help"]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60)
