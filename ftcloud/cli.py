@@ -358,6 +358,8 @@ def main(argv=None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ftcloud").setLevel(level)
+    # distributed logs every client and worker at INFO; the dashboard shows that better
+    logging.getLogger("distributed").setLevel(max(level, logging.WARNING) if args.verbose < 2 else level)
     try:
         return args.func(args)
     except FTCloudError as e:

@@ -39,7 +39,20 @@ def _has_bokeh() -> bool:
     return True
 
 
+def _quiet_distributed() -> None:
+    """distributed logs every client and worker event at INFO; keep WARNING and above (the dashboard
+    shows the rest). ``ftcloud -vv`` restores them."""
+    if logging.getLogger("ftcloud").getEffectiveLevel() < logging.INFO:
+        return
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            lg = logging.getLogger(name)
+            if lg.level < logging.WARNING:
+                lg.setLevel(logging.WARNING)
+
+
 def _announce(client, what: str, printer) -> None:
+    _quiet_distributed()
     link = getattr(client, "dashboard_link", None) if _has_bokeh() or "gateway" in what else None
     printer(f"[cluster] {what}" + (f"; dashboard: {link}" if link else "; dashboard: unavailable (pip install bokeh)"))
 
@@ -51,6 +64,7 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
     """Start or join the dask cluster named by ``kind`` and yield its client (closed on exit)."""
     from distributed import Client
 
+    _quiet_distributed()
     kind = str(kind or "local")
     if kind == "local":
         from distributed import LocalCluster
@@ -62,7 +76,9 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
         n = workers or 1
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // n)
         kw = {"memory_limit": f"{worker_memory_gib}GiB"} if worker_memory_gib else {}
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1, host="127.0.0.1",
+        if n > 1:
+            kw["host"] = "127.0.0.1"  # worker processes talk over loopback TCP; one process uses inproc://
+        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1,
                                dashboard_address="127.0.0.1:0" if _has_bokeh() else None, **kw)
         client = Client(cluster, set_as_default=True)
         try:

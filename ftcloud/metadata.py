@@ -80,11 +80,11 @@ def history_stamp(action: str) -> str:
     return f"{now} ftcloud {__version__}: {action}"
 
 
-def software_versions() -> dict:
+def software_versions(extra: tuple = ()) -> dict:
     import importlib.metadata as md
 
     out = {}
-    for pkg in ("ftcloud", "xarray", "zarr", "dask", "numpy", "pangeo-forge-recipes", "apache-beam", "pyproj"):
+    for pkg in ("ftcloud", "xarray", "zarr", "dask", "numpy", "pangeo-forge-recipes", "apache-beam", "pyproj", *extra):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

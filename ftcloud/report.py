@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import platform
 import time
 
 import pandas as pd
@@ -128,7 +129,8 @@ def provenance(out: str, config: dict | None) -> dict:
                                                                               "torch": card.get("torch_version")}
     return {
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "software": software_versions(),
+        "software": {**software_versions(extra=("torch", "distributed", "dask-gateway", "pandas", "scipy")),
+                     "python": platform.python_version()},
         "models_sha256": models,
         "stages": {k: {"seconds": round(v.get("seconds", 0.0), 1), "fingerprint": v.get("fingerprint")} for k, v in state.items()},
         "config": config,
