@@ -1,4 +1,5 @@
-# One image for the notebook server, the dask scheduler and the workers (and Beam workers).
+# One image for the notebook server, the dask scheduler and the workers (and Beam workers);
+# deploy/helm/daskhub-values.yaml references it as ghcr.io/ftcloud/ftcloud:<version>[-cuda].
 # CPU by default; `--build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128` selects a CUDA
 # build of the same torch version (the version itself is pinned in constraints.txt).
 FROM python:3.11-slim
@@ -13,7 +14,9 @@ COPY constraints.txt pyproject.toml README.md ./
 COPY ftcloud ./ftcloud
 COPY recipes ./recipes
 
-RUN pip install -c constraints.txt --extra-index-url ${TORCH_INDEX} ".[torch]"
+# jupyterhub + jupyterlab: the same image is the hub's notebook server (jupyterhub-singleuser)
+RUN pip install -c constraints.txt --extra-index-url ${TORCH_INDEX} ".[torch]" jupyterhub jupyterlab
+COPY notebooks ./notebooks
 
 # no credentials are baked in: workers get them from the environment or an IAM role
 ENTRYPOINT []
