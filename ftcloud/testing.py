@@ -126,3 +126,59 @@ def local_gateway(workdir, *, timeout_s: float = 60.0):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@contextlib.contextmanager
+def serve_folder(folder):
+    """Serve ``folder`` read-only over HTTP on 127.0.0.1 (a stand-in for a public bucket); yields the base URL.
+
+    fsspec's HTTP filesystem reads zarr from it anonymously, as it would read any public
+    object store over HTTPS. Stopped on exit."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # no access log in notebooks and tests
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def publish_demo(folder, start: str = "2009-01-01", end: str = "2020-12-31", seed: int = 0) -> dict:
+    """A small public-style dataset: the ``tiny`` twin's truth written as an ftcloud FT product
+    (``ft_convlstm.zarr``) plus the store's ``statics`` group (regions, permafrost stability),
+    both consolidated and marked complete. Returns their relative paths and the twin's planted slopes."""
+    import json
+    import os
+
+    import xarray as xr
+
+    from ftcloud.ingest import ingest
+    from ftcloud.io.stores import mark_complete
+    from ftcloud.synth import generate
+
+    folder = str(folder)
+    src = os.path.join(folder, "_sources")
+    generate("tiny", start, end, src, seed=seed, insitu=False, targets_start=end[:4] + "-01-01", progress=False)
+    ingest(src, os.path.join(folder, "store"), sources=["statics"], progress=False)
+    with xr.open_dataset(os.path.join(src, "truth", "truth_ft_9km.nc")) as ds:
+        ft = ds["ft"].load()
+    ft = ft.drop_vars([c for c in ft.coords if c not in ft.dims])
+    codes = xr.where(ft.isnull(), 255, ft).astype("u1").transpose("pass", "time", "y", "x")
+    codes.attrs = {"long_name": "freeze/thaw state (twin truth standing in for ConvLSTM_FT)", "flag_values": [0, 1],
+                   "flag_meanings": "thawed frozen", "missing_value": 255}
+    url = os.path.join(folder, "ft_convlstm.zarr")
+    xr.Dataset({"ft": codes}).to_zarr(url, mode="w", consolidated=True)
+    mark_complete(url)
+    with open(os.path.join(src, "truth", "parameters.json")) as f:
+        params = json.load(f)
+    return {"product": "ft_convlstm.zarr", "store": "store", "truth": os.path.join(src, "truth"), "parameters": params}

@@ -45,6 +45,8 @@ def filesystem(url: str, storage_options: dict | None = None) -> tuple[fsspec.Ab
     fs = fsspec.filesystem(proto, **(storage_options or {}))
     if proto == "file":
         path = fs._strip_protocol(path)
+    elif proto in ("http", "https"):  # fsspec's HTTP filesystem works on whole URLs
+        path = str(url)
     return fs, path.rstrip("/")
 
 
