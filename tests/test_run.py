@@ -113,3 +113,34 @@ def test_rerun_skips_every_stage_and_an_interrupted_prediction_finishes(first_ru
     s = _summary(out)
     assert [k for k in STAGES if not s["stages"][k]["skipped"]] == ["predict", "validate", "trends"]
     assert (zarr.open_group(str(product), mode="r")["ft"][:] == before).all()  # chunking never changes the answer
+
+
+@pytest.mark.s3
+def test_run_with_the_store_on_s3_gives_the_local_results(first_run, s3, tmp_path):
+    """`ftcloud run --store s3://...`: store and product on (moto) S3, credentials from the
+    environment only; the product and the findings equal the local run's."""
+    import s3fs
+
+    so = {"client_kwargs": {"endpoint_url": s3["endpoint_url"]}}
+    s3fs.S3FileSystem(**so).mkdir("ftcloud-run")
+    (tmp_path / "cfg.yaml").write_text(CONFIG)
+    out = tmp_path / "out"
+    rc = main(["--quiet", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--store", "s3://ftcloud-run/store",
+               "--storage-option", f"endpoint_url={s3['endpoint_url']}"])
+    assert rc == 0
+    s = _summary(out)
+    assert s["store"] == "s3://ftcloud-run/store" and s["product"] == "s3://ftcloud-run/store/products/ft_convlstm.zarr"
+    from ftcloud.io.stores import get_mapper, store_status
+
+    assert store_status(s["product"], so) == "complete"
+    assert not (out / "store").exists() and not (out / "product").exists()  # nothing landed locally
+    remote = zarr.open_group(get_mapper(s["product"], so), mode="r")["ft"][:]
+    local = zarr.open_group(str(first_run["out"] / "product" / "ft_convlstm.zarr"), mode="r")["ft"][:]
+    assert (remote == local).all()
+    a = pd.read_csv(out / "report" / "findings.csv")
+    b = pd.read_csv(first_run["out"] / "report" / "findings.csv")
+    pd.testing.assert_frame_equal(a, b)
+    # nothing credential-like was written into the run's records
+    for f in ("run-summary.json", "ftcloud-stages.json", "report/provenance.json"):
+        text = (out / f).read_text().lower()
+        assert "testing" not in text and "secret" not in text
