@@ -214,6 +214,15 @@ def _run(cfg, out, progress, so, state, summary, lazy, ingest, join, store_statu
     val_dir, trends_dir = os.path.join(out, "validation"), os.path.join(out, "trends")
     def with_cluster(fn):
         def go():
+            if str(cfg["cluster"].get("kind") or "local") == "local":
+                # The science reductions are graphs of many small tasks over data this machine
+                # already holds; dask's threaded scheduler runs them 2-3.5x faster than an
+                # in-process LocalCluster (demo: validate 15.7 vs 31.4 s, trends 5.8 vs 20.8 s).
+                # Prediction, the heavy stage, runs on the LocalCluster and its dashboard.
+                import dask
+
+                with dask.config.set(scheduler="threads"):
+                    return _jsonable(fn())
             lazy()
             return _jsonable(fn())
         return go
