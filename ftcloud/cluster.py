@@ -51,9 +51,10 @@ def _quiet_distributed() -> None:
                 lg.setLevel(logging.WARNING)
 
 
-def _announce(client, what: str, printer) -> None:
+def _announce(client, what: str, printer, remote: bool = False) -> None:
+    """Print what the cluster is and its dashboard link (a remote scheduler serves its own dashboard)."""
     _quiet_distributed()
-    link = getattr(client, "dashboard_link", None) if _has_bokeh() or "gateway" in what else None
+    link = getattr(client, "dashboard_link", None) if remote or _has_bokeh() else None
     printer(f"[cluster] {what}" + (f"; dashboard: {link}" if link else "; dashboard: unavailable (pip install bokeh)"))
 
 
@@ -118,7 +119,7 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
             try:
                 printer(f"[cluster] dask-gateway cluster {cluster.name} at {address}: waiting for {n} worker(s) ...")
                 client.wait_for_workers(n, timeout=timeout_s)
-                _announce(client, f"dask-gateway cluster {cluster.name}: {n} worker(s)", printer)
+                _announce(client, f"dask-gateway cluster {cluster.name}: {n} worker(s)", printer, remote=True)
                 yield client
             finally:
                 client.close()
@@ -129,7 +130,7 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
     if "://" in kind:
         client = Client(kind, set_as_default=True, timeout=f"{int(timeout_s)}s")
         try:
-            _announce(client, f"scheduler {kind}: {len(client.scheduler_info().get('workers', {}))} worker(s)", printer)
+            _announce(client, f"scheduler {kind}: {len(client.scheduler_info().get('workers', {}))} worker(s)", printer, remote=True)
             yield client
         finally:
             client.close()

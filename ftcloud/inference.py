@@ -31,7 +31,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass
 
 import dask
@@ -146,18 +145,13 @@ def load_payload(payload: dict):
     import hashlib
     import io
 
-    import torch
-
     got = hashlib.sha256(payload["bytes"]).hexdigest()
     if got != payload["sha256"]:
         raise ValidationError(f"model {payload['name']}: received bytes have SHA-256 {got[:16]}..., the card says "
                               f"{payload['sha256'][:16]}...; refusing to load them")
-    buf = io.BytesIO(payload["bytes"])
-    if payload["fmt"] == "torchscript":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(buf, map_location="cpu")
-    return torch.export.load(buf).module()
+    from ftcloud.model.export import load_module
+
+    return load_module(io.BytesIO(payload["bytes"]), payload["fmt"])
 
 
 def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, batch_days: int,

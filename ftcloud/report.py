@@ -83,8 +83,8 @@ def fusion_by_season(out: str) -> pd.DataFrame:
     if df.empty:
         return df
     smap = df[df["product"] == "SMAP_E_FT"].set_index(["pass", "season"])["CA_O"]
-    df["gain_vs_SMAP_E_FT"] = [r.CA_O - smap.get((r._1, r.season), math.nan) if r.product == PRODUCTS["fused"] else math.nan
-                               for r in df.rename(columns={"pass": "_1"}).itertuples()]
+    smap_here = pd.Series([smap.get(k, math.nan) for k in zip(df["pass"], df["season"])], index=df.index)
+    df["gain_vs_SMAP_E_FT"] = (df["CA_O"] - smap_here).where(df["product"] == PRODUCTS["fused"])
     return df
 
 
@@ -222,7 +222,8 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     for p in ("AM", "PM"):
         r = find[(find["pass"] == p) & find["finding"].str.startswith("fused - SMAP_E_FT overall")] if not find.empty else find
         if len(r):
-            kpis.append((f"{p}: fused vs SMAP_E_FT", f"{r.iloc[0].iloc[3]:+.2f} points", f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
+            gain = r.iloc[0][[c for c in find.columns if c.startswith("this run vs ") and c != "this run vs in-situ"][0]]
+            kpis.append((f"{p}: fused vs SMAP_E_FT", f"{gain:+.2f} points", f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
     if tsum.get("fdr_significant_fraction") is not None:
         v = tsum["fdr_significant_fraction"]
         v = v.get("mean", next(iter(v.values()))) if isinstance(v, dict) else v

@@ -63,7 +63,7 @@ def _save_state(out: str, state: dict) -> None:
 
 def storage_options_of(cfg: dict) -> dict:
     """fsspec options from the config's ``storage`` section (nulls dropped; never credentials)."""
-    so = {k: v for k, v in (cfg.get("storage") or {}).items() if v not in (None, False) or k == "anon" and v}
+    so = {k: v for k, v in (cfg.get("storage") or {}).items() if v not in (None, False)}
     if "endpoint_url" in so:
         so["client_kwargs"] = {**so.get("client_kwargs", {}), "endpoint_url": so.pop("endpoint_url")}
     return so
@@ -81,9 +81,9 @@ class LazyCluster:
         if self.client is None:
             from ftcloud.cluster import connect
 
-            kind = self.spec.pop("kind", "local")
-            self.client = self._stack.enter_context(connect(kind, printer=self.printer, **self.spec))
-            self.spec["kind"] = kind
+            spec = dict(self.spec)
+            kind = spec.pop("kind", "local")
+            self.client = self._stack.enter_context(connect(kind, printer=self.printer, **spec))
         return self.client
 
     def close(self):
@@ -98,9 +98,6 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     ``store`` and ``cluster`` override the config's ``store`` and ``cluster.kind``;
     ``overrides`` is merged into the loaded config like a second YAML file."""
     from ftcloud.config import _merge
-    from ftcloud.ingest import ingest
-    from ftcloud.io.stores import join, store_status
-    from ftcloud.recipes.pipelines import GROUPS
 
     cfg = load_config(config)
     if overrides:
@@ -115,12 +112,15 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     summary: dict = {"out": os.path.abspath(out), "stages": {}, "cluster": cfg["cluster"]["kind"]}
     lazy = LazyCluster(cfg["cluster"])
     try:
-        return _run(cfg, out, progress, so, state, summary, lazy, ingest, join, store_status, GROUPS)
+        return _run(cfg, out, progress, so, state, summary, lazy)
     finally:
         lazy.close()
 
 
-def _run(cfg, out, progress, so, state, summary, lazy, ingest, join, store_status, GROUPS) -> dict:
+def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
+    from ftcloud.ingest import ingest
+    from ftcloud.io.stores import join, store_status
+    from ftcloud.recipes.pipelines import GROUPS
 
     def stage(name: str, fingerprint: str, fn, still_valid=lambda: True):
         t0 = time.perf_counter()

@@ -45,7 +45,8 @@ GATEWAY_INHERITED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFA
                          "AWS_CONFIG_FILE", "FSSPEC_CONFIG_DIR", "OMP_NUM_THREADS", "HOME")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     import socket
 
     with socket.socket() as s:
@@ -75,7 +76,7 @@ def local_gateway(workdir, *, timeout_s: float = 60.0):
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    api, proxy = _free_port(), _free_port()
+    api, proxy = free_port(), free_port()
     py = sys.executable
     opts = gateway_options_file()
     inherited = ["PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", *GATEWAY_INHERITED_ENV]
@@ -97,9 +98,8 @@ def local_gateway(workdir, *, timeout_s: float = 60.0):
     conf = workdir / "gateway_config.py"
     conf.write_text("\n".join(cfg) + "\n")
     log = open(workdir / "gateway.log", "w")
-    env = dict(os.environ)
     proc = subprocess.Popen([py, "-m", "dask_gateway_server", "-f", str(conf)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+                            start_new_session=True)
     address = f"http://127.0.0.1:{proxy}"
     try:
         from dask_gateway import Gateway

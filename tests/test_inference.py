@@ -12,9 +12,7 @@ torch = pytest.importorskip("torch")
 from ftcloud import inference  # noqa: E402
 from ftcloud.errors import ValidationError  # noqa: E402
 from ftcloud.io.stores import open_group, store_status  # noqa: E402
-from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig  # noqa: E402
-from ftcloud.model.data import load_target_period  # noqa: E402
-from ftcloud.model.export import check_store_matches_card, export_model, read_card  # noqa: E402
+from ftcloud.model.export import check_store_matches_card, read_card  # noqa: E402
 
 from conftest import TINY_PERIOD  # noqa: E402
 

@@ -116,18 +116,21 @@ def verified_path(model_dir: str, pass_: str, fmt: str) -> tuple[str, dict]:
     return path, card
 
 
-def load_model(model_dir: str, pass_: str, fmt: str = "torchscript"):
-    """Load a verified model as a callable ``x -> (ft, p_frozen)``; returns (module, card)."""
+def load_module(f, fmt: str):
+    """torch module from a verified model file (a path or a binary file object) of format ``fmt``."""
     import torch
 
-    path, card = verified_path(model_dir, pass_, fmt)
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(path, map_location="cpu")
-    else:
-        module = torch.export.load(path).module()
-    return module, card
+            return torch.jit.load(f, map_location="cpu")
+    return torch.export.load(f).module()
+
+
+def load_model(model_dir: str, pass_: str, fmt: str = "torchscript"):
+    """Load a verified model as a callable ``x -> (ft, p_frozen)``; returns (module, card)."""
+    path, card = verified_path(model_dir, pass_, fmt)
+    return load_module(path, fmt), card
 
 
 def check_store_matches_card(card: dict, pred, statics, window_attrs: dict, pass_: str, where: str) -> None:
