@@ -1,0 +1,219 @@
+"""Every accuracy claim beside its baselines: one common mask, block-bootstrap intervals.
+
+A fused product's accuracy means little alone. :func:`compare` scores several FT products
+against one reference **on the same pixel-days** (the common mask: the reference and every
+product valid, i.e. 0 thawed / 1 frozen) and gives each statistic a 95 % interval from a
+block bootstrap. Pixel-days are strongly autocorrelated (a frozen spell is one event, not
+thirty), so the resampling unit is a block -- by default a pixel-year (:func:`pixel_year_blocks`)
+-- and the interval of a *gain* (product minus baseline) comes from the same resamples, so
+that the pairing of the two products on each pixel-day is kept.
+
+Statistics (SPEC section 5, product state / reference state):
+
+* ``CA_F = N[F/F] / (N[F/F] + N[T/F])``, ``CA_T = N[T/T] / (N[T/T] + N[F/T])``,
+  ``CA_O = (N[F/F] + N[T/T]) / N``.
+* Bootstrap: draw ``n_blocks`` blocks with replacement ``n_boot`` times; each statistic is
+  recomputed from the summed per-block confusion counts; the interval is the percentile
+  interval ``[q(2.5 %), q(97.5 %)]``.
+
+The numpy kernel (:func:`block_confusion`, :func:`bootstrap_counts`) knows nothing of
+xarray; :func:`compare` takes plain arrays of any shape with matching block ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Comparison",
+    "block_confusion",
+    "bootstrap_counts",
+    "compare",
+    "pixel_year_blocks",
+    "gain_sentence",
+    "STATISTICS",
+]
+
+#: the statistics of :func:`compare`, as (name, numerator cells, denominator cells) over the
+#: confusion cells (0 FF, 1 TF, 2 TT, 3 FT) = N[product/reference]
+STATISTICS = {"CA_O": ((0, 2), (0, 1, 2, 3)), "CA_F": ((0,), (0, 1)), "CA_T": ((2,), (2, 3))}
+
+
+def _valid(x: np.ndarray) -> np.ndarray:
+    return (x == 0) | (x == 1)
+
+
+def block_confusion(product: np.ndarray, reference: np.ndarray, blocks: np.ndarray, mask: np.ndarray,
+                    n_blocks: int) -> np.ndarray:
+    """Confusion counts per block: (n_blocks, 4) int64 of N[F/F], N[T/F], N[T/T], N[F/T].
+
+    ``product``/``reference`` hold 1 frozen / 0 thawed (other values are ignored through
+    ``mask``); ``blocks`` are integer block ids in ``[0, n_blocks)`` of the same shape.
+    """
+    p = product[mask].astype(np.int8) == 1
+    r = reference[mask].astype(np.int8) == 1
+    cell = np.where(r, np.where(p, 0, 1), np.where(p, 3, 2))  # FF, TF, TT, FT
+    b = blocks[mask].astype(np.int64)
+    return np.bincount(b * 4 + cell, minlength=n_blocks * 4).reshape(n_blocks, 4)
+
+
+def bootstrap_counts(per_block: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Summed confusion counts of ``n_boot`` block resamples: (n_boot, 4).
+
+    ``per_block`` may also be (n_blocks, k, 4) for k products resampled *together*
+    (returns (n_boot, k, 4)), which keeps products paired for their differences.
+    """
+    nb = per_block.shape[0]
+    flat = per_block.reshape(nb, -1).astype("f8")
+    out = np.empty((n_boot, flat.shape[1]))
+    step = max(1, 2_000_000 // max(nb, 1))
+    for a in range(0, n_boot, step):
+        k = min(step, n_boot - a)
+        idx = rng.integers(0, nb, size=(k, nb))
+        w = np.stack([np.bincount(row, minlength=nb) for row in idx]).astype("f8")  # (k, nb) multiplicities
+        out[a:a + k] = w @ flat
+    return out.reshape((n_boot,) + per_block.shape[1:])
+
+
+def _stat(counts: np.ndarray, name: str) -> np.ndarray:
+    num, den = STATISTICS[name]
+    n = counts[..., list(num)].sum(axis=-1)
+    d = counts[..., list(den)].sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
+
+
+def pixel_year_blocks(times, shape_yx: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Block ids (time, *shape_yx) of pixel-years, and their number.
+
+    ``times``: the time axis (anything :class:`pandas.DatetimeIndex` accepts).
+    """
+    years = pd.DatetimeIndex(times).year.to_numpy()
+    uy, yi = np.unique(years, return_inverse=True)
+    npix = int(np.prod(shape_yx)) if len(shape_yx) else 1
+    pix = np.arange(npix).reshape(shape_yx) if len(shape_yx) else np.zeros((), int)
+    ids = yi.reshape((-1,) + (1,) * len(shape_yx)) * npix + pix[None, ...]
+    return ids.astype(np.int64), int(uy.size * npix)
+
+
+@dataclass
+class Comparison:
+    """Products scored on one common mask against one reference.
+
+    ``table``: one row per product: ``n`` (pixel-days on the common mask), and for each of
+    CA_O, CA_F, CA_T the estimate with ``_lo``/``_hi`` (95 % block-bootstrap interval).
+    ``gains``: one row per baseline: ``CA_O`` difference ``target - baseline`` (fraction),
+    its interval, and ``p_le_0`` (bootstrap fraction of resamples with a gain <= 0).
+    """
+
+    reference: str
+    target: str
+    table: pd.DataFrame
+    gains: pd.DataFrame
+    n_blocks: int
+    n_boot: int
+    block: str
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "reference": self.reference, "target": self.target, "n_blocks": self.n_blocks,
+            "n_boot": self.n_boot, "block": self.block, "notes": list(self.notes),
+            "table": _records(self.table), "gains": _records(self.gains),
+        }
+
+
+def _records(df: pd.DataFrame) -> list:
+    out = []
+    for name, row in df.iterrows():
+        d = {"product": name}
+        for k, v in row.items():
+            d[k] = None if (isinstance(v, float) and not np.isfinite(v)) else (int(v) if k == "n" else float(v) if isinstance(v, (float, np.floating)) else v)
+        out.append(d)
+    return out
+
+
+def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: np.ndarray, n_blocks: int, *,
+            target: str = "fused", reference_name: str = "truth", mask: np.ndarray | None = None,
+            n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "pixel-year") -> Comparison:
+    """Score ``products`` against ``reference`` on their common mask, with block-bootstrap intervals.
+
+    Parameters
+    ----------
+    products : mapping of name -> array
+        FT codes (1 frozen, 0 thawed, anything else missing), all of ``reference``'s shape.
+    reference : array
+        The reference FT codes (truth, in-situ, a target product).
+    blocks, n_blocks : int array, int
+        Block id of every element (e.g. :func:`pixel_year_blocks`) and the number of ids.
+    target : str
+        The product whose gain over every other product is reported (``gains``).
+    mask : bool array, optional
+        Further restriction (a season, a split); the common mask is ``mask`` & reference valid
+        & every product valid.
+    n_boot, seed, ci
+        Bootstrap resamples, generator seed, interval level.
+
+    Returns
+    -------
+    Comparison
+    """
+    names = list(products)
+    if target not in products:
+        raise KeyError(f"compare: target {target!r} is not among the products {names}")
+    common = _valid(reference)
+    for k in names:
+        if np.shape(products[k]) != np.shape(reference):
+            raise ValueError(f"compare: product {k!r} has shape {np.shape(products[k])}, the reference {np.shape(reference)}")
+        common &= _valid(products[k])
+    if mask is not None:
+        common &= np.broadcast_to(mask, common.shape)
+    per = np.stack([block_confusion(products[k], reference, blocks, common, n_blocks) for k in names], axis=1)
+    used = per.sum(axis=(1, 2)) > 0
+    per = per[used]
+    total = per.sum(axis=0)  # (k, 4)
+    rng = np.random.default_rng(seed)
+    boot = bootstrap_counts(per, n_boot, rng) if per.shape[0] else np.zeros((n_boot,) + total.shape)
+    a = (1 - ci) / 2
+    rows = {}
+    for j, k in enumerate(names):
+        row = {"n": int(total[j].sum())}
+        for s in STATISTICS:
+            est = float(_stat(total[j], s))
+            bs = _stat(boot[:, j], s)
+            lo, hi = (np.nanquantile(bs, [a, 1 - a]) if np.isfinite(bs).any() else (np.nan, np.nan))
+            row[s], row[f"{s}_lo"], row[f"{s}_hi"] = est, float(lo), float(hi)
+        rows[k] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    ti = names.index(target)
+    grows = {}
+    for j, k in enumerate(names):
+        if k == target:
+            continue
+        d = _stat(boot[:, ti], "CA_O") - _stat(boot[:, j], "CA_O")
+        est = table.loc[target, "CA_O"] - table.loc[k, "CA_O"]
+        lo, hi = (np.nanquantile(d, [a, 1 - a]) if np.isfinite(d).any() else (np.nan, np.nan))
+        grows[k] = {"gain": float(est), "gain_lo": float(lo), "gain_hi": float(hi),
+                    "p_le_0": float(np.mean(d <= 0)) if np.isfinite(d).any() else np.nan}
+    gains = pd.DataFrame.from_dict(grows, orient="index")
+    return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block)
+
+
+def gain_sentence(target_label: str, baseline_label: str, gain: float, lo: float, hi: float, n: int,
+                  reference: str) -> str:
+    """One plain sentence for a gain and its interval (fractions; printed in points)."""
+    if not np.isfinite(gain) or n == 0:
+        return f"{target_label} and {baseline_label} share no pixel-day against {reference}: no comparison."
+    g, a, b = 100 * gain, 100 * lo, 100 * hi
+    if a > 0:
+        verdict = f"{target_label} is more accurate than {baseline_label}"
+    elif b < 0:
+        verdict = f"{target_label} is LESS accurate than {baseline_label}"
+    else:
+        verdict = f"{target_label} is not distinguishable from {baseline_label}"
+    return (f"{verdict} against {reference}: {g:+.2f} points (95 % interval {a:+.2f} .. {b:+.2f}) "
+            f"over {n:,} common pixel-days.")
