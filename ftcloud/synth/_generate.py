@@ -28,7 +28,7 @@ from ftcloud.timeutil import PASSES, request_hours, step_offsets
 
 log = logging.getLogger(__name__)
 
-TWIN_VERSION = "1.0"
+TWIN_VERSION = "2.0"
 IMERG_FIRST_DAY = np.datetime64("2000-06-01", "D")
 SMAP_FIRST_DAY = np.datetime64("2015-04-01", "D")
 TRANSITION_MONTHS = (2, 3, 4, 10, 11)
@@ -157,6 +157,11 @@ class _Generator:
             raise RuntimeError("internal: a 25 km cell holds no 9 km cell")
         owf25 = np.bincount(self.cell25, weights=self.p9.owf, minlength=n25) / self.count25
         self.water25 = owf25 > p.smap.water_fill_fraction
+        # site terms of ESDR's error model on the 25 km cell (terrain, open water, vegetation)
+        self.owf25 = owf25
+        self.tci25 = np.clip(np.bincount(self.cell25, weights=self.p9.tci, minlength=n25) / self.count25 / 400.0, 0, 1)
+        veg9 = np.vectorize(lambda k: p.esdr.vegetation.get(int(k), 0.0))(self.p9.land_cover).astype("f8")
+        self.veg25 = np.bincount(self.cell25, weights=veg9, minlength=n25) / self.count25
         self.sea25 = np.bincount(self.cell25, weights=self.p9.sea.astype("f8"), minlength=n25) / self.count25 > 0.5
         g25r, g25c = np.meshgrid(np.arange(self.w25.row0, self.w25.row1), np.arange(self.w25.col0, self.w25.col1), indexing="ij")
         self.key25 = (g25r.ravel(), g25c.ravel())
@@ -408,10 +413,12 @@ class _Generator:
         owf = ps.owf[ci][None, None, :]
         years = np.array([_year(d) for d in dates])
         pix = np.stack([p.pixel_year_sd * F.hash_normal(seed, F.S_SMAP_PIXYEAR, k1, k2, y) for y in years])[:, None, :]
+        veg = np.vectorize(lambda k: p.vegetation.get(int(k), 0.0))(ps.land_cover[ci]).astype("f8")
+        veg = veg[None, None, :] * np.array([p.vegetation_pass_factor["AM"], p.vegetation_pass_factor["PM"]])[None, :, None]
         p_f = p.frozen_as_thawed + p.near_zero_frozen * near0 + p.wet_snow * wet + p.transition_season * trans \
-            + p.tci_per_400m * tci + p.open_water * owf + pix
+            + p.tci_per_400m * tci + p.open_water * owf + veg + pix
         p_t = p.thawed_as_frozen + p.near_zero_thawed * near0 + 0.5 * p.transition_season * trans \
-            + 0.5 * p.tci_per_400m * tci + 0.5 * p.open_water * owf + pix
+            + 0.5 * p.tci_per_400m * tci + 0.5 * p.open_water * owf + 0.5 * veg + pix
         perr = np.clip(np.where(ft == 1, p_f, p_t), 0.0, 0.6)
         del p_f, p_t, near0
         rho = p.error_ar1
@@ -466,8 +473,9 @@ class _Generator:
         trans = np.isin(months, TRANSITION_MONTHS)[:, None, None]
         near0 = np.exp(-np.abs(Tm) / 1.5)
         cold = np.where(Tm > 0, np.exp(-np.maximum(Tm, 0) / p.cold_thawed_scale_K), 0.0)
-        p_f = p.frozen_as_thawed + p.near_zero_frozen * near0
-        p_t = p.thawed_as_frozen + p.cold_thawed * cold + p.transition_season * trans
+        site = p.tci_per_400m * self.tci25 + p.open_water * self.owf25 + self.veg25
+        p_f = p.frozen_as_thawed + p.near_zero_frozen * near0 + site
+        p_t = p.thawed_as_frozen + p.cold_thawed * cold + p.transition_season * trans + site
         perr = np.clip(np.where(state == 1, p_f, p_t), 0, 0.6)
         k1, k2 = self.key25
         z = np.empty(perr.shape)
@@ -531,7 +539,7 @@ class _Generator:
             n = np.floor(tb).astype(np.int64)
             fr = tb - n
             i = n - de.lo
-            sd = PH._interp_daily(de, "swe_e", i, fr) / 1000.0 / p.snow.density
+            sd = PH._interp_daily(de, "swe_e", i, fr) / 1000.0 / (p.snow.density * e.snow_density_factor)
             theta = PH._interp_daily(de, "theta", i, fr)
             liq = sw.frozen_liquid_residual + (1 - sw.frozen_liquid_residual) * F.sig((T + 0.5) / 0.4)
             # precipitation accumulated since 00 UTC (00 UTC holds the previous day's total)

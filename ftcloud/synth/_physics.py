@@ -68,6 +68,29 @@ def _excess_table(power: float) -> np.ndarray:
     return np.array([np.sum(np.maximum(z - z0, 0.0) ** power * pdf) * dz for z0 in _ZGRID])
 
 
+_JULY1 = 181.0  # 1950-07-01 in days since 1950-01-01
+
+
+def year_anomaly(seed: int, stream: int, k1: np.ndarray, k2: np.ndarray, t) -> np.ndarray:
+    """A unit-variance anomaly per point and year, smooth in time.
+
+    Independent normals are drawn per point for each "FT year" (keyed at 1 July) and
+    interpolated linearly in time, then rescaled by ``1 / sqrt((1-a)^2 + a^2)`` so that the
+    variance is 1 at every instant. ``t`` is days since 1950-01-01, shape (nt, npts) or (nt, 1).
+    """
+    t = np.asarray(t, "f8")
+    x = (t - _JULY1) / YEAR
+    y0 = np.floor(x).astype(np.int64)
+    a = x - y0
+    lo, hi = int(y0.min()), int(y0.max()) + 1
+    table = np.stack([F.hash_normal(seed, stream, k1, k2, y) for y in range(lo, hi + 1)])  # (ny, npts)
+    i = np.broadcast_to(y0 - lo, np.broadcast_shapes(y0.shape, (1, k1.size)))
+    a = np.broadcast_to(a, i.shape)
+    v0 = _take(table, i)
+    v1 = _take(table, i + 1)
+    return ((1 - a) * v0 + a * v1) / np.sqrt((1 - a) ** 2 + a**2)
+
+
 class Twin:
     """Global, seed-dependent pieces: static world, Fourier modes and daily coefficient series."""
 
@@ -91,6 +114,10 @@ class Twin:
         self.ser_zl = F.ar1_series(seed, F.S_PLAT, nd, pr.latent_n_large, pr.latent_ar1)
         self.ser_zs = F.ar1_series(seed, F.S_PLAT_S, nd, pr.latent_n_small, 0.0)
         self.ser_ee = F.ar1_series(seed, F.S_ERA_FIELD, nd, e.error_field_modes, e.error_field_ar1)
+        # ERA5-Land's own weather: same modes, independent coefficients (mixed with the truth's
+        # weather at correlation e.weather_correlation)
+        self.ser_wl_e = F.ar1_series(seed, F.S_ERA_WL, nd, c.weather_n_large, c.weather_ar1)
+        self.ser_wm_e = F.ar1_series(seed, F.S_ERA_WM, nd, c.weather_n_meso, c.weather_ar1)
         days = np.arange(nd)
         self.storm_shift = F.hash_normal(seed, F.S_STORM, days, 0)
         self.storm_width = F.hash_uniform(seed, F.S_STORM, days, 1)
@@ -114,6 +141,7 @@ class Variant:
     insulated: bool = True
     clip_on_snow: bool = False
     lead_days: float = 0.0  # phase lead of the annual cycle
+    lead_sd_days: float = 0.0  # per point and year: timing error of the annual cycle (smooth in time)
 
 
 class PointSet:
@@ -230,7 +258,8 @@ class PointSet:
         M0 = self.m_sl - c.lapse_rate_K_per_km * zk - e.lapse_error_K_per_km * (zk - 3.0) + lcb + e.tci_bias_K_per_m * self.tci
         self.variants["era5"] = Variant("era5", M0, self.A * e.amplitude_factor, self.D0 * e.diurnal_factor,
                                         self.warming, e.diurnal_peak_hour, e.zero_curtain_strength,
-                                        e.zero_curtain_scale_K, snow="era5", lead_days=e.season_lead_days)
+                                        e.zero_curtain_scale_K, snow="era5", lead_days=e.season_lead_days,
+                                        lead_sd_days=e.season_lead_sd_days)
 
     def add_station_variants(self):
         p = self.twin.p
@@ -252,9 +281,9 @@ class Daily:
     (one row more than the daily arrays) so that instants can be interpolated.
     """
 
-    BOUNDARY = ("W0", "SL", "swe", "swe_e", "theta", "noise", "eerr")
+    BOUNDARY = ("W0", "W0e", "SL", "swe", "swe_e", "theta", "noise", "eerr")
     KEEP_TRUTH = ("W0", "SL", "cl", "swe")
-    KEEP_ERA5 = ("W0", "SL", "cl", "swe_e", "theta", "noise", "eerr", "P", "c", "wd")
+    KEEP_ERA5 = ("W0", "W0e", "SL", "cl", "swe_e", "theta", "noise", "eerr", "P", "c", "wd")
 
     def __init__(self, ps: PointSet, first_day: int, era5: bool = False, stateful: bool = True):
         self.keep = self.KEEP_ERA5 if era5 else self.KEEP_TRUTH
@@ -281,6 +310,8 @@ class Daily:
         ext = np.append(days, days[-1] + 1)
         coef = np.concatenate([twin.ser_wl[ext], twin.ser_wm[ext]], axis=1)
         W0 = coef @ ps.bw.T  # (nd+1, npts)
+        if variant == "era5":
+            W0 = era5_weather(twin, ps, W0, ext)
         SL = twin.ser_slow[ext] @ ps.bslow.T
         zc = np.concatenate([twin.ser_zl[days], twin.ser_zs[days]], axis=1)
         Z = zc @ ps.bz.T
@@ -298,8 +329,10 @@ class Daily:
         storm_w = (lo + (hi - lo) * twin.storm_width[days])[:, None] * np.ones((1, ps.n))
         v = ps.variants[variant]
         yr = 1950.0 + tmid / YEAR
+        lead = v.lead_days + (v.lead_sd_days * year_anomaly(twin.seed, F.S_ERA_LEAD, ps.k1, ps.k2, tmid)
+                              if v.lead_sd_days else 0.0)
         base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * 0.5 * (SL[:-1] + SL[1:])
-                + v.A * -np.cos(2 * np.pi * (tmid + v.lead_days - (c.coldest_doy - 1)) / YEAR))
+                + v.A * -np.cos(2 * np.pi * (tmid + lead - (c.coldest_doy - 1)) / YEAR))
         sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
         Ta = base + c.air_offset_K + c.air_weather_factor * sigw * 0.5 * (W0[:-1] + W0[1:])
         fs = F.sig((sn.rain_snow_threshold_C - Ta) / sn.rain_snow_width_K)
@@ -316,6 +349,7 @@ class Daily:
             out["swe"], out["melt"] = self._snow(days, out["P"], out["fs"], out["Ta"], era5=False)
         if self.era5:
             de = self.stateless(days, "era5")
+            out["W0e"] = de["W0"]
             out["Ta_e"] = de["Ta"]
             out["fs_e"] = de["fs"]
             out["swe_e"], out["melt_e"] = self._snow(days, out["P"], de["fs"], de["Ta"], era5=True)
@@ -414,6 +448,14 @@ class Daily:
         self.lo = lo
 
 
+def era5_weather(twin: Twin, ps: PointSet, W0: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """ERA5-Land's weather anomaly: ``rho W + sqrt(1 - rho^2) W'`` with ``W'`` an independent
+    field of the same structure (unit variance per point)."""
+    rho = twin.p.era5.weather_correlation
+    coef = np.concatenate([twin.ser_wl_e[days], twin.ser_wm_e[days]], axis=1)
+    return rho * W0 + np.sqrt(1.0 - rho * rho) * (coef @ ps.bw.T)
+
+
 def _take(arr: np.ndarray, i: np.ndarray) -> np.ndarray:
     """arr[i[r, c], c] for an (ndays, npts) array and row indices i (nt, npts)."""
     n = arr.shape[1]
@@ -441,11 +483,13 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
     i = n - daily.lo
     if i.min() < 0 or i.max() >= daily.hi - daily.lo:
         raise RuntimeError(f"instant outside the daily buffer ({daily.lo}..{daily.hi}): {n.min()}..{n.max()}")
-    W = _interp_daily(daily, "W0", i, fr)
+    W = _interp_daily(daily, "W0e" if variant == "era5" else "W0", i, fr)
     SL = _interp_daily(daily, "SL", i, fr)
     yr = 1950.0 + t / YEAR
+    lead = v.lead_days + (v.lead_sd_days * year_anomaly(ps.twin.seed, F.S_ERA_LEAD, ps.k1, ps.k2, t)
+                          if v.lead_sd_days else 0.0)
     base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * SL
-            + v.A * -np.cos(2 * np.pi * (t + v.lead_days - (c.coldest_doy - 1)) / YEAR))
+            + v.A * -np.cos(2 * np.pi * (t + lead - (c.coldest_doy - 1)) / YEAR))
     doy = np.mod(t, YEAR)
     sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
     spring = np.exp(-(((doy - 125.0) / 45.0) ** 2))
@@ -454,7 +498,8 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
     lsh = np.mod(fr * 24.0 + ps.lon / 15.0, 24.0)
     f = diurnal_shape(lsh, v.peak)
     swe_key = "swe_e" if v.snow == "era5" else "swe"
-    sd = _interp_daily(daily, swe_key, i, fr) * (1.0 / 1000.0 / sn.density)
+    density = sn.density * (p.era5.snow_density_factor if v.snow == "era5" else 1.0)
+    sd = _interp_daily(daily, swe_key, i, fr) * (1.0 / 1000.0 / density)
     weather = v.weather * sigw * W
     if v.insulated:
         ks = np.exp(-sd / sn.seasonal_insulation_m)
@@ -469,6 +514,9 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
     if variant == "era5":
         e = p.era5
         T = T + e.noise_sigma_K * _interp_daily(daily, "noise", i, fr) + e.error_field_sigma_K * _interp_daily(daily, "eerr", i, fr)
+        # cold-season cold bias over the plateau: 1 at the coldest day, 0 at the warmest
+        winter = 0.5 * (1.0 + np.cos(2 * np.pi * (doy - (c.coldest_doy - 1)) / YEAR))
+        T = T + e.cold_season_bias_K * ps.plat * winter
         hour = np.round(t * 24.0).astype(np.int64)
         T = T + e.hourly_noise_K * F.hash_normal(ps.twin.seed, F.S_ERA_HOUR, ps.k1, ps.k2, hour)
     Tc = compress(T, v.cs, v.cc)

@@ -184,6 +184,16 @@ class Era5Errors:
     tci_bias_K_per_m: float = -0.003
     amplitude_factor: float = 1.05
     season_lead_days: float = 6.0  # ERA5's thin, weakly insulated layer follows the air earlier
+    season_lead_sd_days: float = 5.0  # per point and year: freeze/thaw onset timing error (assumed)
+    # ERA5-Land's own weather: correlation of its daily anomaly with the truth's (Herrington et al.
+    # 2024: cold-season r = 0.55-0.85 of reanalysis vs in-situ soil temperature; mid-range)
+    weather_correlation: float = 0.7
+    # cold-season cold bias over the Qinghai-Tibet Plateau, x plateau x winter weight (K)
+    # (Herrington et al. 2024: cold by 1-5 K, largest in the cold season; Cao et al. 2020:
+    # ERA5-Land underestimates soil temperature at mid-low latitudes)
+    cold_season_bias_K: float = -2.5
+    # ERA5-Land's snow density is biased low (Cao et al. 2020): deeper, more insulating snow (assumed x0.7)
+    snow_density_factor: float = 0.7
     diurnal_factor: float = 1.3
     diurnal_peak_hour: float = 13.5
     zero_curtain_strength: float = 0.4
@@ -226,6 +236,10 @@ class SmapErrors:
     transition_season: float = 0.04  # Feb-Apr, Oct-Nov
     tci_per_400m: float = 0.06
     open_water: float = 0.20  # x open-water fraction
+    # vegetation (L-band canopy emission masks the soil): flip probability added by land cover,
+    # x pass factor (canopy and soil temperatures agree better in the morning: Cui et al. 2024 §4.4)
+    vegetation: dict = field(default_factory=lambda: {2: 0.10, 3: 0.03, 1: 0.03, 9: 0.05})
+    vegetation_pass_factor: dict = field(default_factory=lambda: {"AM": 0.5, "PM": 1.0})
     pixel_year_sd: float = 0.03  # persistent per pixel-year reference error
     error_ar1: float = 0.5  # day-to-day correlation of the error draws
     water_fill_fraction: float = 0.5  # open water above this -> fill
@@ -248,6 +262,11 @@ class EsdrErrors:
     cold_thawed: float = 0.20  # x exp(-T / 3 K) for thawed soil at T > 0
     cold_thawed_scale_K: float = 3.0
     transition_season: float = 0.03
+    # site terms on the 25 km cell, added to both flip probabilities (assumed magnitudes; terrain,
+    # open water and forest degrade 37 GHz seasonal-threshold FT: Kim et al. 2011, 2017)
+    tci_per_400m: float = 0.05
+    open_water: float = 0.15
+    vegetation: dict = field(default_factory=lambda: {2: 0.05, 9: 0.03})
     error_ar1: float = 0.3
     day_missing_probability: float = 0.015
 
