@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.ctc import select_season, summarise_by, triple_collocation
+from ftcloud.ctc import REASONS, select_season, summarise_by, triple_collocation
 from ftcloud.errors import (
     FTCloudError,
     GridMismatchError,
@@ -46,7 +46,14 @@ from ftcloud.errors import (
 from ftcloud.io.stores import open_group
 from ftcloud.metadata import history_stamp
 from ftcloud.trends import fdr, frozen_days, mann_kendall, regional_table
-from ftcloud.validation import classification_accuracy, ft_from_temperature, sample_at_stations
+from ftcloud.validation import (
+    CA_COUNTS,
+    MIN_TABLE_COUNT,
+    classification_accuracy,
+    ft_from_temperature,
+    mask_sparse_accuracies,
+    sample_at_stations,
+)
 
 __all__ = [
     "CTC_PERIOD",
@@ -84,6 +91,8 @@ OVERPASS_HOURS = {"AM": 6.0, "PM": 18.0}
 CTC_SEASONS = ("all", "frozen", "transition")
 SEASONS_ALL = ("all", "frozen", "transition", "thawed")
 CTC_NAMES = ("ConvLSTM_FT", "ERA5_FT", "Meteorology_FT")
+#: how a Markdown table shows a statistic masked for too few pixel-days (ftcloud.validation.MIN_TABLE_COUNT)
+MASK_MARK = "–"
 
 
 # --------------------------------------------------------------------------------------
@@ -275,11 +284,64 @@ def meteorology_ft(cma: xr.Dataset) -> xr.DataArray:
 
 
 def era5_ft(stl1: xr.DataArray, step: int = 2) -> xr.DataArray:
-    """ERA5_FT: ERA5-Land ``stl1`` at ``step`` (2 = 05 h AM / 17 h PM local solar time) < 273.15 K."""
+    """ERA5_FT: ERA5-Land ``stl1`` at the 05 h (AM) / 17 h (PM) local solar step below 273.15 K.
+
+    Cui et al. 2024 define ERA5_FT as ERA5-Land ``stl1 < 0 degC`` without naming the hour. The
+    products describe the state at the 06:00 / 18:00 overpass, but the store holds only the three
+    predictor steps before it (``predictors/era5land``: ``step`` 0, 1, 2 = 03, 04, 05 h AM and
+    15, 16, 17 h PM local solar time, SPEC section 2); the 06 h / 18 h value is not in it. The
+    default ``step`` 2 is therefore the nearest available hour, one hour before the overpass
+    (the hour the ConvLSTM sees last).
+
+    Parameters
+    ----------
+    stl1 : xarray.DataArray
+        ERA5-Land 0-7 cm soil temperature [K] (``units`` attribute) with dims (time, pass, step,
+        y, x) in any order, as ``predictors/era5land`` stores it; or already reduced to one step
+        (no ``step`` dim), in which case its scalar ``step`` coordinate must equal ``step``.
+    step : int
+        Position along ``step`` (2 = 05 h AM / 17 h PM).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``ft`` uint8 (0 thawed, 1 frozen, 255 missing), the ``step`` dim dropped:
+
+        .. math:: ERA5\\_FT = 1 \\text{ if } stl1[step] < 273.15\\,K \\text{ else } 0
+
+        compared in the input's precision (:func:`ftcloud.validation.ft_from_temperature`).
+
+    Raises
+    ------
+    ValidationError
+        When ``stl1`` has no ``step`` axis (and no matching scalar ``step`` coordinate) or the
+        axis is too short for ``step``.
+    """
+    name = stl1.name or "stl1"
     if "step" in stl1.dims:
-        stl1 = stl1.isel(step=step)
-    out = ft_from_temperature(stl1)
-    out.attrs["rule"] = f"ERA5-Land stl1 at step {step} (the last hourly step before the overpass) < 273.15 K"
+        size = stl1.sizes["step"]
+        if not 0 <= int(step) < size:
+            raise ValidationError(
+                f"era5_ft: {name} has {size} value(s) along 'step'; step {step} (05 h AM / 17 h PM local solar "
+                f"time) needs {int(step) + 1} or more (predictors/era5land holds 3: 03, 04, 05 h / 15, 16, 17 h)")
+        sel = stl1.isel(step=int(step))
+    elif "step" in stl1.coords and stl1["step"].ndim == 0:
+        got = stl1["step"].values.item()
+        if got != int(step):
+            raise ValidationError(
+                f"era5_ft: {name} was reduced to step {got!r}; expected step {step} (05 h AM / 17 h PM local solar time)")
+        sel = stl1
+    else:
+        raise ValidationError(
+            f"era5_ft: {name} has no 'step' axis (dims {stl1.dims}); expected the (time, pass, step, y, x) layout "
+            f"of predictors/era5land with step {step} = 05 h AM / 17 h PM local solar time, or a selection keeping "
+            "its scalar 'step' coordinate")
+    attrs = sel["step"].attrs if "step" in sel.coords else {}
+    hours = {p: str(attrs.get(f"local_hours_{p}", "")).split() for p in ("AM", "PM")}
+    at = ", ".join(f"{h[int(step)]} h {p}" for p, h in hours.items() if len(h) > int(step)) or "05 h AM / 17 h PM"
+    out = ft_from_temperature(sel)
+    out.attrs["rule"] = (f"ERA5-Land stl1 at step {step} ({at} local solar time: the nearest stored hour before the "
+                         "06:00 / 18:00 overpass) < 273.15 K")
     return out
 
 
@@ -372,8 +434,15 @@ def direct_validation(products: Mapping[str, xr.DataArray], reference: xr.DataAr
     return out
 
 
-def _direct_table(ds: xr.Dataset) -> pd.DataFrame:
+def _direct_table(ds: xr.Dataset, min_count: int = MIN_TABLE_COUNT) -> pd.DataFrame:
+    """The long direct-validation table; each CA is NaN where fewer than ``min_count`` station-days lie behind it.
+
+    See :func:`ftcloud.validation.mask_sparse_accuracies` (CA_F needs N_FF + N_TF, CA_T needs
+    N_TT + N_FT, CA_O needs n >= ``min_count``); the counts stay, so a masked cell can be told
+    from an undefined one.
+    """
     df = ds[["N_FF", "N_TF", "N_TT", "N_FT", "n", "CA_F", "CA_T", "CA_O"]].to_dataframe().reset_index()
+    df = mask_sparse_accuracies(df, min_count)
     return df[["reference", "product", "network", "season", "pass", "n", "N_FF", "N_TF", "N_TT", "N_FT", "CA_F", "CA_T", "CA_O"]]
 
 
@@ -484,34 +553,65 @@ _CTC_VARS = ("psi", "eta", "pi")
 _TRUTH_VARS = ("truth_psi", "truth_eta", "truth_pi")
 
 
-def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, object]]) -> pd.DataFrame:
-    """Mean CTC (and actual) accuracies over the stations where the CTC is defined, per stratum.
+def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, object]],
+                  min_count: int = MIN_TABLE_COUNT) -> pd.DataFrame:
+    """Mean and median CTC (and actual) accuracies over the stations where the CTC is defined, per stratum.
 
-    ``strata``: name -> (map along ``station``, bins for :func:`ftcloud.ctc.summarise_by`).
-    An ``"all"`` stratum (every station) always comes first.
+    Parameters
+    ----------
+    ctc : xarray.Dataset
+        :func:`ctc_at_stations` (dims season, product, pass, station; ``n``, ``reason``, psi,
+        eta, pi and, with the truth, truth_psi, truth_eta, truth_pi).
+    strata : mapping
+        name -> (map along ``station``, bins for :func:`ftcloud.ctc.summarise_by`). An ``"all"``
+        stratum (every station) always comes first.
+    min_count : int
+        Fewest station-days (``n_days``) behind a row's statistics; fewer -> NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stratum, season, pass and product: ``n_total`` (stations in the stratum),
+        ``n_stations`` (stations used: reason ``ok``), ``n_out_of_range`` (stations left out
+        because an estimated psi or eta fell outside [0, 1], reason ``estimate_out_of_range``),
+        ``n_days`` (sum of the stations' ``n``: the station-days behind the statistics) and per
+        accuracy ``v`` its mean ``v`` and median ``v_median`` over the stations used. Statistics
+        of rows with ``n_days < min_count`` are NaN (the counts stay).
     """
     nst = ctc.sizes["station"]
     defined = ctc["reason"] == 0
     vars_ = [v for v in _CTC_VARS + _TRUTH_VARS if v in ctc]
     masked = xr.Dataset({v: ctc[v].where(defined) for v in vars_})
+    masked["reason"], masked["n"] = ctc["reason"], ctc["n"]
     allmap = xr.DataArray(np.zeros(nst, np.uint8), dims="station", attrs={"flag_values": [0], "flag_meanings": "all_stations"})
     frames = []
     for kind, (smap, bins) in {"all": (allmap, None), **dict(strata)}.items():
         s = summarise_by(masked, smap, bins=bins, variables=vars_)
-        df = s.rename(n_pixels="n_stations").to_dataframe().reset_index()
+        df = s.rename(n_pixels="n_stations", n_samples="n_days").to_dataframe().reset_index()
         df.insert(0, "stratum_type", kind)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    keep = ["stratum_type", "stratum", "n_total", "season", "pass", "product", "n_stations", *vars_]
+    stats = [c for v in vars_ for c in (v, f"{v}_median")]
+    df.loc[df["n_days"] < int(min_count), stats] = np.nan
+    keep = ["stratum_type", "stratum", "n_total", "season", "pass", "product", "n_stations", "n_out_of_range", "n_days",
+            *stats]
     return df[[c for c in keep if c in df.columns]]
 
 
-def _ctc_station_table(ctc: xr.Dataset, strata: xr.Dataset | None) -> pd.DataFrame:
-    vars_ = ["n", "reason", "b", *[v for v in _CTC_VARS + _TRUTH_VARS if v in ctc]]
+def _ctc_station_table(ctc: xr.Dataset, strata: xr.Dataset | None, min_count: int = MIN_TABLE_COUNT) -> pd.DataFrame:
+    """One row per season, product, pass and station: n, reason (name), b, the CTC and actual accuracies.
+
+    ``psi_raw`` / ``eta_raw`` are the CTC estimates before the [0, 1] check (defined also for
+    reason ``estimate_out_of_range``). Stations with ``n < min_count`` days have every accuracy
+    NaN and reason ``too_few_samples``.
+    """
+    vars_ = ["n", "reason", "b", *[v for v in _CTC_VARS + ("psi_raw", "eta_raw") + _TRUTH_VARS if v in ctc]]
     sub = ctc[vars_]
     df = sub.drop_vars([c for c in sub.coords if c not in ("season", "product", "pass", "station")]).to_dataframe().reset_index()
-    df["reason"] = df["reason"].map(lambda r: {0: "ok", 1: "too_few_samples", 2: "zero_variance", 3: "nonpositive_covariance",
-                                               4: "class_balance_out_of_range", 5: "nonfinite_estimate"}.get(int(r), str(r)))
+    sparse = df["n"] < int(min_count)
+    df.loc[sparse, [v for v in vars_ if v not in ("n", "reason")]] = np.nan
+    df.loc[sparse, "reason"] = 1
+    df["reason"] = df["reason"].map(lambda r: REASONS.get(int(r), str(r)))
     st = pd.DataFrame({"station": ctc["station"].values})
     for c in ("lat", "lon", "pixel_row", "pixel_col"):
         if c in ctc.coords:
@@ -812,11 +912,32 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
     return summary
 
 
-def _direct_markdown(ddf: pd.DataFrame, period, rule: str) -> str:
+def _masked_cells(df: pd.DataFrame, sparse: Mapping[str, pd.Series]) -> tuple[pd.DataFrame, int]:
+    """``df`` with the cells of column c where ``sparse[c]`` is true replaced by MASK_MARK; and their number."""
+    out = df.copy()
+    k = 0
+    for c, m in sparse.items():
+        m = np.asarray(m, bool)
+        if m.any():
+            out[c] = out[c].astype(object)
+            out.loc[m, c] = MASK_MARK
+            k += int(m.sum())
+    return out, k
+
+
+def _mask_note(k: int, what: str, min_count: int) -> str:
+    return (f"\n{MASK_MARK} : masked, fewer than {min_count} {what} behind the statistic "
+            f"({k} cell{'s' if k != 1 else ''} in this table).\n" if k else "")
+
+
+def _direct_markdown(ddf: pd.DataFrame, period, rule: str, min_count: int = MIN_TABLE_COUNT) -> str:
     lines = [f"# Direct validation against in-situ networks ({period[0]} .. {period[1]})\n",
              (f"\nIn-situ FT: {rule}. Products at the station's 9 km pixel; counts over station-days valid in both. "
               "CA_F = N[F/F]/(N[F/F]+N[T/F]), CA_T = N[T/T]/(N[T/T]+N[F/T]), CA_O = (N[F/F]+N[T/T])/N "
-              "(product state / reference state), in %. Seasons: frozen Dec-Jan, transition Feb-Apr + Oct-Nov, thawed May-Sep.\n")]
+              "(product state / reference state), in %. Seasons: frozen Dec-Jan, transition Feb-Apr + Oct-Nov, "
+              f"thawed May-Sep. An accuracy over fewer than {min_count} station-days (its own denominator: "
+              f"N[F/F]+N[T/F] for CA_F, N[T/T]+N[F/T] for CA_T, N for CA_O) is not reported: {MASK_MARK} in the "
+              "tables, empty in direct_validation.csv.\n")]
     for refname, title in (("insitu", "against the in-situ FT"), ("truth", "against the twin's truth at the same station-days")):
         d = ddf[ddf["reference"] == refname]
         if d.empty:
@@ -828,17 +949,26 @@ def _direct_markdown(ddf: pd.DataFrame, period, rule: str) -> str:
             dp = d[d["pass"] == p]
             wide = None
             for prod in prods:
-                x = dp[dp["product"] == prod][["network", "season", "n", "CA_F", "CA_T", "CA_O"]].copy()
-                for c in ("CA_F", "CA_T", "CA_O"):
+                x = dp[dp["product"] == prod][["network", "season", "n", "N_FF", "N_TF", "N_TT", "N_FT",
+                                               "CA_F", "CA_T", "CA_O"]].copy()
+                for c, cols in CA_COUNTS.items():
+                    x[f"{c} sparse"] = sum(x[k] for k in cols) < min_count
                     x[c] = 100 * x[c]
-                x = x.rename(columns={c: f"{prod} {c}" for c in ("n", "CA_F", "CA_T", "CA_O")})
+                x = x.drop(columns=["N_FF", "N_TF", "N_TT", "N_FT"])
+                x = x.rename(columns={c: f"{prod} {c}" for c in x.columns if c not in ("network", "season")})
                 wide = x if wide is None else wide.merge(x, on=["network", "season"])
+            sparse = {f"{prod} {c}": wide[f"{prod} {c} sparse"] for prod in prods for c in CA_COUNTS}
             if "ConvLSTM_FT CA_O" in wide and "SMAP_E_FT CA_O" in wide:
                 wide["gain CA_O"] = wide["ConvLSTM_FT CA_O"] - wide["SMAP_E_FT CA_O"]
+                sparse["gain CA_O"] = wide["ConvLSTM_FT CA_O sparse"] | wide["SMAP_E_FT CA_O sparse"]
             order = {s: i for i, s in enumerate(SEASONS_ALL)}
             wide = wide.sort_values(["network", "season"], key=lambda c: c.map(order) if c.name == "season" else c.map(lambda v: (v != "all", v)))
+            sparse = {c: m.loc[wide.index] for c, m in sparse.items()}
+            wide = wide[[c for c in wide.columns if not c.endswith(" sparse")]]
+            shown, k = _masked_cells(wide, sparse)
             lines.append(f"\n## {p} pass, {title}\n\n")
-            lines.append(to_markdown(wide, digits={c: (0 if c.endswith(" n") else 2) for c in wide.columns}))
+            lines.append(to_markdown(shown, digits={c: (0 if c.endswith(" n") else 2) for c in wide.columns}))
+            lines.append(_mask_note(k, "station-days", min_count))
     return "".join(lines)
 
 
@@ -855,31 +985,45 @@ def _r(v, n=4):
     return None if v is None or not np.isfinite(v) else round(float(v), n)
 
 
-def _ctc_markdown(sdf: pd.DataFrame, period, nst: int) -> str:
+def _ctc_markdown(sdf: pd.DataFrame, period, nst: int, min_count: int = MIN_TABLE_COUNT) -> str:
     has_truth = "truth_pi" in sdf.columns
     lines = [f"# Categorical triple collocation ({period[0]} .. {period[1]}, {nst} CMA station pixels)\n\n",
              ("Triplet: ConvLSTM_FT, ERA5_FT (stl1 at 05 h / 17 h local solar time < 273.15 K), Meteorology_FT "
-              "(CMA 0 cm: AM t0_min < 0 degC, PM t0_max < 0 degC). psi = sensitivity (frozen detected), eta = specificity "
-              "(thawed detected), pi = balanced accuracy; means over the stations where the CTC is defined (n).\n")]
+              "(CMA daily 0 cm surface temperature < 0 degC, rule in ctc.zarr and docs/science.md). psi = sensitivity "
+              "(frozen detected), eta = specificity (thawed detected), pi = balanced accuracy; mean and median "
+              "(`_median`) over the stations where the CTC is defined (n_stations). n_out_of_range: stations left out "
+              "because an estimated psi or eta fell outside [0, 1] (sampling noise where a class is rare; their raw "
+              "estimates are psi_raw / eta_raw in ctc_stations.csv), which pulls the means down where the accuracy is "
+              f"near 1. n_days: station-days behind the row; statistics over fewer than {min_count} are not reported "
+              f"({MASK_MARK} here, empty in ctc_summary.csv).\n")]
     if has_truth:
         lines.append("Columns `true ...`: each product's actual accuracy against the twin's hidden truth at the same "
                      "stations and days (the CTC assumes conditionally independent errors; ConvLSTM_FT is built from "
                      "ERA5-Land, so its errors are not independent of ERA5_FT's).\n")
+    stat_cols = [c for c in sdf.columns if c.split("_median")[0] in _CTC_VARS + _TRUTH_VARS]
     a = sdf[sdf["stratum_type"] == "all"].copy()
-    cols = ["season", "pass", "product", "n_stations", "psi", "eta", "pi"]
+    cols = ["season", "pass", "product", "n_stations", "n_out_of_range", "n_days",
+            "psi", "psi_median", "eta", "eta_median", "pi", "pi_median"]
     if has_truth:
         a["true psi"], a["true eta"], a["true pi"] = a["truth_psi"], a["truth_eta"], a["truth_pi"]
         a["pi - true pi"] = a["pi"] - a["truth_pi"]
         cols += ["true psi", "true eta", "true pi", "pi - true pi"]
+        stat_cols += ["true psi", "true eta", "true pi", "pi - true pi"]
     order = {s: i for i, s in enumerate(SEASONS_ALL)}
     a = a.sort_values(["season", "pass", "product"], key=lambda c: c.map(order) if c.name == "season" else c)
-    lines.append("\n## All stations\n\n" + to_markdown(a[cols]))
+    cols = [c for c in cols if c in a.columns]
+    sparse = a["n_days"] < min_count
+    shown, k = _masked_cells(a[cols], {c: sparse for c in cols if c in stat_cols})
+    lines.append("\n## All stations\n\n" + to_markdown(shown) + _mask_note(k, "station-days", min_count))
     for kind in ("land_cover", "koppen", "tci"):
         d = sdf[(sdf["stratum_type"] == kind) & (sdf["season"] == "all")]
         if d.empty:
             continue
-        c2 = ["stratum", "n_total", "pass", "product", "n_stations", "psi", "eta", "pi"] + (["truth_pi"] if has_truth else [])
-        lines.append(f"\n## By {kind} (all data)\n\n" + to_markdown(d[c2]))
+        c2 = ["stratum", "n_total", "pass", "product", "n_stations", "n_out_of_range", "n_days",
+              "psi", "psi_median", "eta", "eta_median", "pi", "pi_median"] + (["truth_pi"] if has_truth else [])
+        c2 = [c for c in c2 if c in d.columns]
+        shown, k = _masked_cells(d[c2], {c: d["n_days"] < min_count for c in c2 if c in stat_cols})
+        lines.append(f"\n## By {kind} (all data)\n\n" + to_markdown(shown) + _mask_note(k, "station-days", min_count))
     return "".join(lines)
 
 

@@ -26,6 +26,9 @@ __all__ = [
     "ft_from_temperature",
     "sample_at_stations",
     "classification_accuracy",
+    "mask_sparse_accuracies",
+    "MIN_TABLE_COUNT",
+    "CA_COUNTS",
     "KELVIN_UNITS",
     "CELSIUS_UNITS",
     "DAILY_AGGREGATIONS",
@@ -36,9 +39,23 @@ KELVIN_UNITS = ("K", "kelvin", "Kelvin")
 CELSIUS_UNITS = ("degC", "°C", "celsius", "Celsius", "deg_C", "degree_Celsius", "degrees_Celsius", "degree_C", "degrees_C")
 #: how sub-daily samples become one daily state
 DAILY_AGGREGATIONS = ("mean", "min", "max", "any")
+#: fewest pixel-days (station-days) behind an accuracy that a table reports; fewer -> masked.
+#: The same number as the figures' cut (``ftcloud.figures.accuracy_bars(min_pairs=20)``).
+MIN_TABLE_COUNT = 20
+#: the counts whose sum is the denominator of each accuracy of :func:`classification_accuracy`
+CA_COUNTS = {"CA_F": ("N_FF", "N_TF"), "CA_T": ("N_TT", "N_FT"), "CA_O": ("n",)}
 
 
-def _to_celsius(da: xr.DataArray) -> xr.DataArray:
+def _threshold_in_units(da: xr.DataArray, threshold: float) -> tuple[xr.DataArray, float, str]:
+    """(temperature as float64 in its own units, the threshold in those units, the units).
+
+    The threshold ``threshold`` [degC] is moved into the input's units (K: ``threshold + 273.15``)
+    and rounded to the input's floating-point precision before the comparison, so that a value
+    equal to the threshold *as stored* is not below it: ``np.float32(273.15)`` is
+    273.149993896484375, which a conversion to degC in float64 would turn into -6.1e-6 degC
+    (frozen). Comparing ``T_K < float(dtype(T_0 + 273.15))`` keeps the rule strict in every
+    precision; float32 -> float64 is exact, so the cast of the data changes no value.
+    """
     u = da.attrs.get("units")
     if u is None:
         raise UnitsError(
@@ -47,13 +64,17 @@ def _to_celsius(da: xr.DataArray) -> xr.DataArray:
         )
     u = str(u).strip()
     if u in KELVIN_UNITS:
-        return da.astype(np.float64) - 273.15
-    if u in CELSIUS_UNITS:
-        return da.astype(np.float64)
-    raise UnitsError(
-        f"ft_from_temperature: {da.name or 'the temperature'} has units {u!r}; expected one of "
-        f"{KELVIN_UNITS + CELSIUS_UNITS} (convert it first)"
-    )
+        t0 = float(threshold) + 273.15
+    elif u in CELSIUS_UNITS:
+        t0 = float(threshold)
+    else:
+        raise UnitsError(
+            f"ft_from_temperature: {da.name or 'the temperature'} has units {u!r}; expected one of "
+            f"{KELVIN_UNITS + CELSIUS_UNITS} (convert it first)"
+        )
+    if np.issubdtype(da.dtype, np.floating):
+        t0 = float(np.asarray(t0, dtype=da.dtype))  # the threshold as the input's precision stores it
+    return da.astype(np.float64), t0, u
 
 
 def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "mean", dim: str = "time",
@@ -93,6 +114,14 @@ def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "me
     with ``A_d`` the aggregation ``how`` over day d's valid samples and T_0 = ``threshold``
     (0 degC = 273.15 K). Daily input (median interval >= 1 day) is thresholded sample by sample.
 
+    The comparison is made in the input's own units, against T_0 rounded to the input's
+    floating-point precision: ``T_K < fl(T_0 + 273.15)`` for kelvin, ``T_C < fl(T_0)`` for degC,
+    where ``fl`` rounds to the input dtype (float32 input: ``fl(273.15) = np.float32(273.15)``
+    = 273.149993896484375 K). A value stored exactly at the threshold is therefore thawed in any
+    precision; converting float32 kelvin to degC in float64 first would give
+    ``np.float32(273.15) - 273.15 = -6.1e-6`` degC and call it frozen. The threshold used is
+    recorded in the ``threshold_in_source_units`` attribute.
+
     Examples
     --------
     >>> ref = ft_from_temperature(insitu["tsoil"])  # doctest: +SKIP
@@ -101,14 +130,14 @@ def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "me
         raise ValidationError(f"ft_from_temperature: how must be one of {DAILY_AGGREGATIONS}, got {how!r}")
     if dim not in da.dims:
         raise ValidationError(f"ft_from_temperature: dimension {dim!r} not found; dims are {da.dims}")
-    tc = _to_celsius(da)
+    tc, t0, units = _threshold_in_units(da, threshold)  # tc: the temperature in its own units (K or degC)
     times = pd.DatetimeIndex(da[dim].values)
     if times.size > 1 and not times.is_monotonic_increasing:
         raise ValidationError(f"ft_from_temperature: {dim!r} must be increasing")
     step = pd.Series(times).diff().median() if times.size > 1 else pd.Timedelta(days=1)
-    attrs_extra = {"threshold_degC": float(threshold), "source_units": str(da.attrs.get("units"))}
+    attrs_extra = {"threshold_degC": float(threshold), "source_units": units, "threshold_in_source_units": t0}
     if step >= pd.Timedelta(days=1):
-        frozen = tc < threshold
+        frozen = tc < t0
         out = xr.where(tc.notnull(), frozen.astype(np.uint8), FT_MISSING).astype(np.uint8)
         attrs_extra["cell_methods"] = "time: point"
     else:
@@ -138,7 +167,7 @@ def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "me
             count = tc.notnull().groupby(day).sum(dim)
             agg = agg.reindex({dim: full})
             count = count.reindex({dim: full}, fill_value=0)
-        frozen = agg < threshold
+        frozen = agg < t0
         out = xr.where(count >= need, frozen.astype(np.uint8), FT_MISSING).astype(np.uint8)
         attrs_extra.update({
             "cell_methods": f"{dim}: {'minimum' if how in ('min', 'any') else 'maximum' if how == 'max' else 'mean'} within days",
@@ -338,4 +367,43 @@ def classification_accuracy(product: xr.DataArray, reference: xr.DataArray, dim:
     out.attrs = {"counted_over": " ".join(dims), "grouped_by": " ".join(keys) if keys else "none",
                  "seasons": "; ".join(f"{k}: months {', '.join(map(str, v))}" for k, v in SEASONS.items()),
                  "history": history_stamp("classification_accuracy")}
+    return out
+
+
+def mask_sparse_accuracies(table, min_count: int = MIN_TABLE_COUNT):
+    """CA_F, CA_T and CA_O set to NaN where fewer than ``min_count`` pairs lie behind them.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or xarray.Dataset
+        The counts and accuracies of :func:`classification_accuracy` (``N_FF``, ``N_TF``,
+        ``N_TT``, ``N_FT``, ``n``, ``CA_F``, ``CA_T``, ``CA_O``; as columns or variables).
+    min_count : int
+        Fewest pairs (station-days, pixel-days) an accuracy needs (default
+        :data:`MIN_TABLE_COUNT`).
+
+    Returns
+    -------
+    same type as ``table``
+        A copy with each accuracy NaN where its denominator (:data:`CA_COUNTS`) is below
+        ``min_count``; the counts are unchanged, so a reader can tell a masked cell (0 < count <
+        ``min_count``) from an undefined one (count 0).
+
+    Notes
+    -----
+    .. math:: CA_F \\text{ masked if } N_{F/F} + N_{T/F} < m,\\quad
+              CA_T \\text{ if } N_{T/T} + N_{F/T} < m,\\quad CA_O \\text{ if } n < m
+
+    An accuracy over a handful of pairs (e.g. CA_T in Dec-Jan, when the soil is almost never
+    thawed) is a coin toss, not a statistic.
+    """
+    if int(min_count) < 0:
+        raise ValidationError(f"mask_sparse_accuracies: min_count must be >= 0, got {min_count}")
+    out = table.copy()
+    for ca, cols in CA_COUNTS.items():
+        missing = [c for c in (ca, *cols) if c not in table]
+        if missing:
+            raise ValidationError(f"mask_sparse_accuracies: the table has no {missing}; expected the output of classification_accuracy")
+        denom = sum(table[c] for c in cols)
+        out[ca] = table[ca].where(denom >= int(min_count))
     return out

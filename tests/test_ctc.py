@@ -168,3 +168,80 @@ def test_summarise_by_strata_and_tci_bins():
     lazy = summarise_by(res.chunk({"y": 1}), lc)
     assert_lazy(lazy)
     np.testing.assert_allclose(lazy.pi.values, s.pi.values)
+
+
+def _brute_ctc(xs):
+    """psi, eta (product, pixel) of CTC from the raw 0/1 series (time, pixel), straight from the equations."""
+    X = np.stack([2.0 * x - 1 for x in xs])  # (3, time, pixel): +1 frozen, -1 thawed
+    mu = X.mean(axis=1)
+    c = X - mu[:, None]
+    q = {(i, j): (c[i] * c[j]).mean(axis=0) for i in range(3) for j in range(3) if i < j}
+    t = (c[0] * c[1] * c[2]).mean(axis=0)
+    v = np.stack([np.sqrt(q[0, 1] * q[0, 2] / q[1, 2]), np.sqrt(q[0, 1] * q[1, 2] / q[0, 2]),
+                  np.sqrt(q[0, 2] * q[1, 2] / q[0, 1])])
+    alpha = t / v.prod(axis=0)
+    b = -alpha / np.sqrt(4 + alpha ** 2)
+    psi = 0.5 * (1 + mu + v * np.sqrt((1 - b) / (1 + b)))
+    eta = 0.5 * (1 - mu + v * np.sqrt((1 + b) / (1 - b)))
+    return psi, eta
+
+
+def test_out_of_range_estimates_are_flagged_and_left_out_of_summaries(rng):
+    """95 % frozen days and n = 1,000: 50 thawed days make eta so noisy that many pixels estimate eta > 1.
+
+    Such pixels get reason ``estimate_out_of_range``: psi/eta/pi NaN (out of every mean), the raw
+    estimates kept in psi_raw/eta_raw; summarise_by reports mean, median and counts over the rest.
+    """
+    n, ny, nx = 1000, 20, 20
+    xs, _ = _simulate(rng, n=n, shape=(ny, nx), p_frozen=0.95)
+    psi_b, eta_b = _brute_ctc([x.values.reshape(n, -1).astype(float) for x in xs])  # (3, 400)
+    outside = ((psi_b < 0) | (psi_b > 1) | (eta_b < 0) | (eta_b > 1)).any(axis=0)
+    # the problem exists: sampling noise alone puts eta above 1 for many pixels (true eta 0.85-0.92)
+    assert (eta_b > 1).any(axis=0).mean() > 0.2 and 0.1 < outside.mean() < 0.9
+    with pytest.warns(UndefinedStatisticWarning, match="reason 6"):
+        res = triple_collocation(*xs)
+    assert REASONS[6] == "estimate_out_of_range"
+    reason = res.reason.values.reshape(-1)
+    np.testing.assert_array_equal(reason, np.where(outside, 6, 0))
+    for k, brute in (("psi", psi_b), ("eta", eta_b)):
+        np.testing.assert_allclose(res[f"{k}_raw"].values.reshape(3, -1), brute, rtol=0, atol=1e-9)
+        got = res[k].values.reshape(3, -1)
+        assert np.isnan(got[:, outside]).all() and np.isfinite(got[:, ~outside]).all()
+        assert ((got[:, ~outside] >= 0) & (got[:, ~outside] <= 1)).all()
+    assert np.isnan(res.pi.values.reshape(3, -1)[:, outside]).all()
+    assert np.isfinite(res.b.values.reshape(-1)).all()  # the fit itself is defined
+
+    # summary over two strata (left / right half): mean, median and counts against numpy
+    half = np.repeat([[1] * (nx // 2) + [2] * (nx // 2)], ny, axis=0)
+    strata = xr.DataArray(half, dims=("y", "x"), attrs={"flag_values": [1, 2], "flag_meanings": "west east"})
+    s = summarise_by(res, strata)
+    for j, name in enumerate(("west", "east")):
+        cell = (half.reshape(-1) == j + 1)
+        use = cell & ~outside
+        assert int(s.n_pixels.sel(stratum=name, product="x1")) == use.sum()
+        assert int(s.n_out_of_range.sel(stratum=name)) == (cell & outside).sum() > 0
+        assert int(s.n_samples.sel(stratum=name, product="x1")) == n * use.sum()
+        for k, brute in (("psi", psi_b), ("eta", eta_b)):
+            np.testing.assert_allclose(s[k].sel(stratum=name).values, brute[:, use].mean(axis=1), rtol=1e-12)
+            np.testing.assert_allclose(s[f"{k}_median"].sel(stratum=name).values, np.median(brute[:, use], axis=1), rtol=1e-12)
+            assert (s[k].sel(stratum=name).values <= 1).all()
+    # lazy input gives the same summary, still lazy
+    lazy = summarise_by(triple_collocation(*[x.chunk({"y": 5}) for x in xs]), strata)
+    assert_lazy(lazy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedStatisticWarning)
+        lazy = lazy.compute()
+    for k in ("eta", "eta_median", "n_pixels", "n_out_of_range", "n_samples"):
+        np.testing.assert_allclose(lazy[k].values, s[k].values, rtol=1e-12)
+
+
+def test_one_series_without_other_dims(rng):
+    """Three plain time series (no pixel dims): 0-d results, the same as the pixel's in a gridded run."""
+    xs, _ = _simulate(rng, n=3000, shape=(1, 1))
+    grid = triple_collocation(*xs)
+    one = triple_collocation(*[x.isel(y=0, x=0) for x in xs])
+    assert one.reason.ndim == 0 and one.psi.dims == ("product",)
+    for k in ("b", "alpha", "Q12", "T123", "psi", "eta", "pi", "psi_raw"):
+        np.testing.assert_array_equal(one[k].values, grid[k].isel(y=0, x=0).values)
+    few = _quiet(triple_collocation, *[x.isel(y=0, x=0, time=slice(0, 5)) for x in xs])  # masked assignments on 0-d
+    assert int(few.reason) == 1 and np.isnan(few.b) and np.isnan(few.Q12)

@@ -231,7 +231,10 @@ def _ctc_errors(products: dict, truth: xr.DataArray) -> pd.DataFrame:
     """Mean over the pixels where the CTC is defined of the CTC estimate minus the actual accuracy."""
     res = science.ctc_vs_truth(products, truth)
     ok = res["reason"] == 0
-    assert int(ok.sum()) >= 0.9 * ok.size  # ~all 130 pixels x 2 passes are defined over a year
+    # ~all 130 pixels x 2 passes are fitted over a year; up to a fifth estimate an accuracy above 1
+    # (ERA5_FT's actual sensitivity is ~0.995) and are left out of the means (reason 6)
+    fitted = ok | (res["reason"] == 6)
+    assert int(fitted.sum()) >= 0.9 * ok.size and int(ok.sum()) >= 0.75 * ok.size
     rows = []
     for prod in products:
         for p in ("AM", "PM"):
@@ -345,3 +348,140 @@ def test_to_markdown_and_masks():
     assert list(zip(tab["group"], tab["name"])) == [(g, n) for g, n, _ in masks]
     s = science.regional_series(fd, masks)
     assert np.allclose(s.mean("year").values, tab["mean_frozen_days"].values)
+
+
+# --------------------------------------------------------------------------------------
+# review fixes (issue 9): ERA5_FT step, CTC out-of-range estimates, tables masked below a count
+
+
+def _stl1_steps(values_per_step, dtype="f8", coord=True):
+    """stl1 (time, pass, step, y) whose three steps hold different series: values_per_step[s] over 3 days."""
+    vals = np.empty((3, 2, 3, 1), dtype)
+    for s, v in enumerate(values_per_step):
+        vals[:, :, s, 0] = np.asarray(v, dtype)[:, None]
+    coords = {"time": pd.date_range("2019-01-01", periods=3), "pass": ["AM", "PM"]}
+    if coord:  # as predictors/era5land stores it
+        coords["step"] = ("step", np.arange(3, dtype="i1"), {"local_hours_AM": "3 4 5", "local_hours_PM": "15 16 17"})
+    return xr.DataArray(vals, dims=("time", "pass", "step", "y"), coords=coords, attrs={"units": "K"}, name="stl1")
+
+
+def test_era5_ft_takes_the_05h_17h_step_and_fails_clearly_without_it():
+    from ftcloud.errors import FTCloudError, ValidationError
+
+    # each step frozen on a different day: step 0 on day 0, step 1 on day 1, step 2 (05 h / 17 h) on day 2
+    frozen, thawed = 272.0, 274.0
+    per_step = [[frozen, thawed, thawed], [thawed, frozen, thawed], [thawed, thawed, frozen]]
+    for coord in (True, False):
+        e = science.era5_ft(_stl1_steps(per_step, coord=coord))
+        assert "step" not in e.dims
+        for p in ("AM", "PM"):
+            assert e.sel({"pass": p}).values.ravel().tolist() == [0, 0, 1], (coord, p)
+    rule = science.era5_ft(_stl1_steps(per_step)).attrs["rule"]
+    assert "5 h AM" in rule and "17 h PM" in rule and "nearest stored hour" in rule
+    # already reduced to step 2 (ctc_at_stations samples the stations first): accepted through the scalar coordinate
+    pre = _stl1_steps(per_step).isel(step=2)
+    assert science.era5_ft(pre).sel({"pass": "AM"}).values.ravel().tolist() == [0, 0, 1]
+    # float32 exactly at 273.15 K is thawed, one ulp below frozen
+    at = np.float32(273.15)
+    e32 = science.era5_ft(_stl1_steps([[frozen] * 3, [frozen] * 3, [at, np.nextafter(at, np.float32(0)), at]], dtype="f4"))
+    assert e32.sel({"pass": "PM"}).values.ravel().tolist() == [0, 1, 0]
+    # clear ftcloud errors, naming the variable and what was expected
+    bad = [(_stl1_steps(per_step).isel(step=slice(0, 2)), "2 value"),  # too short
+           (_stl1_steps(per_step, coord=False).isel(step=2), "no 'step' axis"),  # absent, nothing says which hour it is
+           (_stl1_steps(per_step).isel(step=0), "reduced to step 0")]  # the 03 h step
+    for da, msg in bad:
+        with pytest.raises(ValidationError, match=msg) as ei:
+            science.era5_ft(da)
+        assert isinstance(ei.value, FTCloudError) and "stl1" in str(ei.value) and "05 h" in str(ei.value)
+
+
+def _direct_ds(counts):
+    """A direct-validation Dataset (reference, product, season, network, pass) from counts (season -> 4 counts)."""
+    seasons = list(science.SEASONS_ALL)
+    arr = np.array([counts[s] for s in seasons], dtype=np.int64)  # (season, 4)
+    shape = (1, 1, len(seasons), 1, 1)
+    ds = xr.Dataset(coords={"reference": ["insitu"], "product": ["ConvLSTM_FT"], "season": seasons, "network": ["all"],
+                            "pass": ["AM"]})
+    dims = ("reference", "product", "season", "network", "pass")
+    for i, k in enumerate(("N_FF", "N_TF", "N_TT", "N_FT")):
+        ds[k] = (dims, arr[:, i].reshape(shape))
+    ds["n"] = ds["N_FF"] + ds["N_TF"] + ds["N_TT"] + ds["N_FT"]
+    ds["CA_F"] = ds["N_FF"] / (ds["N_FF"] + ds["N_TF"])
+    ds["CA_T"] = ds["N_TT"] / (ds["N_TT"] + ds["N_FT"])
+    ds["CA_O"] = (ds["N_FF"] + ds["N_TT"]) / ds["n"]
+    return ds
+
+
+def test_direct_tables_mask_accuracies_over_few_station_days():
+    from ftcloud.validation import MIN_TABLE_COUNT
+
+    assert MIN_TABLE_COUNT == 20
+    # frozen season: 3 + 1 thawed pairs (CA_T over 4 station-days: masked); thawed season: 19 frozen pairs (masked)
+    counts = {"all": [400, 40, 500, 60], "frozen": [300, 30, 3, 1], "transition": [90, 9, 200, 40], "thawed": [10, 9, 297, 19]}
+    ddf = science._direct_table(_direct_ds(counts))
+    r = ddf.set_index("season")
+    assert np.isnan(r.loc["frozen", "CA_T"]) and r.loc["frozen", "CA_F"] == 300 / 330 and r.loc["frozen", "CA_O"] == 303 / 334
+    assert np.isnan(r.loc["thawed", "CA_F"]) and r.loc["thawed", "CA_T"] == 297 / 316
+    assert r.loc["all", ["CA_F", "CA_T", "CA_O"]].tolist() == [400 / 440, 500 / 560, 900 / 1000]
+    assert r.loc["frozen", "N_TT"] == 3  # the counts stay
+    md = science._direct_markdown(ddf, ("2018-04-01", "2020-12-31"), "test rule")
+    # CA columns in %: frozen CA_T masked, thawed CA_F masked, the rest shown
+    assert f"| all | frozen | 334 | {100 * 300 / 330:.2f} | – | {100 * 303 / 334:.2f} |" in md
+    assert f"| all | thawed | 335 | – | {100 * 297 / 316:.2f} | {100 * 307 / 335:.2f} |" in md
+    assert f"| all | all | 1000 | {100 * 400 / 440:.2f} | {100 * 500 / 560:.2f} | 90.00 |" in md
+    assert "– : masked, fewer than 20 station-days behind the statistic (2 cells in this table)" in md
+
+
+def _ctc_stations(rng):
+    """CTC at 31 'stations': 30 with 1,000 days at 95 % frozen (some estimates out of range), one with 12 valid days."""
+    n, nst = 1000, 31
+    truth = rng.random((n, nst)) < 0.95
+    xs = []
+    for sens, spec in ((0.95, 0.85), (0.80, 0.92), (0.88, 0.88)):
+        u = rng.random(truth.shape)
+        xs.append(np.where(truth, u < sens, u >= spec).astype("u1"))
+    sparse = [[0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1], [0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 0], [0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1]]
+    for x, s in zip(xs, sparse):
+        x[:, -1] = 255
+        x[:12, -1] = s  # a CTC defined over 12 days (min_count=5 below), psi 0.69, eta 0.87
+    coords = {"time": pd.date_range("1980-01-01", periods=n), "station": [f"s{i:02d}" for i in range(nst)]}
+    das = [xr.DataArray(x, dims=("time", "station"), coords=coords).expand_dims({"pass": ["AM"]}) for x in xs]
+    from ftcloud.errors import UndefinedStatisticWarning
+
+    with pytest.warns(UndefinedStatisticWarning, match="reason 6"):
+        res = science.triple_collocation(*das, min_count=5, names=list(science.CTC_NAMES))
+    return res.expand_dims(season=["all"]).transpose("season", "product", "pass", "station", ...)
+
+
+def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
+    ctc = _ctc_stations(rng)
+    reason = ctc["reason"].values[0, 0]  # (station,)
+    assert (reason == 6).sum() >= 3 and reason[-1] == 0 and int(ctc["n"].values[0, 0, -1]) == 12
+    tci = xr.DataArray(np.r_[np.full(30, 10.0), 400.0], dims="station")  # the sparse station alone in ">=350"
+    sdf = science.ctc_summaries(ctc, {"tci": (tci, "tci")})
+    ok = reason == 0
+    for prod in science.CTC_NAMES:
+        psi = ctc["psi"].sel(product=prod).values[0, 0]
+        r = sdf[(sdf.stratum_type == "all") & (sdf["product"] == prod)].iloc[0]
+        assert r.n_stations == ok.sum() and r.n_out_of_range == (reason == 6).sum() and r.n_total == 31
+        assert r.n_days == int(ctc["n"].values[0, 0][ok].sum())
+        assert r.psi == pytest.approx(np.mean(psi[ok]), rel=1e-12)
+        assert r.psi_median == pytest.approx(np.median(psi[ok]), rel=1e-12)
+        eta_raw = ctc["eta_raw"].sel(product=prod).values[0, 0]
+        assert r.eta_median == pytest.approx(np.median(ctc["eta"].sel(product=prod).values[0, 0][ok]), rel=1e-12)
+        assert r.eta <= 1 and np.isfinite(eta_raw[reason == 6]).all()
+        lone = sdf[(sdf.stratum_type == "tci") & (sdf.stratum == ">=350") & (sdf["product"] == prod)].iloc[0]
+        assert lone.n_stations == 1 and lone.n_days == 12
+        assert np.isnan(lone[["psi", "psi_median", "eta", "eta_median", "pi", "pi_median"]].astype(float)).all()
+        low = sdf[(sdf.stratum_type == "tci") & (sdf.stratum == "<50") & (sdf["product"] == prod)].iloc[0]
+        assert low.psi == pytest.approx(np.mean(psi[:30][ok[:30]]), rel=1e-12)
+    assert (ctc["eta_raw"].values > 1).any() and (sdf[["psi", "eta", "pi"]].dropna() <= 1).all().all()
+    md = science._ctc_markdown(sdf, ("1980-01-01", "1982-09-26"), 31)
+    assert "| >=350 | 1 | AM | ConvLSTM_FT | 1 | 0 | 12 | – | – | – | – | – | – |" in md
+    assert "– : masked, fewer than 20 station-days behind the statistic" in md
+    assert all("–" not in ln for ln in md.splitlines() if ln.startswith("| all | AM |"))
+    st = science._ctc_station_table(ctc, None).set_index(["product", "station"])
+    assert st.loc[("ERA5_FT", "s30"), "reason"] == "too_few_samples" and np.isnan(st.loc[("ERA5_FT", "s30"), "psi"])
+    flagged = [f"s{i:02d}" for i in np.flatnonzero(reason == 6)]
+    rows = st.loc[[("ERA5_FT", s) for s in flagged]]
+    assert (rows["reason"] == "estimate_out_of_range").all() and rows["psi"].isna().all() and rows["eta_raw"].notna().all()

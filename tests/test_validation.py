@@ -10,7 +10,14 @@ from conftest import realdata
 
 from ftcloud.errors import UnitsError, ValidationError
 from ftcloud.testing import assert_lazy
-from ftcloud.validation import classification_accuracy, ft_from_temperature, sample_at_stations
+from ftcloud.validation import (
+    DAILY_AGGREGATIONS,
+    MIN_TABLE_COUNT,
+    classification_accuracy,
+    ft_from_temperature,
+    mask_sparse_accuracies,
+    sample_at_stations,
+)
 
 
 def _svartberget() -> xr.DataArray:
@@ -182,3 +189,45 @@ def test_classification_accuracy_by_pass_and_end_to_end():
     # float inputs: 1 / 0 / NaN
     rf = classification_accuracy(sampled.astype("f4"), ref.astype("f8"), dim=("time", "station"))
     np.testing.assert_array_equal(rf.N_FF.values, r.N_FF.values)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("units", ["K", "degC"])
+def test_threshold_exactly_at_zero_in_the_inputs_precision(dtype, units):
+    """A value stored exactly at 0 degC (273.15 K) is thawed in float32 as in float64; one ulp below is frozen.
+
+    np.float32(273.15) = 273.149993896484375: converted to degC in float64 it is -6.1e-6 and a
+    float64 comparison would call it frozen.
+    """
+    dt = np.dtype(dtype)
+    at = np.asarray(273.15 if units == "K" else 0.0, dt)
+    below, above = np.nextafter(at, dt.type(-np.inf)), np.nextafter(at, dt.type(np.inf))
+    vals = np.array([at, below, above], dt)
+    assert vals.dtype == dt and vals[1] < vals[0] < vals[2]
+    daily = xr.DataArray(vals, dims="time", coords={"time": pd.date_range("2020-01-01", periods=3)}, attrs={"units": units})
+    assert ft_from_temperature(daily).values.tolist() == [0, 1, 0]
+    assert ft_from_temperature(daily.chunk({"time": 2})).values.tolist() == [0, 1, 0]
+    # sub-daily: every hour of a day at the value; all aggregations agree
+    hourly = xr.DataArray(np.repeat(vals, 24), dims="time", coords={"time": pd.date_range("2020-01-01", periods=72, freq="h")},
+                          attrs={"units": units})
+    for how in DAILY_AGGREGATIONS:
+        assert ft_from_temperature(hourly, how=how).values.tolist() == [0, 1, 0], how
+    assert ft_from_temperature(daily).attrs["threshold_in_source_units"] == float(at)
+
+
+def test_mask_sparse_accuracies_uses_each_accuracys_own_count():
+    assert MIN_TABLE_COUNT == 20
+    df = pd.DataFrame({"N_FF": [3, 500, 0], "N_TF": [1, 20, 0], "N_TT": [600, 2, 0], "N_FT": [30, 17, 0]})
+    df["n"] = df[["N_FF", "N_TF", "N_TT", "N_FT"]].sum(axis=1)
+    df["CA_F"], df["CA_T"], df["CA_O"] = df.N_FF / (df.N_FF + df.N_TF), df.N_TT / (df.N_TT + df.N_FT), (df.N_FF + df.N_TT) / df.n
+    got = mask_sparse_accuracies(df)
+    # row 0: 4 frozen pairs -> CA_F masked; 630 thawed -> kept. row 1: 19 thawed pairs -> CA_T masked
+    assert np.isnan(got.CA_F[0]) and got.CA_T[0] == 600 / 630 and got.CA_O[0] == 603 / 634
+    assert got.CA_F[1] == 500 / 520 and np.isnan(got.CA_T[1]) and got.CA_O[1] == 502 / 539
+    assert got[["CA_F", "CA_T", "CA_O"]].iloc[2].isna().all()
+    assert (got[["N_FF", "N_TF", "N_TT", "N_FT", "n"]] == df[["N_FF", "N_TF", "N_TT", "N_FT", "n"]]).all().all()
+    assert not np.isnan(mask_sparse_accuracies(df, min_count=4).CA_F[0])
+    ds = xr.Dataset.from_dataframe(df)
+    np.testing.assert_array_equal(mask_sparse_accuracies(ds)["CA_T"].values, got.CA_T.values)
+    with pytest.raises(ValidationError, match="N_FF"):
+        mask_sparse_accuracies(df.drop(columns="N_FF"))
