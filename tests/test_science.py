@@ -131,10 +131,11 @@ def test_validate_cli_end_to_end(twin_2018, tmp_path):
     s = pd.read_csv(out / "ctc_summary.csv")
     assert {"all", "land_cover", "koppen", "tci"} <= set(s.stratum_type)
     a = s[(s.stratum_type == "all") & (s.season == "all")].set_index(["pass", "product"])
-    # the paper's asymmetry, built into the twin: the CMA surface maximum is warmer than the soil,
-    # so Meteorology_FT misses frozen soil in the PM; the CTC finds it, and so does the truth
+    # the paper's section 4.3 asymmetry: in the morning Meteorology_FT (AM: the day's 0 cm maximum
+    # < 0) misses frozen soil, in the afternoon (PM: the day's minimum < 0) it does not; the CTC
+    # finds it, and so does the truth (the orderings themselves: tests/test_twin_shape.py)
     for col in ("psi", "truth_psi"):
-        assert a.loc[("PM", "Meteorology_FT"), col] < a.loc[("AM", "Meteorology_FT"), col] - 0.2, col
+        assert a.loc[("AM", "Meteorology_FT"), col] < a.loc[("PM", "Meteorology_FT"), col] - 0.2, col
     st = pd.read_csv(out / "ctc_stations.csv")
     assert {"station", "reason", "psi", "eta", "pi", "truth_pi", "land_cover", "koppen", "tci"} <= set(st.columns)
     assert "## All stations" in (out / "ctc_summary.md").read_text()
@@ -315,12 +316,14 @@ def test_network_ft_reads_the_local_solar_overpass():
 
 def test_meteorology_and_era5_rules():
     t = pd.date_range("2019-01-01", periods=3, freq="D")
-    cma = xr.Dataset({"t0_min": (("station", "time"), [[-3.0, 1.0, np.nan]], {"units": "degC"}),
-                      "t0_max": (("station", "time"), [[2.0, -0.5, -1.0]], {"units": "degC"})},
-                     coords={"station": ["a"], "time": t})
+    t4 = pd.date_range("2019-01-01", periods=4, freq="D")
+    # hand-computed: AM frozen iff t0_max < 0, PM frozen iff t0_min < 0 (strictly; exactly 0 is thawed)
+    cma = xr.Dataset({"t0_min": (("station", "time"), [[-3.0, -1.5, 0.0, np.nan]], {"units": "degC"}),
+                      "t0_max": (("station", "time"), [[2.0, -0.5, 0.0, -1.0]], {"units": "degC"})},
+                     coords={"station": ["a"], "time": t4})
     m = science.meteorology_ft(cma)
-    assert m.sel({"pass": "AM"}).values.tolist() == [[1, 0, 255]]
-    assert m.sel({"pass": "PM"}).values.tolist() == [[0, 1, 1]]
+    assert m.sel({"pass": "AM"}).values.tolist() == [[0, 1, 0, 1]]
+    assert m.sel({"pass": "PM"}).values.tolist() == [[1, 1, 0, 255]]
     vals = np.full((3, 2, 3, 1), 300.0)  # (time, pass, step, y); only step 2 counts
     vals[:, 0, 2, 0] = [273.0, 273.2, 274.0]
     vals[:, 1, 2, 0] = [270.0, 280.0, 273.15]

@@ -211,18 +211,41 @@ def accuracy(product: np.ndarray, reference: np.ndarray) -> dict:
     }
 
 
-def evaluate_test_period(model, data: TargetData, splits: dict | None = None) -> dict:
-    """Test-period accuracy of each head, the fusion and the target products themselves,
-    against each target and (on the twin) the truth, overall and per season."""
+#: the products scored side by side in a model card (SPEC section 10 / issue 9): the fused
+#: output, each head alone, and the naive baselines on the same pixel-days
+CARD_PRODUCTS = ("fused", "smap_head", "esdr_head", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")
+KELVIN_0C = np.float32(273.15)
+
+
+def era5_ft_from_inputs(X: np.ndarray) -> np.ndarray:
+    """ERA5_FT from the model inputs: ``stl1`` at the last step (05 h AM / 17 h PM local solar)
+    strictly below 273.15 K in the inputs' own float32 precision (1 frozen, 0 thawed, 255 missing)."""
+    stl1 = X[:, -1, 0]
+    return np.where(np.isfinite(stl1), (stl1 < KELVIN_0C).astype("u1"), FT_MISSING).astype("u1")
+
+
+def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_boot: int = 1000) -> dict:
+    """Test-period accuracy of each head, the fusion and the baselines, against each target
+    and (on the twin) the truth, overall and per season.
+
+    ``vs_<ref>``: each product on the pixel-days where it and the reference are valid.
+    ``common_vs_<ref>``: every product of :data:`CARD_PRODUCTS` (the reference itself left out)
+    on ONE common mask per season, with 95 % block-bootstrap (pixel-year) intervals and the
+    fused product's gain over each baseline (:func:`ftcloud.compare.compare`).
+    """
+    from ftcloud.compare import compare, pixel_year_blocks
+
     test = split_mask(data.times, "test", splits)
     X = data.X[test]
     pred = predict_heads(model, X)
-    products = {**pred, "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
+    products = {**pred, "ERA5_FT": era5_ft_from_inputs(X), "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
     refs = {"SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
     if data.truth is not None:
         refs["truth"] = data.truth[test]
-    seasons = season_of(data.times[test])
-    report = {"test_days": int(test.sum()), "period": [str(data.times[test][0].date()), str(data.times[test][-1].date())]}
+    times = data.times[test]
+    seasons = season_of(times)
+    blocks, nb = pixel_year_blocks(times, X.shape[-2:])
+    report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
     for ref_name, ref in refs.items():
         block = {}
         for prod_name, prod in products.items():
@@ -234,4 +257,14 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None) ->
                 if m.any():
                     block[prod_name][s] = accuracy(prod[m], ref[m])
         report[f"vs_{ref_name}"] = block
+        common = {}
+        prods = {k: v for k, v in products.items() if k != ref_name}
+        for s in ("all", "frozen", "transition", "thawed"):
+            m = np.ones(len(times), bool) if s == "all" else seasons == s
+            if not m.any():
+                continue
+            c = compare(prods, ref, blocks, nb, target="fused", reference_name=ref_name,
+                        mask=m[:, None, None], n_boot=n_boot, seed=0)
+            common[s] = c.to_dict()
+        report[f"common_vs_{ref_name}"] = common
     return report
