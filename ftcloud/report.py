@@ -88,6 +88,40 @@ def fusion_by_season(out: str) -> pd.DataFrame:
     return df
 
 
+def gains_over_baselines(out: str) -> pd.DataFrame:
+    """What the fused product gains over each baseline, per pass and season, against the truth
+    (model cards: both heads too) and against in-situ (validation/baselines.csv), with 95 %
+    intervals and a sentence per row. Gains in % points."""
+    from ftcloud.compare import gain_sentence
+    from ftcloud.model.report import PRODUCT_LABELS, gains_table
+
+    rows = []
+    for p in ("AM", "PM"):
+        card = _read_json(os.path.join(out, "models", f"ft_convlstm_{p}.json"))
+        if card:
+            for r in gains_table(card, "truth"):
+                rows.append({"reference": "truth (model card, test period)", "pass": p, "season": r["season"],
+                             "baseline": PRODUCT_LABELS.get(r["baseline"], r["baseline"]), "fused %": 100 * r["fused_CA_O"],
+                             "baseline %": 100 * r["baseline_CA_O"], "gain (points)": 100 * r["gain"],
+                             "95 % interval": f"[{100 * r['gain_lo']:+.2f}, {100 * r['gain_hi']:+.2f}]", "n": r["n"],
+                             "in words": r["sentence"]})
+    b = _read_csv(os.path.join(out, "validation", "baselines.csv"))
+    if b is not None and not b.empty:
+        b = b[(b["reference"] == "insitu") & (b["product"] != "ConvLSTM_FT")]
+        fused = _read_csv(os.path.join(out, "validation", "baselines.csv"))
+        fused = fused[(fused["reference"] == "insitu") & (fused["product"] == "ConvLSTM_FT")].set_index(["pass", "season"])
+        for _, r in b.iterrows():
+            f = fused.loc[(r["pass"], r["season"]), "CA_O"]
+            rows.append({"reference": "in-situ networks (validate)", "pass": r["pass"], "season": r["season"],
+                         "baseline": r["product"], "fused %": 100 * f, "baseline %": 100 * r["CA_O"],
+                         "gain (points)": 100 * r["gain"], "95 % interval": f"[{100 * r['gain_lo']:+.2f}, {100 * r['gain_hi']:+.2f}]",
+                         "n": int(r["n"]),
+                         "in words": f"{r['pass']}, {r['season']}: " + gain_sentence(
+                             "the fused product", r["product"], r["gain"], r["gain_lo"], r["gain_hi"], int(r["n"]),
+                             "the in-situ networks")})
+    return pd.DataFrame(rows)
+
+
 def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct: pd.DataFrame | None) -> pd.DataFrame:
     """The paper's headline numbers beside this run's and (on the twin) the truth's."""
     rows = []
@@ -229,7 +263,20 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         v = v.get("mean", next(iter(v.values()))) if isinstance(v, dict) else v
         kpis.append(("pixels with a significant trend (FDR 5 %)", f"{100 * float(v):.1f} %", "AM/PM mean"))
 
+    gains = gains_over_baselines(out)
+    if not gains.empty:
+        gains.to_csv(os.path.join(rep, "gains_over_baselines.csv"), index=False)
+        files["gains_over_baselines.csv"] = os.path.join(rep, "gains_over_baselines.csv")
+    gview = gains.drop(columns=["in words"]) if not gains.empty else None
+    words = "".join(f"<li>{html.escape(w)}</li>" for w in gains["in words"]) if not gains.empty else ""
     sections = [
+        ("What the fused product gains over each baseline",
+         "<p class='note'>Every product on one common mask of pixel-days per pass and season; gain = fused - baseline "
+         "in % points with its paired 95 % block-bootstrap interval (pixel-years against the truth, station-years against "
+         "in-situ). The paper's +2.44 / +7.03 % are fused vs SMAP_E_FT against six in-situ networks: compare them with the "
+         "in-situ rows, not the truth rows. A gain whose interval includes 0 is no gain.</p>"
+         + _table_html(gview, 2) + f"<ul>{words}</ul>",
+         _table_md(gview, 2) + "\n" + "".join(f"- {w}\n" for w in (gains["in words"] if not gains.empty else []))),
         ("Findings beside the paper", f"<p>Paper: Cui et al. 2024. This run: region <b>{html.escape(str(region))}</b>, {period}"
          f"{' on the synthetic digital twin, so every number can be checked against the planted truth' if is_twin else ''}.</p>"
          + _table_html(find), _table_md(find)),

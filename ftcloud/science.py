@@ -794,6 +794,91 @@ def _period_clip(times, period) -> tuple[str, str]:
 # the two commands
 
 
+BASELINE_PRODUCTS = ("ConvLSTM_FT", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")
+COMPARE_SEASONS = {"all": None, "frozen": (12, 1), "transition": (2, 3, 4, 10, 11), "thawed": (5, 6, 7, 8, 9)}
+
+
+def _codes(da: xr.DataArray) -> np.ndarray:
+    """uint8 FT codes (1 frozen, 0 thawed, 255 missing) of an FT array (codes or float 1/0/NaN)."""
+    v = np.asarray(da.values)
+    if v.dtype.kind == "f":
+        return np.where(np.isfinite(v), v, 255).astype("u1")
+    return v.astype("u1")
+
+
+def baseline_comparison(products: Mapping[str, xr.DataArray], truth: xr.DataArray | None, insitu: xr.DataArray | None,
+                        period: tuple[str, str], n_boot: int = 1000) -> pd.DataFrame:
+    """Every product on one common mask per (reference, pass, season), with 95 % intervals.
+
+    ``products``: gridded FT (pass, time, y, x), the first one the target (ConvLSTM_FT).
+    Against the truth: every pixel-day of ``period``; blocks = pixel-years. Against in-situ:
+    the network stations' pixels (``insitu`` from :func:`network_ft`); blocks = station-years.
+    Returns one row per (reference, pass, season, product) with CA_O/CA_F/CA_T, their
+    intervals, n, and the target's gain over the product with its paired interval.
+    """
+    from ftcloud.compare import compare
+
+    names = list(products)
+    target = names[0]
+    rows = []
+    refs = {}
+    if truth is not None:
+        refs["truth"] = truth.sel(time=slice(*period)).transpose("pass", "time", "y", "x")
+    if insitu is not None:
+        refs["insitu"] = insitu.sel(time=slice(*period)).transpose("pass", "time", "station")
+    for rname, ref in refs.items():
+        times = pd.DatetimeIndex(ref["time"].values)
+        sel = {k: products[k].sel(time=times).transpose("pass", "time", "y", "x") for k in names}
+        if rname == "insitu":
+            r_, c_ = ref["pixel_row"], ref["pixel_col"]
+            sel = {k: sample_at_stations(v, r_, c_).transpose("pass", "time", "station") for k, v in sel.items()}
+        years = times.year.to_numpy()
+        yi = np.unique(years, return_inverse=True)[1]
+        for p in ref["pass"].values:
+            rv = _codes(ref.sel({"pass": p}))
+            pv = {k: _codes(v.sel({"pass": p})) for k, v in sel.items()}
+            npix = int(np.prod(rv.shape[1:]))
+            blocks = yi.reshape((-1,) + (1,) * (rv.ndim - 1)) * npix + np.arange(npix).reshape(rv.shape[1:])[None]
+            nb = int((yi.max() + 1) * npix) if len(yi) else 0
+            for season, months in COMPARE_SEASONS.items():
+                m = np.ones(len(times), bool) if months is None else np.isin(times.month, months)
+                if not m.any():
+                    continue
+                c = compare(pv, rv, blocks, nb, target=target, reference_name=rname,
+                            mask=m.reshape((-1,) + (1,) * (rv.ndim - 1)), n_boot=n_boot, seed=0,
+                            block="pixel-year" if rname == "truth" else "station-year")
+                for k, r in c.table.iterrows():
+                    row = {"reference": rname, "pass": str(p), "season": season, "product": k, **r.to_dict()}
+                    if k in c.gains.index:
+                        row.update(c.gains.loc[k].to_dict())
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _baselines_markdown(df: pd.DataFrame, period) -> str:
+    from ftcloud.compare import gain_sentence
+
+    lines = [f"# Every product on one common mask ({period[0]} .. {period[1]})", "",
+             "CA_O in % with its 95 % block-bootstrap interval (pixel-years against the truth, station-years "
+             "against in-situ); gain = ConvLSTM_FT - product in points with its paired interval. ConvLSTM's "
+             "heads alone are in the model cards (the product stores the fused output only).", "",
+             "| reference | pass | season | product | CA_O | interval | CA_F | CA_T | gain | gain interval | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v: "–" if v is None or not np.isfinite(v) else f"{100 * v:.2f}"  # noqa: E731
+    g = lambda v: "" if v is None or not np.isfinite(v) else f"{100 * v:+.2f}"  # noqa: E731
+    words = []
+    for _, r in df.iterrows():
+        gi = "" if not np.isfinite(r.get("gain", np.nan)) else f"[{g(r['gain_lo'])}, {g(r['gain_hi'])}]"
+        lines.append(f"| {r['reference']} | {r['pass']} | {r['season']} | {r['product']} | {f(r['CA_O'])} | "
+                     f"[{f(r['CA_O_lo'])}, {f(r['CA_O_hi'])}] | {f(r['CA_F'])} | {f(r['CA_T'])} | {g(r.get('gain', np.nan))} | {gi} | "
+                     f"{int(r['n'])} |")
+        if np.isfinite(r.get("gain", np.nan)):
+            ref = "the hidden truth" if r["reference"] == "truth" else "the in-situ networks"
+            words.append(f"- {r['pass']}, {r['season']}: " + gain_sentence("ConvLSTM_FT", r["product"], r["gain"], r["gain_lo"],
+                                                                            r["gain_hi"], int(r["n"]), ref))
+    return "\n".join(lines + ["", "In words:", ""] + words) + "\n"
+
+
 def validate(store: str, product: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
              product_storage_options: dict | None = None, test_period: tuple[str, str] = TEST_PERIOD,
              ctc_period: tuple[str, str] = CTC_PERIOD, min_count: int = 30, half_window_h: float = 1.0,
@@ -809,7 +894,7 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
     """
     os.makedirs(out, exist_ok=True)
     figdir = os.path.join(out, "figures")
-    stages = _Stages(["open", "direct", "ctc", "figures", "write"], "validate", progress)
+    stages = _Stages(["open", "direct", "baselines", "ctc", "figures", "write"], "validate", progress)
     summary: dict = {"store": store, "product": product, "out": os.path.abspath(out), "skipped": [], "files": []}
     t_all = time.perf_counter()
 
@@ -844,6 +929,29 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         summary["direct"] = _direct_headline(ddf)
         summary["direct_period"] = list(per)
     stages.done("direct")
+
+    # every product beside its baselines on one common mask ----------------------------------
+    stages.start("baselines")
+    try:
+        esdr = open_group(store, "targets/esdr_ft", storage_options)["esdr_ft"].transpose("pass", "time", "y", "x")
+        era_b = era5_ft(open_group(store, "predictors/era5land", storage_options)["stl1"]).transpose("pass", "time", "y", "x")
+    except (MissingVariableError, KeyError) as e:
+        esdr = era_b = None
+        log.warning("baseline comparison skipped: %s", e)
+        summary["skipped"].append(f"baseline comparison ({e})")
+    ref_in = network_ft(nets["tsoil"], half_window_h=half_window_h) if nets is not None else None
+    if esdr is not None and (truth_ft is not None or ref_in is not None):
+        common_t = conv["time"].values
+        for other in (smap, esdr, era_b):
+            common_t = np.intersect1d(common_t, other["time"].values)
+        per_b = _period_clip(common_t, test_period)
+        bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
+        bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
+        bdf.to_csv(os.path.join(out, "baselines.csv"), index=False)
+        with open(os.path.join(out, "baselines.md"), "w") as f:
+            f.write(_baselines_markdown(bdf, per_b))
+        summary["baselines_period"] = list(per_b)
+    stages.done("baselines")
 
     # CTC ---------------------------------------------------------------------------------
     stages.start("ctc")
@@ -903,8 +1011,8 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
     stages.done("figures")
 
     stages.start("write")
-    for name in ("direct_validation.csv", "direct_validation.md", "direct_validation.zarr", "ctc_summary.csv", "ctc_summary.md",
-                 "ctc_stations.csv", "ctc.zarr"):
+    for name in ("direct_validation.csv", "direct_validation.md", "direct_validation.zarr", "baselines.csv", "baselines.md",
+                 "ctc_summary.csv", "ctc_summary.md", "ctc_stations.csv", "ctc.zarr"):
         if os.path.exists(os.path.join(out, name)):
             summary["files"].append(os.path.join(out, name))
     stages.done("write")

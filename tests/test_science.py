@@ -123,6 +123,18 @@ def test_validate_cli_end_to_end(twin_2018, tmp_path):
     md = (out / "direct_validation.md").read_text()
     assert "| Maqu | all |" in md and "ConvLSTM_FT CA_O" in md
 
+    # every product beside its baselines on one common mask (per reference, pass, season)
+    b = pd.read_csv(out / "baselines.csv")
+    assert set(b["product"]) == {"ConvLSTM_FT", "ERA5_FT", "SMAP_E_FT", "ESDR_FT"}
+    assert set(b["reference"]) == {"truth", "insitu"}
+    for _, grp in b.groupby(["reference", "pass", "season"]):
+        assert grp["n"].nunique() == 1  # one common mask: the same pixel-days for every product
+        assert ((grp["CA_O_lo"] <= grp["CA_O"] + 1e-12) & (grp["CA_O"] <= grp["CA_O_hi"] + 1e-12)).all()
+        t = grp.set_index("product")
+        for k in ("ERA5_FT", "SMAP_E_FT", "ESDR_FT"):
+            assert t.loc[k, "gain"] == pytest.approx(t.loc["ConvLSTM_FT", "CA_O"] - t.loc[k, "CA_O"])
+    assert "In words:" in (out / "baselines.md").read_text()
+
     # CTC at the CMA stations
     cz = xr.open_zarr(out / "ctc.zarr")
     assert list(cz["season"].values) == ["all", "frozen", "transition"]

@@ -68,19 +68,32 @@ def test_training_is_deterministic_and_reports(tiny_store):
 
 
 @pytest.mark.slow
-def test_fusion_beats_smap_against_the_truth(tmp_path):
-    """The paper's central claim, on the twin: in the test period the fused output is more
-    accurate against the hidden truth than SMAP_E_FT itself, overall and in Dec-Jan."""
+def test_fused_product_beside_its_baselines_on_three_seeds(tmp_path):
+    """What the twin's physics imply, on three seeds, with margins from the paired block-bootstrap
+    intervals of the model card (not a score): SMAP_E_FT's errors are mostly flips that neither
+    ESDR_FT nor the predictors share, so a model trained on both targets is more accurate than
+    SMAP_E_FT against the truth, overall and in Dec-Jan. Whether the fused product also beats
+    ERA5_FT and its own better head is a finding, not an assumption: the card must report those
+    comparisons on the same pixel-days (their direction is not asserted)."""
     from ftcloud.ingest import ingest
     from ftcloud.model import train
-    from ftcloud.model.report import headline
+    from ftcloud.model.report import gains_table, headline
     from ftcloud.synth import generate
 
-    generate("tiny", "2015-04-01", "2020-12-31", str(tmp_path / "src"), seed=11, insitu=False, progress=False)
-    ingest(str(tmp_path / "src"), str(tmp_path / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
-    card = train(str(tmp_path / "store"), "AM", str(tmp_path / "models"), TrainConfig(epochs=12, seed=0), progress=False)
-    h = headline(card)
-    assert card["training"]["truth_available"]
-    assert h["overall"]["fused"] > h["overall"]["SMAP_E_FT"] + 0.01
-    assert h["frozen_season"]["fused"] > h["frozen_season"]["SMAP_E_FT"] + 0.02
-    assert (tmp_path / "models" / "report_AM.md").exists() and (tmp_path / "models" / "accuracy_AM.png").exists()
+    for seed in (11, 12, 13):
+        d = tmp_path / f"s{seed}"
+        generate("tiny", "2015-04-01", "2020-12-31", str(d / "src"), seed=seed, insitu=False, progress=False)
+        ingest(str(d / "src"), str(d / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+        card = train(str(d / "store"), "AM", str(d / "models"), TrainConfig(epochs=12, seed=0), progress=False)
+        assert card["training"]["truth_available"]
+        h = headline(card)
+        for key in ("overall", "frozen_season"):
+            v = h[key]["vs"]["SMAP_E_FT"]
+            assert v["gain_lo"] > 0, (seed, key, v)
+            assert set(h[key]["vs"]) == {"ERA5_FT", "SMAP_E_FT", "ESDR_FT", "smap_head", "esdr_head"}
+        # one common mask: every product of a season block is scored on the same pixel-days
+        for season, block in card["metrics"]["common_vs_truth"].items():
+            assert len({r["n"] for r in block["table"]}) == 1, season
+        words = [r["sentence"] for r in gains_table(card)]
+        assert any("ERA5_FT" in w for w in words) and any("ESDR head alone" in w for w in words)
+    assert (d / "models" / "report_AM.md").exists() and (d / "models" / "accuracy_AM.png").exists()

@@ -35,7 +35,7 @@ from ftcloud.synth import generate
 from ftcloud.timeutil import PASSES, step_offsets
 
 SEEDS = (0, 1, 2)
-PERIOD = ("2017-07-01", "2019-06-30")
+PERIOD = ("2018-07-01", "2019-06-30")
 TRANSITION = (2, 3, 4, 10, 11)
 SMAP_GROUP = "Freeze_Thaw_Retrieval_Data_Global"
 
