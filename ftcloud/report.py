@@ -161,7 +161,10 @@ def provenance(out: str, config: dict | None) -> dict:
         if card:
             models[p] = {k: v["sha256"] for k, v in card["files"].items()} | {"card": f"ft_convlstm_{p}.json",
                                                                               "torch": card.get("torch_version")}
+    twin = _read_json(os.path.join(out, "sources", "truth", "parameters.json"))
+    twin = ({k: twin.get(k) for k in ("twin_version", "seed", "parameters", "parameter_sources")} if twin else None)
     return {
+        "twin": twin,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "software": {**software_versions(extra=("torch", "distributed", "dask-gateway", "pandas", "scipy")),
                      "python": platform.python_version()},

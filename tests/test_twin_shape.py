@@ -186,3 +186,34 @@ def test_meteorology_and_era5_asymmetries_of_section_4_3(twin):
         else:
             assert g["gain_T_hi"] < 0, g.to_dict()  # Met: lower thawed accuracy
             assert g["gain_F_lo"] > 0, g.to_dict()  # ERA5: lower frozen accuracy
+
+
+def _source_of(key: str, sources: dict) -> str | None:
+    group, name = key.split(".", 1)
+    if key in sources:
+        return sources[key]
+    for k, v in sources.items():
+        g, pat = k.split(".", 1)
+        if g == group and pat.endswith("*") and name.startswith(pat[:-1]):
+            return v
+    return None
+
+
+def test_every_error_parameter_names_its_source_and_lands_in_the_provenance(tmp_path):
+    import dataclasses
+    import json
+
+    from ftcloud.synth.params import PARAMETER_SOURCES, TwinParameters
+
+    p = TwinParameters()
+    missing = []
+    for group in ("era5", "imerg", "smap", "esdr", "stations"):
+        for f in dataclasses.fields(getattr(p, group)):
+            src = _source_of(f"{group}.{f.name}", PARAMETER_SOURCES)
+            if not src or not ("assumed" in src or any(ch.isdigit() for ch in src)):
+                missing.append(f"{group}.{f.name}")
+    assert not missing, f"error parameters without a source or 'assumed': {missing}"
+    generate("tiny", "2018-01-01", "2018-01-03", tmp_path, insitu=False, progress=False)
+    doc = json.loads((tmp_path / "truth" / "parameters.json").read_text())
+    assert doc["parameter_sources"] == PARAMETER_SOURCES
+    assert doc["parameters"]["era5"]["weather_correlation"] == p.era5.weather_correlation

@@ -17,6 +17,7 @@ from ftcloud.synth import _fields as F
 from ftcloud.synth import _physics as PH
 from ftcloud.synth import _writers as W
 from ftcloud.synth.params import (
+    PARAMETER_SOURCES,
     KOPPEN_CLASSES,
     LAND_COVER_CLASSES,
     NETWORKS,
@@ -816,6 +817,7 @@ class _Generator:
                 "imerg": None if self.imerg is None else [str(self.imerg[0]), str(self.imerg[1])],
             },
             "parameters": self.params.to_dict(),
+            "parameter_sources": PARAMETER_SOURCES,
             "planted_warming": planted,
             "truth_frozen_day_slopes": realised,
             "frozen_day_definition": "days frozen at the overpass, mean of AM and PM, per calendar year",

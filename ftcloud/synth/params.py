@@ -29,6 +29,7 @@ __all__ = [
     "REGION_CODES",
     "LAND_COVER_CLASSES",
     "KOPPEN_CLASSES",
+    "PARAMETER_SOURCES",
 ]
 
 #: permafrost_stability codes (auxiliary file and truth summary).
@@ -330,3 +331,68 @@ class TwinParameters:
             return o
 
         return conv(dataclasses.asdict(self))
+
+
+_A = "assumed"
+_CAO = "Cao et al. 2020, The Cryosphere 14:2581 (ERA5-Land soil temperature bias in permafrost regions)"
+_HER = "Herrington et al. 2024, The Cryosphere 18:1835 (reanalysis soil temperatures: cold 1-5 K, RMSE 2-9 K, cold-season r 0.55-0.85)"
+_ZHAO = "Zhao & He 2022, Front. Earth Sci. 10:907730 (ERA5-Land RMSE 2.2 K, biases from elevation differences)"
+_CUI = "Cui et al. 2024, Remote Sens. 16:950 (the paper)"
+_SMAP = "SMAP L3_FT_P/L3_FT_P_E ATBD (Dunbar et al. 2016): 80 % accuracy requirement; error sources wet snow, open water, vegetation, terrain"
+_ESDR = "Kim et al. 2017, ESSD 9:133 (FT-ESDR: 90.3 % PM / 84.3 % AM vs stations; quality flags for open water > 20 % and elevation gradient > 300 m)"
+
+#: where each error parameter of the twin comes from: a source, or "assumed" (docs/twin.md);
+#: written into truth/parameters.json and the run report's provenance
+PARAMETER_SOURCES = {
+    "era5.lapse_error_K_per_km": f"{_ZHAO}; magnitude {_A}",
+    "era5.smoothing_offset_deg": "ERA5-Land's 0.1 degree orography (ECMWF ERA5-Land documentation)",
+    "era5.land_cover_bias_K": f"{_CAO} (bias varies with surface type); magnitudes {_A}",
+    "era5.tci_bias_K_per_m": f"{_ZHAO} (terrain); magnitude {_A}",
+    "era5.amplitude_factor": f"{_HER} (monthly variability overestimated 20-50 % in winter); 5 % {_A}",
+    "era5.season_lead_days": _A,
+    "era5.season_lead_sd_days": _A,
+    "era5.weather_correlation": _HER,
+    "era5.cold_season_bias_K": f"{_HER}; {_CAO} (underestimated at mid-low latitudes)",
+    "era5.snow_density_factor": f"{_CAO} (low bias of ERA5-Land snow density); factor {_A}",
+    "era5.diurnal_factor": f"{_A}; gives the paper's section 4.3 ERA5_FT direction ({_CUI})",
+    "era5.diurnal_peak_hour": _A,
+    "era5.zero_curtain_strength": _A,
+    "era5.zero_curtain_scale_K": _A,
+    "era5.error_field_sigma_K": f"{_HER} (total random error within RMSE 2-9 K); split {_A}",
+    "era5.error_field_ar1": _A,
+    "era5.error_field_modes": _A,
+    "era5.error_field_wavelength_deg": _A,
+    "era5.noise_sigma_K": _A,
+    "era5.noise_ar1": _A,
+    "era5.hourly_noise_K": _A,
+    "era5.snowfall_factor": f"{_CAO} (bias correlates with maximum snow height); factor {_A}",
+    "era5.melt_threshold_offset": _A,
+    "era5.degree_day_factor": _A,
+    "era5.precip_factor_plateau": _A,
+    "era5.precip_timing_shift_h": _A,
+    "era5.precip_width_factor": _A,
+    "imerg.*": _A,
+    "smap.frozen_as_thawed": f"{_SMAP}; rates {_A}, total accuracy checked against the requirement (tests/test_twin_shape.py)",
+    "smap.thawed_as_frozen": f"{_SMAP}; {_A}",
+    "smap.near_zero_frozen": _A,
+    "smap.near_zero_thawed": _A,
+    "smap.near_zero_scale_K": _A,
+    "smap.water_fill_fraction": f"{_SMAP} (open-water pixels are flagged); threshold {_A}",
+    "smap.day_missing_probability": _A,
+    "smap.wet_snow": f"{_SMAP}; {_CUI} section 4.4 (wet snow on frozen soil reads thawed); magnitude {_A}",
+    "smap.transition_season": f"{_CUI} (accuracy lowest in the transition season); {_A}",
+    "smap.tci_per_400m": f"{_SMAP}; {_CUI} Fig. 10 (accuracy falls with TCI); {_A}",
+    "smap.open_water": f"{_SMAP}; {_A}",
+    "smap.vegetation": f"{_SMAP}; {_A}",
+    "smap.vegetation_pass_factor": f"{_CUI} section 4.4 (canopy and soil temperatures agree better in the morning); {_A}",
+    "smap.pixel_year_sd": _A,
+    "smap.error_ar1": _A,
+    "smap.swath_*": "SMAP 1000 km swath, 6 am / 6 pm orbits; gap fractions measured on the real granule (docs/source-formats.md)",
+    "smap.outages": "SMAP safe mode 2019-06-19 .. 2019-07-23 (NSIDC SPL3FTP_E version notes)",
+    "esdr.*": f"{_ESDR}; rates {_A}, total accuracy checked against it (tests/test_twin_shape.py)",
+    "esdr.tci_per_400m": f"{_ESDR} (elevation-gradient flag); magnitude {_A}",
+    "esdr.open_water": f"{_ESDR} (open-water flag); magnitude {_A}",
+    "esdr.vegetation": _A,
+    "stations.*": _A,
+    "stations.surface_*": f"{_CUI} section 4.3 (0 cm surface warms and cools faster than 0-7 cm); magnitudes {_A}",
+}
