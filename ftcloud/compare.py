@@ -4,8 +4,7 @@ A fused product's accuracy means little alone. :func:`compare` scores several FT
 against one reference **on the same pixel-days** (the common mask: the reference and every
 product valid, i.e. 0 thawed / 1 frozen) and gives each statistic a 95 % interval from a
 block bootstrap. Pixel-days are strongly autocorrelated (a frozen spell is one event, not
-thirty), so the resampling unit is a block -- by default a pixel-year (:func:`pixel_year_blocks`)
--- and the interval of a *gain* (product minus baseline) comes from the same resamples, so
+thirty), so the resampling unit is a block (below) -- and the interval of a *gain* (product minus baseline) comes from the same resamples, so
 that the pairing of the two products on each pixel-day is kept.
 
 Statistics (SPEC section 5, product state / reference state):
@@ -34,6 +33,8 @@ __all__ = [
     "bootstrap_counts",
     "compare",
     "pixel_year_blocks",
+    "time_blocks",
+    "MIN_BLOCKS",
     "gain_sentence",
     "STATISTICS",
 ]
@@ -41,6 +42,10 @@ __all__ = [
 #: the statistics of :func:`compare`, as (name, numerator cells, denominator cells) over the
 #: confusion cells (0 FF, 1 TF, 2 TT, 3 FT) = N[product/reference]
 STATISTICS = {"CA_O": ((0, 2), (0, 1, 2, 3)), "CA_F": ((0,), (0, 1)), "CA_T": ((2,), (2, 3))}
+
+
+#: fewer independent blocks than this give no interval (and no verdict)
+MIN_BLOCKS = 10
 
 
 def _valid(x: np.ndarray) -> np.ndarray:
@@ -88,7 +93,8 @@ def _stat(counts: np.ndarray, name: str) -> np.ndarray:
 
 
 def pixel_year_blocks(times, shape_yx: tuple[int, ...]) -> tuple[np.ndarray, int]:
-    """Block ids (time, *shape_yx) of pixel-years, and their number.
+    """Block ids (time, *shape_yx) of pixel-years, and their number (only where neighbouring
+    pixels' errors are independent: else use :func:`time_blocks`).
 
     ``times``: the time axis (anything :class:`pandas.DatetimeIndex` accepts).
     """
@@ -98,6 +104,20 @@ def pixel_year_blocks(times, shape_yx: tuple[int, ...]) -> tuple[np.ndarray, int
     pix = np.arange(npix).reshape(shape_yx) if len(shape_yx) else np.zeros((), int)
     ids = yi.reshape((-1,) + (1,) * len(shape_yx)) * npix + pix[None, ...]
     return ids.astype(np.int64), int(uy.size * npix)
+
+
+def time_blocks(times, shape: tuple[int, ...] = (), days: int = 10) -> tuple[np.ndarray, int]:
+    """Block ids (time, *shape) of ``days``-day periods of the whole domain, and their number.
+
+    Every pixel (or station) of the same period shares one id, so a resample keeps the spatial
+    correlation of the errors; periods count from the first time step.
+    """
+    t = pd.DatetimeIndex(times)
+    if len(t) == 0:
+        return np.zeros((0,) + tuple(shape), np.int64), 0
+    k = ((t - t[0]).days // int(days)).to_numpy().astype(np.int64)
+    ids = np.broadcast_to(k.reshape((-1,) + (1,) * len(shape)), (len(t),) + tuple(shape))
+    return np.ascontiguousarray(ids), int(k.max()) + 1
 
 
 @dataclass
@@ -133,14 +153,15 @@ def _records(df: pd.DataFrame) -> list:
     for name, row in df.iterrows():
         d = {"product": name}
         for k, v in row.items():
-            d[k] = None if (isinstance(v, float) and not np.isfinite(v)) else (int(v) if k == "n" else float(v) if isinstance(v, (float, np.floating)) else v)
+            d[k] = None if (isinstance(v, float) and not np.isfinite(v)) else (int(v) if k in ("n", "n_F", "n_T") else float(v) if isinstance(v, (float, np.floating)) else v)
         out.append(d)
     return out
 
 
 def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: np.ndarray, n_blocks: int, *,
             target: str = "fused", reference_name: str = "truth", mask: np.ndarray | None = None,
-            n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "pixel-year") -> Comparison:
+            n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "10-day domain",
+            min_blocks: int = MIN_BLOCKS) -> Comparison:
     """Score ``products`` against ``reference`` on their common mask, with block-bootstrap intervals.
 
     Parameters
@@ -150,7 +171,7 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     reference : array
         The reference FT codes (truth, in-situ, a target product).
     blocks, n_blocks : int array, int
-        Block id of every element (e.g. :func:`pixel_year_blocks`) and the number of ids.
+        Block id of every element (e.g. :func:`time_blocks`) and the number of ids.
     target : str
         The product whose gain over every other product is reported (``gains``).
     mask : bool array, optional
@@ -158,6 +179,10 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
         & every product valid.
     n_boot, seed, ci
         Bootstrap resamples, generator seed, interval level.
+    block : str
+        How the blocks were made (recorded in the result).
+    min_blocks : int
+        Below this many non-empty blocks, intervals are NaN and a note says why.
 
     Returns
     -------
@@ -180,13 +205,18 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     rng = np.random.default_rng(seed)
     boot = bootstrap_counts(per, n_boot, rng) if per.shape[0] else np.zeros((n_boot,) + total.shape)
     a = (1 - ci) / 2
+    notes = []
+    if per.shape[0] < min_blocks:
+        boot = np.full_like(boot, np.nan)
+        notes.append(f"only {per.shape[0]} non-empty blocks ({block}), fewer than {min_blocks}: no interval")
     rows = {}
     for j, k in enumerate(names):
-        row = {"n": int(total[j].sum())}
+        row = {"n": int(total[j].sum()), "n_F": int(total[j][[0, 1]].sum()), "n_T": int(total[j][[2, 3]].sum())}
         for s in STATISTICS:
             est = float(_stat(total[j], s))
             bs = _stat(boot[:, j], s)
-            lo, hi = (np.nanquantile(bs, [a, 1 - a]) if np.isfinite(bs).any() else (np.nan, np.nan))
+            ok = np.isfinite(bs)
+            lo, hi = (np.quantile(bs[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan))
             row[s], row[f"{s}_lo"], row[f"{s}_hi"] = est, float(lo), float(hi)
         rows[k] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -206,15 +236,25 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
                 row["p_le_0"] = float(np.mean(d[ok] <= 0)) if ok.any() else np.nan
         grows[k] = row
     gains = pd.DataFrame.from_dict(grows, orient="index")
-    return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block)
+    return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block, notes)
 
 
-def gain_sentence(target_label: str, baseline_label: str, gain: float, lo: float, hi: float, n: int,
-                  reference: str) -> str:
-    """One plain sentence for a gain and its interval (fractions; printed in points)."""
-    if not np.isfinite(gain) or n == 0:
+def _finite(v) -> bool:
+    return v is not None and np.isfinite(v)
+
+
+def gain_sentence(target_label: str, baseline_label: str, gain, lo, hi, n, reference: str) -> str:
+    """One plain sentence for a gain and its interval (fractions; printed in points).
+
+    ``None``/NaN gains (an empty common mask) and missing intervals (too few blocks) say so.
+    """
+    if not _finite(gain) or not n:
         return f"{target_label} and {baseline_label} share no pixel-day against {reference}: no comparison."
-    g, a, b = 100 * gain, 100 * lo, 100 * hi
+    g = 100 * gain
+    if not (_finite(lo) and _finite(hi)):
+        return (f"{target_label} vs {baseline_label} against {reference}: {g:+.2f} points over {int(n):,} common "
+                f"pixel-days, but too few independent blocks for an interval: no verdict.")
+    a, b = 100 * lo, 100 * hi
     if a > 0:
         verdict = f"{target_label} is more accurate than {baseline_label}"
     elif b < 0:
@@ -222,4 +262,4 @@ def gain_sentence(target_label: str, baseline_label: str, gain: float, lo: float
     else:
         verdict = f"{target_label} is not distinguishable from {baseline_label}"
     return (f"{verdict} against {reference}: {g:+.2f} points (95 % interval {a:+.2f} .. {b:+.2f}) "
-            f"over {n:,} common pixel-days.")
+            f"over {int(n):,} common pixel-days.")

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.ctc import REASONS, select_season, summarise_by, triple_collocation
+from ftcloud.ctc import OUT_OF_RANGE, REASONS, select_season, summarise_by, triple_collocation
 from ftcloud.errors import (
     FTCloudError,
     GridMismatchError,
@@ -579,8 +579,10 @@ def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, obje
         ``n_stations`` (stations used: reason ``ok``), ``n_out_of_range`` (stations left out
         because an estimated psi or eta fell outside [0, 1], reason ``estimate_out_of_range``),
         ``n_days`` (sum of the stations' ``n``: the station-days behind the statistics) and per
-        accuracy ``v`` its mean ``v`` and median ``v_median`` over the stations used. Statistics
-        of rows with ``n_days < min_count`` are NaN (the counts stay).
+        accuracy ``v`` its mean ``v`` and median ``v_median`` over the stations used, and
+        ``psi_raw_median`` / ``eta_raw_median``: the medians of the unchecked estimates over every
+        fitted station (used + out of range), the least biased summary where a class is rare.
+        Statistics of rows with ``n_days < min_count`` are NaN (the counts stay).
     """
     nst = ctc.sizes["station"]
     defined = ctc["reason"] == 0
@@ -588,14 +590,23 @@ def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, obje
     masked = xr.Dataset({v: ctc[v].where(defined) for v in vars_})
     masked["reason"], masked["n"] = ctc["reason"], ctc["n"]
     allmap = xr.DataArray(np.zeros(nst, np.uint8), dims="station", attrs={"flag_values": [0], "flag_meanings": "all_stations"})
+    raw_vars = [v for v in ("psi_raw", "eta_raw") if v in ctc]
+    fitted = ctc["reason"].isin([0, OUT_OF_RANGE])
+    raw = xr.Dataset({v: ctc[v].where(fitted) for v in raw_vars})
     frames = []
     for kind, (smap, bins) in {"all": (allmap, None), **dict(strata)}.items():
         s = summarise_by(masked, smap, bins=bins, variables=vars_)
         df = s.rename(n_pixels="n_stations", n_samples="n_days").to_dataframe().reset_index()
+        if raw_vars:
+            # medians of the unchecked estimates over every fitted station (reasons ok and out of
+            # range): leaving the out-of-range ones out biases means AND medians low near 1
+            r = summarise_by(raw, smap, bins=bins, variables=raw_vars).to_dataframe().reset_index()
+            on = [c for c in ("stratum", "season", "pass", "product") if c in r.columns and c in df.columns]
+            df = df.merge(r[on + [f"{v}_median" for v in raw_vars]], on=on, how="left")
         df.insert(0, "stratum_type", kind)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    stats = [c for v in vars_ for c in (v, f"{v}_median")]
+    stats = [c for v in vars_ for c in (v, f"{v}_median")] + [f"{v}_median" for v in raw_vars]
     df.loc[df["n_days"] < int(min_count), stats] = np.nan
     keep = ["stratum_type", "stratum", "n_total", "season", "pass", "product", "n_stations", "n_out_of_range", "n_days",
             *stats]
@@ -679,14 +690,15 @@ def regional_series(fd: xr.DataArray, masks: list[tuple[str, str, np.ndarray]], 
 
 
 def table2(fd: xr.DataArray, region: xr.DataArray, stability: xr.DataArray | None, alpha: float = 0.05,
-           truth_fd: xr.DataArray | None = None, planted: xr.DataArray | None = None) -> pd.DataFrame:
+           truth_fd: xr.DataArray | None = None, planted: xr.DataArray | None = None, variance: str = "original",
+           lag: int | None = 1) -> pd.DataFrame:
     """The paper's Table 2 of ``fd`` (year, y, x), with the truth's Table 2 and the planted slopes beside it."""
     qt = [k for k, nm in _flag_names(region).items() if nm == "qinghai_tibet"]
     use_stab = stability is not None and bool(np.isin(np.asarray(region.values), qt).any())
     stab = stability if use_stab else None
-    df = regional_table(fd, region, stab, alpha=alpha)
+    df = regional_table(fd, region, stab, alpha=alpha, variance=variance, lag=lag)
     if truth_fd is not None:
-        tdf = regional_table(truth_fd, region, stab, alpha=alpha)
+        tdf = regional_table(truth_fd, region, stab, alpha=alpha, variance=variance, lag=lag)
         tdf = tdf[["group", "name", "mean_frozen_days", "sen_slope", "slope_low", "slope_high", "p"]].add_prefix("truth_")
         df = df.merge(tdf, left_on=["group", "name"], right_on=["truth_group", "truth_name"], how="left").drop(columns=["truth_group", "truth_name"])
     if planted is not None:
@@ -811,12 +823,13 @@ def baseline_comparison(products: Mapping[str, xr.DataArray], truth: xr.DataArra
     """Every product on one common mask per (reference, pass, season), with 95 % intervals.
 
     ``products``: gridded FT (pass, time, y, x), the first one the target (ConvLSTM_FT).
-    Against the truth: every pixel-day of ``period``; blocks = pixel-years. Against in-situ:
-    the network stations' pixels (``insitu`` from :func:`network_ft`); blocks = station-years.
+    Against the truth: every pixel-day of ``period``; against in-situ: the network stations'
+    pixels (``insitu`` from :func:`network_ft`). Blocks: 10 consecutive days of the whole window
+    (or of all stations), which keeps the errors' spatial correlation (ftcloud.compare).
     Returns one row per (reference, pass, season, product) with CA_O/CA_F/CA_T, their
     intervals, n, and the target's gain over the product with its paired interval.
     """
-    from ftcloud.compare import compare
+    from ftcloud.compare import compare, time_blocks
 
     names = list(products)
     target = names[0]
@@ -832,21 +845,17 @@ def baseline_comparison(products: Mapping[str, xr.DataArray], truth: xr.DataArra
         if rname == "insitu":
             r_, c_ = ref["pixel_row"], ref["pixel_col"]
             sel = {k: sample_at_stations(v, r_, c_).transpose("pass", "time", "station") for k, v in sel.items()}
-        years = times.year.to_numpy()
-        yi = np.unique(years, return_inverse=True)[1]
         for p in ref["pass"].values:
             rv = _codes(ref.sel({"pass": p}))
             pv = {k: _codes(v.sel({"pass": p})) for k, v in sel.items()}
-            npix = int(np.prod(rv.shape[1:]))
-            blocks = yi.reshape((-1,) + (1,) * (rv.ndim - 1)) * npix + np.arange(npix).reshape(rv.shape[1:])[None]
-            nb = int((yi.max() + 1) * npix) if len(yi) else 0
+            blocks, nb = time_blocks(times, rv.shape[1:])
             for season, months in COMPARE_SEASONS.items():
                 m = np.ones(len(times), bool) if months is None else np.isin(times.month, months)
                 if not m.any():
                     continue
                 c = compare(pv, rv, blocks, nb, target=target, reference_name=rname,
                             mask=m.reshape((-1,) + (1,) * (rv.ndim - 1)), n_boot=n_boot, seed=0,
-                            block="pixel-year" if rname == "truth" else "station-year")
+                            block="10-day blocks of the whole window" if rname == "truth" else "10-day blocks of all stations")
                 for k, r in c.table.iterrows():
                     row = {"reference": rname, "pass": str(p), "season": season, "product": k, **r.to_dict()}
                     if k in c.gains.index:
@@ -859,8 +868,8 @@ def _baselines_markdown(df: pd.DataFrame, period) -> str:
     from ftcloud.compare import gain_sentence
 
     lines = [f"# Every product on one common mask ({period[0]} .. {period[1]})", "",
-             "CA_O in % with its 95 % block-bootstrap interval (pixel-years against the truth, station-years "
-             "against in-situ); gain = ConvLSTM_FT - product in points with its paired interval. ConvLSTM's "
+             "CA_O in % with its 95 % block-bootstrap interval (blocks of 10 days of the whole window or of all "
+             "stations, so neighbours' shared errors are not counted as independent evidence); gain = ConvLSTM_FT - product in points with its paired interval. ConvLSTM's "
              "heads alone are in the model cards (the product stores the fused output only).", "",
              "| reference | pass | season | product | CA_O | interval | CA_F | CA_T | gain | gain interval | n |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -869,14 +878,18 @@ def _baselines_markdown(df: pd.DataFrame, period) -> str:
     words = []
     for _, r in df.iterrows():
         gi = "" if not np.isfinite(r.get("gain", np.nan)) else f"[{g(r['gain_lo'])}, {g(r['gain_hi'])}]"
+        ca_f = f(r["CA_F"]) if r.get("n_F", MIN_TABLE_COUNT) >= MIN_TABLE_COUNT else MASK_MARK
+        ca_t = f(r["CA_T"]) if r.get("n_T", MIN_TABLE_COUNT) >= MIN_TABLE_COUNT else MASK_MARK
         lines.append(f"| {r['reference']} | {r['pass']} | {r['season']} | {r['product']} | {f(r['CA_O'])} | "
-                     f"[{f(r['CA_O_lo'])}, {f(r['CA_O_hi'])}] | {f(r['CA_F'])} | {f(r['CA_T'])} | {g(r.get('gain', np.nan))} | {gi} | "
+                     f"[{f(r['CA_O_lo'])}, {f(r['CA_O_hi'])}] | {ca_f} | {ca_t} | {g(r.get('gain', np.nan))} | {gi} | "
                      f"{int(r['n'])} |")
         if np.isfinite(r.get("gain", np.nan)):
             ref = "the hidden truth" if r["reference"] == "truth" else "the in-situ networks"
             words.append(f"- {r['pass']}, {r['season']}: " + gain_sentence("ConvLSTM_FT", r["product"], r["gain"], r["gain_lo"],
                                                                             r["gain_hi"], int(r["n"]), ref))
-    return "\n".join(lines + ["", "In words:", ""] + words) + "\n"
+    note = (f"{MASK_MARK}: CA_F / CA_T over fewer than {MIN_TABLE_COUNT} frozen / thawed reference days "
+            "(n_F / n_T in baselines.csv), not reported.")
+    return "\n".join(lines + ["", note, "", "In words:", ""] + words) + "\n"
 
 
 def validate(store: str, product: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
@@ -944,13 +957,19 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         common_t = conv["time"].values
         for other in (smap, esdr, era_b):
             common_t = np.intersect1d(common_t, other["time"].values)
-        per_b = _period_clip(common_t, test_period)
-        bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
-        bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
-        bdf.to_csv(os.path.join(out, "baselines.csv"), index=False)
-        with open(os.path.join(out, "baselines.md"), "w") as f:
-            f.write(_baselines_markdown(bdf, per_b))
-        summary["baselines_period"] = list(per_b)
+        per_b = _period_clip(common_t, test_period) if len(common_t) else None
+        if per_b is None or pd.Timestamp(per_b[0]) > pd.Timestamp(per_b[1]):
+            why = (f"the product, ERA5-Land and both targets share no day in {test_period[0]}..{test_period[1]}")
+            log.warning("baseline comparison skipped: %s", why)
+            summary["skipped"].append(f"baseline comparison ({why})")
+        else:
+            bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
+            bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
+            if not bdf.empty:
+                bdf.to_csv(os.path.join(out, "baselines.csv"), index=False)
+                with open(os.path.join(out, "baselines.md"), "w") as f:
+                    f.write(_baselines_markdown(bdf, per_b))
+                summary["baselines_period"] = list(per_b)
     stages.done("baselines")
 
     # CTC ---------------------------------------------------------------------------------
@@ -1049,7 +1068,9 @@ def _direct_markdown(ddf: pd.DataFrame, period, rule: str, min_count: int = MIN_
               "(product state / reference state), in %. Seasons: frozen Dec-Jan, transition Feb-Apr + Oct-Nov, "
               f"thawed May-Sep. An accuracy over fewer than {min_count} station-days (its own denominator: "
               f"N[F/F]+N[T/F] for CA_F, N[T/T]+N[F/T] for CA_T, N for CA_O) is not reported: {MASK_MARK} in the "
-              "tables, empty in direct_validation.csv.\n")]
+              "tables, empty in direct_validation.csv. Each product is counted on its own valid station-days "
+              "(\"diff CA_O (own days)\" is therefore not a like-for-like gain); the fused product beside every "
+              "baseline on ONE common mask, with intervals: baselines.md.\n")]
     for refname, title in (("insitu", "against the in-situ FT"), ("truth", "against the twin's truth at the same station-days")):
         d = ddf[ddf["reference"] == refname]
         if d.empty:
@@ -1071,8 +1092,8 @@ def _direct_markdown(ddf: pd.DataFrame, period, rule: str, min_count: int = MIN_
                 wide = x if wide is None else wide.merge(x, on=["network", "season"])
             sparse = {f"{prod} {c}": wide[f"{prod} {c} sparse"] for prod in prods for c in CA_COUNTS}
             if "ConvLSTM_FT CA_O" in wide and "SMAP_E_FT CA_O" in wide:
-                wide["gain CA_O"] = wide["ConvLSTM_FT CA_O"] - wide["SMAP_E_FT CA_O"]
-                sparse["gain CA_O"] = wide["ConvLSTM_FT CA_O sparse"] | wide["SMAP_E_FT CA_O sparse"]
+                wide["diff CA_O (own days)"] = wide["ConvLSTM_FT CA_O"] - wide["SMAP_E_FT CA_O"]
+                sparse["diff CA_O (own days)"] = wide["ConvLSTM_FT CA_O sparse"] | wide["SMAP_E_FT CA_O sparse"]
             order = {s: i for i, s in enumerate(SEASONS_ALL)}
             wide = wide.sort_values(["network", "season"], key=lambda c: c.map(order) if c.name == "season" else c.map(lambda v: (v != "all", v)))
             sparse = {c: m.loc[wide.index] for c, m in sparse.items()}
@@ -1207,7 +1228,8 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
     tables = []
     for p in fd_all["pass"].values:
         t = table2(fd_all.sel({"pass": p}, drop=True), region, stab, alpha=alpha,
-                   truth_fd=truth_fd if p == "mean" else None, planted=planted if p == "mean" else None)
+                   truth_fd=truth_fd if p == "mean" else None, planted=planted if p == "mean" else None,
+                   variance=variance, lag=lag)
         t.insert(0, "pass", p)
         tables.append(t)
     tab = pd.concat(tables, ignore_index=True)
@@ -1232,7 +1254,7 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
         from ftcloud import figures as F
 
         os.makedirs(figdir, exist_ok=True)
-        fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", alpha=alpha).compute()
+        fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha).compute()
         for grp, name, title in ((("region", "all"), "fig11_regional_series.png", "Regional mean frozen days (mean of AM and PM)"),
                                  (("stability",), "fig12_stability_series.png", "Frozen days by permafrost thermal stability (Qinghai-Tibet)")):
             groups = list(series["group"].values)
@@ -1259,7 +1281,8 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
     res["significant_fdr"] = sig
     res["series"] = series.assign_attrs(long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days")
     res = res.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else res
-    res.attrs = {"title": "ftcloud frozen-day trends (SPEC section 7)", "product": str(product), "variance": variance, "alpha": alpha,
+    res.attrs = {"title": "ftcloud frozen-day trends (SPEC section 7)", "product": str(product), "variance": variance,
+                 "lag": "all" if lag is None else int(lag), "alpha": alpha,
                  "fdr_q": q, "min_valid": min_valid, "history": history_stamp("ftcloud trends")}
     _write_zarr(res, os.path.join(out, "trends.zarr"))
     for name in ("trends.zarr", "table2.csv", "table2.md", "regional_series.csv"):

@@ -77,14 +77,21 @@ def test_report_is_self_contained_with_the_papers_findings(first_run):
     find = pd.read_csv(rep / "findings.csv")
     gains = find[find["finding"].str.startswith("fused - SMAP_E_FT overall")]
     assert list(gains["paper"]) == [2.44, 2.44] and gains.iloc[:, 3].notna().all()
-    # the report's numbers are the model cards' numbers (fused minus SMAP_E_FT, against the truth)
+    # the report's numbers are the model cards' numbers (fused minus SMAP_E_FT, against the truth,
+    # on the card's common mask), recomputed here from the card's confusion-free table rows
     fus = pd.read_csv(rep / "fusion_by_season.csv")
     for p in ("AM", "PM"):
         card = json.loads((first_run["out"] / "models" / f"ft_convlstm_{p}.json").read_text())
-        m = card["metrics"]["vs_truth"]
-        want = 100 * (m["fused"]["frozen"]["CA_O"] - m["SMAP_E_FT"]["frozen"]["CA_O"])
+        tab = {r["product"]: r for r in card["metrics"]["common_vs_truth"]["frozen"]["table"]}
+        assert tab["fused"]["n"] == tab["SMAP_E_FT"]["n"]  # one mask
+        want = 100 * (tab["fused"]["CA_O"] - tab["SMAP_E_FT"]["CA_O"])
         got = fus[(fus["pass"] == p) & (fus["season"] == "frozen") & (fus["product"] == "ConvLSTM_FT (fused)")]["gain_vs_SMAP_E_FT"]
         assert float(got.iloc[0]) == pytest.approx(want, abs=1e-9)
+    # the report opens with the gains over every baseline, each with an interval and a sentence
+    gob = pd.read_csv(rep / "gains_over_baselines.csv")
+    assert {"ERA5_FT (stl1 < 273.15 K)", "SMAP head alone", "ESDR head alone"} <= set(gob["baseline"])
+    assert gob["in words"].str.contains("more accurate|LESS accurate|not distinguishable|no verdict").all()
+    assert page.index("What the fused product gains over each baseline") < page.index("Findings beside the paper")
     prov = json.loads((rep / "provenance.json").read_text())
     card = json.loads((first_run["out"] / "models" / "ft_convlstm_AM.json").read_text())
     assert prov["models_sha256"]["AM"]["export"] == card["files"]["export"]["sha256"]

@@ -129,10 +129,24 @@ def test_validate_cli_end_to_end(twin_2018, tmp_path):
     assert set(b["reference"]) == {"truth", "insitu"}
     for _, grp in b.groupby(["reference", "pass", "season"]):
         assert grp["n"].nunique() == 1  # one common mask: the same pixel-days for every product
-        assert ((grp["CA_O_lo"] <= grp["CA_O"] + 1e-12) & (grp["CA_O"] <= grp["CA_O_hi"] + 1e-12)).all()
-        t = grp.set_index("product")
-        for k in ("ERA5_FT", "SMAP_E_FT", "ESDR_FT"):
-            assert t.loc[k, "gain"] == pytest.approx(t.loc["ConvLSTM_FT", "CA_O"] - t.loc[k, "CA_O"])
+        # an interval brackets the estimate, or there is none (fewer than 10 ten-day blocks, e.g. Dec-Jan of 2018)
+        has = grp["CA_O_lo"].notna()
+        assert ((grp["CA_O_lo"] <= grp["CA_O"] + 1e-12) & (grp["CA_O"] <= grp["CA_O_hi"] + 1e-12))[has].all()
+        assert has.all() or grp["season"].iloc[0] == "frozen"
+    # the common mask counted independently from the stores: every product and the truth valid (0/1)
+    per = summary["baselines_period"]
+    days = pd.date_range(*per)
+    conv = xr.open_zarr(twin_2018["product"])["ft"].sel({"pass": "AM"}).sel(time=days).values
+    stl1 = xr.open_zarr(os.path.join(twin_2018["store"], "predictors", "era5land"))["stl1"].sel({"pass": "AM"}).isel(step=2)
+    stl1 = stl1.sel(time=days).transpose("time", "y", "x").values
+    smap = xr.open_zarr(os.path.join(twin_2018["store"], "targets", "smap_e_ft"))["smap_e_ft"].sel({"pass": "AM"}).sel(time=days).values
+    esdr = xr.open_zarr(os.path.join(twin_2018["store"], "targets", "esdr_ft"))["esdr_ft"].sel({"pass": "AM"}).sel(time=days).values
+    tr = _truth_codes(twin_2018["src"] / "truth").sel({"pass": "AM"}).sel(time=days).values
+    ok = np.isin(conv, (0, 1)) & np.isfinite(stl1) & np.isin(smap, (0, 1)) & np.isin(esdr, (0, 1)) & np.isin(tr, (0, 1))
+    row = b[(b["reference"] == "truth") & (b["pass"] == "AM") & (b["season"] == "all") & (b["product"] == "SMAP_E_FT")]
+    assert int(row["n"].iloc[0]) == int(ok.sum())
+    # and SMAP_E_FT's accuracy on that mask, by hand
+    assert float(row["CA_O"].iloc[0]) == pytest.approx(float((smap[ok] == tr[ok]).mean()))
     assert "In words:" in (out / "baselines.md").read_text()
 
     # CTC at the CMA stations
@@ -244,10 +258,11 @@ def _ctc_errors(products: dict, truth: xr.DataArray) -> pd.DataFrame:
     """Mean over the pixels where the CTC is defined of the CTC estimate minus the actual accuracy."""
     res = science.ctc_vs_truth(products, truth)
     ok = res["reason"] == 0
-    # ~all 130 pixels x 2 passes are fitted over a year; up to a fifth estimate an accuracy above 1
-    # (ERA5_FT's actual sensitivity is ~0.995) and are left out of the means (reason 6)
+    # ~all 130 pixels x 2 passes are fitted over a year; up to a third estimate an accuracy above 1
+    # (twin 2.0: ERA5_FT's actual sensitivity is ~0.99; 77 of 260 pixel-passes) and are left out of
+    # the means (reason 6)
     fitted = ok | (res["reason"] == 6)
-    assert int(fitted.sum()) >= 0.9 * ok.size and int(ok.sum()) >= 0.75 * ok.size
+    assert int(fitted.sum()) >= 0.9 * ok.size and int(ok.sum()) >= 0.6 * ok.size
     rows = []
     for prod in products:
         for p in ("AM", "PM"):

@@ -12,6 +12,8 @@ PRODUCT_LABELS = {
     "SMAP_E_FT": "SMAP_E_FT (target product)",
     "ESDR_FT": "ESDR_FT (target product)",
 }
+from ftcloud.validation import MIN_TABLE_COUNT  # noqa: E402
+
 BASELINES = ("ERA5_FT", "SMAP_E_FT", "ESDR_FT", "smap_head", "esdr_head")
 SEASON_LABELS = {"all": "all days", "frozen": "frozen season (Dec-Jan)", "transition": "transition (Feb-Apr, Oct-Nov)",
                  "thawed": "thawed season (May-Sep)"}
@@ -19,6 +21,15 @@ SEASON_LABELS = {"all": "all days", "frozen": "frozen season (Dec-Jan)", "transi
 
 def _fmt(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
+
+
+def _pp(v):
+    """A fraction as % points, None stays None."""
+    return None if v is None else 100 * v
+
+
+def _sg(v) -> str:
+    return "–" if v is None else f"{v:+.2f}"
 
 
 def _row(block: dict, product: str) -> dict | None:
@@ -80,23 +91,29 @@ def headline(card: dict) -> dict | None:
         for b in BASELINES:
             g = _gain(block, b)
             if g is not None:
-                vs[b] = {"CA_O": _row(block, b)["CA_O"], "gain_pct_points": 100 * g["gain"],
-                         "gain_lo": 100 * g["gain_lo"], "gain_hi": 100 * g["gain_hi"]}
-        out[key] = {"fused": f["CA_O"], "SMAP_E_FT": s["CA_O"], "n": f["n"],
-                    "gain_pct_points": 100 * (f["CA_O"] - s["CA_O"]), "vs": vs}
+                vs[b] = {"CA_O": _row(block, b)["CA_O"], "gain_pct_points": _pp(g["gain"]),
+                         "gain_lo": _pp(g["gain_lo"]), "gain_hi": _pp(g["gain_hi"])}
+        both = f["CA_O"] is not None and s["CA_O"] is not None
+        out[key] = {"fused": f["CA_O"], "SMAP_E_FT": s["CA_O"], "n": f["n"], "fused_lo": f["CA_O_lo"], "fused_hi": f["CA_O_hi"],
+                    "gain_pct_points": 100 * (f["CA_O"] - s["CA_O"]) if both else None, "vs": vs}
     return out
 
 
 def headline_text(pass_: str, h: dict) -> str:
-    """One line: the fused accuracy against the truth beside every baseline's, with the gains' intervals."""
-    o = h["overall"]
-    parts = [f"{pass_}: fused {100 * o['fused']:.2f} % against the truth on {o.get('n', 0):,} common pixel-days"]
-    for b, v in o["vs"].items():
-        parts.append(f"{b} {100 * v['CA_O']:.2f} % ({v['gain_pct_points']:+.2f} [{v['gain_lo']:+.2f}, {v['gain_hi']:+.2f}])")
-    fz = h["frozen_season"]
-    if fz.get("fused") is not None:
-        parts.append(f"Dec-Jan vs SMAP_E_FT {fz['gain_pct_points']:+.2f} points")
-    return "; ".join(parts)
+    """One line: the fused accuracy against the truth beside every baseline's, with the gains' intervals
+    (points), overall and in Dec-Jan."""
+    parts = []
+    for key, label in (("overall", "all days"), ("frozen_season", "Dec-Jan")):
+        o = h.get(key) or {}
+        if o.get("fused") is None:
+            parts.append(f"{label}: no common pixel-day")
+            continue
+        head = (f"{label}: fused {_fmt(o['fused'])} % [{_fmt(o.get('fused_lo'))}, {_fmt(o.get('fused_hi'))}] "
+                f"on {o.get('n', 0):,} common pixel-days")
+        gains = ", ".join(f"{b} {_fmt(v['CA_O'])} % ({_sg(v['gain_pct_points'])} [{_sg(v['gain_lo'])}, {_sg(v['gain_hi'])}])"
+                          for b, v in o["vs"].items())
+        parts.append(f"{head}; {gains}")
+    return f"{pass_} against the truth -- " + " | ".join(parts)
 
 
 def markdown(card: dict) -> str:
@@ -116,17 +133,20 @@ def markdown(card: dict) -> str:
             continue
         words = "the hidden truth" if ref == "truth" else ref
         lines += [f"## Against {words}: every product on one common mask (test period {period})", "",
-                  "CA_O / CA_F / CA_T in %, with the 95 % block-bootstrap interval (pixel-year blocks) of CA_O; "
+                  "CA_O / CA_F / CA_T in %, with the 95 % block-bootstrap interval of CA_O (blocks of 10 days of the "
+                  "whole window: neighbours share their errors); "
                   "gain = fused - product, in points, with its paired interval.", ""]
         lines += ["| season | product | CA_O | 95 % interval | CA_F | CA_T | fused gain | gain interval | n |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for season, block in common.items():
             for r in block["table"]:
                 g = _gain(block, r["product"])
-                gain = "" if g is None else f"{100 * g['gain']:+.2f}"
-                gint = "" if g is None else f"[{100 * g['gain_lo']:+.2f}, {100 * g['gain_hi']:+.2f}]"
+                gain = "" if g is None else _sg(_pp(g["gain"]))
+                gint = "" if g is None else f"[{_sg(_pp(g['gain_lo']))}, {_sg(_pp(g['gain_hi']))}]"
+                ca_f = _fmt(r["CA_F"]) if r.get("n_F", MIN_TABLE_COUNT) >= MIN_TABLE_COUNT else "–*"
+                ca_t = _fmt(r["CA_T"]) if r.get("n_T", MIN_TABLE_COUNT) >= MIN_TABLE_COUNT else "–*"
                 lines.append(f"| {season} | {PRODUCT_LABELS.get(r['product'], r['product'])} | {_fmt(r['CA_O'])} | "
-                             f"[{_fmt(r['CA_O_lo'])}, {_fmt(r['CA_O_hi'])}] | {_fmt(r['CA_F'])} | {_fmt(r['CA_T'])} | "
+                             f"[{_fmt(r['CA_O_lo'])}, {_fmt(r['CA_O_hi'])}] | {ca_f} | {ca_t} | "
                              f"{gain} | {gint} | {r['n']} |")
         lines.append("")
         if ref == "truth":
@@ -134,7 +154,8 @@ def markdown(card: dict) -> str:
             lines += [f"- {r['sentence']}" for r in gains_table(card, "truth")]
             lines.append("")
     lines += ["CA_F = N[F/F] / (N[F/F] + N[T/F]), CA_T = N[T/T] / (N[T/T] + N[F/T]), CA_O = (N[F/F] + N[T/T]) / all "
-              "(product state / reference state). The common mask keeps a pixel-day only where the reference and "
+              f"(product state / reference state). –*: CA_F or CA_T over fewer than {MIN_TABLE_COUNT} frozen / thawed "
+              "reference pixel-days, not reported. The common mask keeps a pixel-day only where the reference and "
               "every product in the table are valid (0 or 1). The paper's +2.44 / +7.03 % are fused vs SMAP_E_FT "
               "against six in-situ networks, not against this truth: compare like with like.", ""]
     return "\n".join(lines)

@@ -230,10 +230,11 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
 
     ``vs_<ref>``: each product on the pixel-days where it and the reference are valid.
     ``common_vs_<ref>``: every product of :data:`CARD_PRODUCTS` (the reference itself left out)
-    on ONE common mask per season, with 95 % block-bootstrap (pixel-year) intervals and the
+    on ONE common mask per season, with 95 % block-bootstrap intervals (10-day blocks of the whole
+    window, :func:`ftcloud.compare.time_blocks`) and the
     fused product's gain over each baseline (:func:`ftcloud.compare.compare`).
     """
-    from ftcloud.compare import compare, pixel_year_blocks
+    from ftcloud.compare import compare, time_blocks
 
     test = split_mask(data.times, "test", splits)
     X = data.X[test]
@@ -244,7 +245,7 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
         refs["truth"] = data.truth[test]
     times = data.times[test]
     seasons = season_of(times)
-    blocks, nb = pixel_year_blocks(times, X.shape[-2:])
+    blocks, nb = time_blocks(times, X.shape[-2:])
     report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
     for ref_name, ref in refs.items():
         block = {}
