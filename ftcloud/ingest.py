@@ -15,7 +15,8 @@ from ftcloud.grid import GridWindow, region_window
 from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, mark_incomplete, open_group, store_status
 from ftcloud.metadata import history_stamp, software_versions
 from ftcloud.recipes import pipelines
-from ftcloud.recipes.common import daily_index, run_beam
+from ftcloud.recipes.common import daily_index
+from ftcloud.recipes.regions import clear_markers, work_items, write_recipe
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +138,18 @@ def ingest(
     imerg: tuple | None = None,
     runner: str = "DirectRunner",
     workers: int = 1,
+    dask_address: str | None = None,
     progress: bool = True,
 ) -> IngestResult:
     """Run the recipes of every source found under ``source`` into groups under ``store``.
 
     Region and period default to the twin's parameters when ``source`` is a twin folder,
-    else to the packaged configuration. Each group is marked complete only after its
-    pipeline finished and its time axis was checked against the expected days.
+    else to the packaged configuration. Each group is written as a skeleton, then region by
+    region (:mod:`ftcloud.recipes.regions`: memory bounded by one output chunk and the inputs
+    it needs), on Beam's DirectRunner or, with ``dask_address`` (a scheduler's ``tcp://``
+    address), on Beam's DaskRunner; it is marked complete only after every region was written
+    and its time axis was checked against the expected days. An interrupted ingest resumes:
+    regions written under the same plan are not written again.
     """
     from ftcloud.config import get_options
 
@@ -171,23 +177,29 @@ def ingest(
 
     result = IngestResult(store, window, start, end)
     ensure_parent_groups(store, "x", storage_options)
+    runner_options = None
+    if dask_address:
+        runner, runner_options = "DaskRunner", {"dask_client_address": dask_address}
     for n, r in enumerate(recipes, 1):
         url = join(store, r.group)
         ensure_parent_groups(store, r.group, storage_options)
         if store_status(url, storage_options) is not None:
             mark_incomplete(url, storage_options)
         t0 = time.perf_counter()
-        log.info("ingest %s: %d inputs -> %s", r.name, len(r.urls), url)
-        bar = tqdm(total=len(r.urls), desc=f"ingest {n}/{len(recipes)} {r.name}", unit="file", disable=not progress)
+        items = work_items(r)
+        log.info("ingest %s: %d inputs, %d work items -> %s", r.name, len(r.urls), len(items), url)
+        bar = tqdm(total=sum(len(it.urls) for it in items), desc=f"ingest {n}/{len(recipes)} {r.name}", unit="file",
+                   disable=not progress)
         pipelines.PROGRESS[r.name] = bar.update
         try:
-            run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers)
+            wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options)
         finally:
             pipelines.PROGRESS.pop(r.name, None)
             bar.close()
         if r.time_encoding and r.name not in ("networks",):
             expected = _expected_days(r, start, end, targets_start, imerg)
             verify_time_axis(store, r.group, expected, storage_options)
+        clear_markers(url, storage_options)
         mark_complete(
             url,
             storage_options,
@@ -201,7 +213,9 @@ def ingest(
                 **window.to_attrs(),
             },
         )
-        result.groups[r.name] = {"group": r.group, "files": len(r.urls), "bytes": sizes.get(r.name, 0), "seconds": time.perf_counter() - t0}
+        result.groups[r.name] = {"group": r.group, "files": len(r.urls), "bytes": sizes.get(r.name, 0),
+                                 "seconds": time.perf_counter() - t0, "work_items": wr["items"],
+                                 "resumed_items": wr["skipped"]}
     return result
 
 

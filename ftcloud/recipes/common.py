@@ -181,7 +181,7 @@ def _unwrap(exc: BaseException) -> BaseException | None:
     return None
 
 
-def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1) -> None:
+def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1, options: dict | None = None) -> None:
     """Run ``build(pipeline)`` on a Beam runner; surface ftcloud's own errors unwrapped.
 
     Beam re-raises worker exceptions wrapped in its own types with the traceback in the
@@ -190,10 +190,14 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1)
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    if runner == "DaskRunner":  # ships with apache-beam, but is not registered under its short name
+        runner = "apache_beam.runners.dask.dask_runner.DaskRunner"
     opts = {"runner": runner}
     if runner == "DirectRunner":
         opts.update(direct_num_workers=max(int(workers), 1), direct_running_mode="in_memory")
-    options = PipelineOptions(flags=[], **opts)
+    # runner options as command-line flags (Beam maps "--dask_client_address" to its own dest name)
+    flags = [f"--{k}={v}" for k, v in (options or {}).items()]
+    options = PipelineOptions(flags=flags, **opts)
     # Beam logs every worker exception with its traceback at ERROR; ftcloud re-raises the error
     # itself with a clear message, so Beam's own log is kept for -vv (debug) only.
     beam_log = logging.getLogger("apache_beam")

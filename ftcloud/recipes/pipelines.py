@@ -55,6 +55,11 @@ class SourceRecipe:
     target_chunks: dict
     time_encoding: dict | None = field(default_factory=lambda: dict(TIME_ENCODING))
     attrs: dict = field(default_factory=dict)
+    # the region plan (ftcloud.recipes.regions): the output's concat coordinate and, per input
+    # (in ``urls`` order), the [start, stop) positions its fragment fills; None = one item
+    concat_dim: str = "time"
+    index: object = None
+    spans: list | None = None
 
     @property
     def group(self) -> str:
@@ -106,6 +111,11 @@ class SourceRecipe:
 # Per-source plans
 
 
+def _span(index: pd.DatetimeIndex, a: pd.Timestamp, b: pd.Timestamp) -> tuple[int, int]:
+    """[start, stop) positions of the days a..b in ``index``."""
+    return int(index.searchsorted(a)), int(index.searchsorted(b, side="right"))
+
+
 def _pattern(fmt, name: str, keys: list, nitems=None, merge: bool = False):
     from pangeo_forge_recipes.patterns import ConcatDim, FilePattern, MergeDim
 
@@ -122,8 +132,10 @@ def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     by_url = {era5land.era5_url(source, m): m for m in months}
     pattern = _pattern(lambda time: era5land.era5_url(source, time), "time", months)
     opener = functools.partial(_open_era5, months=by_url, window=window, start=start, end=end, storage_options=storage_options)
-    sizes = {"time": len(daily_index(start, end)), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
-    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks))
+    index = daily_index(start, end)
+    sizes = {"time": len(index), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
+    spans = [_span(index, max(m, pd.Timestamp(start)), min(m + pd.offsets.MonthEnd(0), pd.Timestamp(end))) for m in months]
+    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks), index=index, spans=spans)
 
 
 def _open_imerg(key, *, days, source, window, storage_options):
@@ -135,7 +147,8 @@ def imerg_recipe(source: str, window: GridWindow, start, end, chunks: dict, stor
     by_key = {f"{source}/imerg#{d:%Y-%m-%d}": d for d in days}
     pattern = _pattern(lambda time: f"{source}/imerg#{time:%Y-%m-%d}", "time", list(days), nitems=1)
     opener = functools.partial(_open_imerg, days=by_key, source=source, window=window, storage_options=storage_options)
-    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks))
+    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
+                        index=days, spans=[(i, i + 1) for i in range(len(days))])
 
 
 def _open_smap(url, *, days, window, storage_options):
@@ -147,7 +160,8 @@ def smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, stora
     by_url = {targets.smap_url(source, d): d for d in days}
     pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
     opener = functools.partial(_open_smap, days=by_url, window=window, storage_options=storage_options)
-    return SourceRecipe("smap_e_ft", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks))
+    return SourceRecipe("smap_e_ft", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks),
+                        index=days, spans=[(i, i + 1) for i in range(len(days))])
 
 
 def _open_esdr(url, *, years, window, start, end, storage_options):
@@ -159,7 +173,11 @@ def esdr_recipe(source: str, window: GridWindow, start, end, chunks: dict, stora
     by_url = {targets.esdr_url(source, y): y for y in years}
     pattern = _pattern(lambda time: targets.esdr_url(source, time), "time", years)
     opener = functools.partial(_open_esdr, years=by_url, window=window, start=start, end=end, storage_options=storage_options)
-    return SourceRecipe("esdr_ft", pattern, opener, chunk_plan({"time": len(daily_index(start, end)), "y": window.shape[0], "x": window.shape[1]}, chunks))
+    index = daily_index(start, end)
+    spans = [_span(index, max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)), min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)))
+             for y in years]
+    return SourceRecipe("esdr_ft", pattern, opener, chunk_plan({"time": len(index), "y": window.shape[0], "x": window.shape[1]}, chunks),
+                        index=index, spans=spans)
 
 
 def first_smap_url(source: str, start, end, storage_options=None) -> str:
@@ -185,7 +203,7 @@ def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_optio
     pattern = _pattern(lambda y: f"{source}/statics#rows{y}", "y", starts)
     opener = functools.partial(_open_statics, blocks=blocks, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options)
     chunks = chunk_plan({"y": window.shape[0], "x": window.shape[1]}, {"y": tile, "x": tile})
-    return SourceRecipe("statics", pattern, opener, chunks, time_encoding=None)
+    return SourceRecipe("statics", pattern, opener, chunks, time_encoding=None, concat_dim="y")
 
 
 def _open_station(url, *, meta, times, window, storage_options):
@@ -212,7 +230,7 @@ def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     opener = functools.partial(_open_station, meta=meta, times=times, window=window, storage_options=storage_options)
     return SourceRecipe(
         "networks", pattern, opener, chunk_plan({"station": len(meta), "time": len(times)}, {"station": 1, **chunks}),
-        time_encoding=dict(TIME_ENCODING_30MIN),
+        time_encoding=dict(TIME_ENCODING_30MIN), concat_dim="station",
     )
 
 
@@ -228,5 +246,5 @@ def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None
     days = daily_index(start, end)
     pattern = _pattern(lambda station: f"{source}/insitu/cma#{station}", "station", ["all"])
     opener = functools.partial(_open_cma, source=source, days=days, window=window, storage_options=storage_options)
-    return SourceRecipe("cma", pattern, opener, {"time": len(days)})
+    return SourceRecipe("cma", pattern, opener, {"time": len(days)}, concat_dim="station")
 
