@@ -65,7 +65,8 @@ def cmd_ingest(args) -> int:
         args.source, args.store, region=args.region, start=args.start, end=args.end,
         targets_start=args.targets_start, sources=sources,
         storage_options=_storage_options(args), source_storage_options=_storage_options(args, "source_"),
-        runner=args.runner, workers=args.workers, dask_address=args.dask_address, progress=not args.quiet,
+        runner=args.runner, workers=args.workers, dask_address=args.dask_address, writer=args.writer,
+        progress=not args.quiet,
     )
     print(res.summary())
     return 0
@@ -266,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
     i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
     i.add_argument("--workers", type=int, default=1, help="DirectRunner workers (default 1)")
+    i.add_argument("--writer", choices=["regions", "pangeo-forge"], default="regions",
+                   help="regions: skeleton + region writes in bounded memory (default); pangeo-forge: StoreToZarr (baseline)")
     i.add_argument("--dask-address", default=None,
                    help="run the work items on Beam's DaskRunner against this dask scheduler (tcp://host:port)")
     _add_storage_args(i)

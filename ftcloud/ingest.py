@@ -139,6 +139,7 @@ def ingest(
     runner: str = "DirectRunner",
     workers: int = 1,
     dask_address: str | None = None,
+    writer: str = "regions",
     progress: bool = True,
 ) -> IngestResult:
     """Run the recipes of every source found under ``source`` into groups under ``store``.
@@ -149,7 +150,9 @@ def ingest(
     it needs), on Beam's DirectRunner or, with ``dask_address`` (a scheduler's ``tcp://``
     address), on Beam's DaskRunner; it is marked complete only after every region was written
     and its time axis was checked against the expected days. An interrupted ingest resumes:
-    regions written under the same plan are not written again.
+    regions written under the same plan are not written again. ``writer="pangeo-forge"``
+    runs the recipes' own ``StoreToZarr`` transform instead (the previous writer: it holds the
+    whole rechunk in memory on the DirectRunner; kept as the benchmarks' baseline).
     """
     from ftcloud.config import get_options
 
@@ -192,7 +195,16 @@ def ingest(
                    disable=not progress)
         pipelines.PROGRESS[r.name] = bar.update
         try:
-            wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options)
+            if writer == "pangeo-forge":
+                from ftcloud.recipes.common import run_beam
+
+                run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers,
+                         options=runner_options)
+                wr = {"items": len(r.urls), "skipped": 0}
+            elif writer == "regions":
+                wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options)
+            else:
+                raise ValueError(f"ingest: writer {writer!r} is not one of 'regions', 'pangeo-forge'")
         finally:
             pipelines.PROGRESS.pop(r.name, None)
             bar.close()

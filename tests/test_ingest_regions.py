@@ -110,3 +110,17 @@ def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path)
     assert _chunks(tmp_path / "dask") == _chunks(local)
     ds = xr.open_zarr(tmp_path / "dask" / "predictors" / "era5land")
     assert ds.sizes["time"] == 81 and ds.attrs["ftcloud_status"] == "complete"
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_quick_runs():
+    """benchmarks/scaling.py --quick runs end to end and prints its fitted exponents (the figures
+    themselves are measured by running the benchmark, not asserted here)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "scaling.py"), "--quick"], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "fitted exponent of time" in p.stdout and "peak RSS" in p.stdout
