@@ -181,6 +181,28 @@ def _unwrap(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _dask_state() -> Callable:
+    """Beam's DaskRunner makes its own distributed Client the process-wide default scheduler and
+    leaves it there; return a function that closes the clients it opened and restores dask's
+    scheduler setting, so later dask work in the same process is unaffected."""
+    import dask
+    from distributed.client import _global_clients
+
+    sched = dask.config.get("scheduler", None)
+    before = {id(c) for c in list(_global_clients.values())}
+
+    def restore() -> None:
+        for c in list(_global_clients.values()):
+            if id(c) not in before:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001 - best effort on a client Beam abandoned
+                    pass
+        dask.config.set(scheduler=sched)
+
+    return restore
+
+
 def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1, options: dict | None = None) -> None:
     """Run ``build(pipeline)`` on a Beam runner; surface ftcloud's own errors unwrapped.
 
@@ -204,6 +226,7 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1,
     old_level = beam_log.level
     if not log.isEnabledFor(logging.DEBUG):
         beam_log.setLevel(logging.CRITICAL)
+    restore = _dask_state() if "DaskRunner" in runner else None
     try:
         with beam.Pipeline(options=options) as p:
             build(p)
@@ -217,6 +240,8 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1,
                 raise ValidationError(line.strip()) from e
         raise
     finally:
+        if restore is not None:
+            restore()
         beam_log.setLevel(old_level)
 
 
