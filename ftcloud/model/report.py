@@ -172,7 +172,9 @@ def bar_chart(card: dict, path: str) -> None:
     common = card["metrics"][f"common_vs_{ref}"]
     seasons = [s for s in ("all", "frozen", "transition", "thawed") if s in common]
     prods = [r["product"] for r in common[seasons[0]]["table"]]
-    fig, ax = plt.subplots(figsize=(8.5, 3.8), dpi=110)
+    prods = [p for p in ("fused", "smap_head", "esdr_head", "ERA5_FT", "SMAP_E_FT", "ESDR_FT") if p in prods] + \
+        [p for p in prods if p not in PRODUCT_LABELS]
+    fig, ax = plt.subplots(figsize=(8.5, 4.4), dpi=110)
     width = 0.8 / len(prods)
     lo_all = 100.0
     for i, p in enumerate(prods):
@@ -187,7 +189,7 @@ def bar_chart(card: dict, path: str) -> None:
     ax.set_ylabel("overall accuracy CA_O (%), 95 % interval")
     ax.set_ylim(max(0, lo_all - 5), 100)
     ax.set_title(f"Test period, pass {card['pass']}, against {'the truth' if ref == 'truth' else ref}: one common mask")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
