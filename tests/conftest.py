@@ -99,7 +99,7 @@ def tiny_model(tiny_store, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("model")
     data = load_target_period(tiny_store, "AM")
-    x = data.X.transpose(2, 0, 1, 3, 4).reshape(8, -1)
+    x = np.asarray(data.X).transpose(2, 0, 1, 3, 4).reshape(8, -1)
     mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
     torch.manual_seed(3)
     cfg = ModelConfig(hidden=(4,))

@@ -79,10 +79,63 @@ def stack_inputs(pred: xr.Dataset, statics: xr.Dataset) -> np.ndarray:
     return np.concatenate([dyn, st], axis=2)
 
 
+class StoreInputs:
+    """The model inputs ``(day, step, channel, y, x)`` float32, read from the store on demand.
+
+    Nothing is loaded up front: ``read(days, rows, cols)`` (and ``inputs[days]``) read only the
+    zarr chunks that hold those days and that patch, so training memory is bounded by a batch,
+    not by the target period. The static layers are small (y, x) arrays kept in memory.
+    ``np.asarray(inputs)`` materialises everything (small stores and tests only).
+    """
+
+    def __init__(self, pred: xr.Dataset, statics: xr.Dataset, times: pd.DatetimeIndex):
+        import zarr  # noqa: F401 - the store's arrays are zarr-backed dask arrays
+
+        self.times = pd.DatetimeIndex(times)
+        pos = pd.DatetimeIndex(pred["time"].values).get_indexer(self.times)
+        if (pos < 0).any():
+            raise ValidationError(f"predictors: {int((pos < 0).sum())} target days have no predictor day")
+        self._pos = pos
+        self._dyn = [pred[v].transpose("time", "step", "y", "x").data for v in DYNAMIC_VARS]  # lazy dask arrays
+        self._static = np.stack([np.asarray(statics[v].values, "f4") for v in STATIC_VARS], axis=0)  # (4, y, x)
+        nstep = pred.sizes["step"]
+        self.shape = (len(self.times), nstep, len(CHANNELS), *self._static.shape[1:])
+        self.ndim = 5
+        self.dtype = np.dtype("f4")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """Inputs of the day positions ``days`` (ints, a slice or a boolean mask) over a patch."""
+        idx = np.arange(self.shape[0])[days]
+        idx = np.atleast_1d(idx)
+        src = self._pos[idx]
+        import dask
+
+        # one read per contiguous run of days keeps the chunk reads few; threads read the 4 arrays together
+        parts = [a[src][:, :, rows, cols] for a in self._dyn]
+        dyn = np.stack(dask.compute(*parts, scheduler="threads"), axis=2).astype("f4", copy=False)  # (n, step, 4, h, w)
+        st = self._static[:, rows, cols]
+        st = np.broadcast_to(st[None, None], (dyn.shape[0], dyn.shape[1], *st.shape))
+        return np.concatenate([dyn, st], axis=2)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            days, *rest = key
+            out = self.read(days)
+            return out[(slice(None), *rest)]
+        return self.read(key)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read(slice(None))
+        return out.astype(dtype) if dtype is not None else out
+
+
 @dataclass
 class TargetData:
     times: pd.DatetimeIndex
-    X: np.ndarray  # (t, 3, 8, y, x) float32
+    X: np.ndarray | StoreInputs  # (t, 3, 8, y, x) float32; from a store: read on demand
     smap: np.ndarray  # (t, y, x) uint8 0/1/255
     esdr: np.ndarray
     truth: np.ndarray | None  # (t, y, x) uint8 or None
@@ -105,14 +158,16 @@ def truth_for(store: str, pass_: str, times, storage_options=None) -> np.ndarray
 
 
 def load_target_period(store: str, pass_: str, storage_options=None) -> TargetData:
-    """Inputs and both targets for every day that has both targets (2015-04-01 ..)."""
+    """Inputs (read on demand, :class:`StoreInputs`) and both targets for every day that has
+    both targets (2015-04-01 ..). The targets are uint8 and held in memory (1/32 of the inputs'
+    size); the inputs are not."""
     pred, statics = open_inputs(store, pass_, storage_options)
     smap = open_group(store, "targets/smap_e_ft", storage_options)["smap_e_ft"].sel({"pass": pass_})
     esdr = open_group(store, "targets/esdr_ft", storage_options)["esdr_ft"].sel({"pass": pass_})
     times = pd.DatetimeIndex(np.intersect1d(np.intersect1d(smap["time"].values, esdr["time"].values), pred["time"].values))
     if len(times) == 0:
         raise ValidationError(f"{store}: predictors and targets share no days")
-    X = stack_inputs(pred.sel(time=times).load(), statics.load())
+    X = StoreInputs(pred, statics.load(), times)
     return TargetData(
         times=times,
         X=X,

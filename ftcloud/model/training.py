@@ -47,12 +47,36 @@ class TrainConfig:
         return d
 
 
-def channel_stats(X: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std over the training days (NaN-aware); std never below 1e-6."""
-    x = X[train].transpose(2, 0, 1, 3, 4).reshape(X.shape[2], -1).astype("f8")
-    mean = np.nanmean(x, axis=1)
-    std = np.nanstd(x, axis=1)
-    return mean.astype("f4"), np.maximum(std, 1e-6).astype("f4")
+def channel_stats(X, train: np.ndarray, block_days: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the training days (NaN-aware); std never below 1e-6.
+
+    Streams over blocks of ``block_days`` training days (memory: one block), with the
+    two-pass formula per block merged by Chan et al.'s parallel update (exact to rounding).
+    """
+    days = np.flatnonzero(train)
+    nch = X.shape[2]
+    n = np.zeros(nch)
+    mean = np.zeros(nch)
+    m2 = np.zeros(nch)
+    for k in range(0, len(days), block_days):
+        xb = X[days[k:k + block_days]]
+        x = np.asarray(xb).transpose(2, 0, 1, 3, 4).reshape(nch, -1).astype("f8")
+        ok = np.isfinite(x)
+        nb = ok.sum(axis=1).astype("f8")
+        sb = np.where(ok, x, 0.0).sum(axis=1)
+        mb = np.divide(sb, nb, out=np.zeros(nch), where=nb > 0)
+        m2b = np.where(ok, (x - mb[:, None]) ** 2, 0.0).sum(axis=1)
+        tot = n + nb
+        delta = mb - mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(tot > 0, nb / np.where(tot > 0, tot, 1), 0.0)
+        mean = mean + delta * frac
+        m2 = m2 + m2b + delta**2 * n * frac
+        n = tot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.sqrt(np.where(n > 0, m2 / np.where(n > 0, n, 1), np.nan))
+        mean = np.where(n > 0, mean, np.nan)
+    return mean.astype("f4"), np.maximum(np.nan_to_num(std, nan=0.0), 1e-6).astype("f4")
 
 
 def head_targets(y: np.ndarray, train: np.ndarray, share: float) -> np.ndarray:
@@ -115,7 +139,8 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     def batch(idx, rows=slice(None), cols=slice(None)):
-        x = torch.from_numpy(np.ascontiguousarray(data.X[idx][..., rows, cols]))
+        xb = data.X.read(idx, rows, cols) if hasattr(data.X, "read") else data.X[idx][..., rows, cols]
+        x = torch.from_numpy(np.ascontiguousarray(xb))
         x = torch.nan_to_num((x - mean_t.reshape(1, 1, -1, 1, 1)) / std_t.reshape(1, 1, -1, 1, 1))
         return x, torch.from_numpy(ys[idx][..., rows, cols]), torch.from_numpy(ye[idx][..., rows, cols])
 
@@ -237,15 +262,21 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     from ftcloud.compare import compare, time_blocks
 
     test = split_mask(data.times, "test", splits)
-    X = data.X[test]
-    pred = predict_heads(model, X)
-    products = {**pred, "ERA5_FT": era5_ft_from_inputs(X), "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
+    tdays = np.flatnonzero(test)
+    parts, era = [], []
+    for k in range(0, len(tdays), 32):  # memory: 32 days of inputs at a time
+        Xb = np.asarray(data.X[tdays[k:k + 32]])
+        parts.append(predict_heads(model, Xb))
+        era.append(era5_ft_from_inputs(Xb))
+    pred = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    X_shape = (len(tdays),) + tuple(data.X.shape[1:])
+    products = {**pred, "ERA5_FT": np.concatenate(era), "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
     refs = {"SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
     if data.truth is not None:
         refs["truth"] = data.truth[test]
     times = data.times[test]
     seasons = season_of(times)
-    blocks, nb = time_blocks(times, X.shape[-2:])
+    blocks, nb = time_blocks(times, X_shape[-2:])
     report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
     for ref_name, ref in refs.items():
         block = {}
