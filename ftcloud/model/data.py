@@ -82,43 +82,82 @@ def stack_inputs(pred: xr.Dataset, statics: xr.Dataset) -> np.ndarray:
 class StoreInputs:
     """The model inputs ``(day, step, channel, y, x)`` float32, read from the store on demand.
 
-    Nothing is loaded up front: ``read(days, rows, cols)`` (and ``inputs[days]``) read only the
-    zarr chunks that hold those days and that patch, so training memory is bounded by a batch,
-    not by the target period. The static layers are small (y, x) arrays kept in memory.
+    Nothing is loaded up front. ``read(days, rows, cols)`` (and ``inputs[days]``) read only the
+    zarr chunks that hold those days and that patch, decoded once and kept in a least-recently
+    used cache of at most ``cache_bytes`` (default 1 GiB): memory is bounded by the cache and a
+    batch, never by the target period. (A small store fits the cache whole, so an epoch after
+    the first reads nothing again.) The static layers are small (y, x) arrays kept in memory.
     ``np.asarray(inputs)`` materialises everything (small stores and tests only).
     """
 
-    def __init__(self, pred: xr.Dataset, statics: xr.Dataset, times: pd.DatetimeIndex):
-        import zarr  # noqa: F401 - the store's arrays are zarr-backed dask arrays
+    def __init__(self, pred: xr.Dataset, statics: xr.Dataset, times: pd.DatetimeIndex, arrays: dict,
+                 pass_index: int, cache_bytes: int = 1 << 30):
+        from collections import OrderedDict
 
         self.times = pd.DatetimeIndex(times)
         pos = pd.DatetimeIndex(pred["time"].values).get_indexer(self.times)
         if (pos < 0).any():
             raise ValidationError(f"predictors: {int((pos < 0).sum())} target days have no predictor day")
         self._pos = pos
-        self._dyn = [pred[v].transpose("time", "step", "y", "x").data for v in DYNAMIC_VARS]  # lazy dask arrays
+        self._arrays = [arrays[v] for v in DYNAMIC_VARS]  # zarr arrays (time, pass, step, y, x)
+        for v, a in zip(DYNAMIC_VARS, self._arrays):
+            dims = a.attrs.get("_ARRAY_DIMENSIONS")
+            if dims != ["time", "pass", "step", "y", "x"] or any(k in a.attrs for k in ("scale_factor", "add_offset")):
+                raise ValidationError(f"predictors/era5land/{v}: stored as {dims} with attributes {sorted(a.attrs)}; "
+                                      "expected raw float32 (time, pass, step, y, x) as ftcloud ingest writes it")
+        self._pass = int(pass_index)
         self._static = np.stack([np.asarray(statics[v].values, "f4") for v in STATIC_VARS], axis=0)  # (4, y, x)
-        nstep = pred.sizes["step"]
-        self.shape = (len(self.times), nstep, len(CHANNELS), *self._static.shape[1:])
+        a0 = self._arrays[0]
+        self._chunks = a0.chunks
+        self.shape = (len(self.times), a0.shape[2], len(CHANNELS), *self._static.shape[1:])
         self.ndim = 5
         self.dtype = np.dtype("f4")
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_bytes = int(cache_bytes)
+        self._held = 0
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _chunk(self, v: int, kt: int, ky: int, kx: int) -> np.ndarray:
+        key = (v, kt, ky, kx)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        ct, _, _, cy, cx = self._chunks
+        block = np.asarray(self._arrays[v][kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx],
+                           "f4")
+        self._cache[key] = block
+        self._held += block.nbytes
+        while self._held > self._cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._held -= old.nbytes
+        return block
+
     def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """Inputs of the day positions ``days`` (ints, a slice or a boolean mask) over a patch."""
-        idx = np.arange(self.shape[0])[days]
-        idx = np.atleast_1d(idx)
+        idx = np.atleast_1d(np.arange(self.shape[0])[days])
         src = self._pos[idx]
-        import dask
-
-        # one read per contiguous run of days keeps the chunk reads few; threads read the 4 arrays together
-        parts = [a[src][:, :, rows, cols] for a in self._dyn]
-        dyn = np.stack(dask.compute(*parts, scheduler="threads"), axis=2).astype("f4", copy=False)  # (n, step, 4, h, w)
-        st = self._static[:, rows, cols]
-        st = np.broadcast_to(st[None, None], (dyn.shape[0], dyn.shape[1], *st.shape))
-        return np.concatenate([dyn, st], axis=2)
+        ny, nx = self.shape[3:]
+        r0, r1, _ = rows.indices(ny)
+        c0, c1, _ = cols.indices(nx)
+        ct, _, nstep, cy, cx = self._chunks
+        out = np.empty((len(idx), nstep, len(CHANNELS), r1 - r0, c1 - c0), "f4")
+        kts = src // ct
+        for kt in np.unique(kts):
+            sel = np.flatnonzero(kts == kt)
+            local = src[sel] - kt * ct
+            for ky in range(r0 // cy, (r1 - 1) // cy + 1):
+                ya, yb = max(r0, ky * cy), min(r1, (ky + 1) * cy)
+                for kx in range(c0 // cx, (c1 - 1) // cx + 1):
+                    xa, xb = max(c0, kx * cx), min(c1, (kx + 1) * cx)
+                    for v in range(len(self._arrays)):
+                        blk = self._chunk(v, int(kt), ky, kx)
+                        out[sel, :, v, ya - r0:yb - r0, xa - c0:xb - c0] = \
+                            blk[local][:, :, ya - ky * cy:yb - ky * cy, xa - kx * cx:xb - kx * cx]
+        out[:, :, len(self._arrays):] = self._static[None, None, :, r0:r1, c0:c1]
+        return out
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
@@ -167,7 +206,13 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
     times = pd.DatetimeIndex(np.intersect1d(np.intersect1d(smap["time"].values, esdr["time"].values), pred["time"].values))
     if len(times) == 0:
         raise ValidationError(f"{store}: predictors and targets share no days")
-    X = StoreInputs(pred, statics.load(), times)
+    import zarr
+
+    from ftcloud.io.stores import get_mapper, join
+
+    group = zarr.open_group(get_mapper(join(store, "predictors/era5land"), storage_options), mode="r")
+    pass_index = list(open_group(store, "predictors/era5land", storage_options)["pass"].values).index(pass_)
+    X = StoreInputs(pred, statics.load(), times, {v: group[v] for v in DYNAMIC_VARS}, pass_index)
     return TargetData(
         times=times,
         X=X,
