@@ -32,6 +32,8 @@ __all__ = [
     "block_confusion",
     "bootstrap_counts",
     "compare",
+    "compare_counts",
+    "CommonCounts",
     "pixel_year_blocks",
     "time_blocks",
     "MIN_BLOCKS",
@@ -199,6 +201,20 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     if mask is not None:
         common &= np.broadcast_to(mask, common.shape)
     per = np.stack([block_confusion(products[k], reference, blocks, common, n_blocks) for k in names], axis=1)
+    return compare_counts(per, names, target=target, reference_name=reference_name, n_boot=n_boot, seed=seed,
+                          ci=ci, block=block, min_blocks=min_blocks)
+
+
+def compare_counts(per: np.ndarray, names: list, *, target: str = "fused", reference_name: str = "truth",
+                   n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "10-day domain",
+                   min_blocks: int = MIN_BLOCKS) -> Comparison:
+    """:func:`compare` from per-block confusion counts ``per`` (n_blocks, len(names), 4), as
+    :func:`block_confusion` makes them on a common mask (or :class:`CommonCounts` accumulates
+    them batch by batch, so that a long period never has to be held whole)."""
+    names = list(names)
+    if target not in names:
+        raise KeyError(f"compare: target {target!r} is not among the products {names}")
+    per = np.asarray(per)
     used = per.sum(axis=(1, 2)) > 0
     per = per[used]
     total = per.sum(axis=0)  # (k, 4)
@@ -237,6 +253,35 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
         grows[k] = row
     gains = pd.DataFrame.from_dict(grows, orient="index")
     return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block, notes)
+
+
+
+class CommonCounts:
+    """Streaming :func:`compare`: feed batches of days, get the same :class:`Comparison`.
+
+    ``add(products, reference, blocks, mask)`` takes one batch (any subset of days, each day
+    wholly inside one call or split across calls: the counts just add); ``result()`` runs
+    :func:`compare_counts`. Memory: (n_blocks, k, 4) counts, whatever the period.
+    """
+
+    def __init__(self, names, n_blocks: int, **kwargs):
+        self.names = list(names)
+        self.n_blocks = int(n_blocks)
+        self.kwargs = kwargs
+        self.per = np.zeros((self.n_blocks, len(self.names), 4), np.int64)
+
+    def add(self, products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: np.ndarray,
+            mask: np.ndarray | None = None) -> None:
+        common = _valid(reference)
+        for k in self.names:
+            common &= _valid(products[k])
+        if mask is not None:
+            common &= np.broadcast_to(mask, common.shape)
+        for j, k in enumerate(self.names):
+            self.per[:, j] += block_confusion(products[k], reference, blocks, common, self.n_blocks)
+
+    def result(self) -> Comparison:
+        return compare_counts(self.per, self.names, **self.kwargs)
 
 
 def _finite(v) -> bool:

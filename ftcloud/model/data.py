@@ -17,6 +17,7 @@ import xarray as xr
 from ftcloud.errors import UnitsError, ValidationError
 from ftcloud.io.stores import open_group
 from ftcloud.metadata import FT_MISSING
+from ftcloud.recipes.packing import decode
 from ftcloud.timeutil import check_pass
 
 DYNAMIC_VARS = {"stl1": "K", "swvl1": "m3 m-3", "sde": "m", "pr": "mm h-1"}
@@ -82,6 +83,8 @@ def stack_inputs(pred: xr.Dataset, statics: xr.Dataset) -> np.ndarray:
 class StoreInputs:
     """The model inputs ``(day, step, channel, y, x)`` float32, read from the store on demand.
 
+    Packed predictors (``ftcloud.recipes.packing``) are decoded exactly as xarray decodes them.
+
     Nothing is loaded up front. ``read(days, rows, cols)`` (and ``inputs[days]``) read only the
     zarr chunks that hold those days and that patch, decoded once and kept in a least-recently
     used cache of at most ``cache_bytes`` (default 1 GiB): memory is bounded by the cache and a
@@ -102,9 +105,10 @@ class StoreInputs:
         self._arrays = [arrays[v] for v in DYNAMIC_VARS]  # zarr arrays (time, pass, step, y, x)
         for v, a in zip(DYNAMIC_VARS, self._arrays):
             dims = a.attrs.get("_ARRAY_DIMENSIONS")
-            if dims != ["time", "pass", "step", "y", "x"] or any(k in a.attrs for k in ("scale_factor", "add_offset")):
-                raise ValidationError(f"predictors/era5land/{v}: stored as {dims} with attributes {sorted(a.attrs)}; "
-                                      "expected raw float32 (time, pass, step, y, x) as ftcloud ingest writes it")
+            packed = any(k in a.attrs for k in ("scale_factor", "add_offset"))
+            if dims != ["time", "pass", "step", "y", "x"] or not (a.dtype == np.float32 or packed and a.dtype.kind in "iu"):
+                raise ValidationError(f"predictors/era5land/{v}: stored as {a.dtype} {dims}; expected float32 or CF-packed "
+                                      "integers with dims (time, pass, step, y, x), as ftcloud ingest writes them")
         self._pass = int(pass_index)
         self._static = np.stack([np.asarray(statics[v].values, "f4") for v in STATIC_VARS], axis=0)  # (4, y, x)
         a0 = self._arrays[0]
@@ -126,8 +130,9 @@ class StoreInputs:
             self._cache.move_to_end(key)
             return hit
         ct, _, _, cy, cx = self._chunks
-        block = np.asarray(self._arrays[v][kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx],
-                           "f4")
+        a = self._arrays[v]
+        raw = a[kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx]
+        block = decode(raw, a.attrs, a.fill_value)  # CF packing decoded as xarray does
         self._cache[key] = block
         self._held += block.nbytes
         while self._held > self._cache_bytes and len(self._cache) > 1:
@@ -171,17 +176,134 @@ class StoreInputs:
         return out.astype(dtype) if dtype is not None else out
 
 
+class StoreTarget:
+    """One FT target (or the twin's truth) ``(day, y, x)`` uint8 for one pass, read on demand.
+
+    ``read(days, rows, cols)`` reads only the zarr chunks of those days and that patch (cached,
+    least recently used first out, at most ``cache_bytes``); ``np.asarray(target)`` reads all.
+    """
+
+    def __init__(self, array, positions: np.ndarray, pass_index: int, cache_bytes: int = 256 << 20):
+        from collections import OrderedDict
+
+        self._a = array  # zarr array (time, pass, y, x) uint8
+        self._pos = np.asarray(positions, np.int64)
+        self._pass = int(pass_index)
+        self._chunks = array.chunks
+        self.shape = (len(self._pos), *array.shape[2:])
+        self.ndim = 3
+        self.dtype = np.dtype("u1")
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_bytes = int(cache_bytes)
+        self._held = 0
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _chunk(self, kt: int, ky: int, kx: int) -> np.ndarray:
+        key = (kt, ky, kx)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        ct, _, cy, cx = self._chunks
+        block = np.asarray(self._a[kt * ct:(kt + 1) * ct, self._pass, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx], "u1")
+        self._cache[key] = block
+        self._held += block.nbytes
+        while self._held > self._cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._held -= old.nbytes
+        return block
+
+    def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        idx = np.atleast_1d(np.arange(self.shape[0])[days])
+        src = self._pos[idx]
+        ny, nx = self.shape[1:]
+        r0, r1, _ = rows.indices(ny)
+        c0, c1, _ = cols.indices(nx)
+        ct, _, cy, cx = self._chunks
+        out = np.empty((len(idx), r1 - r0, c1 - c0), "u1")
+        kts = src // ct
+        for kt in np.unique(kts):
+            sel = np.flatnonzero(kts == kt)
+            local = src[sel] - kt * ct
+            for ky in range(r0 // cy, (r1 - 1) // cy + 1):
+                ya, yb = max(r0, ky * cy), min(r1, (ky + 1) * cy)
+                for kx in range(c0 // cx, (c1 - 1) // cx + 1):
+                    xa, xb = max(c0, kx * cx), min(c1, (kx + 1) * cx)
+                    blk = self._chunk(int(kt), ky, kx)
+                    out[sel, ya - r0:yb - r0, xa - c0:xb - c0] = blk[local][:, ya - ky * cy:yb - ky * cy, xa - kx * cx:xb - kx * cx]
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            days, *rest = key
+            return self.read(days)[(slice(None), *rest)]
+        return self.read(key)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read(slice(None))
+        return out.astype(dtype) if dtype is not None else out
+
+
+class FileTruth:
+    """The twin's hidden truth ``(day, y, x)`` uint8 for one pass, read from its NetCDF file on
+    demand (days not in the file read as missing)."""
+
+    def __init__(self, path: str, pass_: str, times):
+        self._path = path
+        with xr.open_dataset(path) as ds:
+            ftimes = pd.DatetimeIndex(ds["time"].values)
+            self._pass = list(ds["pass"].values).index(pass_)
+            ny, nx = ds["ft"].shape[-2:]
+            self._dims = ds["ft"].dims
+        self._pos = ftimes.get_indexer(pd.DatetimeIndex(times))
+        self.shape = (len(self._pos), ny, nx)
+        self.ndim = 3
+        self.dtype = np.dtype("u1")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        idx = np.atleast_1d(np.arange(self.shape[0])[days])
+        src = self._pos[idx]
+        ny, nx = self.shape[1:]
+        r0, r1, _ = rows.indices(ny)
+        c0, c1, _ = cols.indices(nx)
+        out = np.full((len(idx), r1 - r0, c1 - c0), FT_MISSING, "u1")
+        have = src >= 0
+        if have.any():
+            with xr.open_dataset(self._path) as ds:
+                ft = ds["ft"].isel({"pass": self._pass}).transpose("time", ...)
+                arr = np.asarray(ft.isel(time=src[have], y=slice(r0, r1), x=slice(c0, c1)).values)
+            arr = np.where(np.isfinite(arr), arr, FT_MISSING).astype("u1") if arr.dtype.kind == "f" else arr.astype("u1")
+            out[have] = arr
+        return out
+
+    __getitem__ = StoreTarget.__getitem__
+    __array__ = StoreTarget.__array__
+
+
 @dataclass
 class TargetData:
     times: pd.DatetimeIndex
     X: np.ndarray | StoreInputs  # (t, 3, 8, y, x) float32; from a store: read on demand
-    smap: np.ndarray  # (t, y, x) uint8 0/1/255
-    esdr: np.ndarray
-    truth: np.ndarray | None  # (t, y, x) uint8 or None
+    smap: np.ndarray | StoreTarget  # (t, y, x) uint8 0/1/255; from a store: read on demand
+    esdr: np.ndarray | StoreTarget
+    truth: np.ndarray | FileTruth | None  # (t, y, x) uint8 or None
 
 
-def truth_for(store: str, pass_: str, times, storage_options=None) -> np.ndarray | None:
-    """The twin's hidden truth for these days, when the store was ingested from a twin folder."""
+def read_days(arr, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+    """``arr[days][..., rows, cols]`` for numpy arrays and the on-demand readers alike."""
+    if hasattr(arr, "read"):
+        return arr.read(days, rows, cols)
+    return np.asarray(arr[days])[..., rows, cols]
+
+
+def truth_for(store: str, pass_: str, times, storage_options=None) -> FileTruth | None:
+    """The twin's hidden truth for these days (read on demand), when the store was ingested
+    from a twin folder on this file system."""
     attrs = open_group(store, "predictors/era5land", storage_options).attrs
     src = attrs.get("ftcloud_source")
     if not src or "://" in src and not src.startswith("file://"):
@@ -189,17 +311,13 @@ def truth_for(store: str, pass_: str, times, storage_options=None) -> np.ndarray
     path = os.path.join(src.replace("file://", ""), "truth", "truth_ft_9km.nc")
     if not os.path.exists(path):
         return None
-    with xr.open_dataset(path) as ds:
-        ft = ds["ft"].sel({"pass": pass_}).reindex(time=pd.DatetimeIndex(times))
-        arr = np.asarray(ft.values)
-    arr = np.where(np.isfinite(arr), arr, FT_MISSING).astype("u1") if arr.dtype.kind == "f" else arr.astype("u1")
-    return arr
+    return FileTruth(path, pass_, times)
 
 
 def load_target_period(store: str, pass_: str, storage_options=None) -> TargetData:
-    """Inputs (read on demand, :class:`StoreInputs`) and both targets for every day that has
-    both targets (2015-04-01 ..). The targets are uint8 and held in memory (1/32 of the inputs'
-    size); the inputs are not."""
+    """Inputs (:class:`StoreInputs`), both targets (:class:`StoreTarget`) and, on the twin, the
+    truth (:class:`FileTruth`) for every day that has both targets (2015-04-01 ..), all read on
+    demand: nothing of the period is loaded up front."""
     pred, statics = open_inputs(store, pass_, storage_options)
     smap = open_group(store, "targets/smap_e_ft", storage_options)["smap_e_ft"].sel({"pass": pass_})
     esdr = open_group(store, "targets/esdr_ft", storage_options)["esdr_ft"].sel({"pass": pass_})
@@ -213,10 +331,19 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
     group = zarr.open_group(get_mapper(join(store, "predictors/era5land"), storage_options), mode="r")
     pass_index = list(open_group(store, "predictors/era5land", storage_options)["pass"].values).index(pass_)
     X = StoreInputs(pred, statics.load(), times, {v: group[v] for v in DYNAMIC_VARS}, pass_index)
+    targets = {}
+    for name, da_ in (("smap_e_ft", smap), ("esdr_ft", esdr)):
+        tg = zarr.open_group(get_mapper(join(store, f"targets/{name}"), storage_options), mode="r")
+        arr = tg[name]
+        if arr.attrs.get("_ARRAY_DIMENSIONS") != ["time", "pass", "y", "x"] or arr.dtype != np.uint8:
+            raise ValidationError(f"{store}/targets/{name}/{name}: stored as {arr.dtype} {arr.attrs.get('_ARRAY_DIMENSIONS')}; "
+                                  "expected uint8 (time, pass, y, x), as ftcloud ingest writes it")
+        tpass = list(open_group(store, f"targets/{name}", storage_options)["pass"].values).index(pass_)
+        targets[name] = StoreTarget(arr, pd.DatetimeIndex(da_["time"].values).get_indexer(times), tpass)
     return TargetData(
         times=times,
         X=X,
-        smap=np.asarray(smap.sel(time=times).values, "u1"),
-        esdr=np.asarray(esdr.sel(time=times).values, "u1"),
+        smap=targets["smap_e_ft"],
+        esdr=targets["esdr_ft"],
         truth=truth_for(store, pass_, times, storage_options),
     )

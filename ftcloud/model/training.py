@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ftcloud.metadata import FT_MISSING
-from ftcloud.model.data import TargetData, season_of, split_mask
+from ftcloud.model.data import TargetData, read_days, season_of, split_mask
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +79,48 @@ def channel_stats(X, train: np.ndarray, block_days: int = 32) -> tuple[np.ndarra
     return mean.astype("f4"), np.maximum(np.nan_to_num(std, nan=0.0), 1e-6).astype("f4")
 
 
-def head_targets(y: np.ndarray, train: np.ndarray, share: float) -> np.ndarray:
-    """int64 class targets: 0 thawed, 1 frozen, 2 permanently missing, -100 masked (daily gap)."""
-    miss = y == FT_MISSING
-    permanent = miss[train].mean(axis=0) >= share
+def head_classes(y: np.ndarray, permanent: np.ndarray) -> np.ndarray:
+    """int64 class targets of a batch ``(t, y, x)``: 0 thawed, 1 frozen, 2 permanently missing
+    (``permanent``, a (y, x) mask), -100 masked (a daily gap, left out of the loss)."""
     out = y.astype("i8")
-    out[miss] = -100
+    out[y == FT_MISSING] = -100
     out[:, permanent] = 2
     return out
 
 
-def class_weights(targets: list[np.ndarray]) -> np.ndarray:
-    counts = np.array([sum(int((t == c).sum()) for t in targets) for c in (0, 1)], "f8")
-    counts = np.maximum(counts, 1)
+def head_targets(y: np.ndarray, train: np.ndarray, share: float) -> np.ndarray:
+    """:func:`head_classes` of a whole (small, in-memory) target, the permanent mask from ``train``."""
+    permanent = (y == FT_MISSING)[train].mean(axis=0) >= share
+    return head_classes(y, permanent)
+
+
+def target_summary(targets, train: np.ndarray, share: float, block_days: int = 64):
+    """Streamed over the training days: each target's permanently-missing mask (missing on at
+    least ``share`` of them) and the thawed/frozen counts off that mask (for the class weights).
+    Memory: ``block_days`` days of one target at a time."""
+    idx = np.flatnonzero(train)
+    out = []
+    for t in targets:
+        miss = None
+        for k in range(0, len(idx), block_days):
+            y = read_days(t, idx[k:k + block_days])
+            m = (y == FT_MISSING).sum(axis=0, dtype=np.int64)
+            miss = m if miss is None else miss + m
+        permanent = miss / len(idx) >= share if miss is not None else np.zeros(t.shape[1:], bool)
+        counts = np.zeros(2, np.int64)
+        for k in range(0, len(idx), block_days):
+            y = read_days(t, idx[k:k + block_days])[:, ~permanent]
+            counts += [int((y == 0).sum()), int((y == 1).sum())]
+        out.append((permanent, counts))
+    return out
+
+
+def class_weights(targets: list[np.ndarray] | None = None, counts: np.ndarray | None = None) -> np.ndarray:
+    """Balanced weights of thawed/frozen (and 1 for "missing"), from class targets or from
+    (thawed, frozen) ``counts``."""
+    if counts is None:
+        counts = np.array([sum(int((t == c).sum()) for t in targets) for c in (0, 1)], "f8")
+    counts = np.maximum(np.asarray(counts, "f8"), 1)
     w = counts.sum() / (2 * counts)
     return np.array([w[0], w[1], 1.0], "f4")
 
@@ -129,9 +158,8 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
             f"training and validation splits {config.splits or 'of the paper (2015-04-01 .. 2018-03-31)'}"
         )
     mean, std = channel_stats(data.X, train)
-    ys = head_targets(data.smap, train, config.permanent_missing)
-    ye = head_targets(data.esdr, train, config.permanent_missing)
-    w = torch.tensor(class_weights([ys[train], ye[train]]))
+    (perm_s, cnt_s), (perm_e, cnt_e) = target_summary([data.smap, data.esdr], train, config.permanent_missing)
+    w = torch.tensor(class_weights(counts=cnt_s + cnt_e))
     mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
     net = DualHeadConvLSTM(mcfg)
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
@@ -139,10 +167,11 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     def batch(idx, rows=slice(None), cols=slice(None)):
-        xb = data.X.read(idx, rows, cols) if hasattr(data.X, "read") else data.X[idx][..., rows, cols]
-        x = torch.from_numpy(np.ascontiguousarray(xb))
+        x = torch.from_numpy(np.ascontiguousarray(read_days(data.X, idx, rows, cols)))
         x = torch.nan_to_num((x - mean_t.reshape(1, 1, -1, 1, 1)) / std_t.reshape(1, 1, -1, 1, 1))
-        return x, torch.from_numpy(ys[idx][..., rows, cols]), torch.from_numpy(ye[idx][..., rows, cols])
+        a = head_classes(read_days(data.smap, idx, rows, cols), perm_s[rows, cols])
+        b = head_classes(read_days(data.esdr, idx, rows, cols), perm_e[rows, cols])
+        return x, torch.from_numpy(a), torch.from_numpy(b)
 
     def val_loss():
         net.eval()
@@ -220,20 +249,7 @@ def predict_heads(model, X: np.ndarray, batch_days: int = 16) -> dict[str, np.nd
 
 def accuracy(product: np.ndarray, reference: np.ndarray) -> dict:
     """CA_F, CA_T, CA_O (SPEC section 5) and the counts, over pixels valid in both."""
-    ok = (product != FT_MISSING) & (reference != FT_MISSING)
-    p, r = product[ok], reference[ok]
-    ff = int(((p == 1) & (r == 1)).sum())
-    tf = int(((p == 0) & (r == 1)).sum())
-    tt = int(((p == 0) & (r == 0)).sum())
-    ft = int(((p == 1) & (r == 0)).sum())
-    n = ff + tf + tt + ft
-    return {
-        "CA_F": ff / (ff + tf) if ff + tf else None,
-        "CA_T": tt / (tt + ft) if tt + ft else None,
-        "CA_O": (ff + tt) / n if n else None,
-        "n": n,
-        "N_FF": ff, "N_TF": tf, "N_TT": tt, "N_FT": ft,
-    }
+    return _accuracy_from_counts(_confusion(product, reference))
 
 
 #: the products scored side by side in a model card (SPEC section 10 / issue 9): the fused
@@ -259,44 +275,66 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     window, :func:`ftcloud.compare.time_blocks`) and the
     fused product's gain over each baseline (:func:`ftcloud.compare.compare`).
     """
-    from ftcloud.compare import compare, time_blocks
+    from ftcloud.compare import CommonCounts, time_blocks
 
     test = split_mask(data.times, "test", splits)
     tdays = np.flatnonzero(test)
-    parts, era = [], []
-    for k in range(0, len(tdays), 32):  # memory: 32 days of inputs at a time
-        Xb = np.asarray(data.X[tdays[k:k + 32]])
-        parts.append(predict_heads(model, Xb))
-        era.append(era5_ft_from_inputs(Xb))
-    pred = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    X_shape = (len(tdays),) + tuple(data.X.shape[1:])
-    products = {**pred, "ERA5_FT": np.concatenate(era), "SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
-    refs = {"SMAP_E_FT": data.smap[test], "ESDR_FT": data.esdr[test]}
-    if data.truth is not None:
-        refs["truth"] = data.truth[test]
     times = data.times[test]
     seasons = season_of(times)
-    blocks, nb = time_blocks(times, X_shape[-2:])
+    shape_yx = tuple(data.X.shape[-2:])
+    _, nb = time_blocks(times)
+    day_block = time_blocks(times)[0]  # (t,) block id of each test day
     report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
-    for ref_name, ref in refs.items():
-        block = {}
-        for prod_name, prod in products.items():
-            if prod_name == ref_name:
-                continue
-            block[prod_name] = {"all": accuracy(prod, ref)}
-            for s in ("frozen", "transition", "thawed"):
-                m = seasons == s
-                if m.any():
-                    block[prod_name][s] = accuracy(prod[m], ref[m])
-        report[f"vs_{ref_name}"] = block
-        common = {}
-        prods = {k: v for k, v in products.items() if k != ref_name}
-        for s in ("all", "frozen", "transition", "thawed"):
-            m = np.ones(len(times), bool) if s == "all" else seasons == s
-            if not m.any():
-                continue
-            c = compare(prods, ref, blocks, nb, target="fused", reference_name=ref_name,
-                        mask=m[:, None, None], n_boot=n_boot, seed=0)
-            common[s] = c.to_dict()
-        report[f"common_vs_{ref_name}"] = common
+    ref_names = ["SMAP_E_FT", "ESDR_FT"] + (["truth"] if data.truth is not None else [])
+    season_names = [s for s in ("all", "frozen", "transition", "thawed") if s == "all" or (seasons == s).any()]
+    order = ("smap_head", "esdr_head", "fused", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")  # the cards' row order
+    own = {r: {p: {s: np.zeros(4, np.int64) for s in season_names} for p in order if p != r} for r in ref_names}
+    common = {r: {s: CommonCounts([p for p in order if p != r], nb, target="fused", reference_name=r,
+                                  n_boot=n_boot, seed=0) for s in season_names} for r in ref_names}
+    # streamed over the test period, 32 days at a time: memory is one batch of inputs and the
+    # per-block confusion counts, whatever the period or the region
+    for k in range(0, len(tdays), 32):
+        pos = np.arange(k, min(k + 32, len(tdays)))
+        days = tdays[pos]
+        Xb = read_days(data.X, days)
+        products = {**predict_heads(model, Xb), "ERA5_FT": era5_ft_from_inputs(Xb),
+                    "SMAP_E_FT": read_days(data.smap, days), "ESDR_FT": read_days(data.esdr, days)}
+        del Xb
+        refs = {"SMAP_E_FT": products["SMAP_E_FT"], "ESDR_FT": products["ESDR_FT"]}
+        if data.truth is not None:
+            refs["truth"] = read_days(data.truth, days)
+        blocks = np.broadcast_to(day_block[pos].reshape(-1, 1, 1), (len(pos), *shape_yx))
+        for r, ref in refs.items():
+            for s in season_names:
+                m = np.ones(len(pos), bool) if s == "all" else seasons[pos] == s
+                if not m.any():
+                    continue
+                mm = np.broadcast_to(m[:, None, None], blocks.shape)
+                prods = {p: products[p] for p in order if p != r}
+                common[r][s].add(prods, ref, blocks, mm)
+                for p, v in prods.items():
+                    own[r][p][s] += _confusion(v[m], ref[m])
+    for r in ref_names:
+        report[f"vs_{r}"] = {p: {s: _accuracy_from_counts(c) for s, c in by_season.items()} for p, by_season in own[r].items()}
+        report[f"common_vs_{r}"] = {s: common[r][s].result().to_dict() for s in season_names}
     return report
+
+
+def _confusion(product: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """N[F/F], N[T/F], N[T/T], N[F/T] over the pixel-days valid in both."""
+    ok = (product != FT_MISSING) & (reference != FT_MISSING)
+    p, r = product[ok], reference[ok]
+    return np.array([int(((p == 1) & (r == 1)).sum()), int(((p == 0) & (r == 1)).sum()),
+                     int(((p == 0) & (r == 0)).sum()), int(((p == 1) & (r == 0)).sum())], np.int64)
+
+
+def _accuracy_from_counts(c: np.ndarray) -> dict:
+    ff, tf, tt, ft = (int(v) for v in c)
+    n = ff + tf + tt + ft
+    return {
+        "CA_F": ff / (ff + tf) if ff + tf else None,
+        "CA_T": tt / (tt + ft) if tt + ft else None,
+        "CA_O": (ff + tt) / n if n else None,
+        "n": n,
+        "N_FF": ff, "N_TF": tf, "N_TT": tt, "N_FT": ft,
+    }

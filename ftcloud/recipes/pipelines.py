@@ -20,6 +20,7 @@ from ftcloud.grid import GridWindow
 from ftcloud.io.stores import filesystem
 from ftcloud.recipes import era5land, others, targets
 from ftcloud.recipes.common import TIME_ENCODING, TIME_ENCODING_30MIN, chunk_plan, daily_index, months_between, open_bytes
+from ftcloud.recipes.packing import PREDICTOR_PACKING
 
 GROUPS = {
     "era5land": "predictors/era5land",
@@ -60,6 +61,10 @@ class SourceRecipe:
     concat_dim: str = "time"
     index: object = None
     spans: list | None = None
+    # CF packing of data variables (ftcloud.recipes.packing): name -> Packing; None = as opened.
+    # Applied by the region writer; the pangeo-forge StoreToZarr writer (the benchmarks' baseline)
+    # writes the variables as opened (float32).
+    packing: dict | None = None
 
     @property
     def group(self) -> str:
@@ -135,7 +140,8 @@ def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     index = daily_index(start, end)
     sizes = {"time": len(index), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
     spans = [_span(index, max(m, pd.Timestamp(start)), min(m + pd.offsets.MonthEnd(0), pd.Timestamp(end))) for m in months]
-    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks), index=index, spans=spans)
+    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks), index=index, spans=spans,
+                        packing=dict(PREDICTOR_PACKING))
 
 
 def _open_imerg(key, *, days, source, window, storage_options):

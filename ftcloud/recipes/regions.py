@@ -37,6 +37,7 @@ import xarray as xr
 
 from ftcloud.errors import TimeAxisError
 from ftcloud.io.stores import filesystem, get_mapper, join
+from ftcloud.recipes import packing
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def plan_fingerprint(recipe, items: list[WorkItem]) -> str:
         "index": [str(v) for v in (recipe.index if recipe.index is not None else [])],
         "time_encoding": recipe.time_encoding,
         "attrs": recipe.attrs,
+        "packing": {k: [p.scale_factor, p.add_offset] for k, p in sorted((recipe.packing or {}).items())},
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -106,6 +108,8 @@ def _encoding(ds: xr.Dataset, recipe) -> dict:
             e["chunks"] = tuple(int(min(chunks.get(d, s), s)) for d, s in zip(v.dims, v.shape))
         if name == "time" and recipe.time_encoding:
             e = {**recipe.time_encoding, "chunks": (int(chunks.get("time", v.shape[0])),)}
+        if name in (recipe.packing or {}):
+            e = {**e, **packing.encoding(name, recipe.packing)}
         if e:
             enc[name] = e
     return enc
@@ -155,6 +159,16 @@ def _marker(url: str, k: int) -> str:
     return join(url, MARKERS, f"{k:06d}.json")
 
 
+def _source_of(recipe, item: WorkItem, local: int) -> str:
+    """The input file that holds position ``local`` of a work item, and its coordinate value."""
+    k = item.start + int(local)
+    value = recipe.index[k] if recipe.index is not None else k
+    for url, (s0, s1) in zip(recipe.urls, recipe.spans or []):
+        if s0 <= k < s1:
+            return f"{url} ({recipe.concat_dim} {str(value)[:10]})"
+    return f"{recipe.name} ({recipe.concat_dim} {str(value)[:10]})"
+
+
 def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, fingerprint: str) -> int:
     """Open the item's inputs, take exactly its positions and write its region; then its marker."""
     dim = recipe.concat_dim
@@ -167,6 +181,7 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
                             f"give no {dim} {missing[0]} (expected {len(want)} values from {want[0]} to {want[-1]})")
     ds = ds.sel({dim: want})
     ds = ds.drop_vars([n for n, v in ds.variables.items() if dim not in v.dims])
+    packing.check_packable(ds, recipe.packing, lambda pos: _source_of(recipe, item, pos.get(dim, 0)))
     for name in ds.variables:
         ds[name].encoding = {}
     ds.to_zarr(get_mapper(url, storage_options), region={dim: slice(item.start, item.stop)}, consolidated=False)
