@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 
-from ftcloud.errors import FTCloudError
+from ftcloud.errors import FTCloudError, ValidationError
 
 log = logging.getLogger("ftcloud")
 
@@ -89,13 +89,42 @@ def cmd_info(args) -> int:
     return 0
 
 
+def parse_splits(text: str | None) -> dict | None:
+    """``train=A:B,C:D;val=E:F;test=G:H`` (inclusive dates) -> the splits dict; None = the paper's."""
+    if not text:
+        return None
+    import pandas as pd
+
+    out = {}
+    for part in text.split(";"):
+        name, _, ranges = part.strip().partition("=")
+        name = name.strip()
+        if name not in ("train", "val", "test") or not ranges:
+            raise ValidationError(f"--splits: {part.strip()!r} is not NAME=START:END[,START:END...] with NAME train, val or test")
+        spans = []
+        for r in ranges.split(","):
+            a, sep, b = r.strip().partition(":")
+            try:
+                ta, tb = pd.Timestamp(a), pd.Timestamp(b)
+            except ValueError:
+                ta = tb = None
+            if not sep or ta is None or tb is None or tb < ta:
+                raise ValidationError(f"--splits: {name} range {r.strip()!r} is not START:END with START <= END (YYYY-MM-DD)")
+            spans.append((f"{ta:%Y-%m-%d}", f"{tb:%Y-%m-%d}"))
+        out[name] = tuple(spans)
+    missing = {"train", "val", "test"} - set(out)
+    if missing:
+        raise ValidationError(f"--splits: no {', '.join(sorted(missing))} given (all three are needed)")
+    return out
+
+
 def cmd_train(args) -> int:
     from ftcloud.model import train
     from ftcloud.model.report import headline, headline_text
     from ftcloud.model.training import TrainConfig
 
     cfg = TrainConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), kernel=args.kernel, epochs=args.epochs,
-                      patience=args.patience, seed=args.seed, lr=args.lr)
+                      patience=args.patience, seed=args.seed, lr=args.lr, splits=parse_splits(args.splits))
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     for p in passes:
         card = train(args.store, p, args.out, cfg, storage_options=_storage_options(args), progress=not args.quiet)
@@ -291,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default 4)")
     t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--splits", default=None, metavar="train=A:B[,C:D];val=E:F;test=G:H",
+                   help="own train/validation/test periods (inclusive dates); default the paper's "
+                        "(train 2015-04..2016-03 + 2016-11..2017-03, val 2016-04..10 + 2017-11..2018-03, test 2018-04..2020-12)")
     _add_storage_args(t)
     t.set_defaults(func=cmd_train)
 

@@ -143,3 +143,35 @@ def test_common_counts_batch_by_batch_equal_one_compare():
     part = acc.result()
     pd.testing.assert_frame_equal(part.table, whole.table)
     pd.testing.assert_frame_equal(part.gains, whole.gains)
+
+
+def test_tiled_evaluation_equals_the_whole_window(twin, monkeypatch):
+    """A region larger than the evaluation tile is scored tile by tile with the receptive-field
+    halo read from the window: the card equals the whole-window card, and so do the channel
+    statistics and the validation loss (to float rounding)."""
+    torch = pytest.importorskip("torch")
+    from ftcloud.model import training
+    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
+    from ftcloud.model.data import load_target_period
+
+    data = load_target_period(str(twin / "store"), "AM")
+    splits = {"train": (("2018-12-20", "2019-01-20"),), "val": (("2019-01-21", "2019-01-31"),),
+              "test": (("2019-02-01", "2019-02-10"),)}
+    train = training.split_mask(data.times, "train", splits)
+    mean, std = training.channel_stats(data.X, train)
+    torch.manual_seed(0)
+    model = FusedFTModel(DualHeadConvLSTM(ModelConfig(hidden=(4,))), torch.tensor(mean), torch.tensor(std)).eval()
+    whole = training.evaluate_test_period(model, data, splits, n_boot=100)
+    cfg = training.TrainConfig(hidden=(4,), epochs=1, seed=3, splits=splits, batch_days=4, patch=8)
+    r_whole = training.train_pass(data, cfg, progress=False)
+    assert max(data.X.shape[-2:]) > 6
+    monkeypatch.setattr(training, "EVAL_TILE", 6)  # tiny window 10 x 13 -> 2 x 3 tiles with a halo of 3
+    assert len(list(training.tile_windows(*data.X.shape[-2:], 3))) == 6
+    mean6, std6 = training.channel_stats(data.X, train)
+    np.testing.assert_allclose(mean6, mean, rtol=1e-5)
+    np.testing.assert_allclose(std6, std, rtol=1e-4)
+    tiled = training.evaluate_test_period(model, data, splits, n_boot=100)
+    assert tiled == whole
+    r_tiled = training.train_pass(data, cfg, progress=False)
+    np.testing.assert_allclose([h["val_loss"] for h in r_tiled.history], [h["val_loss"] for h in r_whole.history],
+                               rtol=1e-4)

@@ -133,3 +133,22 @@ def test_streamed_channel_stats_equal_numpy_over_the_training_days():
     assert np.allclose(mean[:7], np.nanmean(x[:7], axis=1), rtol=1e-6)
     assert np.allclose(std[:7], np.nanstd(x[:7], axis=1), rtol=1e-5)
     assert np.isnan(mean[7]) and std[7] == pytest.approx(1e-6)
+
+
+def test_own_splits_parse_and_bad_ones_are_one_line(tiny_store, tmp_path, capsys):
+    from ftcloud.cli import main, parse_splits
+    from ftcloud.errors import ValidationError
+
+    assert parse_splits("train=2016-01-01:2016-08-31,2016-11-01:2016-11-30;val=2016-09-01:2016-10-31;test=2016-12-01:2016-12-31") == {
+        "train": (("2016-01-01", "2016-08-31"), ("2016-11-01", "2016-11-30")),
+        "val": (("2016-09-01", "2016-10-31"),), "test": (("2016-12-01", "2016-12-31"),)}
+    for bad, words in (("train=2016-01-01:2016-08-31;val=2016-09-01:2016-10-31", "no test"),
+                       ("train=2016-09-01:2016-08-31;val=a:b;test=c:d", "START <= END"),
+                       ("fit=2016-01-01:2016-02-01", "NAME=START:END")):
+        with pytest.raises(ValidationError, match=words):
+            parse_splits(bad)
+    rc = main(["-q", "train", "--store", tiny_store, "--pass", "AM", "--out", str(tmp_path / "m"), "--epochs", "1",
+               "--splits", "train=2001-01-01:2001-02-01;val=2001-02-02:2001-03-01;test=2001-03-02:2001-04-01"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "does not cover the training, validation and test splits" in err, err
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())

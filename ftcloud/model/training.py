@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ftcloud.errors import ValidationError
 from ftcloud.metadata import FT_MISSING
 from ftcloud.model.data import TargetData, read_days, season_of, split_mask
 
@@ -50,7 +51,8 @@ class TrainConfig:
 def channel_stats(X, train: np.ndarray, block_days: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over the training days (NaN-aware); std never below 1e-6.
 
-    Streams over blocks of ``block_days`` training days (memory: one block), with the
+    Streams over blocks of ``block_days`` training days and tiles of at most
+    :data:`EVAL_TILE` cells a side (memory: one block of one tile), with the
     two-pass formula per block merged by Chan et al.'s parallel update (exact to rounding).
     """
     days = np.flatnonzero(train)
@@ -58,8 +60,11 @@ def channel_stats(X, train: np.ndarray, block_days: int = 32) -> tuple[np.ndarra
     n = np.zeros(nch)
     mean = np.zeros(nch)
     m2 = np.zeros(nch)
-    for k in range(0, len(days), block_days):
-        xb = X[days[k:k + block_days]]
+    ny, nx = X.shape[-2:]
+    parts = [(d, rr, cc) for k in range(0, len(days), block_days) for rr, cc, *_ in tile_windows(ny, nx, 0)
+             for d in [days[k:k + block_days]]]
+    for d, rr, cc in parts:  # blocks of days x tiles of at most EVAL_TILE cells a side
+        xb = read_days(X, d, rr, cc)
         x = np.asarray(xb).transpose(2, 0, 1, 3, 4).reshape(nch, -1).astype("f8")
         ok = np.isfinite(x)
         nb = ok.sum(axis=1).astype("f8")
@@ -125,6 +130,28 @@ def class_weights(targets: list[np.ndarray] | None = None, counts: np.ndarray | 
     return np.array([w[0], w[1], 1.0], "f4")
 
 
+#: the test-period evaluation and the validation loss run the network on tiles of at most this
+#: many cells a side (plus the receptive-field halo, read from the window itself): memory is
+#: bounded by the tile and the batch, not by the region; a window that fits one tile (the demo)
+#: runs whole, exactly as before
+EVAL_TILE = 256
+
+
+def tile_windows(ny: int, nx: int, halo: int, tile: int | None = None):
+    """(read rows, read cols, core rows within the read, core cols within the read, core rows,
+    core cols) of tiles covering a (ny, nx) window; the read extends ``halo`` cells into the
+    window (not beyond it), so each core's outputs equal those of the whole window."""
+    tile = int(tile or EVAL_TILE)
+    for r0 in range(0, ny, tile):
+        r1 = min(ny, r0 + tile)
+        ra, rb = max(0, r0 - halo), min(ny, r1 + halo)
+        for c0 in range(0, nx, tile):
+            c1 = min(nx, c0 + tile)
+            ca, cb = max(0, c0 - halo), min(nx, c1 + halo)
+            yield (slice(ra, rb), slice(ca, cb), slice(r0 - ra, r1 - ra), slice(c0 - ca, c1 - ca),
+                   slice(r0, r1), slice(c0, c1))
+
+
 @dataclass
 class TrainResult:
     model: object  # FusedFTModel
@@ -152,10 +179,12 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
     rng = np.random.default_rng(config.seed)
     train = split_mask(data.times, "train", config.splits)
     val = split_mask(data.times, "val", config.splits)
-    if not train.any() or not val.any():
-        raise ValueError(
+    test = split_mask(data.times, "test", config.splits)
+    if not train.any() or not val.any() or not test.any():
+        raise ValidationError(
             f"the store's target period {data.times[0]:%Y-%m-%d}..{data.times[-1]:%Y-%m-%d} does not cover the "
-            f"training and validation splits {config.splits or 'of the paper (2015-04-01 .. 2018-03-31)'}"
+            f"training, validation and test splits {config.splits or 'of the paper (2015-04-01 .. 2020-12-31)'}"
+            " (own periods: ftcloud train --splits)"
         )
     mean, std = channel_stats(data.X, train)
     (perm_s, cnt_s), (perm_e, cnt_e) = target_summary([data.smap, data.esdr], train, config.permanent_missing)
@@ -173,20 +202,40 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
         b = head_classes(read_days(data.esdr, idx, rows, cols), perm_e[rows, cols])
         return x, torch.from_numpy(a), torch.from_numpy(b)
 
+    ny, nx = data.X.shape[-2:]
+    tiles = list(tile_windows(ny, nx, mcfg.halo))
+    sum_fn = nn.CrossEntropyLoss(weight=w, ignore_index=-100, reduction="sum")
+
+    def _weight_sum(t):
+        ok = t != -100
+        return float(w[t[ok]].sum())
+
     def val_loss():
         net.eval()
         total, n = 0.0, 0
         with torch.no_grad():
             idx_all = np.flatnonzero(val)
             for k in range(0, len(idx_all), config.batch_days):
-                x, a, b = batch(idx_all[k:k + config.batch_days])
-                la, lb = net(x)
-                total += float(loss_fn(la, a) + loss_fn(lb, b)) * len(x)
-                n += len(x)
+                days = idx_all[k:k + config.batch_days]
+                if len(tiles) == 1:
+                    x, a, b = batch(days)
+                    la, lb = net(x)
+                    total += float(loss_fn(la, a) + loss_fn(lb, b)) * len(x)
+                else:  # the weighted mean of each head over the tiles' cores (= the whole window's)
+                    sa = sb = wa = wb = 0.0
+                    for rr, cc, ry, cx, _, _ in tiles:
+                        x, a, b = batch(days, rr, cc)
+                        la, lb = net(x)
+                        la, lb, a, b = la[..., ry, cx], lb[..., ry, cx], a[..., ry, cx], b[..., ry, cx]
+                        sa += float(sum_fn(la, a))
+                        sb += float(sum_fn(lb, b))
+                        wa += _weight_sum(a)
+                        wb += _weight_sum(b)
+                    total += (sa / max(wa, 1e-12) + sb / max(wb, 1e-12)) * len(days)
+                n += len(days)
         net.train()
         return total / max(n, 1)
 
-    ny, nx = data.X.shape[-2:]
     ph, pw = min(config.patch, ny), min(config.patch, nx)
     train_idx = np.flatnonzero(train)
     best, best_state, best_epoch, bad = np.inf, None, 0, 0
@@ -282,6 +331,7 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     times = data.times[test]
     seasons = season_of(times)
     shape_yx = tuple(data.X.shape[-2:])
+    halo = int(model.net.config.halo)
     _, nb = time_blocks(times)
     day_block = time_blocks(times)[0]  # (t,) block id of each test day
     report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
@@ -296,10 +346,15 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     for k in range(0, len(tdays), 32):
         pos = np.arange(k, min(k + 32, len(tdays)))
         days = tdays[pos]
-        Xb = read_days(data.X, days)
-        products = {**predict_heads(model, Xb), "ERA5_FT": era5_ft_from_inputs(Xb),
-                    "SMAP_E_FT": read_days(data.smap, days), "ESDR_FT": read_days(data.esdr, days)}
-        del Xb
+        products = {name: np.empty((len(days), *shape_yx), "u1") for name in ("smap_head", "esdr_head", "fused", "ERA5_FT")}
+        for rr, cc, ry, cx, core_r, core_c in tile_windows(*shape_yx, halo):
+            Xb = read_days(data.X, days, rr, cc)
+            heads = {**predict_heads(model, Xb), "ERA5_FT": era5_ft_from_inputs(Xb)}
+            for name, v in heads.items():
+                products[name][:, core_r, core_c] = v[:, ry, cx]
+            del Xb
+        products["SMAP_E_FT"] = read_days(data.smap, days)
+        products["ESDR_FT"] = read_days(data.esdr, days)
         refs = {"SMAP_E_FT": products["SMAP_E_FT"], "ESDR_FT": products["ESDR_FT"]}
         if data.truth is not None:
             refs["truth"] = read_days(data.truth, days)
