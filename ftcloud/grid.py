@@ -338,6 +338,17 @@ class _Weights:
         return out.astype(np.result_type(values.dtype, np.float32)) if values.dtype.kind == "f" else out
 
 
+def crop_weights(w: "_Weights") -> tuple[slice, slice, "_Weights"]:
+    """The source rows/cols that ``w`` reads (their bounding box) and the same weights indexed
+    into that box: regridding ``values[..., rows, cols]`` with them gives bit-identical results
+    while reading only the box (a tile of a large region needs only its own neighbourhood)."""
+    ny, nx = w.src_shape
+    r, c = np.divmod(w.index, nx)
+    r0, r1, c0, c1 = int(r.min()), int(r.max()) + 1, int(c.min()), int(c.max()) + 1
+    index = (r - r0) * (c1 - c0) + (c - c0)
+    return slice(r0, r1), slice(c0, c1), _Weights(index, w.weight, (r1 - r0, c1 - c0), w.method)
+
+
 def _make_weights(fr: np.ndarray, fc: np.ndarray, src_shape: tuple[int, int], method: str, what: str) -> _Weights:
     ny, nx = src_shape
     if method == "nearest":

@@ -58,6 +58,26 @@ def test_work_items_cover_the_period_once(src):
     assert regions.plan_fingerprint(r2, regions.work_items(r2)) != regions.plan_fingerprint(r, items)
 
 
+def test_tiles_of_a_region_write_the_same_bytes_as_one_window(src, tmp_path):
+    """ERA5-Land work items are tiles x time chunks: each opens only its tile's source box and
+    days, and the store holds exactly the values the whole-window items write."""
+    win = region_window("tiny")  # 10 x 13 cells
+    chunks = {"time": 32, "pass": 1, "y": 4, "x": 4}
+    whole = pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=None)
+    tiled = pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=8)
+    items = regions.work_items(tiled)
+    assert len(items) == 3 * 4  # 3 time chunks x (2 x 2 tiles)
+    assert {(it.rows, it.cols) for it in items} == {((0, 8), (0, 8)), ((0, 8), (8, 13)), ((8, 10), (0, 8)), ((8, 10), (8, 13))}
+    with pytest.raises(ValueError, match="not a multiple of the y chunk"):
+        regions.work_items(pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=6))
+    regions.write_recipe(whole, str(tmp_path / "whole"))
+    regions.write_recipe(tiled, str(tmp_path / "tiled"))
+    a, b = _chunks(tmp_path / "whole"), _chunks(tmp_path / "tiled")
+    data = [k for k in a if not k.startswith((".", regions.MARKERS))]
+    assert any(k.startswith("stl1/") for k in data)
+    assert {k: a[k] for k in data} == {k: b[k] for k in data}
+
+
 def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     """A failure after two regions leaves an incomplete group; the next ingest writes only the
     regions that are not done and ends with the same bytes as an uninterrupted ingest."""

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ftcloud.errors import GridMismatchError, TimeAxisError
-from ftcloud.grid import GridWindow, LatLonRegridder
+from ftcloud.grid import GridWindow, LatLonRegridder, crop_weights
 from ftcloud.metadata import OUTPUT_NAMES, PREDICTORS
 from ftcloud.recipes.common import (
     check_time_axis,
@@ -95,11 +95,13 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
         regrid = LatLonRegridder(lat, lon, window, "bilinear")
     except GridMismatchError as e:
         raise GridMismatchError(f"{WHAT} {url}: {e}") from None
-    arrays = {v: np.asarray(ds[v].values, dtype="f8") for v in VARIABLES}
-    jj = np.arange(lon.size)[None, None, :]
-    ii = np.arange(lat.size)[None, :, None]
+    # read only the source box the window's weights touch and only the hours the days need
+    # (memory: the window and the days, not the file), with the same weights: identical values
+    rows, cols, weights = crop_weights(regrid.weights)
+    lon_c = lon[cols]
+    plan = []
     for p, pass_ in enumerate(PASSES):
-        off = step_offsets(lon, pass_)  # (nlon, 3) hours relative to local date 00 UTC
+        off = step_offsets(lon_c, pass_)  # (nlon, 3) hours relative to local date 00 UTC
         for k in range(3):
             want = base[:, None] + off[None, :, k].astype("timedelta64[h]")  # (ndays, nlon)
             idx = lookup.get_indexer(want.ravel().astype("datetime64[ns]")).reshape(want.shape)
@@ -107,17 +109,25 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
                 d, j = np.argwhere(idx < 0)[0]
                 raise TimeAxisError(
                     f"{WHAT} {url}: needs UTC {pd.Timestamp(want[d, j]):%Y-%m-%d %H:00} for local "
-                    f"{LOCAL_STEP_HOURS[pass_][k]:02d} h of {days[d]:%Y-%m-%d} at longitude {lon[j]:.2f}, "
+                    f"{LOCAL_STEP_HOURS[pass_][k]:02d} h of {days[d]:%Y-%m-%d} at longitude {lon_c[j]:.2f}, "
                     "which the file does not hold"
                 )
-            sel = idx[:, None, :]
-            for v in ("stl1", "swvl1", "sde"):
-                out[v][:, p, k] = regrid(arrays[v][sel, ii, jj])
             prev_idx, reset = _previous_hour(times, idx, url)
-            cur = arrays["tp"][sel, ii, jj]
-            prev = np.where(reset[:, None, :], 0.0, arrays["tp"][np.maximum(prev_idx, 0)[:, None, :], ii, jj])
-            rate_mm = np.clip((cur - prev) * 1000.0, 0.0, None)  # packing noise can make it slightly negative
-            out["tp"][:, p, k] = regrid(rate_mm)
+            plan.append((p, k, idx, prev_idx, reset))
+    hours = np.unique(np.concatenate([np.concatenate([i.ravel(), np.maximum(q, 0).ravel()]) for _, _, i, q, _ in plan]))
+    box = {"time": hours, "latitude": rows, "longitude": cols}
+    arrays = {v: np.asarray(ds[v].isel(box).values, dtype="f8") for v in VARIABLES}
+    jj = np.arange(cols.stop - cols.start)[None, None, :]
+    ii = np.arange(rows.stop - rows.start)[None, :, None]
+    for p, k, idx, prev_idx, reset in plan:
+        sel = np.searchsorted(hours, idx)[:, None, :]
+        for v in ("stl1", "swvl1", "sde"):
+            out[v][:, p, k] = weights.apply(arrays[v][sel, ii, jj])
+        cur = arrays["tp"][sel, ii, jj]
+        psel = np.searchsorted(hours, np.maximum(prev_idx, 0))[:, None, :]
+        prev = np.where(reset[:, None, :], 0.0, arrays["tp"][psel, ii, jj])
+        rate_mm = np.clip((cur - prev) * 1000.0, 0.0, None)  # packing noise can make it slightly negative
+        out["tp"][:, p, k] = weights.apply(rate_mm)
     result = xr.Dataset(
         {OUTPUT_NAMES[v]: (("time", "pass", "step", "y", "x"), out[v]) for v in VARIABLES},
         coords=window.coords(),

@@ -65,6 +65,12 @@ class SourceRecipe:
     # Applied by the region writer; the pangeo-forge StoreToZarr writer (the benchmarks' baseline)
     # writes the variables as opened (float32).
     packing: dict | None = None
+    # spatial work items (regions writer): tiles of ``tile`` x ``tile`` cells of ``window``, each
+    # opened by ``item_opener(url, start, stop, rows, cols)`` for index positions [start, stop)
+    # (within the url's span) and window rows/cols [a, b); None = items along concat_dim only
+    tile: int | None = None
+    window: object = None
+    item_opener: Callable | None = None
 
     @property
     def group(self) -> str:
@@ -132,7 +138,18 @@ def _open_era5(url, *, months, window, start, end, storage_options):
     return era5land.preprocess_month(url, months[url], window, start, end, storage_options)
 
 
-def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+def _open_era5_item(url, a, b, rows, cols, *, months, index, window, storage_options):
+    sub = window.sub(slice(*rows), slice(*cols))
+    return era5land.preprocess_month(url, months[url], sub, index[a], index[b - 1], storage_options)
+
+
+#: ERA5-Land work items are tiles of this many cells a side (x 32 days): memory per item is
+#: bounded by the tile, whatever the region (benchmarks/scaling.py and the README's China run)
+ERA5_TILE = 256
+
+
+def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None,
+                    tile: int | None = ERA5_TILE) -> SourceRecipe:
     months = months_between(start, end)
     by_url = {era5land.era5_url(source, m): m for m in months}
     pattern = _pattern(lambda time: era5land.era5_url(source, time), "time", months)
@@ -140,8 +157,10 @@ def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     index = daily_index(start, end)
     sizes = {"time": len(index), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
     spans = [_span(index, max(m, pd.Timestamp(start)), min(m + pd.offsets.MonthEnd(0), pd.Timestamp(end))) for m in months]
+    item_opener = functools.partial(_open_era5_item, months=by_url, index=index, window=window,
+                                    storage_options=storage_options)
     return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks), index=index, spans=spans,
-                        packing=dict(PREDICTOR_PACKING))
+                        packing=dict(PREDICTOR_PACKING), tile=tile, window=window, item_opener=item_opener)
 
 
 def _open_imerg(key, *, days, source, window, storage_options):

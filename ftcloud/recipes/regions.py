@@ -58,21 +58,34 @@ class WorkItem:
     start: int
     stop: int
     urls: tuple
+    # a spatial tile of the window, [start, stop) rows and cols; None: the whole window
+    rows: tuple | None = None
+    cols: tuple | None = None
 
 
 def work_items(recipe) -> list[WorkItem]:
-    """The work items of ``recipe``: one per output chunk along its concat dimension."""
+    """The work items of ``recipe``: one per output chunk along its concat dimension and, for a
+    recipe with a ``tile`` (cells, a multiple of its y/x chunks), per tile of the window."""
     urls = recipe.urls
     if recipe.spans is None or recipe.index is None:
         return [WorkItem(recipe.name, 0, None, 0, 0, tuple(urls))]
     dim = recipe.concat_dim
     n = len(recipe.index)
     size = int(recipe.target_chunks.get(dim, n))
+    tiles = [(None, None)]
+    if getattr(recipe, "tile", None) and getattr(recipe, "item_opener", None) is not None:
+        ny, nx = recipe.window.shape
+        t = int(recipe.tile)
+        for d, size_d in (("y", ny), ("x", nx)):
+            if t < size_d and t % int(recipe.target_chunks.get(d, t)):
+                raise ValueError(f"{recipe.name}: tile {t} is not a multiple of the {d} chunk {recipe.target_chunks[d]}")
+        tiles = [((r, min(r + t, ny)), (c, min(c + t, nx))) for r in range(0, ny, t) for c in range(0, nx, t)]
     items = []
-    for k, a in enumerate(range(0, n, size)):
+    for a in range(0, n, size):
         b = min(a + size, n)
         need = tuple(u for u, (s0, s1) in zip(urls, recipe.spans) if s0 < b and s1 > a)
-        items.append(WorkItem(recipe.name, k, dim, a, b, need))
+        for rows, cols in tiles:
+            items.append(WorkItem(recipe.name, len(items), dim, a, b, need, rows, cols))
     return items
 
 
@@ -80,7 +93,8 @@ def plan_fingerprint(recipe, items: list[WorkItem]) -> str:
     """SHA-256 of what the output depends on: inputs, spans, chunks, concat coordinate, encoding."""
     doc = {
         "recipe": recipe.name,
-        "items": [[it.start, it.stop, list(it.urls)] for it in items],
+        "items": [[it.start, it.stop, list(it.urls)] + ([list(it.rows), list(it.cols)] if it.rows else [])
+                  for it in items],
         "chunks": recipe.target_chunks,
         "index": [str(v) for v in (recipe.index if recipe.index is not None else [])],
         "time_encoding": recipe.time_encoding,
@@ -123,8 +137,12 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
     import dask.array as da
 
     items = work_items(recipe)
-    first = _combine(recipe, items[0].urls)
     dim = recipe.concat_dim
+    if items[0].rows is not None:  # one day of the whole window is enough for the metadata
+        ny, nx = recipe.window.shape
+        first = recipe.item_opener(items[0].urls[0], recipe.spans[0][0], recipe.spans[0][0] + 1, (0, ny), (0, nx))
+    else:
+        first = _combine(recipe, items[0].urls)
     n = len(recipe.index)
     tmpl = xr.Dataset(attrs={**first.attrs, **recipe.attrs, PLAN_ATTR: fingerprint})
     for name, v in first.coords.items():
@@ -173,7 +191,17 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
     """Open the item's inputs, take exactly its positions and write its region; then its marker."""
     dim = recipe.concat_dim
     want = pd.Index(recipe.index[item.start:item.stop], name=dim)
-    ds = _combine(recipe, item.urls)
+    region = {dim: slice(item.start, item.stop)}
+    if item.rows is not None:
+        # a tile: each input opened for the item's positions and tile only (memory: the item)
+        spans = dict(zip(recipe.urls, recipe.spans))
+        parts = [recipe.item_opener(u, max(item.start, spans[u][0]), min(item.stop, spans[u][1]), item.rows, item.cols)
+                 for u in item.urls]
+        ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal",
+                                                         compat="override", combine_attrs="override")
+        region.update(y=slice(*item.rows), x=slice(*item.cols))
+    else:
+        ds = _combine(recipe, item.urls)
     got = pd.Index(ds[dim].values)
     missing = want.difference(got)
     if len(missing):
@@ -184,11 +212,12 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
     packing.check_packable(ds, recipe.packing, lambda pos: _source_of(recipe, item, pos.get(dim, 0)))
     for name in ds.variables:
         ds[name].encoding = {}
-    ds.to_zarr(get_mapper(url, storage_options), region={dim: slice(item.start, item.stop)}, consolidated=False)
+    ds.to_zarr(get_mapper(url, storage_options), region=region, consolidated=False)
     fs, path = filesystem(_marker(url, item.index), storage_options)
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     # one small object written whole (a half-written local file fails to parse and is redone)
-    fs.pipe(path, json.dumps({"plan": fingerprint, "index": item.index, "start": item.start, "stop": item.stop}).encode())
+    fs.pipe(path, json.dumps({"plan": fingerprint, "index": item.index, "start": item.start, "stop": item.stop,
+                              "rows": item.rows, "cols": item.cols}).encode())
     return item.stop - item.start
 
 
