@@ -139,6 +139,7 @@ def ingest(
     runner: str = "DirectRunner",
     workers: int = 1,
     dask_address: str | None = None,
+    client=None,
     writer: str = "regions",
     progress: bool = True,
 ) -> IngestResult:
@@ -153,6 +154,8 @@ def ingest(
     regions written under the same plan are not written again. ``writer="pangeo-forge"``
     runs the recipes' own ``StoreToZarr`` transform instead (the previous writer: it holds the
     whole rechunk in memory on the DirectRunner; kept as the benchmarks' baseline).
+    With ``client`` (a ``distributed.Client``, e.g. the run's dask-gateway cluster) the work
+    items run as dask tasks on that cluster instead of through Beam.
     """
     from ftcloud.config import get_options
 
@@ -202,7 +205,8 @@ def ingest(
                          options=runner_options)
                 wr = {"items": len(r.urls), "skipped": 0}
             elif writer == "regions":
-                wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options)
+                wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options,
+                                  client=client, on_item=lambda it, bar=bar: bar.update(len(it.urls)))
             else:
                 raise ValueError(f"ingest: writer {writer!r} is not one of 'regions', 'pangeo-forge'")
         finally:

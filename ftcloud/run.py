@@ -160,11 +160,17 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
             and store_status(join(store, GROUPS["era5land"]), so) == "complete"
 
     ingest_fp = _hash([ingest_settings, src_fp])
+    # "cluster": the work items as dask tasks on the run's cluster (a gateway cluster on a hub);
+    # else a Beam runner in this process (DirectRunner) or reached through its own options
+    ingest_runner = str(cfg.get("ingest", {}).get("runner") or "DirectRunner")
     stage(
         "ingest",
         ingest_fp,
         lambda: {"groups": ingest(source, store, region=cfg["region"], start=cfg["start"], end=cfg["end"],
                                   targets_start=cfg["targets_start"], chunks=cfg["chunks"], storage_options=so,
+                                  runner="DirectRunner" if ingest_runner == "cluster" else ingest_runner,
+                                  workers=int(cfg["ingest"].get("workers") or 1),
+                                  client=lazy() if ingest_runner == "cluster" else None,
                                   progress=progress).groups},
         still_valid=ingest_done,
     )

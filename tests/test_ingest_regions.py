@@ -127,6 +127,12 @@ def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path)
         seen = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
         assert seen > 0
         assert len(client.scheduler_info()["workers"]) == 2
+        # the same items as plain dask tasks of a client (how `ftcloud run` ingests on a gateway cluster)
+        ingest(str(src), str(tmp_path / "tasks"), progress=False, client=client)
+        ran = client.run_on_scheduler(lambda dask_scheduler: {str(t[0]) for t in dask_scheduler.transition_log
+                                                              if str(t[0]).startswith("ingest-") and t[2] == "memory"})
+        assert {k.split("-")[1] for k in ran} >= {"era5land", "smap_e_ft", "esdr_ft"}, ran
+    assert _chunks(tmp_path / "tasks") == _chunks(local)
     assert _chunks(tmp_path / "dask") == _chunks(local)
     # Beam's DaskRunner leaves no default client behind: plain dask work still runs afterwards
     import dask.array as dsa

@@ -60,6 +60,38 @@ def sniff_format(head: bytes) -> str:
     return "unknown"
 
 
+def _open_lazy(url, storage_options, what, decode_times, mask_and_scale) -> xr.Dataset | None:
+    """A lazily opened NetCDF/HDF5 file, or None for formats read whole (GRIB, unknown)."""
+    try:
+        with fsspec.open(url, "rb", **(storage_options or {})) as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise SourceFileError(f"{what} {url} is missing") from None
+    except OSError as e:
+        raise SourceFileError(f"{what} {url} could not be read: {e}") from e
+    if not head:
+        raise SourceFileError(f"{what} {url} is empty (0 bytes): truncated download?")
+    kind = sniff_format(head)
+    if kind not in ("hdf5", "netcdf3"):
+        return None
+    local = "://" not in url or url.startswith("file://")
+    try:
+        if local:
+            path = url.replace("file://", "")
+            engine = "h5netcdf" if kind == "hdf5" else "scipy"
+            return xr.open_dataset(path, engine=engine, decode_times=decode_times, mask_and_scale=mask_and_scale,
+                                   cache=False)
+        if kind == "netcdf3":
+            return None  # scipy needs the bytes: read whole
+        f = fsspec.open(url, "rb", **(storage_options or {})).open()
+        return xr.open_dataset(f, engine="h5netcdf", decode_times=decode_times, mask_and_scale=mask_and_scale,
+                               cache=False)
+    except FTCloudError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise SourceFileError(f"{what} {url} is corrupt or truncated: {type(e).__name__}: {e}") from e
+
+
 def open_xarray_file(
     url: str,
     *,
@@ -68,11 +100,19 @@ def open_xarray_file(
     what: str = "source file",
     decode_times: bool = True,
     mask_and_scale: bool = True,
+    lazy: bool = False,
 ) -> xr.Dataset:
     """Open a NetCDF3/4, HDF5 or GRIB file fully into memory, with errors that name it.
 
     GRIB needs a local path for ecCodes, so remote GRIB files are copied to a temporary file.
+    ``lazy=True`` (NetCDF/HDF5 only): open without reading the data, which is then read on
+    indexing (local files from disk, remote ones by byte ranges through fsspec); the caller
+    closes the dataset. A GRIB file is always read whole.
     """
+    if lazy:
+        ds = _open_lazy(url, storage_options, what, decode_times, mask_and_scale)
+        if ds is not None:
+            return ds
     data = open_bytes(url, storage_options, what)
     kind = sniff_format(data[:8])
     try:
@@ -120,9 +160,18 @@ def require_units(da: xr.DataArray, accepted: Sequence[str], url: str, what: str
         )
 
 
-def require_not_all_fill(da: xr.DataArray, url: str, what: str) -> None:
-    if not np.isfinite(np.asarray(da.values, dtype="f8")).any():
-        raise SourceFileError(f"{what} {url}: variable {da.name!r} holds only fill values")
+def require_not_all_fill(da: xr.DataArray, url: str, what: str, block_bytes: int = 64 << 20) -> None:
+    """Refuse a variable that holds no valid value, reading it in blocks along its first
+    dimension and stopping at the first valid one (a good file: its first block only)."""
+    if da.ndim == 0:
+        blocks = [da]
+    else:
+        per = max(1, int(block_bytes // max(1, int(np.prod(da.shape[1:])) * 8)))
+        blocks = (da[k:k + per] for k in range(0, da.shape[0], per))
+    for b in blocks:
+        if np.isfinite(np.asarray(b.values, dtype="f8")).any():
+            return
+    raise SourceFileError(f"{what} {url}: variable {da.name!r} holds only fill values")
 
 
 def check_time_axis(times, url: str, what: str, expected: Sequence | None = None) -> pd.DatetimeIndex:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.errors import GridMismatchError, TimeAxisError
+from ftcloud.errors import GridMismatchError, SourceFileError, TimeAxisError
 from ftcloud.grid import GridWindow, LatLonRegridder, crop_weights
 from ftcloud.metadata import OUTPUT_NAMES, PREDICTORS
 from ftcloud.recipes.common import (
@@ -38,13 +38,14 @@ def era5_url(root: str, month: pd.Timestamp) -> str:
     return f"{root.rstrip('/')}/era5land/era5land_{month:%Y%m}.nc"
 
 
-def open_era5(url: str, variables=VARIABLES, *, storage_options: dict | None = None, units: dict | None = None) -> xr.Dataset:
+def open_era5(url: str, variables=VARIABLES, *, storage_options: dict | None = None, units: dict | None = None,
+              lazy: bool = False) -> xr.Dataset:
     """Open one ERA5 / ERA5-Land file (NetCDF, packed NetCDF or GRIB) and check it at the door.
 
     Returns a dataset with dims (time, latitude, longitude), packing undone and fill values
     as NaN; a scalar time (one-step files) is expanded to a length-1 dimension.
     """
-    ds = open_xarray_file(url, storage_options=storage_options, what=WHAT)
+    ds = open_xarray_file(url, storage_options=storage_options, what=WHAT, lazy=lazy)
     # CDS's newer NetCDF converter says valid_time; cfgrib keeps both time and valid_time
     if "time" not in ds.dims and "valid_time" in ds.dims:
         ds = ds.rename({"valid_time": "time"})
@@ -79,11 +80,14 @@ def _previous_hour(times: pd.DatetimeIndex, idx: np.ndarray, url: str) -> tuple[
     return prev_idx.reshape(idx.shape), reset.reshape(idx.shape)
 
 
-def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: str = "<memory>") -> xr.Dataset:
+def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: str = "<memory>",
+                  block_days: int = 8) -> xr.Dataset:
     """Select the step hours for ``days`` (local dates) and regrid onto ``window``.
 
     Returns float32 variables ``stl1`` (K), ``swvl1`` (m3 m-3), ``sde`` (m) and ``pr``
-    (mm h-1) with dims (time, pass, step, y, x).
+    (mm h-1) with dims (time, pass, step, y, x). Reads only the source box that the window's
+    regridding weights touch, ``block_days`` days of hours at a time: memory is bounded by the
+    window and the block, not by the file.
     """
     lat = ds["latitude"].values
     lon = ds["longitude"].values
@@ -99,35 +103,42 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
     # (memory: the window and the days, not the file), with the same weights: identical values
     rows, cols, weights = crop_weights(regrid.weights)
     lon_c = lon[cols]
-    plan = []
-    for p, pass_ in enumerate(PASSES):
-        off = step_offsets(lon_c, pass_)  # (nlon, 3) hours relative to local date 00 UTC
-        for k in range(3):
-            want = base[:, None] + off[None, :, k].astype("timedelta64[h]")  # (ndays, nlon)
-            idx = lookup.get_indexer(want.ravel().astype("datetime64[ns]")).reshape(want.shape)
-            if (idx < 0).any():
-                d, j = np.argwhere(idx < 0)[0]
-                raise TimeAxisError(
-                    f"{WHAT} {url}: needs UTC {pd.Timestamp(want[d, j]):%Y-%m-%d %H:00} for local "
-                    f"{LOCAL_STEP_HOURS[pass_][k]:02d} h of {days[d]:%Y-%m-%d} at longitude {lon_c[j]:.2f}, "
-                    "which the file does not hold"
-                )
-            prev_idx, reset = _previous_hour(times, idx, url)
-            plan.append((p, k, idx, prev_idx, reset))
-    hours = np.unique(np.concatenate([np.concatenate([i.ravel(), np.maximum(q, 0).ravel()]) for _, _, i, q, _ in plan]))
-    box = {"time": hours, "latitude": rows, "longitude": cols}
-    arrays = {v: np.asarray(ds[v].isel(box).values, dtype="f8") for v in VARIABLES}
+    offsets = [step_offsets(lon_c, pass_) for pass_ in PASSES]  # (nlon, 3) hours relative to local date 00 UTC
     jj = np.arange(cols.stop - cols.start)[None, None, :]
     ii = np.arange(rows.stop - rows.start)[None, :, None]
-    for p, k, idx, prev_idx, reset in plan:
-        sel = np.searchsorted(hours, idx)[:, None, :]
-        for v in ("stl1", "swvl1", "sde"):
-            out[v][:, p, k] = weights.apply(arrays[v][sel, ii, jj])
-        cur = arrays["tp"][sel, ii, jj]
-        psel = np.searchsorted(hours, np.maximum(prev_idx, 0))[:, None, :]
-        prev = np.where(reset[:, None, :], 0.0, arrays["tp"][psel, ii, jj])
-        rate_mm = np.clip((cur - prev) * 1000.0, 0.0, None)  # packing noise can make it slightly negative
-        out["tp"][:, p, k] = weights.apply(rate_mm)
+    for d0 in range(0, len(days), block_days):  # memory: block_days of the source box at a time
+        d1 = min(len(days), d0 + block_days)
+        plan = []
+        for p, pass_ in enumerate(PASSES):
+            for k in range(3):
+                want = base[d0:d1, None] + offsets[p][None, :, k].astype("timedelta64[h]")  # (ndays, nlon)
+                idx = lookup.get_indexer(want.ravel().astype("datetime64[ns]")).reshape(want.shape)
+                if (idx < 0).any():
+                    d, j = np.argwhere(idx < 0)[0]
+                    raise TimeAxisError(
+                        f"{WHAT} {url}: needs UTC {pd.Timestamp(want[d, j]):%Y-%m-%d %H:00} for local "
+                        f"{LOCAL_STEP_HOURS[pass_][k]:02d} h of {days[d0 + d]:%Y-%m-%d} at longitude {lon_c[j]:.2f}, "
+                        "which the file does not hold"
+                    )
+                prev_idx, reset = _previous_hour(times, idx, url)
+                plan.append((p, k, idx, prev_idx, reset))
+        hours = np.unique(np.concatenate([np.concatenate([i.ravel(), np.maximum(q, 0).ravel()]) for _, _, i, q, _ in plan]))
+        # one contiguous read of the hours' range (fancy indexing reads hour by hour: slow)
+        box = {"time": slice(int(hours[0]), int(hours[-1]) + 1), "latitude": rows, "longitude": cols}
+        try:
+            arrays = {v: np.asarray(ds[v].isel(box).values, dtype="f8") for v in VARIABLES}
+        except Exception as e:  # noqa: BLE001 - a lazily opened file fails here when its data are damaged
+            raise SourceFileError(f"{WHAT} {url} is corrupt or truncated: {type(e).__name__}: {e}") from e
+        h0 = int(hours[0])
+        for p, k, idx, prev_idx, reset in plan:
+            sel = (idx - h0)[:, None, :]
+            for v in ("stl1", "swvl1", "sde"):
+                out[v][d0:d1, p, k] = weights.apply(arrays[v][sel, ii, jj])
+            cur = arrays["tp"][sel, ii, jj]
+            prev = np.where(reset[:, None, :], 0.0, arrays["tp"][(np.maximum(prev_idx, h0) - h0)[:, None, :], ii, jj])
+            rate_mm = np.clip((cur - prev) * 1000.0, 0.0, None)  # packing noise can make it slightly negative
+            out["tp"][d0:d1, p, k] = weights.apply(rate_mm)
+        del arrays
     result = xr.Dataset(
         {OUTPUT_NAMES[v]: (("time", "pass", "step", "y", "x"), out[v]) for v in VARIABLES},
         coords=window.coords(),
@@ -154,8 +165,12 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
 
 
 def preprocess_month(url: str, month: pd.Timestamp, window: GridWindow, start, end, storage_options: dict | None = None) -> xr.Dataset:
-    """Open one monthly file and produce the month's days (clipped to [start, end])."""
-    ds = open_era5(url, storage_options=storage_options)
+    """Open one monthly file and produce the month's days (clipped to [start, end]); the file
+    is opened lazily, so only the window's source box and the days' hours are read."""
+    ds = open_era5(url, storage_options=storage_options, lazy=True)
     m_end = month + pd.offsets.MonthEnd(0)
     days = daily_index(max(month, pd.Timestamp(start)), min(m_end, pd.Timestamp(end)))
-    return era5_to_steps(ds, window, days, url)
+    try:
+        return era5_to_steps(ds, window, days, url)
+    finally:
+        ds.close()

@@ -145,7 +145,7 @@ def _open_era5_item(url, a, b, rows, cols, *, months, index, window, storage_opt
 
 #: ERA5-Land work items are tiles of this many cells a side (x 32 days): memory per item is
 #: bounded by the tile, whatever the region (benchmarks/scaling.py and the README's China run)
-ERA5_TILE = 256
+ERA5_TILE = 512
 
 
 def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None,

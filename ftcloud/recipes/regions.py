@@ -257,12 +257,21 @@ def _existing_plan(url: str, storage_options: dict | None) -> str | None:
 
 
 def _write_one(item: WorkItem, *, recipe, url, storage_options, fingerprint) -> int:
-    return write_item(recipe, item, url, storage_options, fingerprint)
+    n = write_item(recipe, item, url, storage_options, fingerprint)
+    if item.rows is not None:  # tiles open their inputs without the counting opener
+        from ftcloud.recipes.pipelines import PROGRESS
+
+        hook = PROGRESS.get(recipe.name)
+        if hook is not None:
+            hook(len(item.urls))
+    return n
 
 
 def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runner: str = "DirectRunner",
-                 workers: int = 1, runner_options: dict | None = None) -> dict:
-    """Write ``recipe`` into the zarr group ``url``: skeleton, then the work items on a Beam runner.
+                 workers: int = 1, runner_options: dict | None = None, client=None, on_item=None) -> dict:
+    """Write ``recipe`` into the zarr group ``url``: skeleton, then the work items on a Beam runner,
+    or, with ``client`` (a ``distributed.Client``: a LocalCluster, a dask-gateway cluster), as
+    dask tasks on that cluster (Beam's DaskRunner cannot pass a gateway's TLS credentials).
 
     A group that already carries this plan's fingerprint is resumed: only the regions without a
     matching marker are written. Returns ``{"items", "skipped", "fingerprint"}``.
@@ -283,7 +292,25 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
         write_skeleton(recipe, url, storage_options, fp)  # mode "w": also removes old markers
         done = set()
     todo = [it for it in items if it.index not in done]
-    if todo:
+    if todo and client is not None:
+        from distributed import as_completed
+
+        from ftcloud.recipes.pipelines import PROGRESS
+
+        PROGRESS.pop(recipe.name, None)  # counted here, per finished item (workers may share this process)
+
+        fn = functools.partial(_write_one, recipe=recipe, url=url, storage_options=storage_options, fingerprint=fp)
+        futures = client.map(fn, todo, key=[f"ingest-{recipe.name}-{fp[:8]}-{it.index}" for it in todo], retries=1)
+        by_key = {f.key: it for f, it in zip(futures, todo)}
+        try:
+            for fut in as_completed(futures):
+                fut.result()  # re-raises the item's ftcloud error with its message
+                if on_item is not None:
+                    on_item(by_key[fut.key])
+        finally:
+            for fut in futures:
+                fut.cancel()
+    elif todo:
         import apache_beam as beam
 
         fn = functools.partial(_write_one, recipe=recipe, url=url, storage_options=storage_options, fingerprint=fp)
