@@ -172,6 +172,18 @@ def cmd_run(args) -> int:
         raise SystemExit(f"ftcloud run: --storage-option supports endpoint_url only (got {', '.join(so)}); "
                          "put other fsspec options in the run config's storage section")
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
+    if args.dry_run:
+        from ftcloud.config import load_config
+        from ftcloud.recipes.sizing import dry_run, format_plan
+
+        cfg = load_config(args.config)
+        for k, v in overrides.items():
+            cfg[k] = {**cfg.get(k, {}), **v}
+        if args.cluster:
+            cfg["cluster"]["kind"] = args.cluster
+        plan = dry_run(cfg)
+        print(format_plan(plan))
+        return 0 if plan["fits"] else 2
     res = run(config=args.config, out=args.out, progress=not args.quiet, store=args.store, cluster=args.cluster,
               overrides=overrides)
     print("\nftcloud run finished: " + ", ".join(f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "")
@@ -407,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--worker-memory", type=float, default=None, help="memory per worker in GiB (the gateway's worker_memory option)")
     r.add_argument("--gpu", action="store_true", help="GPU workers: the gateway's gpu option, prediction tasks ask for resources GPU=1")
     r.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the ingest plan (work items, memory per item, store size) and whether it fits the "
+                        "cluster's workers; read no data, start nothing (exit 2 when it does not fit)")
     _add_storage_args(r)
     r.set_defaults(func=cmd_run)
 

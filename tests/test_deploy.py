@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "deploy" / "helm" / "daskhub-values.yaml"
@@ -102,3 +103,25 @@ def test_real_archive_config_is_a_valid_run_config():
     text = (ROOT / "deploy" / "README.md").read_text()
     for name in ("reanalysis-era5-land", "GPM_3IMERGHH", "SPL3FTP_E", "NSIDC-0477", "FlinkRunner", "daskhub"):
         assert name in text, name
+
+
+def test_real_archive_config_dry_runs_its_plan_without_data(capsys):
+    """The China 1980-2020 config sizes its ingest from the file patterns alone (no file is
+    opened: the source is an S3 bucket these tests cannot reach) and fits its workers."""
+    import math
+
+    from ftcloud.cli import main
+
+    cfg = str(ROOT / "deploy" / "real-archives.yaml")
+    assert main(["run", "--config", cfg, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    days = (pd.Timestamp("2020-12-31") - pd.Timestamp("1980-01-01")).days + 1
+    assert days == 14976
+    # ERA5-Land: one item per 32-day chunk and 512-cell tile of the 404 x 657 window
+    items = math.ceil(days / 32) * math.ceil(404 / 512) * math.ceil(657 / 512)
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("era5land"))
+    assert int(row[1]) == 41 * 12 and int(row[2]) == items, row
+    assert "fits" in out and "DOES NOT FIT" not in out
+    # the same plan on workers too small for four items at a time is refused
+    assert main(["run", "--config", cfg, "--dry-run", "--worker-memory", "4"]) == 2
+    assert "DOES NOT FIT" in capsys.readouterr().out
