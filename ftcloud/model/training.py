@@ -41,6 +41,7 @@ class TrainConfig:
     permanent_missing: float = 0.98  # a pixel missing on this share of training days is "missing"
     threads: int | None = None
     splits: dict | None = None  # None = the paper's (ftcloud.model.data.SPLITS); tests use shorter ones
+    device: str = "auto"  # "auto": the first CUDA GPU when torch sees one, else the CPU; or "cpu", "cuda:0"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -190,17 +191,20 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
     (perm_s, cnt_s), (perm_e, cnt_e) = target_summary([data.smap, data.esdr], train, config.permanent_missing)
     w = torch.tensor(class_weights(counts=cnt_s + cnt_e))
     mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
-    net = DualHeadConvLSTM(mcfg)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    net = DualHeadConvLSTM(mcfg).to(device)
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
+    w = w.to(device)
+    mean_d, std_d = mean_t.to(device), std_t.to(device)
     loss_fn = nn.CrossEntropyLoss(weight=w, ignore_index=-100)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     def batch(idx, rows=slice(None), cols=slice(None)):
-        x = torch.from_numpy(np.ascontiguousarray(read_days(data.X, idx, rows, cols)))
-        x = torch.nan_to_num((x - mean_t.reshape(1, 1, -1, 1, 1)) / std_t.reshape(1, 1, -1, 1, 1))
+        x = torch.from_numpy(np.ascontiguousarray(read_days(data.X, idx, rows, cols))).to(device)
+        x = torch.nan_to_num((x - mean_d.reshape(1, 1, -1, 1, 1)) / std_d.reshape(1, 1, -1, 1, 1))
         a = head_classes(read_days(data.smap, idx, rows, cols), perm_s[rows, cols])
         b = head_classes(read_days(data.esdr, idx, rows, cols), perm_e[rows, cols])
-        return x, torch.from_numpy(a), torch.from_numpy(b)
+        return x, torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
 
     ny, nx = data.X.shape[-2:]
     tiles = list(tile_windows(ny, nx, mcfg.halo))
@@ -266,6 +270,7 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
             if bad >= config.patience:
                 break
     net.load_state_dict(best_state)
+    net = net.to("cpu")  # exported and evaluated on the CPU (inference picks its own device)
     net.eval()
     model = FusedFTModel(net, mean_t, std_t).eval()
     return TrainResult(model, config, mean, std, history, best_epoch, time.perf_counter() - t0)
