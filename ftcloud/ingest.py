@@ -7,10 +7,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ftcloud.errors import SourceFileError, TimeAxisError
+from ftcloud.errors import SourceFileError, TimeAxisError, ValidationError
 from ftcloud.grid import GridWindow, region_window
 from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, mark_incomplete, open_group, store_status
 from ftcloud.metadata import history_stamp, software_versions
@@ -123,6 +124,17 @@ def verify_time_axis(root: str, group: str, expected: pd.DatetimeIndex, storage_
         )
 
 
+def _verify_window(root: str, group: str, window, storage_options=None) -> None:
+    """Every gridded group must hold exactly the window's cells, in the window's order."""
+    ds = open_group(root, group, storage_options, require_complete=False)
+    if "y" not in ds.dims or "x" not in ds.dims:
+        return
+    if (ds.sizes["y"], ds.sizes["x"]) != tuple(window.shape) or not np.allclose(ds["y"].values, window.y) \
+            or not np.allclose(ds["x"].values, window.x):
+        raise ValidationError(f"{join(root, group)}: holds {ds.sizes['y']} x {ds.sizes['x']} cells, expected the "
+                              f"{window.shape[0]} x {window.shape[1]} cells of the window, in order; not marked complete")
+
+
 def ingest(
     source: str,
     store: str,
@@ -215,6 +227,7 @@ def ingest(
         if r.time_encoding and r.name not in ("networks",):
             expected = _expected_days(r, start, end, targets_start, imerg)
             verify_time_axis(store, r.group, expected, storage_options)
+        _verify_window(store, r.group, window, storage_options)
         clear_markers(url, storage_options)
         mark_complete(
             url,

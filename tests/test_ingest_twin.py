@@ -103,6 +103,24 @@ def test_statics_and_auxiliary(twin, store):
     assert "flag_meanings" in ds["land_cover"].attrs
 
 
+def test_statics_in_several_row_blocks_equal_one_block(twin, tmp_path):
+    """A window taller than the statics' row block (China: 404 rows in blocks of 128) is
+    written block by block; each block holds its own rows only."""
+    from ftcloud.recipes import pipelines, regions
+
+    smap = pipelines.first_smap_url(str(twin), pd.Timestamp(START), END, None)
+    one = pipelines.statics_recipe(str(twin), WINDOW, smap, tile=128)
+    blocks = pipelines.statics_recipe(str(twin), WINDOW, smap, tile=4)  # 10 rows: blocks of 4, 4, 2
+    assert len(blocks.urls) == 3
+    regions.write_recipe(one, str(tmp_path / "one"))
+    regions.write_recipe(blocks, str(tmp_path / "blocks"))
+    a, b = xr.open_zarr(tmp_path / "one"), xr.open_zarr(tmp_path / "blocks")
+    assert b.sizes == a.sizes == {"y": WINDOW.shape[0], "x": WINDOW.shape[1]}
+    np.testing.assert_array_equal(b["y"].values, WINDOW.y)
+    for v in a.data_vars:
+        np.testing.assert_array_equal(b[v].values, a[v].values)
+
+
 def test_era5_predictors_are_physical(store):
     ds = open_group(str(store), "predictors/era5land").load()
     assert ds["stl1"].dims == ("time", "pass", "step", "y", "x")

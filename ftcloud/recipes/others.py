@@ -144,13 +144,13 @@ def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storag
     """
     smap = open_smap(smap_url, storage_options=storage_options)
     require_variables(smap, ["terrain_complexity_index", "open_water_body_fraction", "x", "y"], smap_url, SMAP_WHAT)
-    rows, cols = _window_slice(smap["x"].values, smap["y"].values, window, smap_url, SMAP_WHAT)
+    frows, fcols = _window_slice(smap["x"].values, smap["y"].values, window, smap_url, SMAP_WHAT)
     out = xr.Dataset(coords=window.coords())
 
     def am(name):
         da = smap[name]
         fill = da.attrs.get("_FillValue", -9999.0)
-        v = np.asarray(da.values, "f4")[0, rows, cols]
+        v = np.asarray(da.values, "f4")[0, frows, fcols]
         return np.where(np.isclose(v, np.float32(np.asarray(fill).ravel()[0])), np.nan, v)
 
     out["tci"] = (("y", "x"), am("terrain_complexity_index"), {"units": "m", "long_name": STATICS["tci"][0]})

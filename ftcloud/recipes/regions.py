@@ -105,10 +105,19 @@ def plan_fingerprint(recipe, items: list[WorkItem]) -> str:
 
 
 def _combine(recipe, urls) -> xr.Dataset:
-    parts = [recipe.opener(u) for u in urls]
+    """The inputs' fragments concatenated along the concat dimension. Variables without that
+    dimension (2-D lat/lon, crs, statics) are kept from the first fragment only and dropped
+    from the others as they are opened: a year of daily granules holds one copy, not 365."""
+    dim = recipe.concat_dim
+    parts = []
+    for k, u in enumerate(urls):
+        ds = recipe.opener(u)
+        if k:
+            ds = ds.drop_vars([n for n, v in ds.variables.items() if dim not in v.dims and n not in ds.dims])
+        parts.append(ds)
     if len(parts) == 1:
         return parts[0]
-    return xr.concat(parts, dim=recipe.concat_dim, data_vars="minimal", coords="minimal", compat="override",
+    return xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override",
                      combine_attrs="override")
 
 
@@ -165,12 +174,23 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
 
 def write_whole(recipe, url: str, storage_options: dict | None, fingerprint: str) -> None:
     """A recipe without regions (small outputs): combine every input and write the group once."""
+    _deterministic_codecs()
     ds = _combine(recipe, recipe.urls)
     ds.attrs = {**ds.attrs, **recipe.attrs, PLAN_ATTR: fingerprint}
     enc = _encoding(ds, recipe)
     for name in ds.variables:
         ds[name].encoding = {}
     ds.to_zarr(get_mapper(url, storage_options), mode="w", encoding=enc, consolidated=False)
+
+
+def _deterministic_codecs() -> None:
+    """Blosc compresses a chunk's blocks on several threads and stores them in the order they
+    finish: the same values then give different bytes run to run. One thread per chunk keeps
+    re-runs (and resumed, distributed or tiled ingests) byte-identical; items run in parallel
+    anyway."""
+    from numcodecs import blosc
+
+    blosc.use_threads = False
 
 
 def _marker(url: str, k: int) -> str:
@@ -189,6 +209,7 @@ def _source_of(recipe, item: WorkItem, local: int) -> str:
 
 def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, fingerprint: str) -> int:
     """Open the item's inputs, take exactly its positions and write its region; then its marker."""
+    _deterministic_codecs()
     dim = recipe.concat_dim
     want = pd.Index(recipe.index[item.start:item.stop], name=dim)
     region = {dim: slice(item.start, item.stop)}
