@@ -269,12 +269,18 @@ def cmd_trends(args) -> int:
                  alpha=args.alpha, q=args.fdr_q, min_valid=args.min_valid, figures=not args.no_figures, progress=not args.quiet)
     print(f"trends: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
           + (f" (truth: {res['truth']})" if res.get("truth") else ""))
+    def f(v, spec):  # a statistic that is undefined (e.g. one year: no trend) prints as n/a
+        return "n/a" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
+
     for r in res["table2"]:
-        line = (f"  {r['name']:<26} {r['n_pixels']:>6} px  {r['mean_frozen_days']:7.1f} d  slope {r['sen_slope']:+.3f} d/yr "
-                f"[{r['slope_low']:+.3f}, {r['slope_high']:+.3f}] p={r['p']:.3f}")
+        line = (f"  {r['name']:<26} {r['n_pixels']:>6} px  {f(r['mean_frozen_days'], '7.1f')} d  "
+                f"slope {f(r['sen_slope'], '+.3f')} d/yr [{f(r['slope_low'], '+.3f')}, {f(r['slope_high'], '+.3f')}] "
+                f"p={f(r['p'], '.3f')}")
         if r.get("planted_slope") is not None:
-            line += f"  | truth {r.get('truth_sen_slope'):+.3f}  planted {r['planted_slope']:+.3f}"
+            line += f"  | truth {f(r.get('truth_sen_slope'), '+.3f')}  planted {f(r['planted_slope'], '+.3f')}"
         print(line)
+    if res["table2"] and all(r.get("sen_slope") is None for r in res["table2"]):
+        print("  (no trends: the product covers too few years for a Sen slope; frozen days are in the outputs)")
     return 0
 
 

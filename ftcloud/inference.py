@@ -43,6 +43,7 @@ from ftcloud.errors import ValidationError
 from ftcloud.io.stores import get_mapper, join, mark_complete, open_group, store_status
 from ftcloud.metadata import FT_MISSING, ft_attrs, history_stamp, software_versions
 from ftcloud.model.data import DYNAMIC_VARS, STATIC_VARS, open_inputs
+from ftcloud.recipes.packing import decode
 from ftcloud.timeutil import PASSES, check_pass
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def _open_arrays(store: str, so_json: str) -> dict:
 
 def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, cols: slice, halo: int) -> np.ndarray:
     """Inputs of one block with its halo: (days, step, 8, rows + 2 halo, cols + 2 halo) float32,
-    NaN beyond the window. Reads the zarr arrays directly into one buffer (no intermediate copies)."""
+    NaN beyond the window. Reads the zarr arrays directly and decodes their CF packing."""
     arrs = _open_arrays(store, so_json)
     ny, nx = arrs["lat"].shape
     r0, r1 = rows.start - halo, rows.stop + halo
@@ -212,7 +213,8 @@ def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, c
     nsteps = arrs["stl1"].shape[2]
     out = np.full((nd, nsteps, len(DYNAMIC_VARS) + len(STATIC_VARS), r1 - r0, c1 - c0), np.nan, "f4")
     for k, v in enumerate(DYNAMIC_VARS):
-        out[:, :, k, dst_r, dst_c] = arrs[v][t, pass_idx, :, rr, cc]
+        a = arrs[v]  # CF-packed int16 (ftcloud.recipes.packing) or float32: decoded as xarray does
+        out[:, :, k, dst_r, dst_c] = decode(a[t, pass_idx, :, rr, cc], a.attrs, a.fill_value)
     for k, v in enumerate(STATIC_VARS, start=len(DYNAMIC_VARS)):
         out[:, :, k, dst_r, dst_c] = arrs[v][rr, cc][None, None]
     return out

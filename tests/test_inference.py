@@ -45,6 +45,31 @@ def test_output_does_not_depend_on_chunking(store, model_dir, tmp_path):
     assert set(np.unique(ft)) <= {0, 1, 255} and (ft != 255).any()
 
 
+def test_product_equals_the_model_on_the_decoded_store(store, model_dir, tmp_path):
+    """The product is the exported model applied to the predictors as any CF reader decodes them
+    (xarray: the int16 packing undone): checked away from the window edges, where the tiles' NaN
+    halo and the whole-window convolution's zero padding differ."""
+    import xarray as xr
+
+    from ftcloud.model.data import open_inputs, stack_inputs
+    from ftcloud.model.export import load_model
+
+    out = tmp_path / "p.zarr"
+    _predict(store, model_dir, out)
+    product = xr.open_zarr(str(out))
+    pred, st = open_inputs(store, "AM")
+    days = pd.DatetimeIndex(pred["time"].values)[:12]
+    x = stack_inputs(pred.sel(time=days).load(), st.load())  # decoded by xarray, not by ftcloud
+    model, card = load_model(model_dir, "AM", fmt="torchscript")
+    with torch.no_grad():
+        ft, _ = model(torch.from_numpy(x))
+    halo = card["halo"]
+    got = product["ft"].sel({"pass": "AM"}).sel(time=days).values
+    core = (slice(None), slice(halo, -halo), slice(halo, -halo))
+    assert got[core].size > 0 and (got[core] != 255).any()
+    np.testing.assert_array_equal(got[core], ft.numpy()[core])
+
+
 def test_product_metadata(store, model_dir, tmp_path):
     out = tmp_path / "p.zarr"
     _predict(store, model_dir, out, time_chunk=32, batch_days=16)

@@ -43,6 +43,13 @@ def test_era5_packed_netcdf_unpacks_like_netcdf4():
     np.testing.assert_allclose(ds["t2m"].values[0], expect, rtol=0, atol=1e-9)
     assert float(ds["t2m"][0, 0, 0]) == pytest.approx(287.49196305216094, abs=1e-9)
     assert ds["time"].values[0] == np.datetime64("1995-07-14T12")
+    # opened lazily (how the ERA5-Land work items open their monthly files), the same values
+    lazy = open_era5(str(p), variables=("t2m", "sp"), units={"t2m": ("K",), "sp": ("Pa",)}, lazy=True)
+    try:
+        np.testing.assert_array_equal(lazy["t2m"].isel(latitude=slice(10, 40), longitude=slice(5, 90)).values,
+                                      ds["t2m"].values[:, 10:40, 5:90])
+    finally:
+        lazy.close()
     # units are checked, never guessed
     with pytest.raises(UnitsError, match="t2m.*'K'.*expected 'degC'"):
         open_era5(str(p), variables=("t2m",), units={"t2m": ("degC",)})

@@ -49,7 +49,7 @@ class TrainConfig:
         return d
 
 
-def channel_stats(X, train: np.ndarray, block_days: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def channel_stats(X, train: np.ndarray, block_days: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over the training days (NaN-aware); std never below 1e-6.
 
     Streams over blocks of ``block_days`` training days and tiles of at most
