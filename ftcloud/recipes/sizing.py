@@ -8,7 +8,9 @@ names: concurrent items per worker x memory per item must fit the worker's memor
 
 Memory per item is modelled as ``BASE + PER_CELL_DAY x (cells x days of the item)`` for the
 ERA5-Land tiles (they dominate) and the same form for the FT targets; store bytes per cell-day
-per group come from the written stores. The statics and station groups are single small items.
+per group come from the written stores. These are estimates from one machine and one region:
+the dry run is a sanity check of a config (does an item fit a worker, how big is the store), not a
+promise. The statics and station groups are single small items.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-#: process baseline of one ingest (Python, numpy, xarray, Beam imports), GB
+#: process baseline of one ingest (Python, numpy, xarray, Beam imports), GB: the demo's 1715-cell
+#: ERA5-Land items peak at 0.31-0.33 GB whatever the period (benchmarks/scaling.py)
 BASE_GB = 0.30
-#: measured peak RSS minus the baseline per cell-day of a work item's output, GB
-#: (China 2016, 404 x 512-cell tiles x 32 days; the demo's 1715-cell items agree within 10 %)
-PER_CELL_DAY_GB = {"era5land": 2.3e-7, "imerg": 1.0e-7, "smap_e_ft": 4.0e-9, "esdr_ft": 4.0e-9}
-#: store bytes per cell-day of each group as written (packed predictors; uint8 targets)
-BYTES_PER_CELL_DAY = {"era5land": 19.0, "imerg": 4.0, "smap_e_ft": 0.12, "esdr_ft": 0.08}
+#: peak RSS above the baseline per cell-day of one work item's output, GB, measured with
+#: ``/usr/bin/time -v ftcloud ingest`` on China 2016 (README "China 2016, stage by stage"):
+#: ERA5-Land 404 x 512-cell tiles x 32 days peak at 2.21 GB -> 2.9e-7; the FT targets (365-day
+#: items of the whole window, with ESDR and statics) at 0.91 GB -> 6.3e-9. IMERG is not measured
+#: (no IMERG granules in that run): assumed half the ERA5-Land figure (one variable instead of four,
+#: two half-hours per step).
+PER_CELL_DAY_GB = {"era5land": 2.9e-7, "imerg": 1.5e-7, "smap_e_ft": 6.3e-9, "esdr_ft": 6.3e-9}
+#: store bytes per cell-day as written for China 2016 (packed predictors; uint8 targets); IMERG
+#: assumed (float32, not measured)
+BYTES_PER_CELL_DAY = {"era5land": 14.5, "imerg": 4.0, "smap_e_ft": 0.41, "esdr_ft": 0.21}
 
 
 @dataclass
