@@ -96,9 +96,11 @@ def parse_splits(text: str | None) -> dict | None:
     import pandas as pd
 
     out = {}
-    for part in text.split(";"):
+    for part in [p for p in text.split(";") if p.strip()]:
         name, _, ranges = part.strip().partition("=")
         name = name.strip()
+        if name in out:
+            raise ValidationError(f"--splits: {name} is given twice (list several ranges as {name}=A:B,C:D)")
         if name not in ("train", "val", "test") or not ranges:
             raise ValidationError(f"--splits: {part.strip()!r} is not NAME=START:END[,START:END...] with NAME train, val or test")
         spans = []
@@ -108,7 +110,7 @@ def parse_splits(text: str | None) -> dict | None:
                 ta, tb = pd.Timestamp(a), pd.Timestamp(b)
             except ValueError:
                 ta = tb = None
-            if not sep or ta is None or tb is None or tb < ta:
+            if not sep or ta is None or tb is None or pd.isna(ta) or pd.isna(tb) or tb < ta:
                 raise ValidationError(f"--splits: {name} range {r.strip()!r} is not START:END with START <= END (YYYY-MM-DD)")
             spans.append((f"{ta:%Y-%m-%d}", f"{tb:%Y-%m-%d}"))
         out[name] = tuple(spans)

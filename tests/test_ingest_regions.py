@@ -68,8 +68,11 @@ def test_tiles_of_a_region_write_the_same_bytes_as_one_window(src, tmp_path):
     items = regions.work_items(tiled)
     assert len(items) == 3 * 4  # 3 time chunks x (2 x 2 tiles)
     assert {(it.rows, it.cols) for it in items} == {((0, 8), (0, 8)), ((0, 8), (8, 13)), ((8, 10), (0, 8)), ((8, 10), (8, 13))}
-    with pytest.raises(ValueError, match="not a multiple of the y chunk"):
-        regions.work_items(pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=6))
+    # a tile that is not a multiple of the chunks becomes the largest multiple below it (4 here):
+    # items still cover whole chunks only
+    odd = regions.work_items(pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=6))
+    assert {(it.rows, it.cols) for it in odd} == {((r, min(r + 4, 10)), (c, min(c + 4, 13)))
+                                                  for r in (0, 4, 8) for c in (0, 4, 8, 12)}
     regions.write_recipe(whole, str(tmp_path / "whole"))
     regions.write_recipe(tiled, str(tmp_path / "tiled"))
     a, b = _chunks(tmp_path / "whole"), _chunks(tmp_path / "tiled")

@@ -144,7 +144,9 @@ def test_own_splits_parse_and_bad_ones_are_one_line(tiny_store, tmp_path, capsys
         "val": (("2016-09-01", "2016-10-31"),), "test": (("2016-12-01", "2016-12-31"),)}
     for bad, words in (("train=2016-01-01:2016-08-31;val=2016-09-01:2016-10-31", "no test"),
                        ("train=2016-09-01:2016-08-31;val=a:b;test=c:d", "START <= END"),
-                       ("fit=2016-01-01:2016-02-01", "NAME=START:END")):
+                       ("fit=2016-01-01:2016-02-01", "NAME=START:END"),
+                       ("train=:2016-01-01;val=2016-02-01:2016-03-01;test=2016-04-01:2016-05-01", "START <= END"),
+                       ("train=2016-01-01:2016-01-05;train=2016-01-06:2016-01-09;val=a:b;test=c:d", "given twice")):
         with pytest.raises(ValidationError, match=words):
             parse_splits(bad)
     rc = main(["-q", "train", "--store", tiny_store, "--pass", "AM", "--out", str(tmp_path / "m"), "--epochs", "1",

@@ -235,7 +235,8 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
                         sb += float(sum_fn(lb, b))
                         wa += _weight_sum(a)
                         wb += _weight_sum(b)
-                    total += (sa / max(wa, 1e-12) + sb / max(wb, 1e-12)) * len(days)
+                    # an empty head is NaN, as the whole-window mean over no pixel is
+                    total += ((sa / wa if wa > 0 else float("nan")) + (sb / wb if wb > 0 else float("nan"))) * len(days)
                 n += len(days)
         net.train()
         return total / max(n, 1)
@@ -269,6 +270,9 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
             bad += 1
             if bad >= config.patience:
                 break
+    if best_state is None:
+        raise ValidationError("training: the validation loss was undefined in every epoch (no valid target pixel on the "
+                              "validation days); choose validation periods with retrievals (--splits)")
     net.load_state_dict(best_state)
     net = net.to("cpu")  # exported and evaluated on the CPU (inference picks its own device)
     net.eval()

@@ -78,14 +78,23 @@ def _open_lazy(url, storage_options, what, decode_times, mask_and_scale) -> xr.D
     try:
         if local:
             path = url.replace("file://", "")
-            engine = "h5netcdf" if kind == "hdf5" else "scipy"
-            return xr.open_dataset(path, engine=engine, decode_times=decode_times, mask_and_scale=mask_and_scale,
-                                   cache=False)
+            kw = {"phony_dims": "access"} if kind == "hdf5" else {}
+            return xr.open_dataset(path, engine="h5netcdf" if kind == "hdf5" else "scipy", decode_times=decode_times,
+                                   mask_and_scale=mask_and_scale, cache=False, **kw)
         if kind == "netcdf3":
             return None  # scipy needs the bytes: read whole
         f = fsspec.open(url, "rb", **(storage_options or {})).open()
-        return xr.open_dataset(f, engine="h5netcdf", decode_times=decode_times, mask_and_scale=mask_and_scale,
-                               cache=False)
+        ds = xr.open_dataset(f, engine="h5netcdf", decode_times=decode_times, mask_and_scale=mask_and_scale,
+                             cache=False, phony_dims="access")
+        inner = ds._close
+
+        def close():
+            if inner is not None:
+                inner()
+            f.close()
+
+        ds.set_close(close)
+        return ds
     except FTCloudError:
         raise
     except Exception as e:  # noqa: BLE001

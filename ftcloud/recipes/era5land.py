@@ -45,7 +45,17 @@ def open_era5(url: str, variables=VARIABLES, *, storage_options: dict | None = N
     Returns a dataset with dims (time, latitude, longitude), packing undone and fill values
     as NaN; a scalar time (one-step files) is expanded to a length-1 dimension.
     """
-    ds = open_xarray_file(url, storage_options=storage_options, what=WHAT, lazy=lazy)
+    raw = open_xarray_file(url, storage_options=storage_options, what=WHAT, lazy=lazy)
+    try:
+        out = _checked_era5(raw, url, variables, units)
+    except BaseException:
+        raw.close()
+        raise
+    out.set_close(raw.close)  # closing the returned dataset closes the file (lazy opens)
+    return out
+
+
+def _checked_era5(ds: xr.Dataset, url: str, variables, units) -> xr.Dataset:
     # CDS's newer NetCDF converter says valid_time; cfgrib keeps both time and valid_time
     if "time" not in ds.dims and "valid_time" in ds.dims:
         ds = ds.rename({"valid_time": "time"})

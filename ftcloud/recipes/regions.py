@@ -75,11 +75,11 @@ def work_items(recipe) -> list[WorkItem]:
     tiles = [(None, None)]
     if getattr(recipe, "tile", None) and getattr(recipe, "item_opener", None) is not None:
         ny, nx = recipe.window.shape
-        t = int(recipe.tile)
-        for d, size_d in (("y", ny), ("x", nx)):
-            if t < size_d and t % int(recipe.target_chunks.get(d, t)):
-                raise ValueError(f"{recipe.name}: tile {t} is not a multiple of the {d} chunk {recipe.target_chunks[d]}")
-        tiles = [((r, min(r + t, ny)), (c, min(c + t, nx))) for r in range(0, ny, t) for c in range(0, nx, t)]
+        # the tile in each dimension: the largest multiple of that dimension's chunk not above
+        # ``tile`` (at least one chunk), so that no two items ever write the same chunk
+        ty, tx = (max(c, (int(recipe.tile) // c) * c) for c in
+                  (int(recipe.target_chunks.get("y", ny)), int(recipe.target_chunks.get("x", nx))))
+        tiles = [((r, min(r + ty, ny)), (c, min(c + tx, nx))) for r in range(0, ny, ty) for c in range(0, nx, tx)]
     items = []
     for a in range(0, n, size):
         b = min(a + size, n)
