@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny window, months instead of years (about a minute)")
     ap.add_argument("--sources", default="era5land,smap_e_ft,esdr_ft,statics")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--china-month", default=None, metavar="CHINA_TWIN",
+                    help="also measure January 2016 of China (265,428 cells) from this twin folder "
+                         "(ftcloud synth --region china --start 2016-01-01 --end 2016-01-31 --no-insitu)")
     ap.add_argument("--stages", default="ingest,train,predict",
                     help="stages measured after ingest: train (one AM epoch), predict (AM); default both")
     ap.add_argument("--no-baseline", action="store_true",
@@ -72,8 +75,10 @@ def main(argv=None) -> int:
         end = pd.Timestamp("2018-12-31")
         periods = [(end - pd.DateOffset(months=m) + pd.Timedelta(days=1), end) for m in (1, 2, 4, 16)]
     else:
+        # within the twin's SMAP period (2015-04-01 ..), so that every size also trains on its days:
+        # 3 months .. 4 years, a 16x span (48x with --china-month)
         end = pd.Timestamp("2020-12-31")
-        periods = [(end - pd.DateOffset(years=y) + pd.Timedelta(days=1), end) for y in (1, 2, 4, 8, 16)]
+        periods = [(end - pd.DateOffset(months=m) + pd.Timedelta(days=1), end) for m in (3, 6, 12, 24, 48)]
     work = tempfile.mkdtemp(prefix="ftcloud-scaling-")
     exe = [sys.executable, "-m", "ftcloud.cli"]
     try:
@@ -90,13 +95,17 @@ def main(argv=None) -> int:
         ts0 = pd.Timestamp(twin_defaults(twin_parameters(src)).get("targets_start") or min(a for a, _ in periods))
         stages = [x for x in args.stages.split(",") if x]
         rows = []
-        for a, b in periods:
+        runs = [(region, src, ncell, a, b, ts0) for a, b in periods]
+        if args.china_month:
+            runs.append(("china", args.china_month, int(np.prod(region_window("china").shape)),
+                         pd.Timestamp("2016-01-01"), pd.Timestamp("2016-01-31"), pd.Timestamp("2016-01-01")))
+        for region, src, ncell, a, b, ts0 in runs:
             days = (b - a).days + 1
             store = os.path.join(work, f"store_{a:%Y%m%d}")
             wall, rss = _timed([*exe, "-q", "ingest", "--source", src, "--store", store, "--region", region,
                                 "--start", f"{a:%Y-%m-%d}", "--end", f"{b:%Y-%m-%d}", "--targets-start", f"{max(a, ts0):%Y-%m-%d}",
                                 "--sources", args.sources])
-            row = {"stage": "ingest", "days": days, "cell_days": ncell * days, "MB_written": _tree_size(store) / 1e6,
+            row = {"stage": "ingest", "region": region, "days": days, "cell_days": ncell * days, "MB_written": _tree_size(store) / 1e6,
                    "wall_s": wall, "cell_days_per_s": ncell * days / wall, "peak_rss_GB": rss}
             if not args.no_baseline and len([r for r in rows if r["stage"] == "ingest"]) < 3:
                 bstore = store + "_pf"
@@ -120,21 +129,21 @@ def main(argv=None) -> int:
                 w2, r2 = _timed([*exe, "-q", "train", "--store", store, "--pass", "AM", "--out", models, "--epochs", "1",
                                  "--patience", "1", "--splits", splits])
                 tdays = (t_end - a).days + 1
-                rows.append({"stage": "train epoch", "days": tdays, "cell_days": ncell * tdays, "wall_s": w2,
+                rows.append({"stage": "train epoch", "region": region, "days": tdays, "cell_days": ncell * tdays, "wall_s": w2,
                              "cell_days_per_s": ncell * tdays / w2, "peak_rss_GB": r2})
                 print(f"  {tdays:6d} training days: one epoch + export + test {w2:7.1f} s, peak RSS {r2:5.2f} GB", flush=True)
             if "predict" in stages and os.path.isdir(models):
                 w3, r3 = _timed([*exe, "-q", "predict", "--store", store, "--model", models, "--pass", "AM",
                                  "--out", os.path.join(work, f"product_{a:%Y%m%d}.zarr")])
-                rows.append({"stage": "predict", "days": days, "cell_days": ncell * days, "wall_s": w3,
+                rows.append({"stage": "predict", "region": region, "days": days, "cell_days": ncell * days, "wall_s": w3,
                              "cell_days_per_s": ncell * days / w3, "peak_rss_GB": r3})
                 print(f"  {days:6d} days: predict (AM) {w3:7.1f} s, peak RSS {r3:5.2f} GB", flush=True)
                 shutil.rmtree(os.path.join(work, f"product_{a:%Y%m%d}.zarr"), ignore_errors=True)
             shutil.rmtree(models, ignore_errors=True)
             shutil.rmtree(store, ignore_errors=True)
         df = pd.DataFrame(rows)
-        print(f"\nregion {region} ({ncell} cells), one process per stage and size (ingest: {args.sources}):\n")
-        cols = [c for c in ("stage", "days", "cell_days", "MB_written", "wall_s", "cell_days_per_s", "peak_rss_GB",
+        print(f"\none process per stage and size (ingest: {args.sources}); sizes in cells x days:\n")
+        cols = [c for c in ("stage", "region", "days", "cell_days", "MB_written", "wall_s", "cell_days_per_s", "peak_rss_GB",
                             "baseline_wall_s", "baseline_peak_rss_GB", "baseline_MB_written") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep=""))
         print()
