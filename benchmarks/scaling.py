@@ -147,11 +147,14 @@ def main(argv=None) -> int:
                             "baseline_wall_s", "baseline_peak_rss_GB", "baseline_MB_written") if c in df]
         print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep=""))
         print()
-        for stage, g in df.groupby("stage", sort=False):
+        groups = [(stage, g) for stage, g in df.groupby("stage", sort=False)]
+        if df["region"].nunique() > 1:  # the period alone (one region), then every size together
+            groups = [(f"{stage} ({g['region'].iloc[0]})", g[g["region"] == g["region"].iloc[0]]) for stage, g in groups] + groups
+        for stage, g in groups:
             et = _fit(g["cell_days"], g["wall_s"])
             em = _fit(g["cell_days"], g["peak_rss_GB"])
             span = g["cell_days"].max() / g["cell_days"].min()
-            print(f"{stage:12s} size span {span:4.0f}x; fitted exponent of time {et:5.2f} (goal <= 1.05), "
+            print(f"{stage:19s} size span {span:4.0f}x; fitted exponent of time {et:5.2f} (goal <= 1.05), "
                   f"of peak memory {em:5.2f} (goal <= 0.1); peak RSS largest / smallest {g['peak_rss_GB'].iloc[-1] / g['peak_rss_GB'].iloc[0]:.2f}")
         ing = df[df.stage == "ingest"]
         if "baseline_peak_rss_GB" in ing:
