@@ -36,11 +36,12 @@ TIME_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregor
 TIME_ENCODING_30MIN = {"units": "minutes since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
 
 
-def open_bytes(url: str, storage_options: dict | None = None, what: str = "source file") -> bytes:
-    """Read a whole source file; a missing or unreadable file raises SourceFileError naming it."""
+def open_bytes(url: str, storage_options: dict | None = None, what: str = "source file", size: int = -1) -> bytes:
+    """Read a whole source file (or its first ``size`` bytes); a missing, unreadable or empty
+    file raises SourceFileError naming it."""
     try:
         with fsspec.open(url, "rb", **(storage_options or {})) as f:
-            data = f.read()
+            data = f.read(size)
     except FileNotFoundError:
         raise SourceFileError(f"{what} {url} is missing") from None
     except OSError as e:
@@ -62,16 +63,7 @@ def sniff_format(head: bytes) -> str:
 
 def _open_lazy(url, storage_options, what, decode_times, mask_and_scale) -> xr.Dataset | None:
     """A lazily opened NetCDF/HDF5 file, or None for formats read whole (GRIB, unknown)."""
-    try:
-        with fsspec.open(url, "rb", **(storage_options or {})) as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise SourceFileError(f"{what} {url} is missing") from None
-    except OSError as e:
-        raise SourceFileError(f"{what} {url} could not be read: {e}") from e
-    if not head:
-        raise SourceFileError(f"{what} {url} is empty (0 bytes): truncated download?")
-    kind = sniff_format(head)
+    kind = sniff_format(open_bytes(url, storage_options, what, size=8))
     if kind not in ("hdf5", "netcdf3"):
         return None
     local = "://" not in url or url.startswith("file://")
