@@ -3,7 +3,7 @@
 :func:`connect` is a context manager yielding a ``distributed.Client`` that is the default for
 every ``dask.compute`` inside it (prediction, validation, trends)::
 
-    with connect("local") as client:               # LocalCluster on this machine
+    with connect("local") as client:               # LocalCluster on this machine, on 127.0.0.1
         ...
     with connect("gateway", workers=4, gpu=True):  # dask-gateway (address from the config or
         ...                                        # DASK_GATEWAY__ADDRESS), shut down on exit
@@ -51,18 +51,44 @@ def _quiet_distributed() -> None:
                 lg.setLevel(logging.WARNING)
 
 
-def _announce(client, what: str, printer, remote: bool = False) -> None:
-    """Print what the cluster is and its dashboard link (a remote scheduler serves its own dashboard)."""
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
+
+
+def _local_dashboard_link(cluster, host: str) -> str | None:
+    """The LocalCluster's dashboard link on the address it listens on.
+
+    distributed forms the link from the scheduler address, which for a one-process cluster is
+    ``inproc://<this machine's IP>/...``: a host the dashboard, bound to ``host``, does not listen on.
+    The ``distributed.dashboard.link`` template (e.g. a JupyterHub proxy) is still honoured."""
+    from distributed.utils import format_dashboard_link
+
+    port = (cluster.scheduler_info.get("services") or {}).get("dashboard")
+    if not port:
+        return None
+    if host in WILDCARD_HOSTS:  # every interface: distributed's own link (this machine's IP) is reachable
+        return cluster.dashboard_link or None
+    bare = host.strip("[]")
+    return format_dashboard_link(f"[{bare}]" if ":" in bare else bare, port)
+
+
+def _announce(client, what: str, printer, remote: bool = False, link: str | None = None) -> None:
+    """Print what the cluster is and its dashboard link (a remote scheduler serves its own dashboard);
+    ``link`` overrides the client's own."""
     _quiet_distributed()
-    link = getattr(client, "dashboard_link", None) if remote or _has_bokeh() else None
+    if not link:
+        link = getattr(client, "dashboard_link", None) if remote or _has_bokeh() else None
     printer(f"[cluster] {what}" + (f"; dashboard: {link}" if link else "; dashboard: unavailable (pip install bokeh)"))
 
 
 @contextlib.contextmanager
 def connect(kind: str = "local", *, workers: int | None = None, threads_per_worker: int | None = None,
             worker_memory_gib: float | None = None, gpu: bool = False, gateway_address: str | None = None,
-            timeout_s: float = 300.0, printer=print) -> Iterator:
-    """Start or join the dask cluster named by ``kind`` and yield its client (closed on exit)."""
+            timeout_s: float = 300.0, host: str = "127.0.0.1", printer=print) -> Iterator:
+    """Start or join the dask cluster named by ``kind`` and yield its client (closed on exit).
+
+    ``host`` (local only) is the address everything of a LocalCluster listens on: the scheduler, the
+    workers, their HTTP servers (/health, /metrics) and the dashboard. The default is loopback; pass
+    ``"0.0.0.0"`` (or an interface's address) to expose them to other machines."""
     from distributed import Client
 
     _quiet_distributed()
@@ -71,19 +97,34 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
         from distributed import LocalCluster
 
         if gpu:
-            log.warning("--gpu with a LocalCluster: torch uses the local GPU when it sees one; no resources are declared")
+            log.warning("--gpu with a LocalCluster: torch uses the local GPU when it sees one; "
+                        "no resources are declared")
         # one process, threads: torch and the zarr codecs release the GIL, and the per-process
         # model cache is then loaded once; workers > 1 gives that many processes instead
         n = workers or 1
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // n)
+        host = str(host if host is not None else "127.0.0.1")
+        if "://" in host:
+            raise ValidationError(f"host {host!r}: expected a host name or an IP address, without a protocol")
         kw = {"memory_limit": f"{worker_memory_gib}GiB"} if worker_memory_gib else {}
+        # Every HTTP server binds to (host, 0); a (host, port) pair rather than "host:0" so that IPv6
+        # literals survive distributed's parsing. The scheduler's HTTP server (/health, /metrics, the
+        # dashboard when bokeh is installed) always runs: without an address it listened on 0.0.0.0:8787.
+        bare = host.strip("[]")
+        http = [(bare, 0)]
         if n > 1:
-            kw["host"] = "127.0.0.1"  # worker processes talk over loopback TCP; one process uses inproc://
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1,
-                               dashboard_address="127.0.0.1:0" if _has_bokeh() else None, **kw)
+            kw["host"] = f"[{bare}]" if ":" in bare else bare  # worker processes talk over TCP on host
+        else:
+            # one process talks inproc:// (no TCP listener; distributed refuses a host there), but the
+            # worker's HTTP server still listens, on every interface unless it is given an address; that
+            # address also turns the worker's own bokeh pages on (nothing more when bokeh is absent)
+            kw["worker_dashboard_address"] = http
+        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1, dashboard_address=http,
+                               scheduler_kwargs={"dashboard": _has_bokeh()}, **kw)
         client = Client(cluster, set_as_default=True)
         try:
-            _announce(client, f"LocalCluster: {n} worker(s) x {threads} thread(s)", printer)
+            _announce(client, f"LocalCluster: {n} worker(s) x {threads} thread(s)", printer,
+                      link=_local_dashboard_link(cluster, host) if _has_bokeh() else None)
             yield client
         finally:
             client.close()
@@ -98,8 +139,8 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
 
         address = gateway_address or dask.config.get("gateway.address", None)
         if not address:
-            raise ValidationError("--cluster gateway: no gateway address; set cluster.gateway_address in the run config "
-                                  "or DASK_GATEWAY__ADDRESS (JupyterHub/daskhub sets it for you)")
+            raise ValidationError("--cluster gateway: no gateway address; set cluster.gateway_address in the run "
+                                  "config or DASK_GATEWAY__ADDRESS (JupyterHub/daskhub sets it for you)")
         gateway = Gateway(address)
         options = gateway.cluster_options()
         wanted = {"worker_cores": threads_per_worker, "worker_memory": worker_memory_gib, "gpu": gpu or None}
@@ -130,12 +171,14 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
     if "://" in kind:
         client = Client(kind, set_as_default=True, timeout=f"{int(timeout_s)}s")
         try:
-            _announce(client, f"scheduler {kind}: {len(client.scheduler_info().get('workers', {}))} worker(s)", printer, remote=True)
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            _announce(client, f"scheduler {kind}: {n_workers} worker(s)", printer, remote=True)
             yield client
         finally:
             client.close()
         return
-    raise ValidationError(f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address like tcp://host:8786")
+    raise ValidationError(f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address "
+                          "like tcp://host:8786")
 
 
 def workers_share_files(kind: str) -> bool:
