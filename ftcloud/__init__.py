@@ -5,15 +5,63 @@ the ConvLSTM fusion model, run inference chunk-wise and compute validation and t
 ``import ftcloud`` never imports torch or apache_beam.
 """
 
+import os as _os
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version
 
-# PROJ must open its database before ecCodes is loaded: the eccodes wheels (via eckitlib) bundle
-# their own libproj/libsqlite3, and if those load first pyproj crashes on its first CRS. xarray
-# loads cfgrib's backend (and so ecCodes) on the first open_dataset, so ftcloud initialises PROJ
-# at import time. Import ftcloud (or pyproj) before cfgrib/eccodes in your own scripts too.
-import pyproj as _pyproj
+from ftcloud.errors import FTCloudError as _FTCloudError
 
-_pyproj.CRS.from_epsg(6933)
+
+class ProjLoadOrderError(_FTCloudError, ImportError):
+    """pyproj was loaded after another libproj took over its symbols; only a fresh interpreter helps."""
+
+
+def _global_libproj() -> bool:
+    """Whether a libproj is already in the process's global symbol scope (before pyproj loads)."""
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL(None), "proj_context_create")
+    except OSError:  # no dlopen(NULL) on this platform
+        return False
+
+
+def _init_pyproj():
+    """Import pyproj so that it uses its own libproj whatever was imported before ftcloud.
+
+    The eccodes wheels load eckitlib's bundled libproj and libsqlite3 with RTLD_GLOBAL (findlibs
+    preloads every library of eckitlib/lib64). xarray imports cfgrib's backend, and so ecCodes, on
+    the first ``open_dataset``/``open_zarr``. An extension module loaded after that resolves its
+    ``proj_*`` symbols to eckit's libproj (a different PROJ version) instead of pyproj.libs' own:
+    pyproj then fails with "no database context" and the interpreter aborts (double free). If such
+    a library is already global, pyproj's extensions are loaded with RTLD_DEEPBIND, so they bind
+    to their own libproj/libsqlite3 first (only then: DEEPBIND would bypass an LD_PRELOADed
+    allocator). Importing pyproj here, before ecCodes, also keeps it bound to its own library for
+    good: every pyproj extension module loads on ``import pyproj``, with RTLD_NOW.
+    """
+    if "pyproj" not in _sys.modules:
+        deepbind = getattr(_os, "RTLD_DEEPBIND", 0)
+        flags = _sys.getdlopenflags()
+        if deepbind and _global_libproj():
+            _sys.setdlopenflags(flags | deepbind)
+        try:
+            import pyproj
+        finally:
+            _sys.setdlopenflags(flags)
+    import pyproj
+
+    try:
+        pyproj.CRS.from_epsg(6933)  # opens PROJ's database now, not in the middle of a computation
+    except pyproj.exceptions.CRSError as e:
+        raise ProjLoadOrderError(
+            f"pyproj cannot open its database ({str(e).splitlines()[0]}): pyproj was imported after cfgrib/"
+            "eccodes loaded another libproj; restart Python and import ftcloud (or pyproj) before cfgrib, "
+            "eccodes or xarray's first open_dataset"
+        ) from None
+    return pyproj
+
+
+_pyproj = _init_pyproj()
 
 try:
     __version__ = version("ftcloud")
@@ -27,6 +75,7 @@ from ftcloud.grid import EASE2_9KM, EASE2_25KM, REGIONS, region_window  # noqa: 
 __all__ = [
     "__version__",
     "errors",
+    "ProjLoadOrderError",
     "get_options",
     "load_config",
     "set_options",
