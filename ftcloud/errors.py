@@ -15,6 +15,9 @@ __all__ = [
     "TimeAxisError",
     "SourceFileError",
     "IncompleteStoreError",
+    "StorageError",
+    "AccessDeniedError",
+    "LockedError",
     "UndefinedStatisticWarning",
 ]
 
@@ -52,6 +55,19 @@ class SourceFileError(ValidationError, OSError):
 
 class IncompleteStoreError(FTCloudError, RuntimeError):
     """A store was opened that a previous run did not finish writing."""
+
+
+class StorageError(FTCloudError, OSError):
+    """A store cannot be reached, read or written: unknown scheme, missing bucket, access denied,
+    an endpoint that does not answer. The message names the URL (without credentials)."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The store refused the request (wrong or missing credentials, a private bucket)."""
+
+
+class LockedError(FTCloudError, RuntimeError):
+    """Another ftcloud process holds the output's lease."""
 
 
 class UndefinedStatisticWarning(UserWarning):

@@ -16,10 +16,12 @@ The plan (:class:`InferencePlan`) is a small frozen dataclass, saved with the pr
 * the GPU is used when the worker has one (``torch.cuda.is_available()``), the CPU otherwise.
 
 Output ``ft`` uint8 (pass, time, y, x): 0 thawed, 1 frozen, 255 missing, optional
-``p_frozen``, CF flags, ``grid_mapping`` and provenance. The store is written template
-first, then region by region (one time chunk of one pass at a time); finished regions are
-recorded in the store, so a killed run resumes without recomputing them, and the store is
-marked complete only when every region is there.
+``p_frozen``, CF flags, ``grid_mapping`` and provenance. The product is written beside its
+name (``.NAME.ftcloud-new``), template first, then region by region (one time chunk of one pass
+at a time, each recorded by a small object once written), marked complete there and swapped in
+(:mod:`ftcloud.io.transaction`). A killed run resumes exactly the regions recorded under the same
+identity (days, passes, plan, model files, contents of the store groups read); any other
+identity starts afresh; a complete product is skipped only for the same identity.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import xarray as xr
 import zarr
 
 from ftcloud.errors import ValidationError
-from ftcloud.io.stores import get_mapper, join, mark_complete, open_group, store_status
+from ftcloud.io.stores import get_mapper, join, mark_complete, mark_incomplete, open_group, put_whole, store_status
 from ftcloud.metadata import FT_MISSING, ft_attrs, history_stamp, software_versions
 from ftcloud.model.data import DYNAMIC_VARS, STATIC_VARS, open_inputs
 from ftcloud.recipes.packing import decode
@@ -50,7 +52,6 @@ log = logging.getLogger(__name__)
 
 _MODEL_CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
-PROGRESS_ATTR = "ftcloud_regions_done"
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,92 @@ def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, 
     return ds
 
 
+def _span(text) -> tuple[int, int] | None:
+    try:
+        a, b = str(text).split(":")
+        return int(a), int(b)
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_window_covered(card: dict, window_attrs: dict, where: str, transfer: bool = False) -> dict | None:
+    """The store's window must lie inside the window the model was trained on (its card's
+    ``grid``), unless ``transfer``; returns what the product records about a transfer, or None."""
+    grid = card.get("grid") or {}
+    own = [_span(grid.get(k)) for k in ("ease2_window_rows", "ease2_window_cols")]
+    got = [_span(window_attrs.get(k)) for k in ("ease2_window_rows", "ease2_window_cols")]
+    if None in own or None in got:
+        return None  # an older card or a store without window attributes: nothing to compare
+    inside = all(o[0] <= g[0] and g[1] <= o[1] for o, g in zip(own, got))
+    if inside:
+        return None
+    trained = f"{grid.get('region')!r} rows {grid['ease2_window_rows']} cols {grid['ease2_window_cols']}"
+    asked = (f"{window_attrs.get('region')!r} rows {window_attrs['ease2_window_rows']} "
+             f"cols {window_attrs['ease2_window_cols']}")
+    if not transfer:
+        raise ValidationError(f"{where}: window {asked} is not inside the window the {card.get('pass')} model was "
+                              f"trained on ({trained}); pass --transfer to apply it outside its training window "
+                              "(the product records that)")
+    return {"trained_window": trained, "applied_window": asked}
+
+
+def _times_digest(times: pd.DatetimeIndex) -> str:
+    import hashlib
+
+    days = (times.values.astype("datetime64[D]").astype("int64")).tobytes()
+    return hashlib.sha256(days).hexdigest()
+
+
+def product_identity(store: str, cards: dict, plan: InferencePlan, times, passes, storage_options=None,
+                     transfer: dict | None = None) -> dict:
+    """Everything a product's values depend on: the exact days, the passes, the plan, each pass's
+    model (SHA-256 of the file used) and the content of the store groups read."""
+    from ftcloud.io.stores import content_id
+
+    times = pd.DatetimeIndex(times)
+    return {
+        "days": {"first": str(times[0].date()), "last": str(times[-1].date()), "n": len(times),
+                 "sha256": _times_digest(times)},
+        "passes": list(passes),
+        "plan": json.loads(plan.to_json()),
+        "model_sha256": {p: c["files"][plan.fmt]["sha256"] for p, c in cards.items()},
+        "inputs": {g: content_id(join(store, g), storage_options) for g in ("predictors/era5land", "statics")},
+        "transfer": transfer,
+    }
+
+
+def _identity_sha(identity: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+PROGRESS_DIR = ".ftcloud-progress"
+
+
+def _progress_url(stage: str, p_i: int, t0: int) -> str:
+    return join(stage, PROGRESS_DIR, f"p{p_i}-t{t0:06d}.json")
+
+
+def _regions_done(stage: str, so, ident: str) -> set:
+    """Regions recorded as written under this identity (unreadable or foreign records: redone)."""
+    from ftcloud.io.stores import filesystem, read_json
+
+    fs, path = filesystem(join(stage, PROGRESS_DIR), so)
+    try:
+        names = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return set()
+    done = set()
+    for name in names:
+        if not str(name).endswith(".json"):
+            continue
+        doc = read_json(join(stage, PROGRESS_DIR, str(name).rsplit("/", 1)[-1]), so)
+        if doc and doc.get("identity") == ident:
+            done.add((int(doc["pass"]), int(doc["t0"])))
+    return done
+
+
 def predict(
     store: str,
     model_dir: str,
@@ -316,11 +403,26 @@ def predict(
     out_storage_options=None,
     progress: bool = True,
     client=None,
+    transfer: bool = False,
 ) -> dict:
-    """Predict FT for every day in [start, end] and every pass into ``out`` (a zarr group URL)."""
+    """Predict FT for every day in [start, end] and every pass into ``out`` (a zarr group URL).
+
+    Transactional (:mod:`ftcloud.io.transaction`): everything is verified first (the store's
+    groups complete, both model files against their card's SHA-256, the window inside the
+    model's training window unless ``transfer``); the product is then written beside ``out``,
+    region by region (each recorded when written), marked complete there and swapped in, so a
+    complete ``out`` is never destroyed by a run that fails. ``out`` is skipped only when it is
+    complete for exactly the same identity (days, passes, plan, models, input contents); a
+    killed run resumes only regions recorded under that identity. One writer at a time holds
+    the output's lease (:mod:`ftcloud.io.lease`).
+    """
     from tqdm.auto import tqdm
 
-    from ftcloud.model.export import read_card
+    from ftcloud.io.lease import lease
+    from ftcloud.io.secrets import redact_url
+    from ftcloud.io.stores import require_bucket, status_record
+    from ftcloud.io.transaction import discard, promote, recover, staging_url
+    from ftcloud.model.export import read_card, verified_path
 
     era = open_group(store, "predictors/era5land", storage_options)
     statics = open_group(store, "statics", storage_options)
@@ -330,58 +432,80 @@ def predict(
     if end:
         times = times[times <= pd.Timestamp(end)]
     if len(times) == 0:
-        raise ValidationError(f"{store}: no predictor days in {start}..{end}")
+        raise ValidationError(f"{redact_url(store)}: no predictor days in {start}..{end}")
     cards = {p: read_card(model_dir, p) for p in passes}
+    for p in passes:  # every model file checked before anything is written
+        verified_path(model_dir, p, plan.fmt)
+    transfers = {p: check_window_covered(c, dict(era.attrs), f"{redact_url(store)}", transfer) for p, c in cards.items()}
+    transfers = {p: t for p, t in transfers.items() if t} or None
     plan = plan.resolve((statics.sizes["y"], statics.sizes["x"]), max(c.get("halo", 0) for c in cards.values()))
+    identity = product_identity(store, cards, plan, times, passes, storage_options, transfers)
+    ident = _identity_sha(identity)
     attrs = {
         "title": "ftcloud fused soil freeze/thaw product (ConvLSTM_FT)",
         "Conventions": "CF-1.8",
-        "history": history_stamp(f"predict from {store}"),
-        "source_store": store,
-        "model_sha256": json.dumps({p: c["files"][plan.fmt]["sha256"] for p, c in cards.items()}),
+        "history": history_stamp(f"predict from {redact_url(store)}"),
+        "source_store": redact_url(store),
+        "model_sha256": json.dumps(identity["model_sha256"]),
         "inference_plan": plan.to_json(),
+        "ftcloud_identity": ident,
         "software": json.dumps(software_versions()),
         **{k: v for k, v in era.attrs.items() if k.startswith("ease2_") or k == "region"},
     }
-    mapper = get_mapper(out, out_storage_options)
-    status = store_status(out, out_storage_options)
-    done: list = []
-    if status is not None:
+    if transfers:
+        attrs["ftcloud_model_transfer"] = json.dumps(transfers, sort_keys=True)
+    arrays = {p_i: predict_pass_array(store, model_dir, pass_, times, plan, storage_options)
+              for p_i, pass_ in enumerate(passes)}
 
-        g = zarr.open_group(mapper, mode="r")
-        same = g.attrs.get("inference_plan") == attrs["inference_plan"] and g.attrs.get("model_sha256") == attrs["model_sha256"] \
-            and g.attrs.get("source_store") == store and "time" in g and g["time"].shape[0] == len(times)
-        if same:
-            if status == "complete":
-                log.info("%s is complete for these inputs; nothing to do", out)
+    def same(url) -> bool:
+        rec = status_record(url, out_storage_options) or {}
+        return rec.get("identity") == ident
+
+    if store_status(out, out_storage_options) == "complete" and same(out):
+        log.info("%s is complete for these inputs; nothing to do", redact_url(out))
+        return {"out": out, "regions": 0, "skipped": True}
+    require_bucket(out, out_storage_options)
+    with lease(out, out_storage_options, "predict") as held:
+        recover(out, out_storage_options)
+        if store_status(out, out_storage_options) == "complete" and same(out):
+            return {"out": out, "regions": 0, "skipped": True}
+        stage = staging_url(out)
+        s_status = store_status(stage, out_storage_options)
+        if s_status is not None and same(stage):
+            done = _regions_done(stage, out_storage_options, ident)
+            if s_status == "complete":
+                promote(stage, out, out_storage_options)
                 return {"out": out, "regions": 0, "skipped": True}
-            done = json.loads(g.attrs.get(PROGRESS_ATTR, "[]"))
+            log.info("%s: resuming, %d regions already written for these inputs", redact_url(out), len(done))
         else:
-            status = None
-    tmpl = product_template(statics, times, passes, plan, attrs)
-    if status is None:
-        tmpl.to_zarr(mapper, mode="w", compute=False, consolidated=False)
-    g = zarr.open_group(mapper, mode="r+")
-    step = plan.time_chunk * plan.region_chunks
-    regions = [(p, t0) for p in range(len(passes)) for t0 in range(0, len(times), step)]
-    todo = [r for r in regions if list(r) not in done]
-    bar = tqdm(total=len(regions), initial=len(regions) - len(todo), desc="predict", unit="region", disable=not progress)
-    t_start = time.perf_counter()
-    arrays = {}
-    for p_i, pass_ in enumerate(passes):
-        arrays[p_i] = predict_pass_array(store, model_dir, pass_, times, plan, storage_options)
-    for p_i, t0 in todo:
-        t1 = min(t0 + step, len(times))
-        ft, pf, _ = arrays[p_i]
-        piece = {"ft": ft[t0:t1]}
-        if plan.write_probability:
-            piece["p_frozen"] = pf[t0:t1]
-        vals = dask.compute(*piece.values()) if client is None else client.compute(list(piece.values()), sync=True)
-        for (name, _), v in zip(piece.items(), vals):
-            g[name][p_i, t0:t1] = v
-        done.append([p_i, t0])
-        g.attrs[PROGRESS_ATTR] = json.dumps(done)
-        bar.update(1)
-    bar.close()
-    mark_complete(out, out_storage_options)
-    return {"out": out, "regions": len(todo), "seconds": time.perf_counter() - t_start, "days": len(times), "passes": list(passes)}
+            discard(stage, out_storage_options)  # another identity, or debris: start afresh
+            tmpl = product_template(statics, times, passes, plan, attrs)
+            tmpl.to_zarr(get_mapper(stage, out_storage_options), mode="w", compute=False, consolidated=False)
+            mark_incomplete(stage, out_storage_options, record={"identity": ident})
+            done = set()
+        g = zarr.open_group(get_mapper(stage, out_storage_options), mode="r+")
+        step = plan.time_chunk * plan.region_chunks
+        regions = [(p, t0) for p in range(len(passes)) for t0 in range(0, len(times), step)]
+        todo = [r for r in regions if r not in done]
+        bar = tqdm(total=len(regions), initial=len(regions) - len(todo), desc="predict", unit="region",
+                   disable=not progress)
+        t_start = time.perf_counter()
+        for p_i, t0 in todo:
+            t1 = min(t0 + step, len(times))
+            ft, pf, _ = arrays[p_i]
+            piece = {"ft": ft[t0:t1]}
+            if plan.write_probability:
+                piece["p_frozen"] = pf[t0:t1]
+            vals = dask.compute(*piece.values()) if client is None else client.compute(list(piece.values()), sync=True)
+            for (name, _), v in zip(piece.items(), vals):
+                g[name][p_i, t0:t1] = v
+            put_whole(_progress_url(stage, p_i, t0), json.dumps({"identity": ident, "pass": p_i, "t0": t0}).encode(),
+                      out_storage_options)
+            bar.update(1)
+        bar.close()
+        held.check()
+        discard(join(stage, PROGRESS_DIR), out_storage_options)
+        mark_complete(stage, out_storage_options, record={"identity": ident, "identity_doc": identity})
+        promote(stage, out, out_storage_options)
+    return {"out": out, "regions": len(todo), "seconds": time.perf_counter() - t_start, "days": len(times),
+            "passes": list(passes)}

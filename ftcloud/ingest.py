@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,10 @@ from tqdm.auto import tqdm
 
 from ftcloud.errors import SourceFileError, TimeAxisError, ValidationError
 from ftcloud.grid import GridWindow, region_window
-from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, mark_incomplete, open_group, store_status
+from ftcloud.io.lease import lease
+from ftcloud.io.secrets import redact_url
+from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, open_group, require_bucket
+from ftcloud.io.transaction import discard, promote, recover, staging_url
 from ftcloud.metadata import history_stamp, software_versions
 from ftcloud.recipes import pipelines
 from ftcloud.recipes.common import daily_index
@@ -63,18 +67,23 @@ def twin_defaults(params: dict | None) -> dict:
     }
 
 
-def _sizes(urls: list[str], storage_options) -> tuple[int, list[str]]:
-    total, missing = 0, []
+def _sizes(urls: list[str], storage_options) -> tuple[int, list[str], dict]:
+    """Total bytes, missing urls, and url -> "size:stamp" (the stamp: ETag or modification time)."""
+    total, missing, stamps = 0, [], {}
     if not urls:
-        return 0, missing
+        return 0, missing, stamps
     fs, _ = filesystem(urls[0], storage_options)
     for u in urls:
         p = filesystem(u, storage_options)[1]
         try:
-            total += fs.size(p)
+            info = fs.info(p)
         except (FileNotFoundError, OSError):
             missing.append(u)
-    return total, missing
+            continue
+        total += int(info.get("size") or 0)
+        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+        stamps[redact_url(u)] = f"{info.get('size')}:{stamp}"
+    return total, missing, stamps
 
 
 def plan(source: str, window: GridWindow, start, end, targets_start, chunks: dict, sources=None, storage_options=None,
@@ -111,14 +120,14 @@ def plan(source: str, window: GridWindow, start, end, targets_start, chunks: dic
 
 
 def verify_time_axis(root: str, group: str, expected: pd.DatetimeIndex, storage_options=None) -> None:
-    """The written time axis must be exactly the expected days, each once, in order."""
+    """The written time axis of ``root/group`` must be exactly the expected days, each once, in order."""
     ds = open_group(root, group, storage_options, require_complete=False)
     got = pd.DatetimeIndex(ds["time"].values)
     if len(got) != len(expected) or not (got == expected).all():
         extra = got.difference(expected)
         missing = expected.difference(got)
         raise TimeAxisError(
-            f"{join(root, group)}: time axis does not round-trip: {len(got)} stamps written, {len(expected)} expected"
+            f"{redact_url(join(root, group))}: time axis does not round-trip: {len(got)} stamps written, {len(expected)} expected"
             + (f"; first unexpected {extra[0]}" if len(extra) else "")
             + (f"; first missing {missing[0]}" if len(missing) else "")
         )
@@ -131,7 +140,7 @@ def _verify_window(root: str, group: str, window, storage_options=None) -> None:
         return
     if (ds.sizes["y"], ds.sizes["x"]) != tuple(window.shape) or not np.allclose(ds["y"].values, window.y) \
             or not np.allclose(ds["x"].values, window.x):
-        raise ValidationError(f"{join(root, group)}: holds {ds.sizes['y']} x {ds.sizes['x']} cells, expected the "
+        raise ValidationError(f"{redact_url(join(root, group))}: holds {ds.sizes['y']} x {ds.sizes['x']} cells, expected the "
                               f"{window.shape[0]} x {window.shape[1]} cells of the window, in order; not marked complete")
 
 
@@ -179,73 +188,92 @@ def ingest(
     targets_start = targets_start or params.get("targets_start") or opts["targets_start"]
     if imerg is None and params.get("imerg"):
         imerg = tuple(params["imerg"])
+    if pd.Timestamp(end) < pd.Timestamp(start):
+        raise ValidationError(f"ingest: end {end} is before start {start}; nothing was written")
     chunks = chunks or opts["chunks"]
     window = region_window(region)
     recipes = plan(source, window, start, end, targets_start, chunks, sources, source_storage_options, imerg)
 
     # pre-flight: every expected file of a required source must exist before anything is written
-    sizes = {}
+    sizes, stamps = {}, {}
     for r in recipes:
         urls = [u for u in r.urls if "#" not in u]
-        nbytes, missing = _sizes(urls, source_storage_options)
+        nbytes, missing, stamps[r.name] = _sizes(urls, source_storage_options)
         if missing and r.name in REQUIRED + ("imerg",):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise SourceFileError(f"{r.name}: source file {missing[0]} is missing{more}; nothing was written to {store}")
+            raise SourceFileError(f"{r.name}: source file {redact_url(missing[0])} is missing{more}; nothing was "
+                                  f"written to {redact_url(store)}")
         sizes[r.name] = nbytes
 
     result = IngestResult(store, window, start, end)
-    ensure_parent_groups(store, "x", storage_options)
+    require_bucket(store, storage_options)
     runner_options = None
     if dask_address:
         runner, runner_options = "DaskRunner", {"dask_client_address": dask_address}
-    for n, r in enumerate(recipes, 1):
-        url = join(store, r.group)
-        ensure_parent_groups(store, r.group, storage_options)
-        if store_status(url, storage_options) is not None:
-            mark_incomplete(url, storage_options)
-        t0 = time.perf_counter()
-        items = work_items(r)
-        log.info("ingest %s: %d inputs, %d work items -> %s", r.name, len(r.urls), len(items), url)
-        bar = tqdm(total=sum(len(it.urls) for it in items), desc=f"ingest {n}/{len(recipes)} {r.name}", unit="file",
-                   disable=not progress)
-        pipelines.PROGRESS[r.name] = bar.update
-        try:
-            if writer == "pangeo-forge":
-                from ftcloud.recipes.common import run_beam
-
-                run_beam(lambda p, r=r: p | r.transform(store, storage_options), runner=runner, workers=workers,
-                         options=runner_options)
-                wr = {"items": len(r.urls), "skipped": 0}
-            elif writer == "regions":
-                wr = write_recipe(r, url, storage_options, runner=runner, workers=workers, runner_options=runner_options,
-                                  client=client, on_item=lambda it, bar=bar: bar.update(len(it.urls)))
-            else:
-                raise ValueError(f"ingest: writer {writer!r} is not one of 'regions', 'pangeo-forge'")
-        finally:
-            pipelines.PROGRESS.pop(r.name, None)
-            bar.close()
-        if r.time_encoding and r.name not in ("networks",):
-            expected = _expected_days(r, start, end, targets_start, imerg)
-            verify_time_axis(store, r.group, expected, storage_options)
-        _verify_window(store, r.group, window, storage_options)
-        clear_markers(url, storage_options)
-        mark_complete(
-            url,
-            storage_options,
-            extra={
-                "history": history_stamp(f"ingest {r.name} from {source}"),
-                "ftcloud_source": source,
-                "ftcloud_recipe": r.name,
-                "ftcloud_period": f"{start}/{end}",
-                "ftcloud_software": json.dumps(software_versions()),
-                "Conventions": "CF-1.8",
-                **window.to_attrs(),
-            },
-        )
-        result.groups[r.name] = {"group": r.group, "files": len(r.urls), "bytes": sizes.get(r.name, 0),
-                                 "seconds": time.perf_counter() - t0, "work_items": wr["items"],
-                                 "resumed_items": wr["skipped"]}
+    with lease(store, storage_options, "ingest") as held:
+        ensure_parent_groups(store, "x", storage_options)
+        for n, r in enumerate(recipes, 1):
+            result.groups[r.name] = _ingest_one(
+                r, n, len(recipes), source, store, window, start, end, targets_start, imerg, storage_options,
+                runner, workers, runner_options, client, writer, progress, stamps.get(r.name), held)
+            result.groups[r.name]["bytes"] = sizes.get(r.name, 0)
     return result
+
+
+def _ingest_one(r, n, n_recipes, source, store, window, start, end, targets_start, imerg, storage_options, runner,
+                workers, runner_options, client, writer, progress, stamps, held) -> dict:
+    """One recipe into a staging copy of its group, checked, marked complete there, then swapped in
+    (:mod:`ftcloud.io.transaction`): a complete group is never destroyed by a failing re-ingest."""
+    url = join(store, r.group)
+    ensure_parent_groups(store, r.group, storage_options)
+    recover(url, storage_options)
+    stage = staging_url(url)
+    stage_group = stage[len(str(store).rstrip("/")) + 1:]
+    t0 = time.perf_counter()
+    items = work_items(r)
+    log.info("ingest %s: %d inputs, %d work items -> %s", r.name, len(r.urls), len(items), redact_url(url))
+    bar = tqdm(total=sum(len(it.urls) for it in items), desc=f"ingest {n}/{n_recipes} {r.name}", unit="file",
+               disable=not progress)
+    pipelines.PROGRESS[r.name] = bar.update
+    try:
+        if writer == "pangeo-forge":
+            from ftcloud.recipes.common import run_beam
+
+            discard(stage, storage_options)
+            run_beam(lambda p, r=r: p | r.transform(store, storage_options, group=stage_group), runner=runner,
+                     workers=workers, options=runner_options)
+            wr = {"items": len(r.urls), "skipped": 0, "content": "run:" + uuid.uuid4().hex}
+        elif writer == "regions":
+            wr = write_recipe(r, stage, storage_options, runner=runner, workers=workers, runner_options=runner_options,
+                              client=client, on_item=lambda it, bar=bar: bar.update(len(it.urls)), sources=stamps)
+        else:
+            raise ValidationError(f"ingest: writer {writer!r} is not one of 'regions', 'pangeo-forge'")
+    finally:
+        pipelines.PROGRESS.pop(r.name, None)
+        bar.close()
+    if r.time_encoding and r.name not in ("networks",):
+        expected = _expected_days(r, start, end, targets_start, imerg)
+        verify_time_axis(store, stage_group, expected, storage_options)
+    _verify_window(store, stage_group, window, storage_options)
+    clear_markers(stage, storage_options)
+    held.check()
+    mark_complete(
+        stage,
+        storage_options,
+        extra={
+            "history": history_stamp(f"ingest {r.name} from {redact_url(source)}"),
+            "ftcloud_source": redact_url(source),
+            "ftcloud_recipe": r.name,
+            "ftcloud_period": f"{start}/{end}",
+            "ftcloud_software": json.dumps(software_versions()),
+            "Conventions": "CF-1.8",
+            **window.to_attrs(),
+        },
+        record={"content": wr["content"], "recipe": r.name},
+    )
+    promote(stage, url, storage_options)
+    return {"group": r.group, "files": len(r.urls), "seconds": time.perf_counter() - t0, "work_items": wr["items"],
+            "resumed_items": wr["skipped"]}
 
 
 def _expected_days(r: pipelines.SourceRecipe, start, end, targets_start, imerg) -> pd.DatetimeIndex:

@@ -100,9 +100,10 @@ def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monk
     monkeypatch.setattr(inference.dask, "compute", dying)
     with pytest.raises(KeyboardInterrupt):
         _predict(store, model_dir, out, time_chunk=16, batch_days=8, region_chunks=1)
-    assert store_status(str(out)) == "incomplete"
+    # nothing at the product's name; the partial product is staged beside it, incomplete
+    assert store_status(str(out)) is None and store_status(str(tmp_path / ".killed.zarr.ftcloud-new")) == "incomplete"
     with pytest.raises(Exception, match="did not finish"):
-        open_group(str(tmp_path), "killed.zarr")
+        open_group(str(tmp_path), ".killed.zarr.ftcloud-new")
     calls["n"] = 0
     monkeypatch.setattr(inference.dask, "compute", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1])
     res = _predict(store, model_dir, out, time_chunk=16, batch_days=8, region_chunks=1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+from ftcloud.io.stores import store_status
 from ftcloud.grid import region_window
 from ftcloud.recipes import pipelines, regions
 from ftcloud.synth import generate
@@ -38,6 +39,10 @@ def _chunks(root: Path) -> dict:
             else:
                 doc = {k: {kk: vv for kk, vv in v.items() if kk != "history"} if k.endswith(".zattrs") else v
                        for k, v in doc["metadata"].items()}
+            out[rel] = json.dumps(doc, sort_keys=True)
+        elif p.name == ".ftcloud-status.json":  # the status record, less its time stamp
+            doc = json.loads(p.read_text())
+            doc.pop("written")
             out[rel] = json.dumps(doc, sort_keys=True)
         else:
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -86,7 +91,7 @@ def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     regions that are not done and ends with the same bytes as an uninterrupted ingest."""
     from ftcloud.errors import FTCloudError
     from ftcloud.ingest import ingest
-    from ftcloud.io.stores import store_status
+
 
     clean = tmp_path / "clean"
     ingest(str(src), str(clean), sources=["era5land"], progress=False)
@@ -104,15 +109,18 @@ def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     store = tmp_path / "store"
     with pytest.raises(FTCloudError, match="injected"):
         ingest(str(src), str(store), sources=["era5land"], progress=False)
-    assert store_status(str(store / "predictors" / "era5land")) == "incomplete"
-    assert len(list((store / "predictors" / "era5land" / regions.MARKERS).iterdir())) == 2
+    # nothing at the group's name; the partial copy is staged beside it, marked incomplete
+    assert store_status(str(store / "predictors" / "era5land")) is None
+    staged = store / "predictors" / ".era5land.ftcloud-new"
+    assert store_status(str(staged)) == "incomplete"
+    assert len(list((staged / regions.MARKERS).iterdir())) == 2
 
     resumed = []
     monkeypatch.setattr(regions, "write_item", lambda recipe, item, *a, **k: (resumed.append(item.index), real(recipe, item, *a, **k))[1])
     res = ingest(str(src), str(store), sources=["era5land"], progress=False)
     assert sorted(resumed) == [2] and res.groups["era5land"]["resumed_items"] == 2
     assert store_status(str(store / "predictors" / "era5land")) == "complete"
-    assert not (store / "predictors" / "era5land" / regions.MARKERS).exists()
+    assert not (store / "predictors" / "era5land" / regions.MARKERS).exists() and not staged.exists()
     assert _chunks(store) == _chunks(clean)
 
 
@@ -142,7 +150,7 @@ def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path)
 
     assert float(dsa.ones(4, chunks=2).sum().compute()) == 4.0
     ds = xr.open_zarr(tmp_path / "dask" / "predictors" / "era5land")
-    assert ds.sizes["time"] == 81 and ds.attrs["ftcloud_status"] == "complete"
+    assert ds.sizes["time"] == 81 and store_status(str(tmp_path / "dask" / "predictors" / "era5land")) == "complete"
 
 
 @pytest.mark.slow

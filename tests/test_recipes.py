@@ -215,15 +215,20 @@ def test_bad_input_gives_clear_error_and_no_complete_store(case, src, tmp_path):
     assert store_status(str(store / "predictors" / "era5land")) != "complete"
 
 
-def test_rerun_after_failure_over_a_complete_group_marks_it_incomplete(src, tmp_path):
+def test_failed_rerun_leaves_the_complete_group_untouched(src, tmp_path):
+    """Outputs are transactional: a re-ingest that fails is written beside the complete group and
+    never touches it (before, the group was marked incomplete and so destroyed)."""
     store = tmp_path / "store"
     run_era5(src, store)
-    assert store_status(str(store / "predictors" / "era5land")) == "complete"
+    group = store / "predictors" / "era5land"
+    assert store_status(str(group)) == "complete"
+    before = {p.relative_to(group): p.read_bytes() for p in sorted(group.rglob("*")) if p.is_file()}
     write_month(str(src), pd.Timestamp("2001-02-01"), units={"stl1": "degC"})
     with pytest.raises(UnitsError):
         run_era5(src, store)
-    # the old complete group must not survive a failed re-run looking complete
-    assert store_status(str(store / "predictors" / "era5land")) == "incomplete"
+    after = {p.relative_to(group): p.read_bytes() for p in sorted(group.rglob("*")) if p.is_file()}
+    assert store_status(str(group)) == "complete" and after == before
+    assert store_status(str(store / "predictors" / ".era5land.ftcloud-new")) != "complete"
 
 
 @pytest.mark.s3

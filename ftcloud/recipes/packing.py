@@ -98,6 +98,45 @@ def check_packable(ds, packing: dict | None, where) -> None:
                                   f"{lo:g} .. {hi:g} {p.units} (the range its int16 packing holds)")
 
 
+#: physical ranges checked at the door for every stored variable (output names): a value outside
+#: is an error naming the file, the date, the value and the range (never clipped or masked).
+#: Dynamic predictors from :data:`ftcloud.metadata.PREDICTORS`; statics assumed.
+PHYSICAL_RANGES = {
+    "stl1": (180.0, 350.0, "K"),        # Earth's recorded soil temperatures lie well inside (assumed)
+    "swvl1": (0.0, 1.0, "m3 m-3"),      # a volume fraction
+    "sde": (0.0, 50.0, "m"),            # deeper than any seasonal snowpack (assumed)
+    "pr": (0.0, 130.0, "mm h-1"),       # ERA5-Land hourly maxima are below 100 mm/h (assumed); packing holds 130.5
+    "pr_imerg": (0.0, 500.0, "mm h-1"),
+    "tci": (0.0, 5000.0, "m"),
+    "aow": (0.0, 1.0, "1"),
+    "elevation": (-500.0, 9000.0, "m"),
+}
+
+_HINTS = {"stl1": " (values in degC labelled K?)", "swvl1": " (percent instead of a fraction?)",
+          "sde": " (mm or cm instead of m?)"}
+
+
+def check_physical(ds, where, ranges: dict | None = None) -> None:
+    """Refuse (one line) the first value of any variable in ``ranges`` outside its physical range.
+
+    ``where`` as in :func:`check_packable`."""
+    for name, (lo, hi, units) in (ranges or PHYSICAL_RANGES).items():
+        if name not in ds:
+            continue
+        v = np.asarray(ds[name].values)
+        if not np.issubdtype(v.dtype, np.number):
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(((v < lo) | (v > hi)).ravel())
+        if bad.size:
+            pos = dict(zip(ds[name].dims, (int(i) for i in np.unravel_index(bad[0], v.shape))))
+            val = float(v.ravel()[bad[0]])
+            label = where(pos) if callable(where) else where
+            hint = _HINTS.get(name, "") if abs(val) < 100 or name != "stl1" else ""
+            raise ValidationError(f"{label}: variable {name!r} has value {val:g} {units}, outside its physical "
+                                  f"range {lo:g} .. {hi:g} {units}{hint}; {bad.size} value(s) of this input are outside")
+
+
 def decode(raw: np.ndarray, attrs: dict, fill=None) -> np.ndarray:
     """float32 values of a packed zarr chunk, exactly as xarray decodes it (float64 arithmetic,
     then float32). ``fill``: the zarr array's ``fill_value`` (where xarray keeps ``_FillValue``)."""

@@ -80,14 +80,16 @@ class SourceRecipe:
     def urls(self) -> list[str]:
         return [url for _, url in self.pattern.items()]
 
-    def transform(self, target_root: str, storage_options: dict | None = None):
-        """The Beam PTransform: Create(items) | open+preprocess | StoreToZarr | consolidate coords."""
+    def transform(self, target_root: str, storage_options: dict | None = None, group: str | None = None):
+        """The Beam PTransform: Create(items) | open+preprocess | StoreToZarr | consolidate coords.
+        ``group``: where under ``target_root`` to write (default: the source's group)."""
         import apache_beam as beam
         from pangeo_forge_recipes.storage import FSSpecTarget
         from pangeo_forge_recipes.transforms import ConsolidateDimensionCoordinates, StoreToZarr
 
         fs, root_path = filesystem(target_root, storage_options)
-        parent, store_name = self.group.rsplit("/", 1) if "/" in self.group else ("", self.group)
+        group = group or self.group
+        parent, store_name = group.rsplit("/", 1) if "/" in group else ("", group)
         target = FSSpecTarget(fs=fs, root_path=f"{root_path}/{parent}".rstrip("/"))
         items = list(self.pattern.items())
         opener = functools.partial(_open_counted, name=self.name, opener=self.opener)

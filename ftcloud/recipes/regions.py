@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from ftcloud.errors import TimeAxisError
-from ftcloud.io.stores import filesystem, get_mapper, join
+from ftcloud.io.stores import filesystem, get_mapper, join, put_whole
 from ftcloud.recipes import packing
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,12 @@ def work_items(recipe) -> list[WorkItem]:
     return items
 
 
-def plan_fingerprint(recipe, items: list[WorkItem]) -> str:
-    """SHA-256 of what the output depends on: inputs, spans, chunks, concat coordinate, encoding."""
+def plan_fingerprint(recipe, items: list[WorkItem], sources: dict | None = None) -> str:
+    """SHA-256 of what the output depends on: inputs (and, with ``sources``, each input's size and
+    modification stamp, so a resume never mixes regions of a changed file), spans, chunks, concat
+    coordinate, encoding."""
     doc = {
+        "sources": sorted((sources or {}).items()),
         "recipe": recipe.name,
         "items": [[it.start, it.stop, list(it.urls)] + ([list(it.rows), list(it.cols)] if it.rows else [])
                   for it in items],
@@ -172,15 +175,31 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
     return tmpl
 
 
-def write_whole(recipe, url: str, storage_options: dict | None, fingerprint: str) -> None:
-    """A recipe without regions (small outputs): combine every input and write the group once."""
+def _digest(ds: xr.Dataset) -> str:
+    """SHA-256 of the values of a dataset's variables (names, dtypes, shapes, bytes), loaded."""
+    h = hashlib.sha256()
+    for name in sorted(ds.variables, key=str):
+        v = np.ascontiguousarray(ds[name].values)
+        if v.dtype.kind == "O":
+            v = np.asarray(v.astype(str))
+        h.update(f"{name}\0{v.dtype.str}\0{v.shape}\0".encode())
+        h.update(v.tobytes())
+    return h.hexdigest()
+
+
+def write_whole(recipe, url: str, storage_options: dict | None, fingerprint: str) -> str:
+    """A recipe without regions (small outputs): combine every input and write the group once.
+    Returns the digest of what was written."""
     _deterministic_codecs()
-    ds = _combine(recipe, recipe.urls)
+    ds = _combine(recipe, recipe.urls).load()
+    packing.check_physical(ds, f"{recipe.name} ({', '.join(recipe.urls[:1])}{' ...' if len(recipe.urls) > 1 else ''})")
+    digest = _digest(ds)
     ds.attrs = {**ds.attrs, **recipe.attrs, PLAN_ATTR: fingerprint}
     enc = _encoding(ds, recipe)
     for name in ds.variables:
         ds[name].encoding = {}
     ds.to_zarr(get_mapper(url, storage_options), mode="w", encoding=enc, consolidated=False)
+    return digest
 
 
 def _deterministic_codecs() -> None:
@@ -229,23 +248,24 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
         raise TimeAxisError(f"{recipe.name}: the inputs {', '.join(item.urls[:2])}{' ...' if len(item.urls) > 2 else ''} "
                             f"give no {dim} {missing[0]} (expected {len(want)} values from {want[0]} to {want[-1]})")
     ds = ds.sel({dim: want})
-    ds = ds.drop_vars([n for n, v in ds.variables.items() if dim not in v.dims])
+    ds = ds.drop_vars([n for n, v in ds.variables.items() if dim not in v.dims]).load()
+    packing.check_physical(ds, lambda pos: _source_of(recipe, item, pos.get(dim, 0)))
     packing.check_packable(ds, recipe.packing, lambda pos: _source_of(recipe, item, pos.get(dim, 0)))
+    digest = _digest(ds)
     for name in ds.variables:
         ds[name].encoding = {}
     ds.to_zarr(get_mapper(url, storage_options), region=region, consolidated=False)
-    fs, path = filesystem(_marker(url, item.index), storage_options)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    # one small object written whole (a half-written local file fails to parse and is redone)
-    fs.pipe(path, json.dumps({"plan": fingerprint, "index": item.index, "start": item.start, "stop": item.stop,
-                              "rows": item.rows, "cols": item.cols}).encode())
+    # one small object written whole (write-then-rename locally, one PUT on an object store)
+    put_whole(_marker(url, item.index), json.dumps({"plan": fingerprint, "index": item.index, "start": item.start,
+                                                    "stop": item.stop, "rows": item.rows, "cols": item.cols,
+                                                    "sha256": digest}).encode(), storage_options)
     return item.stop - item.start
 
 
-def done_items(url: str, storage_options: dict | None, fingerprint: str) -> set[int]:
-    """Indices of the regions already written under the same plan (markers that match it)."""
+def done_items(url: str, storage_options: dict | None, fingerprint: str) -> dict[int, str]:
+    """The regions already written under the same plan (markers that match it): index -> digest."""
     fs, path = filesystem(join(url, MARKERS), storage_options)
-    done = set()
+    done = {}
     try:
         names = fs.ls(path, detail=False)
     except FileNotFoundError:
@@ -256,8 +276,8 @@ def done_items(url: str, storage_options: dict | None, fingerprint: str) -> set[
                 doc = json.load(f)
         except (OSError, ValueError):
             continue  # a half-written marker: the region is redone
-        if doc.get("plan") == fingerprint:
-            done.add(int(doc["index"]))
+        if doc.get("plan") == fingerprint and doc.get("sha256"):
+            done[int(doc["index"])] = str(doc["sha256"])
     return done
 
 
@@ -289,29 +309,32 @@ def _write_one(item: WorkItem, *, recipe, url, storage_options, fingerprint) -> 
 
 
 def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runner: str = "DirectRunner",
-                 workers: int = 1, runner_options: dict | None = None, client=None, on_item=None) -> dict:
+                 workers: int = 1, runner_options: dict | None = None, client=None, on_item=None,
+                 sources: dict | None = None) -> dict:
     """Write ``recipe`` into the zarr group ``url``: skeleton, then the work items on a Beam runner,
     or, with ``client`` (a ``distributed.Client``: a LocalCluster, a dask-gateway cluster), as
     dask tasks on that cluster (Beam's DaskRunner cannot pass a gateway's TLS credentials).
 
     A group that already carries this plan's fingerprint is resumed: only the regions without a
-    matching marker are written. Returns ``{"items", "skipped", "fingerprint"}``.
+    matching marker are written. ``sources``: url -> size/modification stamp, part of the plan.
+    Returns ``{"items", "skipped", "fingerprint", "content"}``; ``content`` is the SHA-256 of the
+    plan and every region's values: equal exactly when the written data are equal.
     """
     import functools
 
     from ftcloud.recipes.common import run_beam
 
     items = work_items(recipe)
-    fp = plan_fingerprint(recipe, items)
+    fp = plan_fingerprint(recipe, items, sources)
     if items[0].dim is None:
-        write_whole(recipe, url, storage_options, fp)
-        return {"items": 1, "skipped": 0, "fingerprint": fp}
+        digest = write_whole(recipe, url, storage_options, fp)
+        return {"items": 1, "skipped": 0, "fingerprint": fp, "content": _content(fp, {0: digest})}
     if _existing_plan(url, storage_options) == fp:
         done = done_items(url, storage_options, fp)
         log.info("%s: resuming, %d of %d regions already written under this plan", recipe.name, len(done), len(items))
     else:
         write_skeleton(recipe, url, storage_options, fp)  # mode "w": also removes old markers
-        done = set()
+        done = {}
     todo = [it for it in items if it.index not in done]
     if todo and client is not None:
         from distributed import as_completed
@@ -338,4 +361,16 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
         label = recipe.name
         run_beam(lambda p: p | f"{label}: regions" >> beam.Create(todo) | f"{label}: write" >> beam.Map(fn),
                  runner=runner, workers=workers, options=runner_options)
-    return {"items": len(items), "skipped": len(items) - len(todo), "fingerprint": fp}
+    digests = done_items(url, storage_options, fp)
+    missing = [it.index for it in items if it.index not in digests]
+    if missing:
+        raise TimeAxisError(f"{recipe.name}: regions {missing[:5]} of {url} have no record after writing; not complete")
+    return {"items": len(items), "skipped": len(items) - len(todo), "fingerprint": fp,
+            "content": _content(fp, digests)}
+
+
+def _content(fp: str, digests: dict) -> str:
+    h = hashlib.sha256(fp.encode())
+    for k in sorted(digests):
+        h.update(f"{k}:{digests[k]}\n".encode())
+    return "sha256:" + h.hexdigest()
