@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ftcloud.errors import GridMismatchError
+from ftcloud.errors import GridMismatchError, ValidationError
 
 EPSG = 6933
 _A = 6378137.0
@@ -149,7 +149,7 @@ class GridWindow:
 
     def __post_init__(self):
         if not (0 <= self.row0 < self.row1 <= self.grid.nrows and 0 <= self.col0 < self.col1 <= self.grid.ncols):
-            raise ValueError(
+            raise GridMismatchError(
                 f"window rows [{self.row0}, {self.row1}) cols [{self.col0}, {self.col1}) is outside "
                 f"{self.grid.name} ({self.grid.nrows} rows x {self.grid.ncols} cols)"
             )
@@ -227,7 +227,7 @@ def region_window(region: str | Region | GridWindow, grid: EASE2Grid = EASE2_9KM
         try:
             region = REGIONS[region]
         except KeyError:
-            raise ValueError(f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))}") from None
+            raise ValidationError(f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))}") from None
     # In EPSG:6933 x depends on lon only and y on lat only, so the box maps to a box.
     (x0, x1), (y0, y1) = lonlat_to_xy([region.lon_min, region.lon_max], [region.lat_min, region.lat_max])
     col0 = int(np.ceil(grid.col_of(x0)))
@@ -359,7 +359,7 @@ def _make_weights(fr: np.ndarray, fc: np.ndarray, src_shape: tuple[int, int], me
         c = np.clip(np.floor(fc + 0.5).astype("i8"), 0, nx - 1)
         return _Weights((r * nx + c)[None], np.ones((1,) + r.shape), src_shape, method)
     if method != "bilinear":
-        raise ValueError(f"unknown regridding method {method!r}; use 'bilinear' or 'nearest'")
+        raise ValidationError(f"unknown regridding method {method!r}; use 'bilinear' or 'nearest'")
     r0, wr = _bilinear_indices(fr, ny, what)
     c0, wc = _bilinear_indices(fc, nx, what)
     r1 = np.minimum(r0 + 1, ny - 1)

@@ -9,7 +9,11 @@ longitude ``lon`` the local hour ``L`` of local date ``D`` maps to the UTC insta
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+from ftcloud.errors import ValidationError
 
 PASSES = ("AM", "PM")
 LOCAL_STEP_HOURS = {"AM": (3, 4, 5), "PM": (15, 16, 17)}
@@ -53,6 +57,51 @@ def request_hours(lons) -> list[int]:
 
 
 def check_pass(pass_: str) -> str:
+    """``pass_`` if it is "AM" or "PM", else a ValidationError."""
     if pass_ not in PASSES:
-        raise ValueError(f"pass must be one of {PASSES}, got {pass_!r}")
+        raise ValidationError(f"pass must be one of {', '.join(PASSES)} (upper case), got {pass_!r}")
     return pass_
+
+
+# YYYY, YYYY-MM or YYYY-MM-DD, optionally with a time of day; "20170101" (a year 20170101 to numpy) is refused
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2}([T ][\d:.]*)?)?)?")
+
+
+def parse_date(value, name: str = "date", prefix: str = "") -> np.datetime64 | None:
+    """``value`` (a YYYY-MM-DD string, a date or a datetime64) as ``datetime64[D]``; None stays None.
+
+    Anything else raises :class:`~ftcloud.errors.ValidationError` naming ``name`` and the value.
+    """
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(np.datetime64(value, "D")) if isinstance(value, np.datetime64) \
+        else str(value)
+    d = None
+    if _DATE.fullmatch(text.strip()):
+        try:
+            d = np.datetime64(text.strip()[:10], "D")
+        except ValueError:
+            d = None
+    if d is None or np.isnat(d):
+        raise ValidationError(f"{prefix}{name} {value!r} is not a date: expected YYYY-MM-DD")
+    return d
+
+
+def check_period(start, end, what: str = "", *, names: tuple[str, str] = ("start", "end")):
+    """Parse the inclusive period ``start``..``end`` and raise unless ``start <= end``.
+
+    Either may be None (not given: nothing to compare). ``what`` prefixes the message (a file,
+    a function); ``names`` are how the two are called there (``("--start", "--end")`` on the
+    command line). Returns both as ``datetime64[D]`` (or None); bad input raises
+    :class:`~ftcloud.errors.ValidationError`.
+
+    >>> check_period("2017-01-01", "2017-01-31")
+    (np.datetime64('2017-01-01'), np.datetime64('2017-01-31'))
+    """
+    prefix = f"{what}: " if what else ""
+    s = parse_date(start, names[0], prefix)
+    e = parse_date(end, names[1], prefix)
+    if s is not None and e is not None and e < s:
+        raise ValidationError(f"{prefix}{names[1]} {e} is before {names[0]} {s}; both days are included, "
+                              f"so {names[1]} must be on or after {names[0]}")
+    return s, e

@@ -25,7 +25,8 @@ from ftcloud.synth.params import (
     STABILITY_CLASSES,
     TwinParameters,
 )
-from ftcloud.timeutil import PASSES, request_hours, step_offsets
+from ftcloud.errors import ValidationError
+from ftcloud.timeutil import PASSES, check_period, parse_date, request_hours, step_offsets
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,17 @@ TWIN_VERSION = "2.0"
 IMERG_FIRST_DAY = np.datetime64("2000-06-01", "D")
 SMAP_FIRST_DAY = np.datetime64("2015-04-01", "D")
 TRANSITION_MONTHS = (2, 3, 4, 10, 11)
+TWIN_FIRST_DAY = np.datetime64("1951-01-01", "D")
+
+
+def check_twin_period(start, end, what: str = "synth", names=("start", "end")):
+    """The twin's inclusive period as ``datetime64[D]``; a ValidationError unless start <= end, from 1951 on."""
+    s, e = check_period(start, end, what, names=names)
+    if s is None or e is None:
+        raise ValidationError(f"{what}: the twin needs both {names[0]} and {names[1]} (YYYY-MM-DD)")
+    if s < TWIN_FIRST_DAY:
+        raise ValidationError(f"{what}: {names[0]} {s} is before {TWIN_FIRST_DAY}: the twin starts in 1951")
+    return s, e
 
 
 def _d(x) -> np.datetime64:
@@ -102,24 +114,20 @@ class _Generator:
             self.region_name = region
         else:
             self.region_name = getattr(region, "name", "") or "custom"
-        self.start = _d(start)
-        self.end = _d(end)
-        if self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
-        if self.start < np.datetime64("1951-01-01"):
-            raise ValueError(f"the twin starts in 1951; got start {self.start}")
+        self.start, self.end = check_twin_period(start, end)
         self.seed = int(seed)
         self.out = Path(out)
         self.insitu = bool(insitu)
         self.progress = progress
-        self.targets_start = _d(targets_start) if targets_start is not None else None
+        self.targets_start = parse_date(targets_start, "targets_start", "synth: ")
         self.smap_start = max(self.start, SMAP_FIRST_DAY, self.targets_start or self.start)
         self.esdr_start = max(self.start, self.targets_start or self.start)
         if imerg_start is None:
             self.imerg = None
         else:
-            a = max(_d(imerg_start), self.start, IMERG_FIRST_DAY)
-            b = min(_d(imerg_end) if imerg_end is not None else self.end, self.end)
+            i0, i1 = check_period(imerg_start, imerg_end, "synth", names=("imerg_start", "imerg_end"))
+            a = max(i0, self.start, IMERG_FIRST_DAY)
+            b = min(i1 if i1 is not None else self.end, self.end)
             self.imerg = (a, b) if a <= b else None
         # simulation starts on the last July 1 at least spinup_days before start - 1
         ref = self.start - np.timedelta64(self.params.truth.spinup_days + 2, "D")
@@ -936,6 +944,9 @@ def generate(region, start, end, out, *, seed: int = 0, imerg_start=None, imerg_
         ``out``, ``region``, ``start``, ``end``, ``seed``, ``files`` (count per source),
         ``n_files``, ``bytes``, ``seconds`` and ``paths`` (folder per source).
     """
+    # bad arguments are refused before the folder (and an earlier run's files in it) is touched
+    region_window(region)
+    check_twin_period(start, end)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
