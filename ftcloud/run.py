@@ -32,17 +32,75 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _shown(path: str) -> str:
+    """A path for a message: bytes that are not UTF-8 (kept by os as surrogates) shown as \\xNN."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def tree_fingerprint(folder: str) -> str:
-    """SHA-256 over relative paths and file contents of ``folder`` (twin sources are small)."""
+    """SHA-256 over relative paths and file contents of ``folder`` (twin sources are small).
+
+    Names are hashed as the bytes the file system holds (they need not be UTF-8). Links to
+    files and folders are followed, a folder reached a second time (a link loop such as
+    ``sub/up -> ..``) is not walked again; links that lead nowhere (dangling, or a loop of
+    links) and special files (FIFOs, sockets, devices) are never opened: their name and link
+    target count instead. A file or folder that cannot be read raises
+    :class:`~ftcloud.errors.SourceFileError` naming it.
+    """
+    import stat as st_
+
+    from ftcloud.errors import SourceFileError
+
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
+
+    def rel(p: str) -> bytes:
+        return os.fsencode(os.path.relpath(p, folder))
+
+    def unreadable(e: OSError) -> SourceFileError:
+        what = "folder" if os.path.isdir(e.filename or "") else "file"
+        return SourceFileError(
+            f"{_shown(str(e.filename))}: cannot read this source {what} ({e.strerror or e}); `ftcloud run` fingerprints "
+            "everything under the source folder: make it readable or move it out of the folder")
+
+    def onerror(e: OSError):
+        raise unreadable(e)
+
+    top = os.stat(folder)
+    seen = {(top.st_dev, top.st_ino)}
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            try:
+                s = os.stat(os.path.join(dirpath, d))
+            except OSError:
+                filenames.append(d)  # vanished or unreadable: reported with the files below
+                continue
+            if (s.st_dev, s.st_ino) in seen:  # a link back into the tree: hash where it points, do not walk
+                h.update(b"\0loop:" + rel(os.path.join(dirpath, d)) + b"\0")
+                continue
+            seen.add((s.st_dev, s.st_ino))
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             p = os.path.join(dirpath, name)
-            h.update(os.path.relpath(p, folder).encode())
-            with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            try:
+                s = os.stat(p)  # follows links
+            except OSError:
+                target = os.readlink(p) if os.path.islink(p) else ""
+                h.update(b"\0dangling:" + rel(p) + b"\0" + os.fsencode(target) + b"\0")
+                continue
+            if not st_.S_ISREG(s.st_mode):  # a FIFO would block the read forever
+                h.update(b"\0special:" + rel(p) + b"\0" + str(st_.S_IFMT(s.st_mode)).encode() + b"\0")
+                continue
+            h.update(rel(p))
+            try:
+                with open(p, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            except OSError as e:
+                if e.filename is None:
+                    e.filename = p
+                raise unreadable(e) from None
     return h.hexdigest()
 
 
