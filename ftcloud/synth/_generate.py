@@ -40,10 +40,11 @@ TWIN_FIRST_DAY = np.datetime64("1951-01-01", "D")
 def check_twin_period(start, end, what: str = "synth", names=("start", "end")):
     """The twin's inclusive period as ``datetime64[D]``; a ValidationError unless start <= end, from 1951 on."""
     s, e = check_period(start, end, what, names=names)
+    prefix = f"{what}: " if what else ""
     if s is None or e is None:
-        raise ValidationError(f"{what}: the twin needs both {names[0]} and {names[1]} (YYYY-MM-DD)")
+        raise ValidationError(f"{prefix}the twin needs both {names[0]} and {names[1]} (YYYY-MM-DD)")
     if s < TWIN_FIRST_DAY:
-        raise ValidationError(f"{what}: {names[0]} {s} is before {TWIN_FIRST_DAY}: the twin starts in 1951")
+        raise ValidationError(f"{prefix}{names[0]} {s} is before {TWIN_FIRST_DAY}: the twin starts in 1951")
     return s, e
 
 
