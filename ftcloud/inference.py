@@ -390,6 +390,26 @@ def _regions_done(stage: str, so, ident: str) -> set:
     return done
 
 
+def _stage_matches(stage: str, so, ident: str, times, passes, statics, plan: InferencePlan) -> bool:
+    """A staged copy is resumed only if it reads back as the product this run would write: its
+    attributes parse and carry the identity (which holds the plan), ``ft`` has the expected shape, and its
+    time axis is exactly ``times``. Anything else (a half-written key, another layout) is redone."""
+    try:
+        g = zarr.open_group(get_mapper(stage, so), mode="r")
+        if g.attrs.asdict().get("ftcloud_identity") != ident:
+            return False
+        shape = (len(passes), len(times), statics.sizes["y"], statics.sizes["x"])
+        if g["ft"].shape != shape:
+            return False
+        days = xr.open_zarr(get_mapper(stage, so), consolidated=False)["time"].values
+        return len(days) == len(times) and bool((pd.DatetimeIndex(days) == pd.DatetimeIndex(times)).all())
+    except Exception as e:  # noqa: BLE001 - unreadable in any way: start afresh
+        from ftcloud.io.secrets import redact_url
+
+        log.warning("%s: staged copy unreadable (%s); starting afresh", redact_url(stage), str(e).splitlines()[0][:120])
+        return False
+
+
 def predict(
     store: str,
     model_dir: str,
@@ -471,7 +491,8 @@ def predict(
             return {"out": out, "regions": 0, "skipped": True}
         stage = staging_url(out)
         s_status = store_status(stage, out_storage_options)
-        if s_status is not None and same(stage):
+        if s_status is not None and same(stage) and _stage_matches(stage, out_storage_options, ident, times, passes,
+                                                                    statics, plan):
             done = _regions_done(stage, out_storage_options, ident)
             if s_status == "complete":
                 promote(stage, out, out_storage_options)
@@ -504,8 +525,8 @@ def predict(
             bar.update(1)
         bar.close()
         held.check()
-        discard(join(stage, PROGRESS_DIR), out_storage_options)
         mark_complete(stage, out_storage_options, record={"identity": ident, "identity_doc": identity})
+        discard(join(stage, PROGRESS_DIR), out_storage_options)  # a complete copy needs no progress records
         promote(stage, out, out_storage_options)
     return {"out": out, "regions": len(todo), "seconds": time.perf_counter() - t_start, "days": len(times),
             "passes": list(passes)}

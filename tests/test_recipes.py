@@ -52,7 +52,9 @@ def _tp(times, shape):
     return np.broadcast_to(np.array(out)[:, None, None], (len(out), *shape)).copy()
 
 
-def write_month(root, month, *, drop=None, rename=None, units=None, times_override=None, lats=None, all_fill=False):
+def write_month(root, month, *, drop=None, rename=None, units=None, times_override=None, lats=None, all_fill=False,
+                values=None):
+    """One synthetic ERA5-Land month; ``values``: variable -> function applied to its array (damage)."""
     lats_, lons = latlon_source_box(WINDOW)
     lats = lats_ if lats is None else lats
     hours = request_hours(lons)
@@ -67,6 +69,8 @@ def write_month(root, month, *, drop=None, rename=None, units=None, times_overri
     }
     if all_fill:
         fields["stl1"][:] = np.nan
+    for v, fn in (values or {}).items():
+        fields[v] = fn(np.array(fields[v], dtype="f8"))
     for v in drop or []:
         fields.pop(v)
     for a, b in (rename or {}).items():

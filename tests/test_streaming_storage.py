@@ -53,7 +53,12 @@ def test_predictors_are_packed_and_decode_within_the_stated_precision(twin):
         assert err.max() > 0 or name == "sde"  # lossy indeed (snow-free tiny windows may hold zeros only)
 
 
-def test_a_value_the_packing_cannot_hold_is_one_line_and_no_complete_store(twin, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("var,value,expected", [
+    ("stl1", 512.0, "outside its physical range 180 .. 350 K"),  # int16 would hold it; it is not a soil temperature
+    ("swvl1", 0.99, "expected -0.35534 .. 0.95534 m3 m-3 (the range its int16 packing holds)"),  # would wrap
+])
+def test_a_value_outside_the_physical_or_packable_range_is_one_line_and_no_complete_store(
+        twin, tmp_path, monkeypatch, capsys, var, value, expected):
     from ftcloud.cli import main
 
     real = era5land.preprocess_month
@@ -61,7 +66,7 @@ def test_a_value_the_packing_cannot_hold_is_one_line_and_no_complete_store(twin,
     def hot(url, month, *a, **k):
         ds = real(url, month, *a, **k)
         if month == pd.Timestamp("2019-01-01"):
-            ds["stl1"][3, 0, 1, 2, 2] = 512.0  # outside 109 .. 437 K: int16 would wrap it silently
+            ds[var][3, 0, 1, 2, 2] = value
         return ds
 
     monkeypatch.setattr(era5land, "preprocess_month", hot)
@@ -70,7 +75,8 @@ def test_a_value_the_packing_cannot_hold_is_one_line_and_no_complete_store(twin,
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "era5land_201901.nc" in err and "'stl1'" in err and "512" in err and "109.315 .. 436.985 K" in err, err
+    assert "era5land_201901.nc (time 2019-01-04)" in err and f"{var!r}" in err and f"{value:g}" in err, err
+    assert expected in err, err
     assert store_status(str(out / "predictors" / "era5land")) != "complete"
 
 
