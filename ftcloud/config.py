@@ -214,7 +214,8 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict:
         try:
             parsed = _parse_env_value(value)
         except yaml.YAMLError as e:
-            raise ValidationError(f"environment variable {name}={value}: not a YAML value ({_yaml_problem(e)})") from None
+            raise ValidationError(
+                f"environment variable {name}={value}: not a YAML value ({_yaml_problem(e)})") from None
         one = _nested(path, parsed)
         _check_options(one, f"environment variable {name}={value}")
         out = _deep_merge(out, one)

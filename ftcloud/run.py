@@ -59,8 +59,8 @@ def tree_fingerprint(folder: str) -> str:
     def unreadable(e: OSError) -> SourceFileError:
         what = "folder" if os.path.isdir(e.filename or "") else "file"
         return SourceFileError(
-            f"{_shown(str(e.filename))}: cannot read this source {what} ({e.strerror or e}); `ftcloud run` fingerprints "
-            "everything under the source folder: make it readable or move it out of the folder")
+            f"{_shown(str(e.filename))}: cannot read this source {what} ({e.strerror or e}); `ftcloud run` "
+            "fingerprints everything under the source folder: make it readable or move it out of the folder")
 
     def onerror(e: OSError):
         raise unreadable(e)
