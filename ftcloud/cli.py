@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 
@@ -19,11 +20,70 @@ log = logging.getLogger("ftcloud")
 _SECRET_KEYS = ("key", "secret", "token", "password")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the option, the value, the expectation) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number_arg(kind: str, ok, expected: str):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = None
+        if v is None or (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return v
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+_positive_int = _number_arg(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _number_arg(int, lambda v: v >= 0, "a non-negative integer")
+_positive_float = _number_arg(float, lambda v: v > 0, "a positive number")
+_fraction = _number_arg(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
+_share = _number_arg(float, lambda v: 0 < v <= 1, "a share between 0 (exclusive) and 1")
+_odd_int = _number_arg(int, lambda v: v > 0 and v % 2 == 1, "a positive odd integer (the ConvLSTM pads kernel // 2)")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """``--hidden``: comma-separated positive integers."""
+    try:
+        out = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 12 or 16,16, got {text!r}")
+    return out
+
+
+def _region_arg(text: str) -> str:
+    from ftcloud.grid import REGIONS
+
+    if text not in REGIONS:
+        raise argparse.ArgumentTypeError(f"unknown region {text!r}; known regions: {', '.join(sorted(REGIONS))}")
+    return text
+
+
+def _check_dates(args, *pairs) -> None:
+    """Each (start option, end option) pair of ``args`` is a period of dates with start <= end (None: not given)."""
+    from ftcloud.timeutil import check_period
+
+    def value(option: str):
+        return getattr(args, option.lstrip("-").replace("-", "_"))
+
+    for a, b in pairs:
+        check_period(value(a), value(b) if b else None, names=(a, b or "end"))
+
+
 def _storage_options(args, prefix: str = "") -> dict:
     opts: dict = {}
     for item in getattr(args, f"{prefix}storage_option", None) or []:
         if "=" not in item:
-            raise SystemExit(f"--{prefix.replace('_', '-')}storage-option expects KEY=VALUE, got {item!r}")
+            raise ValidationError(f"--{prefix.replace('_', '-')}storage-option expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         if any(s in k.lower() for s in _SECRET_KEYS):
             raise SystemExit(
@@ -45,7 +105,10 @@ def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = 
 
 def cmd_synth(args) -> int:
     from ftcloud.synth import generate
+    from ftcloud.synth._generate import check_twin_period
 
+    check_twin_period(args.start, args.end, "", names=("--start", "--end"))
+    _check_dates(args, ("--imerg-start", "--imerg-end"), ("--targets-start", None))
     t0 = time.perf_counter()
     summary = generate(
         args.region, args.start, args.end, args.out, seed=args.seed,
@@ -57,9 +120,29 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _ingest_period(args) -> None:
+    """--start/--end, an omitted one taken where ingest() takes it (the twin's, else the config's)."""
+    from ftcloud.config import get_options
+    from ftcloud.timeutil import check_period
+
+    opts = get_options()  # a bad FTCLOUD_* variable is reported before anything is read or written
+    start, end, names = args.start, args.end, ["--start", "--end"]
+    if start is None or end is None:
+        from ftcloud.ingest import twin_defaults, twin_parameters
+
+        twin = twin_defaults(twin_parameters(args.source, _storage_options(args, "source_")))
+        for i, key in enumerate(("start", "end")):
+            if (start, end)[i] is None:
+                value, names[i] = (twin[key], f"the twin's {key}") if twin.get(key) else (opts[key], f"{key} (config)")
+                start, end = (value, end) if i == 0 else (start, value)
+    check_period(start, end, names=tuple(names))
+    _check_dates(args, ("--targets-start", None))
+
+
 def cmd_ingest(args) -> int:
     from ftcloud.ingest import ingest
 
+    _ingest_period(args)
     sources = args.sources.split(",") if args.sources else None
     res = ingest(
         args.source, args.store, region=args.region, start=args.start, end=args.end,
@@ -125,7 +208,7 @@ def cmd_train(args) -> int:
     from ftcloud.model.report import headline, headline_text
     from ftcloud.model.training import TrainConfig
 
-    cfg = TrainConfig(hidden=tuple(int(h) for h in args.hidden.split(",")), kernel=args.kernel, epochs=args.epochs,
+    cfg = TrainConfig(hidden=args.hidden, kernel=args.kernel, epochs=args.epochs,
                       patience=args.patience, seed=args.seed, lr=args.lr, splits=parse_splits(args.splits))
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     for p in passes:
@@ -141,6 +224,9 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     from ftcloud.inference import InferencePlan, predict
 
+    _check_dates(args, ("--start", "--end"))
+    if args.time_chunk % args.batch_days:
+        raise ValidationError(f"--time-chunk {args.time_chunk} must be a multiple of --batch-days {args.batch_days}")
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format,
                          precision=args.precision, resources={"GPU": 1} if args.gpu_workers else None,
@@ -171,8 +257,8 @@ def cmd_run(args) -> int:
     if "endpoint_url" in so:
         storage["endpoint_url"] = so.pop("endpoint_url")
     if so:
-        raise SystemExit(f"ftcloud run: --storage-option supports endpoint_url only (got {', '.join(so)}); "
-                         "put other fsspec options in the run config's storage section")
+        raise ValidationError(f"--storage-option supports endpoint_url only (got {', '.join(so)}); "
+                              "put other fsspec options in the run config's storage section")
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
     if args.dry_run:
         from ftcloud.config import load_config
@@ -227,6 +313,7 @@ def cmd_report(args) -> int:
 def cmd_validate(args) -> int:
     from ftcloud.science import validate
 
+    _check_dates(args, ("--test-start", "--test-end"), ("--ctc-start", "--ctc-end"), ("--map-start", None))
     res = validate(args.store, args.product, args.out, truth=args.truth, storage_options=_storage_options(args),
                    product_storage_options=_storage_options(args, "product_"),
                    test_period=(args.test_start, args.test_end), ctc_period=(args.ctc_start, args.ctc_end),
@@ -287,18 +374,20 @@ def cmd_trends(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ftcloud", description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
+    p = _Parser(prog="ftcloud",
+                description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth", help="write the digital twin: native-format sources plus the hidden truth",
                        description="Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth for a region and period.")
-    s.add_argument("--region", default="demo", help="region name (demo, tiny, qtp, china); default demo")
+    s.add_argument("--region", type=_region_arg, default="demo",
+                   help="region name (demo, tiny, qtp, china); default demo")
     s.add_argument("--start", default="1980-01-01", help="first local date YYYY-MM-DD (default 1980-01-01)")
     s.add_argument("--end", default="2020-12-31", help="last local date YYYY-MM-DD (default 2020-12-31)")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    s.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same files)")
     s.add_argument("--targets-start", default="2015-04-01", help="first date of SMAP/ESDR targets (default 2015-04-01)")
     s.add_argument("--imerg-start", default=None, help="first date of IMERG granules (default: none written)")
     s.add_argument("--imerg-end", default=None, help="last date of IMERG granules")
@@ -309,13 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local runner into groups under --store.")
     i.add_argument("--source", required=True, help="folder or URL holding the source files (e.g. a `ftcloud synth` output)")
     i.add_argument("--store", required=True, help="store root: a folder or s3://bucket/prefix")
-    i.add_argument("--region", default=None, help="region name (default: the twin's, else the config's)")
+    i.add_argument("--region", type=_region_arg, default=None,
+                   help="region name (default: the twin's, else the config's)")
     i.add_argument("--start", default=None, help="first local date (default: the twin's, else the config's)")
     i.add_argument("--end", default=None, help="last local date")
     i.add_argument("--targets-start", default=None, help="first date of FT targets (default 2015-04-01)")
     i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
     i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
-    i.add_argument("--workers", type=int, default=1, help="DirectRunner workers (default 1)")
+    i.add_argument("--workers", type=_positive_int, default=1, help="DirectRunner workers (default 1)")
     i.add_argument("--writer", choices=["regions", "pangeo-forge"], default="regions",
                    help="regions: skeleton + region writes in bounded memory (default); pangeo-forge: StoreToZarr (baseline)")
     i.add_argument("--dask-address", default=None,
@@ -334,12 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--store", required=True, help="store root written by `ftcloud ingest`")
     t.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both", help="overpass (default both, trained separately)")
     t.add_argument("--out", required=True, help="model folder")
-    t.add_argument("--hidden", default="12", help="hidden channels per ConvLSTM layer, comma-separated (default 12)")
-    t.add_argument("--kernel", type=int, default=3, help="convolution kernel (default 3)")
-    t.add_argument("--epochs", type=int, default=25, help="maximum epochs (default 25)")
-    t.add_argument("--patience", type=int, default=4, help="early-stopping patience in epochs (default 4)")
-    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--hidden", type=_int_list, default=(12,),
+                   help="hidden channels per ConvLSTM layer, comma-separated (default 12)")
+    t.add_argument("--kernel", type=_odd_int, default=3, help="convolution kernel (default 3)")
+    t.add_argument("--epochs", type=_positive_int, default=25, help="maximum epochs (default 25)")
+    t.add_argument("--patience", type=_positive_int, default=4, help="early-stopping patience in epochs (default 4)")
+    t.add_argument("--lr", type=_positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    t.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     t.add_argument("--splits", default=None, metavar="train=A:B[,C:D];val=E:F;test=G:H",
                    help="own train/validation/test periods (inclusive dates); default the paper's "
                         "(train 2015-04..2016-03 + 2016-11..2017-03, val 2016-04..10 + 2017-11..2018-03, test 2018-04..2020-12)")
@@ -354,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--start", default=None, help="first day (default: the store's first)")
     pr.add_argument("--end", default=None, help="last day (default: the store's last)")
     pr.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both")
-    pr.add_argument("--tile", type=int, default=None, help="model tile in cells (default: the 128-cell chunk, clipped to the window)")
-    pr.add_argument("--batch-days", type=int, default=16, help="days per model call (default 16)")
-    pr.add_argument("--time-chunk", type=int, default=32, help="days per region/chunk (default 32)")
+    pr.add_argument("--tile", type=_positive_int, default=None,
+                    help="model tile in cells (default: the 128-cell chunk, clipped to the window)")
+    pr.add_argument("--batch-days", type=_positive_int, default=16, help="days per model call (default 16)")
+    pr.add_argument("--time-chunk", type=_positive_int, default=32, help="days per region/chunk (default 32)")
     pr.add_argument("--format", choices=["torchscript", "export"], default="export",
                     help="exported program to load (default export: the torch.export program measured faster than TorchScript)")
     pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
@@ -365,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--cluster", default=None,
                     help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
                          "(default: dask's threaded scheduler in this process)")
-    pr.add_argument("--workers", type=int, default=None, help="workers to start with --cluster local/gateway")
+    pr.add_argument("--workers", type=_positive_int, default=None, help="workers to start with --cluster local/gateway")
     pr.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
@@ -383,8 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--test-end", default="2020-12-31", help="last day of the direct validation (default 2020-12-31)")
     v.add_argument("--ctc-start", default="1980-01-01", help="first day of the CTC (default 1980-01-01)")
     v.add_argument("--ctc-end", default="2020-12-31", help="last day of the CTC (default 2020-12-31)")
-    v.add_argument("--min-count", type=int, default=30, help="CTC: minimum days with all three products valid (default 30)")
-    v.add_argument("--window-hours", type=float, default=1.0,
+    v.add_argument("--min-count", type=_positive_int, default=30,
+                   help="CTC: minimum days with all three products valid (default 30)")
+    v.add_argument("--window-hours", type=_positive_float, default=1.0,
                    help="in-situ FT: half width of the window around 06:00/18:00 local solar time (default 1 h)")
     v.add_argument("--map-start", default="2018-04-01", help="first month of the 12 monthly FT maps (default 2018-04-01)")
     v.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
@@ -405,9 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lag", type=_lag_arg, default=1,
                     help="highest autocorrelation lag (years) of hamed_rao / yue_wang, or 'all' (pymannkendall's default, "
                          "far too liberal at 41 years: ftcloud.trends.mann_kendall); default 1")
-    tr.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests and slope intervals (default 0.05)")
-    tr.add_argument("--fdr-q", type=float, default=0.05, help="false discovery rate for field significance (default 0.05)")
-    tr.add_argument("--min-valid", type=float, default=0.9, help="minimum fraction of valid days for a year to count (default 0.9)")
+    tr.add_argument("--alpha", type=_fraction, default=0.05,
+                    help="significance level of the tests and slope intervals (default 0.05)")
+    tr.add_argument("--fdr-q", type=_fraction, default=0.05,
+                    help="false discovery rate for field significance (default 0.05)")
+    tr.add_argument("--min-valid", type=_share, default=0.9,
+                    help="minimum fraction of valid days for a year to count (default 0.9)")
     tr.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     _add_storage_args(tr)
     _add_storage_args(tr, "product_", "the product")
@@ -423,8 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cluster", default=None,
                    help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
                         "or a scheduler address tcp://host:8786")
-    r.add_argument("--workers", type=int, default=None, help="number of workers (local: processes; gateway: default 2)")
-    r.add_argument("--worker-memory", type=float, default=None, help="memory per worker in GiB (the gateway's worker_memory option)")
+    r.add_argument("--workers", type=_positive_int, default=None,
+                   help="number of workers (local: processes; gateway: default 2)")
+    r.add_argument("--worker-memory", type=_positive_float, default=None,
+                   help="memory per worker in GiB (the gateway's worker_memory option)")
     r.add_argument("--gpu", action="store_true", help="GPU workers: the gateway's gpu option, prediction tasks ask for resources GPU=1")
     r.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
     r.add_argument("--dry-run", action="store_true",
@@ -443,7 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand, whose --help lists its options
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subs.choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("ftcloud").setLevel(level)
