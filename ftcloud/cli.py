@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 
@@ -108,6 +109,8 @@ def cmd_synth(args) -> int:
     from ftcloud.synth._generate import check_twin_period
 
     check_twin_period(args.start, args.end, "", names=("--start", "--end"))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValidationError(f"--out {args.out} is not a folder (a file of that name exists)")
     _check_dates(args, ("--imerg-start", "--imerg-end"), ("--targets-start", None))
     t0 = time.perf_counter()
     summary = generate(
@@ -283,8 +286,6 @@ def cmd_run(args) -> int:
     for p, h in (res.get("fused_vs_baselines_against_truth") or {}).items():
         if h:
             print("  " + headline_text(p, h) + " (points, 95 % interval)")
-    import os
-
     import pandas as pd
 
     bpath = os.path.join(res.get("validation") or "", "baselines.csv")

@@ -22,6 +22,7 @@ import os
 import time
 
 from ftcloud.config import load_config
+from ftcloud.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     if cluster:
         cfg["cluster"]["kind"] = cluster
     so = storage_options_of(cfg)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValidationError(f"--out {out} is not a folder (a file of that name exists)")
     os.makedirs(out, exist_ok=True)
     state = _load_state(out)
     summary: dict = {"out": os.path.abspath(out), "stages": {}, "cluster": cfg["cluster"]["kind"]}

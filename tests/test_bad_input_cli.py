@@ -196,6 +196,11 @@ CASES = [
      ["nope.yaml", "not found"], ["out"]),
     ("run-config-bad-yaml", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
      {"cfg.yaml": "region: [tiny\n"}, ["cfg.yaml", "YAML"], ["out"]),
+    ("synth-out-is-a-file",
+     ["synth", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-01-31", "--out", "{tmp}/afile"], {},
+     ["afile", "not a folder"], []),
+    ("run-out-is-a-file", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/afile"], {"cfg.yaml": TINY_RUN},
+     ["--out", "afile", "not a folder"], []),
     # 6. source fingerprint: odd file names and a symlink loop are fingerprinted; the run then stops on the
     #    missing ERA5-Land files (one line), not on the fingerprint
     ("run-source-odd-names",
@@ -209,6 +214,7 @@ def test_bad_input_gets_one_line(case, tmp_path):
     _, argv, env, needles, outputs = case
     env = dict(env)
     (tmp_path / "src").mkdir()
+    (tmp_path / "afile").write_text("not a folder\n")
     subs = {"tmp": str(tmp_path)}
     if any("{twin}" in a for a in argv):
         subs["twin"] = str(fake_twin(tmp_path / "twin-src"))

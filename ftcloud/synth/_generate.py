@@ -949,6 +949,8 @@ def generate(region, start, end, out, *, seed: int = 0, imerg_start=None, imerg_
     region_window(region)
     check_twin_period(start, end)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"synth: out {out} is not a folder (a file of that name exists)")
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
     gen = _Generator(region, start, end, out, seed, imerg_start, imerg_end, targets_start, insitu, progress, params)
