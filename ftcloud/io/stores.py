@@ -130,7 +130,18 @@ class AtomicLocalStore(zarr.storage.FSStore):
             self[k] = v
 
 
+def deterministic_codecs() -> None:
+    """Blosc compresses a chunk's blocks on several threads and stores them in the order they
+    finish, so equal values can give different bytes run to run; one thread per chunk makes every
+    write byte-reproducible (dask parallelises over chunks anyway)."""
+    from numcodecs import blosc
+
+    blosc.use_threads = False
+
+
 def get_mapper(url: str, storage_options: dict | None = None) -> zarr.storage.FSStore:
+    """The zarr store of ``url`` (every write through it byte-reproducible: :func:`deterministic_codecs`)."""
+    deterministic_codecs()
     fs, path = filesystem(url, storage_options)
     if is_local(fs):
         return AtomicLocalStore(path, fs=fs)

@@ -207,9 +207,9 @@ def _deterministic_codecs() -> None:
     finish: the same values then give different bytes run to run. One thread per chunk keeps
     re-runs (and resumed, distributed or tiled ingests) byte-identical; items run in parallel
     anyway."""
-    from numcodecs import blosc
+    from ftcloud.io.stores import deterministic_codecs
 
-    blosc.use_threads = False
+    deterministic_codecs()
 
 
 def _marker(url: str, k: int) -> str:
