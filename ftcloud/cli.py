@@ -69,6 +69,13 @@ def _region_arg(text: str) -> str:
     return text
 
 
+def _cluster_arg(text: str) -> str:
+    if text not in ("local", "gateway") and "://" not in text:
+        raise argparse.ArgumentTypeError(f"expected 'local', 'gateway' or a scheduler address like tcp://host:8786, "
+                                         f"got {text!r}")
+    return text
+
+
 def _check_dates(args, *pairs) -> None:
     """Each (start option, end option) pair of ``args`` is a period of dates with start <= end (None: not given)."""
     from ftcloud.timeutil import check_period
@@ -455,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
     pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast (see benchmarks/inference.py for speed and agreement)")
     pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
-    pr.add_argument("--cluster", default=None,
+    pr.add_argument("--cluster", type=_cluster_arg, default=None,
                     help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
                          "(default: dask's threaded scheduler in this process)")
     pr.add_argument("--workers", type=_positive_int, default=None, help="workers to start with --cluster local/gateway")
@@ -517,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
     r.add_argument("--out", default="ftcloud-out", help="output folder for models, tables, figures and the report (default ./ftcloud-out)")
     r.add_argument("--store", default=None, help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes beside it")
-    r.add_argument("--cluster", default=None,
+    r.add_argument("--cluster", type=_cluster_arg, default=None,
                    help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
                         "or a scheduler address tcp://host:8786")
     r.add_argument("--workers", type=_positive_int, default=None,

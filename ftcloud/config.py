@@ -78,6 +78,10 @@ def _is_region(v) -> bool:
     return isinstance(v, str) and v in REGIONS
 
 
+def _is_cluster_kind(v) -> bool:
+    return isinstance(v, str) and (v in ("local", "gateway") or "://" in v)
+
+
 def _known_regions() -> str:
     from ftcloud.grid import REGIONS
 
@@ -109,6 +113,7 @@ _RULES = (
     ("predict.time_chunk", False, _POSITIVE_INT),
     ("predict.batch_days", False, _POSITIVE_INT),
     ("predict.region_chunks", False, _POSITIVE_INT),
+    ("cluster.kind", False, ("'local', 'gateway' or a scheduler address like tcp://host:8786", _is_cluster_kind)),
     ("cluster.workers", True, _POSITIVE_INT),
     ("cluster.threads_per_worker", True, _POSITIVE_INT),
     ("cluster.worker_memory_gib", True, _POSITIVE_NUMBER),

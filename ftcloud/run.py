@@ -164,6 +164,7 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
     if store:
         cfg["store"] = store
     if cluster:
+        _merge(cfg, {"cluster": {"kind": cluster}}, "--cluster")  # checks it
         cfg["cluster"]["kind"] = cluster
     so = storage_options_of(cfg)
     if os.path.exists(out) and not os.path.isdir(out):

@@ -176,6 +176,13 @@ CASES = [
      {}, ["--seed", "'-3'", "a non-negative integer"], ["twin"]),
     ("info-storage-option-no-equals", ["info", "--store", "{tmp}/store", "--storage-option", "anon"], {},
      ["--storage-option", "'anon'", "KEY=VALUE"], ["store"]),
+    ("run-cluster-unknown", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out", "--cluster", "foo"],
+     {"cfg.yaml": TINY_RUN}, ["--cluster", "'foo'", "tcp://"], ["out"]),
+    ("run-env-cluster-unknown", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN, "FTCLOUD_CLUSTER__KIND": "foo"}, ["FTCLOUD_CLUSTER__KIND", "'foo'", "tcp://"], ["out"]),
+    ("predict-cluster-unknown",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--cluster", "foo"], {},
+     ["--cluster", "'foo'", "tcp://"], ["p.zarr"]),
     # 5. typo keys under nested sections
     ("run-config-chunks-group-typo",
      ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
