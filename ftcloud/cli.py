@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number_arg(kind: str, ok, expected: str):
+def _number_arg(kind: type, ok, expected: str):
     def parse(text: str):
         try:
             v = kind(text)
@@ -136,16 +136,17 @@ def _ingest_period(args) -> None:
     from ftcloud.timeutil import check_period
 
     opts = get_options()  # a bad FTCLOUD_* variable is reported before anything is read or written
-    start, end, names = args.start, args.end, ["--start", "--end"]
-    if start is None or end is None:
+    given, names = {"start": args.start, "end": args.end}, {"start": "--start", "end": "--end"}
+    if None in given.values():
         from ftcloud.ingest import twin_defaults, twin_parameters
 
         twin = twin_defaults(twin_parameters(args.source, _storage_options(args, "source_")))
-        for i, key in enumerate(("start", "end")):
-            if (start, end)[i] is None:
-                value, names[i] = (twin[key], f"the twin's {key}") if twin.get(key) else (opts[key], f"{key} (config)")
-                start, end = (value, end) if i == 0 else (start, value)
-    check_period(start, end, names=tuple(names))
+        for key in [k for k, v in given.items() if v is None]:
+            if twin.get(key):
+                given[key], names[key] = twin[key], f"the twin's {key}"
+            else:
+                given[key], names[key] = opts[key], f"{key} (config)"
+    check_period(given["start"], given["end"], names=(names["start"], names["end"]))
     _check_dates(args, ("--targets-start", None))
 
 
