@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -39,6 +41,59 @@ def _paths(model_dir: str, pass_: str) -> dict:
     return {"torchscript": base + ".ts.pt", "export": base + ".pt2", "card": base + ".json"}
 
 
+#: scripts and saves a pickled eager model in a fresh interpreter (argv: eager file, TorchScript file)
+_SCRIPT_CHILD = """
+import sys, warnings
+import torch
+warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+model = torch.load(sys.argv[1], map_location="cpu", weights_only=False).eval()
+torch.jit.script(model).save(sys.argv[2])
+"""
+
+
+def _script_in_process(model, path: str) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+        torch.jit.script(model).save(path)
+
+
+def save_torchscript(model, path: str) -> None:
+    """Save ``model`` as TorchScript at ``path`` (atomically), byte-identical for the same weights.
+
+    ``torch.jit.script`` run in this process is not reproducible byte for byte: it collects a
+    module's constants in a Python ``set`` (``torch.jit._recursive``), so the order of the
+    ``Final`` attributes in the generated code follows the per-process string-hash seed; and it
+    reuses the types of modules scripted earlier in the process, so class names get
+    ``___torch_mangle_<n>`` suffixes that depend on what ran before. (The ``.data/serialization_id``
+    record is derived from the records' CRCs and the zip timestamps are fixed, so they follow.)
+    The model is therefore scripted in a fresh interpreter with ``PYTHONHASHSEED=0``. If that
+    cannot run (e.g. a model class that does not pickle), it is scripted here, with a warning.
+    """
+    import torch
+
+    tmp, eager = path + ".tmp", path + ".eager.tmp"
+    why = None
+    try:
+        torch.save(model, eager)
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        proc = subprocess.run([sys.executable, "-c", _SCRIPT_CHILD, eager, tmp], env=env, capture_output=True,
+                              text=True, timeout=900)
+        if proc.returncode != 0 or not os.path.exists(tmp):
+            why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    except Exception as e:  # noqa: BLE001 - any failure of the child falls back to scripting here
+        why = f"{type(e).__name__}: {e}"
+    finally:
+        if os.path.exists(eager):
+            os.remove(eager)
+    if why is not None:
+        warnings.warn(f"{path}: TorchScript scripted in this process ({why}); its bytes may differ between runs",
+                      RuntimeWarning, stacklevel=2)
+        _script_in_process(model, tmp)
+    os.replace(tmp, path)
+
+
 def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_shape=(2, 3, 8, 24, 24)) -> dict:
     """Write TorchScript, torch.export program and card for one pass; returns the card."""
     import torch
@@ -47,15 +102,13 @@ def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_s
     p = _paths(model_dir, pass_)
     model = model.eval()
     example = torch.zeros(example_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
-        scripted = torch.jit.script(model)
-        scripted.save(p["torchscript"] + ".tmp")
-    os.replace(p["torchscript"] + ".tmp", p["torchscript"])
+    save_torchscript(model, p["torchscript"])
     batch = torch.export.Dim("batch", min=1, max=4096)
     ny = torch.export.Dim("y", min=4, max=4096)
     nx = torch.export.Dim("x", min=4, max=4096)
     ep = torch.export.export(model, (example,), dynamic_shapes=({0: batch, 3: ny, 4: nx},))
+    for node in ep.graph.nodes:  # source file paths of this machine: the bytes would depend on the install
+        node.meta.pop("stack_trace", None)
     tmp_pt2 = p["export"][: -len(".pt2")] + ".tmp.pt2"  # torch wants the .pt2 suffix
     torch.export.save(ep, tmp_pt2)
     os.replace(tmp_pt2, p["export"])
@@ -91,21 +144,72 @@ def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_s
     return card
 
 
+class ModelCardError(ValidationError):
+    """A model card that is not JSON, lacks a required field or names files outside its folder."""
+
+
+#: the files a card lists, keyed as in ``card["files"]``
+FILE_KEYS = ("torchscript", "export")
+
+
+def _card_file_name(p: str, key: str, entry) -> str:
+    """The plain file name of one ``files`` entry, confined to the card's folder."""
+    if not isinstance(entry, dict):
+        raise ModelCardError(f"{p}: files.{key} is not an object with 'name' and 'sha256'")
+    name, sha = entry.get("name"), entry.get("sha256")
+    if not isinstance(name, str) or not name:
+        raise ModelCardError(f"{p}: files.{key} has no file name")
+    seps = {"/", "\\"} | ({os.sep, os.altsep} - {None})
+    if any(c in name for c in seps) or name in (".", "..") or os.path.isabs(name) or "\0" in name:
+        raise ModelCardError(f"{p}: files.{key} name {name!r} is not a plain file name in the model folder "
+                             "(paths, '..' and absolute names are refused)")
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ModelCardError(f"{p}: files.{key} has no SHA-256 (64 lowercase hex digits)")
+    return name
+
+
 def read_card(model_dir: str, pass_: str) -> dict:
+    """The card of one pass, checked: a JSON object with ``pass``, ``inputs`` and ``files`` (each file
+    a plain name in ``model_dir`` with its SHA-256); any defect is one :class:`ModelCardError` line."""
     p = _paths(model_dir, pass_)["card"]
     if not os.path.exists(p):
         raise ValidationError(f"{p}: model card not found (expected beside the exported model; run `ftcloud train`)")
-    with open(p) as f:
-        return json.load(f)
+    try:
+        with open(p, encoding="utf-8") as f:
+            card = json.load(f)
+    except UnicodeDecodeError as e:
+        raise ModelCardError(f"{p}: model card is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ModelCardError(f"{p}: model card is not valid JSON ({e.msg} at line {e.lineno} "
+                             f"column {e.colno})") from None
+    except OSError as e:
+        raise ModelCardError(f"{p}: model card cannot be read ({e.strerror or e})") from None
+    if not isinstance(card, dict):
+        raise ModelCardError(f"{p}: model card is a JSON {type(card).__name__}, not an object")
+    files = card.get("files")
+    if not isinstance(files, dict):
+        raise ModelCardError(f"{p}: model card has no 'files' object (names and SHA-256 of the model files)")
+    for key in FILE_KEYS:
+        if key not in files:
+            raise ModelCardError(f"{p}: model card lists no {key} file under 'files'")
+        _card_file_name(p, key, files[key])
+    if card.get("pass") != pass_:
+        raise ModelCardError(f"{p}: model card is for pass {card.get('pass')!r}, not {pass_!r}")
+    inputs = card.get("inputs")
+    if not isinstance(inputs, dict) or not all(isinstance(inputs.get(k), t) for k, t in
+                                               (("channels", list), ("units", dict), ("static_layers", list))):
+        raise ModelCardError(f"{p}: model card has no 'inputs' object with channels, units and static_layers")
+    return card
 
 
 def verified_path(model_dir: str, pass_: str, fmt: str) -> tuple[str, dict]:
     """Path of the model file after its SHA-256 matched the card."""
+    if fmt not in FILE_KEYS:
+        raise ValidationError(f"unknown model format {fmt!r}; use {' or '.join(FILE_KEYS)}")
     card = read_card(model_dir, pass_)
-    key = {"torchscript": "torchscript", "export": "export"}[fmt]
-    entry = card["files"][key]
-    path = os.path.join(model_dir, entry["name"])
-    if not os.path.exists(path):
+    entry = card["files"][fmt]
+    path = os.path.join(model_dir, entry["name"])  # a plain name (read_card), so inside model_dir
+    if not os.path.isfile(path):
         raise ValidationError(f"{path}: model file named by the card is missing")
     got = sha256_file(path)
     if got != entry["sha256"]:
