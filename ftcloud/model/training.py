@@ -20,10 +20,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ftcloud.errors import ValidationError
 from ftcloud.metadata import FT_MISSING
-from ftcloud.model.data import TargetData, read_days, season_of, split_mask
+from ftcloud.model.data import SEASONS, SPLITS, TargetData, read_days, season_of, split_mask
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,37 @@ class TrainResult:
     seconds: float = 0.0
 
 
+#: month names of the seasons the test-period report scores besides "all days" (SPEC section 5)
+SEASON_MONTHS = {"frozen": "Dec-Jan", "transition": "Feb-Apr, Oct-Nov", "thawed": "May-Sep"}
+
+
+def check_splits(times, splits: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The train, val and test day masks of ``times``, checked before any training.
+
+    A split with no day in the store's target period is refused (one line). A test split that
+    lacks a season the report scores (frozen Dec-Jan, transition, thawed) is still meaningful
+    to train on: one warning line names the split, its days in the store and the season, and
+    the report prints that season as n/a.
+    """
+    times = pd.DatetimeIndex(times)
+    masks = tuple(split_mask(times, name, splits) for name in ("train", "val", "test"))
+    if not all(m.any() for m in masks):
+        raise ValidationError(
+            f"the store's target period {times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d} does not cover the "
+            f"training, validation and test splits {splits or 'of the paper (2015-04-01 .. 2020-12-31)'}"
+            " (own periods: ftcloud train --splits)"
+        )
+    test = times[masks[2]]
+    present = set(season_of(test))
+    missing = [s for s in SEASONS if s not in present]
+    if missing:
+        spans = ", ".join(f"{a}..{b}" for a, b in (splits or SPLITS)["test"])
+        what = ", ".join(f"{s} ({SEASON_MONTHS.get(s, s)})" for s in missing)
+        log.warning("test split %s holds %d days of the store (%s..%s) and no %s day: scored n/a in the report",
+                    spans, len(test), f"{test[0]:%Y-%m-%d}", f"{test[-1]:%Y-%m-%d}", what)
+    return masks
+
+
 def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bool = True) -> TrainResult:
     """Train the dual-head ConvLSTM for one pass on ``data`` (from ``load_target_period``)."""
     config = config or TrainConfig()
@@ -178,15 +210,7 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    train = split_mask(data.times, "train", config.splits)
-    val = split_mask(data.times, "val", config.splits)
-    test = split_mask(data.times, "test", config.splits)
-    if not train.any() or not val.any() or not test.any():
-        raise ValidationError(
-            f"the store's target period {data.times[0]:%Y-%m-%d}..{data.times[-1]:%Y-%m-%d} does not cover the "
-            f"training, validation and test splits {config.splits or 'of the paper (2015-04-01 .. 2020-12-31)'}"
-            " (own periods: ftcloud train --splits)"
-        )
+    train, val, _ = check_splits(data.times, config.splits)
     mean, std = channel_stats(data.X, train)
     (perm_s, cnt_s), (perm_e, cnt_e) = target_summary([data.smap, data.esdr], train, config.permanent_missing)
     w = torch.tensor(class_weights(counts=cnt_s + cnt_e))
