@@ -15,10 +15,10 @@ import sys
 import time
 
 from ftcloud.errors import FTCloudError, ValidationError
+from ftcloud.io.secrets import RedactingFilter, is_credential_key, redact_text
 
 log = logging.getLogger("ftcloud")
 
-_SECRET_KEYS = ("key", "secret", "token", "password")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,8 +93,8 @@ def _storage_options(args, prefix: str = "") -> dict:
         if "=" not in item:
             raise ValidationError(f"--{prefix.replace('_', '-')}storage-option expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        if any(s in k.lower() for s in _SECRET_KEYS):
-            raise SystemExit(
+        if is_credential_key(k):
+            raise ValidationError(
                 f"refusing --storage-option {k}=...: credentials are never passed on the command line "
                 "(they would end up in shell history and logs); use AWS_* environment variables or ~/.aws"
             )
@@ -557,13 +557,32 @@ def main(argv=None) -> int:
         subs.choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in logging.getLogger().handlers:  # URLs in every printed record lose userinfo and signatures
+        h.addFilter(RedactingFilter())
     logging.getLogger("ftcloud").setLevel(level)
+    # botocore/aiobotocore/urllib3/aiohttp dump request headers (key id, session token) at DEBUG:
+    # never below INFO, even at -vv
+    for name in ("botocore", "aiobotocore", "boto3", "urllib3", "aiohttp", "s3transfer"):
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     # distributed logs every client and worker at INFO; the dashboard shows that better
     logging.getLogger("distributed").setLevel(max(level, logging.WARNING) if args.verbose < 2 else level)
     try:
         return args.func(args)
     except FTCloudError as e:
-        print(f"ftcloud {args.command}: error: {e}", file=sys.stderr)
+        print(f"ftcloud {args.command}: error: {redact_text(str(e))}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - storage failures become one line; anything else is a bug
+        from ftcloud.io.stores import describe_storage_error
+
+        msg = describe_storage_error(e)
+        if msg is None and isinstance(e, PermissionError):
+            where = getattr(args, "store", None) or getattr(args, "out", None)
+            msg = (f"access denied{f' on {redact_text(str(where))}' if where else ''} "
+                   f"({redact_text(str(e)).splitlines()[0][:160] or type(e).__name__}); "
+                   "check the credentials in the environment (AWS_*), the bucket policy, or use --anon for public data")
+        if msg is None:
+            raise
+        print(f"ftcloud {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 

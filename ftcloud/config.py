@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from ftcloud.errors import ValidationError
+from ftcloud.io.secrets import is_credential_key
 
 _ENV_PREFIX = "FTCLOUD_"
-_SECRET_WORDS = ("secret", "password", "token", "credential", "access_key", "key_id")
 
 
 def _packaged_defaults() -> dict:
@@ -39,7 +39,7 @@ _overrides: dict = {}
 def _check_no_secrets(d: Mapping, where: str, prefix: str = "") -> None:
     for k, v in d.items():
         name = f"{prefix}{k}"
-        if any(w in str(k).lower() for w in _SECRET_WORDS):
+        if is_credential_key(k):  # key, secret, token, password, *_key, SSECustomerKey, ...
             raise ValidationError(
                 f"{where}: option {name!r} looks like a credential; ftcloud never stores credentials in "
                 "its configuration. Use the environment (AWS_ACCESS_KEY_ID, ...) or fsspec's config instead."

@@ -107,3 +107,33 @@ def tiny_model(tiny_store, tmp_path_factory):
         m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
         export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
     return str(out)
+
+
+RUN_CONFIG = """\
+region: tiny
+start: "2014-01-01"
+end: "2020-12-31"
+targets_start: "2015-04-01"
+train: {hidden: [4], epochs: 2, patience: 1}
+"""
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory):
+    """`ftcloud run` of RUN_CONFIG (tiny, 2014-2020, a small model): the clean run that
+    tests/test_run.py inspects and tests/faults/test_kill.py compares a killed run with."""
+    pytest.importorskip("torch")
+    import contextlib
+    import io
+    import time as _time
+
+    from ftcloud.cli import main
+
+    root = tmp_path_factory.mktemp("run")
+    (root / "cfg.yaml").write_text(RUN_CONFIG)
+    out = root / "out"
+    buf = io.StringIO()
+    t = _time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["--quiet", "run", "--config", str(root / "cfg.yaml"), "--out", str(out)])
+    return {"root": root, "out": out, "rc": rc, "stdout": buf.getvalue(), "seconds": _time.perf_counter() - t}

@@ -19,30 +19,11 @@ pytest.importorskip("torch")
 from ftcloud.cli import main  # noqa: E402
 from ftcloud.io.stores import mark_incomplete  # noqa: E402
 
+from conftest import RUN_CONFIG as CONFIG  # noqa: E402  (first_run: the session fixture in conftest.py)
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-CONFIG = """\
-region: tiny
-start: "2014-01-01"
-end: "2020-12-31"
-targets_start: "2015-04-01"
-train: {hidden: [4], epochs: 2, patience: 1}
-"""
 STAGES = ("synth", "ingest", "train", "predict", "validate", "trends")
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
-    (root / "cfg.yaml").write_text(CONFIG)
-    out = root / "out"
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(["--quiet", "run", "--config", str(root / "cfg.yaml"), "--out", str(out)])
-    return {"root": root, "out": out, "rc": rc, "stdout": buf.getvalue()}
 
 
 def _summary(out):

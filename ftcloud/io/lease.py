@@ -27,7 +27,7 @@ from ftcloud.io.stores import filesystem, put_whole, read_json
 
 log = logging.getLogger(__name__)
 
-TTL_S = float(os.environ.get("FTCLOUD_LEASE_TTL_S", 300))
+TTL_S = 300.0  # seconds a lease lives without renewal (renewed every TTL_S / 5)
 
 __all__ = ["Lease", "lease", "lock_url"]
 

@@ -319,3 +319,30 @@ def open_group(
             "Re-run `ftcloud ingest` (it overwrites the group) before using it."
         )
     return xr.open_zarr(get_mapper(url, storage_options), consolidated=status == "complete", chunks=chunks)
+
+
+def describe_storage_error(exc: BaseException) -> str | None:
+    """One line for a store that cannot be reached (timeouts, refused connections, access denied
+    from botocore/aiohttp/s3fs), naming the endpoint without credentials; None for other errors."""
+    seen = set()
+    e = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        name = type(e).__name__
+        kw = getattr(e, "kwargs", None) or {}
+        endpoint = kw.get("endpoint_url") or kw.get("url") or getattr(e, "url", None)
+        if name in ("ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError", "TimeoutError",
+                    "FSTimeoutError", "ConnectionClosedError"):
+            s3 = S3_DEFAULTS["config_kwargs"]
+            where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"
+            return (f"{where} did not answer ({name}; connect timeout {s3['connect_timeout']} s, read timeout "
+                    f"{s3['read_timeout']} s, {s3['retries']['max_attempts']} attempts x {S3FS_RETRIES} retries); "
+                    "is the endpoint up and reachable from here?")
+        if name in ("EndpointConnectionError", "ClientConnectorError", "ClientOSError"):
+            where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"
+            return f"{where} refused or dropped the connection ({name}); is the endpoint URL right and the service up?"
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            return ("no credentials found for the object store (ftcloud takes them only from the environment: "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an IAM role); use --anon for public data")
+        e = e.__cause__ or e.__context__
+    return None

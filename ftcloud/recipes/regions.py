@@ -328,7 +328,7 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
     fp = plan_fingerprint(recipe, items, sources)
     if items[0].dim is None:
         digest = write_whole(recipe, url, storage_options, fp)
-        return {"items": 1, "skipped": 0, "fingerprint": fp, "content": _content(fp, {0: digest})}
+        return {"items": 1, "skipped": 0, "fingerprint": fp, "content": _content(recipe, items, {0: digest})}
     if _existing_plan(url, storage_options) == fp:
         done = done_items(url, storage_options, fp)
         log.info("%s: resuming, %d of %d regions already written under this plan", recipe.name, len(done), len(items))
@@ -366,11 +366,21 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
     if missing:
         raise TimeAxisError(f"{recipe.name}: regions {missing[:5]} of {url} have no record after writing; not complete")
     return {"items": len(items), "skipped": len(items) - len(todo), "fingerprint": fp,
-            "content": _content(fp, digests)}
+            "content": _content(recipe, items, digests)}
 
 
-def _content(fp: str, digests: dict) -> str:
-    h = hashlib.sha256(fp.encode())
-    for k in sorted(digests):
-        h.update(f"{k}:{digests[k]}\n".encode())
-    return "sha256:" + h.hexdigest()
+def _content(recipe, items: list[WorkItem], digests: dict) -> str:
+    """SHA-256 of what a reader of the group gets: layout (chunks, concat coordinate, encoding,
+    attributes, packing), each region's place and the digest of its values. Unlike the plan's
+    fingerprint it leaves out where the inputs were, so the same data ingested from another
+    copy of the sources (or into another store) has the same content id."""
+    doc = {
+        "recipe": recipe.name,
+        "regions": [[it.start, it.stop, list(it.rows or ()), list(it.cols or ()), digests[it.index]] for it in items],
+        "chunks": recipe.target_chunks,
+        "index": [str(v) for v in (recipe.index if recipe.index is not None else [])],
+        "time_encoding": recipe.time_encoding,
+        "attrs": recipe.attrs,
+        "packing": {k: [p.scale_factor, p.add_offset] for k, p in sorted((recipe.packing or {}).items())},
+    }
+    return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
