@@ -191,6 +191,7 @@ def ingest(
     if pd.Timestamp(end) < pd.Timestamp(start):
         raise ValidationError(f"ingest: end {end} is before start {start}; nothing was written")
     chunks = chunks or opts["chunks"]
+    filesystem(store, storage_options)  # an unknown scheme or a credential option: refused before any reading
     window = region_window(region)
     recipes = plan(source, window, start, end, targets_start, chunks, sources, source_storage_options, imerg)
 

@@ -213,6 +213,14 @@ CASES = [
     ("run-source-odd-names",
      ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"], {"cfg.yaml": TINY_RUN + "source: {odd}\n"},
      ["era5land", "missing"], ["out"]),
+    # 7. stores: unknown schemes, a scheme whose package is missing, a credential as an option
+    ("info-unknown-scheme", ["info", "--store", "foo://bucket/store"], {}, ["foo://bucket/store", "'foo'"], []),
+    ("ingest-gs-without-gcsfs", ["ingest", "--source", "{twin}", "--store", "gs://bucket/store"], {},
+     ["gs://bucket/store", "'gs'"], []),
+    ("info-credential-option", ["info", "--store", "{tmp}/store", "--storage-option", "secret=s3cr3tvalue"], {},
+     ["secret=...", "credentials"], []),
+    ("ingest-credential-env", ["ingest", "--source", "{twin}", "--store", "{tmp}/store"],
+     {"FTCLOUD_STORAGE__TOKEN": "s3cr3tvalue"}, ["storage.token", "credential"], ["store"]),
 ]
 
 
@@ -227,7 +235,8 @@ def test_bad_input_gets_one_line(case, tmp_path):
         subs["twin"] = str(fake_twin(tmp_path / "twin-src"))
     if any("{odd}" in a for a in env.get("cfg.yaml", "").split()):
         subs["odd"] = str(odd_source(tmp_path / "odd"))
-    for name in [k for k in env if k.endswith(".yaml")]:
+    for name in [k for k in env if k.endswith((".yaml", ".json"))]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(_sub(env.pop(name), subs))
     p = ftcloud(*[_sub(a, subs) for a in argv], env=env, cwd=tmp_path)
     assert_one_line(p, *needles)
