@@ -133,11 +133,15 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        doc = read_json(self.url, self.so)
-        if doc is not None and doc.get("owner") == self.owner:
-            fs, path = filesystem(self.url, self.so)
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(path)
+        try:
+            doc = read_json(self.url, self.so)
+            if doc is not None and doc.get("owner") == self.owner:
+                fs, path = filesystem(self.url, self.so)
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm_file(path)
+        except Exception as e:  # noqa: BLE001 - the work is done; a lease left behind expires on its own
+            log.warning("%s: could not delete the lease (%s); it expires at %s", redact_url(self.url),
+                        str(e).splitlines()[0][:160], _when(time.time() + self.ttl))
 
     def __enter__(self) -> Lease:
         return self.acquire()

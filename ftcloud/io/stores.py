@@ -55,6 +55,27 @@ def _split(url: str) -> tuple[str, str]:
     return "file", url
 
 
+def _retry_server_errors(e: BaseException) -> bool:
+    """s3fs's retry loop retries 503 only when the body says SlowDown; a HEAD's 503 has no body.
+    Retry every 500/502/503/504 (throttling, a restarting server) as AWS's own SDKs do."""
+    resp = getattr(e, "response", None)
+    if not isinstance(resp, dict):
+        return False
+    status = (resp.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    code = str((resp.get("Error") or {}).get("Code", ""))
+    return status in (500, 502, 503, 504) or code in ("500", "502", "503", "504", "ServiceUnavailable",
+                                                       "InternalError", "SlowDown", "RequestTimeout")
+
+
+def _install_s3_retry_handler() -> None:
+    try:
+        from s3fs import core
+    except ImportError:  # pragma: no cover - s3fs is a dependency
+        return
+    if getattr(core.CUSTOM_ERROR_HANDLER, "__name__", "") == "<lambda>":  # s3fs's default: retry nothing more
+        core.set_custom_error_handler(_retry_server_errors)
+
+
 def _with_defaults(proto: str, storage_options: dict | None) -> dict:
     so = dict(storage_options or {})
     if proto in ("s3", "s3a"):
@@ -77,6 +98,7 @@ def filesystem(url: str, storage_options: dict | None = None) -> tuple[fsspec.Ab
                            f"ftcloud reads {known} and any fsspec protocol whose package is installed") from None
     if proto in ("s3", "s3a"):
         fs.retries = S3FS_RETRIES  # an instance attribute in s3fs, not an option
+        _install_s3_retry_handler()
     if proto == "file":
         path = fs._strip_protocol(path)
     elif proto in ("http", "https"):  # fsspec's HTTP filesystem works on whole URLs
