@@ -251,7 +251,10 @@ def cmd_predict(args) -> int:
     with cluster as client:
         res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
                       storage_options=_storage_options(args), out_storage_options=_storage_options(args),
-                      progress=not args.quiet, client=client)
+                      progress=not args.quiet, client=client, transfer=args.transfer)
+    if res.get("skipped"):
+        print(f"predict: {args.out} is complete for these days, inputs and models; nothing to do")
+        return 0
     print(f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} regions computed)")
     return 0
 
@@ -461,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--format", choices=["torchscript", "export"], default="export",
                     help="exported program to load (default export: the torch.export program measured faster than TorchScript)")
     pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
+    pr.add_argument("--transfer", action="store_true",
+                    help="apply the model outside the window it was trained on (recorded in the product)")
     pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast (see benchmarks/inference.py for speed and agreement)")
     pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
     pr.add_argument("--cluster", type=_cluster_arg, default=None,
