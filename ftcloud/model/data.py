@@ -80,6 +80,31 @@ def stack_inputs(pred: xr.Dataset, statics: xr.Dataset) -> np.ndarray:
     return np.concatenate([dyn, st], axis=2)
 
 
+class _ChunkCache:
+    """Decoded zarr chunks by key, least recently used first out, at most ``max_bytes`` held
+    (always at least the newest chunk)."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self._items: OrderedDict = OrderedDict()
+        self.max_bytes = int(max_bytes)
+        self.held = 0
+
+    def get(self, key, load) -> np.ndarray:
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+            return hit
+        block = load()
+        self._items[key] = block
+        self.held += block.nbytes
+        while self.held > self.max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.held -= old.nbytes
+        return block
+
+
 class StoreInputs:
     """The model inputs ``(day, step, channel, y, x)`` float32, read from the store on demand.
 
@@ -95,8 +120,6 @@ class StoreInputs:
 
     def __init__(self, pred: xr.Dataset, statics: xr.Dataset, times: pd.DatetimeIndex, arrays: dict,
                  pass_index: int, cache_bytes: int = 1 << 30):
-        from collections import OrderedDict
-
         self.times = pd.DatetimeIndex(times)
         pos = pd.DatetimeIndex(pred["time"].values).get_indexer(self.times)
         if (pos < 0).any():
@@ -116,29 +139,19 @@ class StoreInputs:
         self.shape = (len(self.times), a0.shape[2], len(CHANNELS), *self._static.shape[1:])
         self.ndim = 5
         self.dtype = np.dtype("f4")
-        self._cache: OrderedDict = OrderedDict()
-        self._cache_bytes = int(cache_bytes)
-        self._held = 0
+        self._cache = _ChunkCache(cache_bytes)
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def _chunk(self, v: int, kt: int, ky: int, kx: int) -> np.ndarray:
-        key = (v, kt, ky, kx)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        ct, _, _, cy, cx = self._chunks
-        a = self._arrays[v]
-        raw = a[kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx]
-        block = decode(raw, a.attrs, a.fill_value)  # CF packing decoded as xarray does
-        self._cache[key] = block
-        self._held += block.nbytes
-        while self._held > self._cache_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._held -= old.nbytes
-        return block
+        def load():
+            ct, _, _, cy, cx = self._chunks
+            a = self._arrays[v]
+            raw = a[kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx]
+            return decode(raw, a.attrs, a.fill_value)  # CF packing decoded as xarray does
+
+        return self._cache.get((v, kt, ky, kx), load)
 
     def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """Inputs of the day positions ``days`` (ints, a slice or a boolean mask) over a patch."""
@@ -184,8 +197,6 @@ class StoreTarget:
     """
 
     def __init__(self, array, positions: np.ndarray, pass_index: int, cache_bytes: int = 256 << 20):
-        from collections import OrderedDict
-
         self._a = array  # zarr array (time, pass, y, x) uint8
         self._pos = np.asarray(positions, np.int64)
         self._pass = int(pass_index)
@@ -193,27 +204,18 @@ class StoreTarget:
         self.shape = (len(self._pos), *array.shape[2:])
         self.ndim = 3
         self.dtype = np.dtype("u1")
-        self._cache: OrderedDict = OrderedDict()
-        self._cache_bytes = int(cache_bytes)
-        self._held = 0
+        self._cache = _ChunkCache(cache_bytes)
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def _chunk(self, kt: int, ky: int, kx: int) -> np.ndarray:
-        key = (kt, ky, kx)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        ct, _, cy, cx = self._chunks
-        block = np.asarray(self._a[kt * ct:(kt + 1) * ct, self._pass, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx], "u1")
-        self._cache[key] = block
-        self._held += block.nbytes
-        while self._held > self._cache_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._held -= old.nbytes
-        return block
+        def load():
+            ct, _, cy, cx = self._chunks
+            return np.asarray(self._a[kt * ct:(kt + 1) * ct, self._pass, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx],
+                              "u1")
+
+        return self._cache.get((kt, ky, kx), load)
 
     def read(self, days, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         idx = np.atleast_1d(np.arange(self.shape[0])[days])
