@@ -15,7 +15,7 @@ import sys
 import time
 
 from ftcloud.errors import FTCloudError, ValidationError
-from ftcloud.io.secrets import RedactingFilter, is_credential_key, redact_text
+from ftcloud.io.secrets import RedactingFilter, RedactingStream, is_credential_key, redact_text
 
 log = logging.getLogger("ftcloud")
 
@@ -308,8 +308,12 @@ def cmd_run(args) -> int:
             ci = f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" if pd.notna(lo) and pd.notna(hi) else "[no interval: too few blocks]"
             print(f"  {r['pass']} against the in-situ networks, {r['season']}: fused - SMAP_E_FT {100 * r['gain']:+.2f} points {ci} "
                   f"over {int(r['n']):,} station-days (the paper: +2.44 overall, +7.03 frozen season)")
-    with open(f"{args.out}/run-summary.json", "w") as f:
-        json.dump(res, f, indent=2, default=str)
+    from ftcloud.io.secrets import redact_obj
+
+    tmp = f"{args.out}/.run-summary.json.tmp"
+    with open(tmp, "w") as f:  # written last and whole: its presence means the run finished
+        json.dump(redact_obj(json.loads(json.dumps(res, default=str))), f, indent=2)
+    os.replace(tmp, f"{args.out}/run-summary.json")
     return 0
 
 
@@ -555,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if not isinstance(sys.stdout, RedactingStream):  # prints, warnings, tracebacks: no URL userinfo
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # named by the subcommand, whose --help lists its options

@@ -441,7 +441,7 @@ def predict(
     from ftcloud.io.lease import lease
     from ftcloud.io.secrets import redact_url
     from ftcloud.io.stores import require_bucket, status_record
-    from ftcloud.io.transaction import discard, promote, recover, staging_url
+    from ftcloud.io.transaction import check_replaceable, discard, promote, recover, staging_url
     from ftcloud.model.export import read_card, verified_path
 
     era = open_group(store, "predictors/era5land", storage_options)
@@ -485,6 +485,7 @@ def predict(
         log.info("%s is complete for these inputs; nothing to do", redact_url(out))
         return {"out": out, "regions": 0, "skipped": True}
     require_bucket(out, out_storage_options)
+    check_replaceable(out, out_storage_options)
     with lease(out, out_storage_options, "predict") as held:
         recover(out, out_storage_options)
         if store_status(out, out_storage_options) == "complete" and same(out):
@@ -518,6 +519,7 @@ def predict(
             if plan.write_probability:
                 piece["p_frozen"] = pf[t0:t1]
             vals = dask.compute(*piece.values()) if client is None else client.compute(list(piece.values()), sync=True)
+            held.still_held()  # a writer that stalled past its lease writes nothing more
             for (name, _), v in zip(piece.items(), vals):
                 g[name][p_i, t0:t1] = v
             put_whole(_progress_url(stage, p_i, t0), json.dumps({"identity": ident, "pass": p_i, "t0": t0}).encode(),
@@ -525,6 +527,11 @@ def predict(
             bar.update(1)
         bar.close()
         held.check()
+        now = product_identity(store, cards, plan, times, passes, storage_options, transfers)["inputs"]
+        if now != identity["inputs"]:  # the store was re-ingested while this run read it
+            discard(stage, out_storage_options)
+            raise ValidationError(f"{redact_url(store)}: the input groups changed while predicting (re-ingested?); "
+                                  "the mixed result was discarded: run predict again")
         mark_complete(stage, out_storage_options, record={"identity": ident, "identity_doc": identity})
         discard(join(stage, PROGRESS_DIR), out_storage_options)  # a complete copy needs no progress records
         promote(stage, out, out_storage_options)

@@ -162,6 +162,8 @@ def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct
 
 
 def provenance(out: str, config: dict | None) -> dict:
+    from ftcloud.io.secrets import redact_obj
+
     state = _read_json(os.path.join(out, "ftcloud-stages.json")) or {}
     models = {}
     for p in ("AM", "PM"):
@@ -178,7 +180,7 @@ def provenance(out: str, config: dict | None) -> dict:
                      "python": platform.python_version()},
         "models_sha256": models,
         "stages": {k: {"seconds": round(v.get("seconds", 0.0), 1), "fingerprint": v.get("fingerprint")} for k, v in state.items()},
-        "config": config,
+        "config": redact_obj(config),
     }
 
 

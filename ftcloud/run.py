@@ -114,9 +114,11 @@ def _load_state(out: str) -> dict:
 
 
 def _save_state(out: str, state: dict) -> None:
+    from ftcloud.io.secrets import redact_obj
+
     tmp = os.path.join(out, STATE_FILE + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(state, f, indent=2)
+        json.dump(redact_obj(state), f, indent=2)
     os.replace(tmp, os.path.join(out, STATE_FILE))
 
 

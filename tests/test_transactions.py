@@ -431,3 +431,98 @@ def test_urls_are_redacted():
     assert redact_url("s3://bucket/key.nc") == "s3://bucket/key.nc"
     assert "SIG" not in redact_url("https://h/x.nc?X-Amz-Signature=SIG&X-Amz-Date=1")
     assert redact_text("from https://u:p@h/x and ftp://a@b/c") == "from https://***@h/x and ftp://***@b/c"
+
+
+# --- found by review: stalled writers, concurrent re-ingest, killed skeletons, foreign folders -------
+
+
+def test_a_writer_whose_lease_lapsed_writes_nothing_more(tiny_store, tiny_model, tmp_path, monkeypatch):
+    """A stalled writer (its renewals stopped: SIGSTOP, a frozen VM) must not write into the
+    output another writer took over."""
+    import time as _time
+
+    out = tmp_path / "p.zarr"
+    real = inference.dask.compute
+    calls = {"n": 0}
+
+    def stalling(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # after one region: the clock jumps past the lease's life, no renewal since
+            start = _time.time()
+            monkeypatch.setattr(lease_mod.time, "time", lambda: start + 1e6)
+        return real(*a, **k)
+
+    monkeypatch.setattr(inference.dask, "compute", stalling)
+    with pytest.raises(LockedError, match="lease lapsed"):
+        _predict(tiny_store, tiny_model, out, JAN)
+    monkeypatch.undo()
+    records = os.listdir(os.path.join(staging_url(str(out)), inference.PROGRESS_DIR))
+    assert len(records) == 1 and store_status(str(out)) is None
+
+
+def test_inputs_reingested_during_predict_are_not_marked_complete(tiny_store, tiny_model, tmp_path, monkeypatch):
+    from ftcloud.ingest import ingest
+    from ftcloud.synth import generate
+
+    store = tmp_path / "store"
+    shutil.copytree(tiny_store, store)
+    generate("tiny", "2017-01-01", "2017-02-28", str(tmp_path / "src2"), seed=11, insitu=False, progress=False)
+    real = inference.dask.compute
+    calls = {"n": 0}
+
+    def reingest_midway(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            ingest(str(tmp_path / "src2"), str(store), sources=["era5land"], progress=False)
+        return real(*a, **k)
+
+    monkeypatch.setattr(inference.dask, "compute", reingest_midway)
+    with pytest.raises(ValidationError, match="input groups changed while predicting"):
+        _predict(str(store), tiny_model, tmp_path / "p.zarr", JAN)
+    assert store_status(str(tmp_path / "p.zarr")) is None
+
+
+def test_a_skeleton_killed_half_way_is_rewritten_not_resumed(tmp_path, monkeypatch):
+    """The plan is recorded only after the whole skeleton: a kill before any coordinate chunk
+    (here: before lat) leaves a stage that the next ingest starts afresh, equal to a clean one."""
+    from ftcloud.ingest import ingest
+    from ftcloud.io import stores
+    from ftcloud.synth import generate
+
+    generate("tiny", "2017-01-01", "2017-01-31", str(tmp_path / "src"), seed=5, insitu=False, progress=False)
+    ingest(str(tmp_path / "src"), str(tmp_path / "clean"), sources=["era5land"], progress=False)
+    real = stores.AtomicLocalStore.__setitem__
+
+    def dying(self, key, value):
+        if key.startswith("lat/") and not key.endswith((".zarray", ".zattrs")):
+            raise KeyboardInterrupt("killed before lat's chunk")
+        return real(self, key, value)
+
+    monkeypatch.setattr(stores.AtomicLocalStore, "__setitem__", dying)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(str(tmp_path / "src"), str(tmp_path / "store"), sources=["era5land"], progress=False)
+    monkeypatch.undo()
+    ingest(str(tmp_path / "src"), str(tmp_path / "store"), sources=["era5land"], progress=False)
+    a = xr.open_zarr(str(tmp_path / "store" / "predictors" / "era5land"))
+    b = xr.open_zarr(str(tmp_path / "clean" / "predictors" / "era5land"))
+    assert np.isfinite(a["lat"].values).all()
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+    assert status_record(str(tmp_path / "store" / "predictors" / "era5land"))["content"] == \
+        status_record(str(tmp_path / "clean" / "predictors" / "era5land"))["content"]
+
+
+def test_predict_refuses_to_replace_a_folder_it_did_not_write(tiny_store, tiny_model, tmp_path):
+    from ftcloud.errors import StorageError as _StorageError
+
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("\\section{Permafrost}\n")
+    with pytest.raises(_StorageError, match="is not an ftcloud output .* refusing to replace it"):
+        _predict(tiny_store, tiny_model, mine, JAN)
+    assert (mine / "chapter1.tex").read_text().startswith("\\section")
+
+
+def test_a_bare_relative_output_name_works(tiny_store, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _predict(tiny_store, tiny_model, "p.zarr", JAN)
+    assert store_status(str(tmp_path / "p.zarr")) == "complete"

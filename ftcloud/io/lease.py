@@ -55,6 +55,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread = None
         self.lost = False
+        self.renewed_at = 0.0  # time of the last successful write of the lease
 
     def _doc(self) -> bytes:
         now = time.time()
@@ -66,7 +67,7 @@ class Lease:
         for _ in range(3):
             try:
                 put_whole(self.url, self._doc(), self.so, exclusive=True)
-                self.acquired = time.time()
+                self.acquired = self.renewed_at = time.time()
                 break
             except FileExistsError:
                 doc = read_json(self.url, self.so)
@@ -118,11 +119,21 @@ class Lease:
                     log.warning("%s: our lease was taken over by %s", redact_url(self.out), (doc or {}).get("owner"))
                     return
                 put_whole(self.url, self._doc(), self.so)
+                self.renewed_at = time.time()
             except Exception as e:  # noqa: BLE001 - renewal retries next round; check() reports the loss
                 log.warning("%s: could not renew the lease (%s)", redact_url(self.out), str(e).splitlines()[0][:200])
 
+    def still_held(self) -> None:
+        """Cheap check before each write (no I/O): stop if the lease was lost, or if it was not
+        renewed for longer than its life (this process stalled: another writer may own it now)."""
+        if self.lost or time.time() - self.renewed_at > self.ttl * 0.8:
+            raise LockedError(f"{redact_url(self.out)}: this run's lease lapsed (not renewed for "
+                              f"{time.time() - self.renewed_at:.0f} s, lease life {self.ttl:.0f} s); another writer "
+                              "may own the output now: stopping without writing more")
+
     def check(self) -> None:
         """Raise if the lease was lost (taken over after we stalled past its expiry)."""
+        self.still_held()
         doc = read_json(self.url, self.so)
         if self.lost or doc is None or doc.get("owner") != self.owner:
             raise LockedError(f"{redact_url(self.out)}: this run's lease was taken over by another writer "

@@ -79,8 +79,12 @@ def _install_s3_retry_handler() -> None:
 def _with_defaults(proto: str, storage_options: dict | None) -> dict:
     so = dict(storage_options or {})
     if proto in ("s3", "s3a"):
-        ck = dict(S3_DEFAULTS["config_kwargs"])
-        ck.update(so.get("config_kwargs") or {})
+        import copy
+
+        # deep copies: botocore's Config rewrites the retries dict it is given (max_attempts ->
+        # total_max_attempts), which would change these defaults for every later client
+        ck = copy.deepcopy(S3_DEFAULTS["config_kwargs"])
+        ck.update(copy.deepcopy(so.get("config_kwargs") or {}))
         so["config_kwargs"] = ck
     return so
 
@@ -357,8 +361,9 @@ def describe_storage_error(exc: BaseException) -> str | None:
                     "FSTimeoutError", "ConnectionClosedError"):
             s3 = S3_DEFAULTS["config_kwargs"]
             where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"
-            return (f"{where} did not answer ({name}; connect timeout {s3['connect_timeout']} s, read timeout "
-                    f"{s3['read_timeout']} s, {s3['retries']['max_attempts']} attempts x {S3FS_RETRIES} retries); "
+            attempts = (s3.get("retries") or {}).get("max_attempts", "?")
+            return (f"{where} did not answer ({name}; connect timeout {s3.get('connect_timeout')} s, read timeout "
+                    f"{s3.get('read_timeout')} s, {attempts} attempts x {S3FS_RETRIES} retries); "
                     "is the endpoint up and reachable from here?")
         if name in ("EndpointConnectionError", "ClientConnectorError", "ClientOSError"):
             where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"

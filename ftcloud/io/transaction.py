@@ -30,11 +30,13 @@ from ftcloud.io.stores import STATUS_KEY, filesystem, is_local, mark_incomplete,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["staging_url", "promote", "recover", "discard"]
+__all__ = ["staging_url", "promote", "recover", "discard", "check_replaceable"]
 
 
 def _sibling(url: str, suffix: str) -> str:
     url = str(url).rstrip("/")
+    if "://" not in url and "/" not in url:  # a bare relative name: in the current folder
+        url = "./" + url
     head, sep, name = url.rpartition("/")
     if not sep or not name or head.endswith(":/"):
         from ftcloud.errors import StorageError
@@ -51,6 +53,41 @@ def staging_url(out: str) -> str:
 
 def _old_url(out: str) -> str:
     return _sibling(out, ".ftcloud-old")
+
+
+def check_replaceable(out: str, storage_options: dict | None = None) -> None:
+    """Refuse to write over something at ``out`` that ftcloud did not write: a non-empty folder
+    or prefix without a zarr group and ftcloud's status record (or a legacy ftcloud group)."""
+    from ftcloud.errors import StorageError
+    from ftcloud.io.stores import status_record
+
+    fs, path = filesystem(out, storage_options)
+    try:
+        if not fs.exists(path):
+            return
+        if fs.isfile(path):
+            raise StorageError(f"{redact_url(out)} is a file; refusing to replace it with a zarr product")
+        names = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return
+    if not names:
+        return
+    if store_status(out, storage_options) is not None and (status_record(out, storage_options) is not None
+                                                          or _legacy_ftcloud(out, storage_options)):
+        return
+    raise StorageError(f"{redact_url(out)} exists and is not an ftcloud output ({len(names)} entries, no "
+                       f"{STATUS_KEY}); refusing to replace it: choose another --out, or remove it yourself")
+
+
+def _legacy_ftcloud(out: str, storage_options: dict | None) -> bool:
+    import json
+
+    fs, path = filesystem(out, storage_options)
+    try:
+        attrs = json.loads(fs.cat_file(path + "/.zattrs"))
+    except (FileNotFoundError, ValueError):
+        return False
+    return any(str(k).startswith("ftcloud") or k in ("model_sha256", "inference_plan") for k in attrs)
 
 
 def discard(url: str, storage_options: dict | None = None) -> None:

@@ -172,6 +172,12 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
     for name in tmpl.variables:
         tmpl[name].encoding = {}
     tmpl.to_zarr(get_mapper(url, storage_options), mode="w", compute=False, encoding=enc, consolidated=False)
+    # the plan goes into the status record only now, after every coordinate and array header was
+    # written: a resume trusts a skeleton only if this record names its plan
+    from ftcloud.io.stores import mark_incomplete
+
+    fixed = tmpl.drop_vars([n for n, v in tmpl.variables.items() if dim in v.dims and n != dim])
+    mark_incomplete(url, storage_options, record={"plan": fingerprint, "skeleton": _digest(fixed)})
     return tmpl
 
 
@@ -287,14 +293,13 @@ def clear_markers(url: str, storage_options: dict | None) -> None:
         fs.rm(path, recursive=True)
 
 
-def _existing_plan(url: str, storage_options: dict | None) -> str | None:
-    import zarr
+def _existing_plan(url: str, storage_options: dict | None) -> dict:
+    """The status record of a staged group whose skeleton was written whole (it names the plan
+    and the skeleton's digest), or an empty dict."""
+    from ftcloud.io.stores import status_record
 
-    try:
-        g = zarr.open_group(get_mapper(url, storage_options), mode="r")
-    except (zarr.errors.GroupNotFoundError, FileNotFoundError, KeyError, ValueError):
-        return None
-    return g.attrs.get(PLAN_ATTR)
+    rec = status_record(url, storage_options) or {}
+    return rec if rec.get("plan") and rec.get("skeleton") and rec.get("status") == "incomplete" else {}
 
 
 def _write_one(item: WorkItem, *, recipe, url, storage_options, fingerprint) -> int:
@@ -329,11 +334,14 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
     if items[0].dim is None:
         digest = write_whole(recipe, url, storage_options, fp)
         return {"items": 1, "skipped": 0, "fingerprint": fp, "content": _content(recipe, items, {0: digest})}
-    if _existing_plan(url, storage_options) == fp:
+    rec = _existing_plan(url, storage_options)
+    if rec.get("plan") == fp:
         done = done_items(url, storage_options, fp)
+        skeleton = rec["skeleton"]
         log.info("%s: resuming, %d of %d regions already written under this plan", recipe.name, len(done), len(items))
     else:
         write_skeleton(recipe, url, storage_options, fp)  # mode "w": also removes old markers
+        skeleton = _existing_plan(url, storage_options)["skeleton"]
         done = {}
     todo = [it for it in items if it.index not in done]
     if todo and client is not None:
@@ -366,16 +374,17 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
     if missing:
         raise TimeAxisError(f"{recipe.name}: regions {missing[:5]} of {url} have no record after writing; not complete")
     return {"items": len(items), "skipped": len(items) - len(todo), "fingerprint": fp,
-            "content": _content(recipe, items, digests)}
+            "content": _content(recipe, items, digests, skeleton)}
 
 
-def _content(recipe, items: list[WorkItem], digests: dict) -> str:
+def _content(recipe, items: list[WorkItem], digests: dict, skeleton: str | None = None) -> str:
     """SHA-256 of what a reader of the group gets: layout (chunks, concat coordinate, encoding,
     attributes, packing), each region's place and the digest of its values. Unlike the plan's
     fingerprint it leaves out where the inputs were, so the same data ingested from another
     copy of the sources (or into another store) has the same content id."""
     doc = {
         "recipe": recipe.name,
+        "skeleton": skeleton,  # the variables that do not vary along the concat dimension (lat, lon, crs, ...)
         "regions": [[it.start, it.stop, list(it.rows or ()), list(it.cols or ()), digests[it.index]] for it in items],
         "chunks": recipe.target_chunks,
         "index": [str(v) for v in (recipe.index if recipe.index is not None else [])],
