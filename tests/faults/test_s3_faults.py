@@ -57,7 +57,8 @@ def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_
 
     generate("tiny", *PERIOD, str(tmp_path / "src"), seed=5, insitu=False, progress=False)
     local = tmp_path / "local"
-    ingest(str(tmp_path / "src"), str(local), progress=False)
+    groups = ["era5land", "statics"]  # what predict reads (the targets add requests, not new faults)
+    ingest(str(tmp_path / "src"), str(local), sources=groups, progress=False)
     plan = InferencePlan(time_chunk=16, batch_days=8, region_chunks=1)
     predict(str(local), tiny_model, str(tmp_path / "p.zarr"), plan=plan, progress=False)
 
@@ -66,9 +67,9 @@ def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_
     s3fs.S3FileSystem.clear_instance_cache()
     # a short read timeout: a response cut short by the proxy is then noticed (and retried) in seconds
     so = {"client_kwargs": {"endpoint_url": s3_faults.endpoint_url}, "skip_instance_cache": True,
-          "config_kwargs": {"read_timeout": 3}}
+          "config_kwargs": {"read_timeout": 1}}
     s3_faults.set(p503=0.10, pdrop=0.05)
-    ingest(str(tmp_path / "src"), "s3://ftcloud-faults/store", storage_options=so, progress=False)
+    ingest(str(tmp_path / "src"), "s3://ftcloud-faults/store", sources=groups, storage_options=so, progress=False)
     predict("s3://ftcloud-faults/store", tiny_model, "s3://ftcloud-faults/p.zarr", plan=plan, storage_options=so,
             out_storage_options=so, progress=False)
     counts = dict(s3_faults.counts)
