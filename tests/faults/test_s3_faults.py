@@ -120,3 +120,25 @@ def test_access_denied_is_one_line_naming_the_store(s3, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "s3://ftcloud-closed/store" in err and "access denied" in err, err
+
+
+def test_the_lease_works_on_s3(s3):
+    """Exclusive create with If-None-Match on S3: a second writer is refused while the first
+    holds the lease, and may take it once it is released."""
+    import s3fs
+
+    from ftcloud.errors import LockedError
+    from ftcloud.io.lease import lease, lock_url
+
+    so = {"client_kwargs": {"endpoint_url": s3["endpoint_url"]}}
+    fs = s3fs.S3FileSystem(**so)
+    fs.mkdir("ftcloud-lease")
+    out = "s3://ftcloud-lease/p.zarr"
+    with lease(out, so, "predict"):
+        assert fs.exists(lock_url(out))
+        with pytest.raises(LockedError, match="being written by another ftcloud \\(predict"):
+            lease(out, so, "predict").acquire()
+    fs.invalidate_cache()
+    assert not fs.exists(lock_url(out))
+    with lease(out, so, "ingest"):
+        pass
