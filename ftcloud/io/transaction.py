@@ -152,8 +152,3 @@ def recover(out: str, storage_options: dict | None = None) -> str | None:
         promote(stage, out, storage_options)
         return "promoted"
     return None
-
-
-def status_pair(out: str, storage_options: dict | None = None) -> tuple[str | None, str | None]:
-    """(status of ``out``, status of its staging copy)."""
-    return store_status(out, storage_options), store_status(staging_url(out), storage_options)
