@@ -92,6 +92,20 @@ def fusion_by_season(out: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _pts(v):
+    """A fraction in % points, or None where it is undefined (None or NaN)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if v != v else 100 * v
+
+
+def _interval(lo, hi) -> str:
+    lo, hi = _pts(lo), _pts(hi)
+    return "n/a" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
+
+
 def gains_over_baselines(out: str) -> pd.DataFrame:
     """What the fused product gains over each baseline, per pass and season, against the truth
     (model cards: both heads too) and against in-situ (validation/baselines.csv), with 95 %
@@ -105,9 +119,10 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
         if card:
             for r in gains_table(card, "truth"):
                 rows.append({"reference": "truth (model card, test period)", "pass": p, "season": r["season"],
-                             "baseline": PRODUCT_LABELS.get(r["baseline"], r["baseline"]), "fused %": 100 * r["fused_CA_O"],
-                             "baseline %": 100 * r["baseline_CA_O"], "gain (points)": 100 * r["gain"],
-                             "95 % interval": f"[{100 * r['gain_lo']:+.2f}, {100 * r['gain_hi']:+.2f}]", "n": r["n"],
+                             "baseline": PRODUCT_LABELS.get(r["baseline"], r["baseline"]),
+                             "fused %": _pts(r["fused_CA_O"]), "baseline %": _pts(r["baseline_CA_O"]),
+                             "gain (points)": _pts(r["gain"]), "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
+                             "n": r["n"],
                              "in words": r["sentence"]})
     b = _read_csv(os.path.join(out, "validation", "baselines.csv"))
     if b is not None and not b.empty:
@@ -117,8 +132,8 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
         for _, r in b.iterrows():
             f = fused.loc[(r["pass"], r["season"]), "CA_O"]
             rows.append({"reference": "in-situ networks (validate)", "pass": r["pass"], "season": r["season"],
-                         "baseline": r["product"], "fused %": 100 * f, "baseline %": 100 * r["CA_O"],
-                         "gain (points)": 100 * r["gain"], "95 % interval": f"[{100 * r['gain_lo']:+.2f}, {100 * r['gain_hi']:+.2f}]",
+                         "baseline": r["product"], "fused %": _pts(f), "baseline %": _pts(r["CA_O"]),
+                         "gain (points)": _pts(r["gain"]), "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
                          "n": int(r["n"]),
                          "in words": f"{r['pass']}, {r['season']}: " + gain_sentence(
                              "the fused product", r["product"], r["gain"], r["gain_lo"], r["gain_hi"], int(r["n"]),
@@ -270,7 +285,8 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         r = find[(find["pass"] == p) & find["finding"].str.startswith("fused - SMAP_E_FT overall")] if not find.empty else find
         if len(r):
             gain = r.iloc[0][[c for c in find.columns if c.startswith("this run vs ") and c != "this run vs in-situ"][0]]
-            kpis.append((f"{p}: fused vs SMAP_E_FT", f"{gain:+.2f} points", f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
+            text = "n/a" if _pts(gain) is None else f"{float(gain):+.2f} points"
+            kpis.append((f"{p}: fused vs SMAP_E_FT", text, f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
     if tsum.get("fdr_significant_fraction") is not None:
         v = tsum["fdr_significant_fraction"]
         v = v.get("mean", next(iter(v.values()))) if isinstance(v, dict) else v

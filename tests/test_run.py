@@ -132,3 +132,22 @@ def test_run_with_the_store_on_s3_gives_the_local_results(first_run, s3, tmp_pat
     for f in ("run-summary.json", "ftcloud-stages.json", "report/provenance.json"):
         text = (out / f).read_text().lower()
         assert "testing" not in text and "secret" not in text
+
+
+def test_a_test_window_without_a_frozen_season_runs_and_reports_n_a(tmp_path):
+    """2015-04-01..2018-06-30 with the default splits: the test split holds no Dec-Jan day. The
+    run warns up front in one line and finishes; undefined scores and intervals read n/a (it
+    used to train, export, then crash writing the report with a TypeError)."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text('region: tiny\nstart: "2015-04-01"\nend: "2018-06-30"\ntargets_start: "2015-04-01"\n'
+                   "train: {hidden: [4], epochs: 1, patience: 1}\n")
+    p = subprocess.run([sys.executable, "-m", "ftcloud.cli", "-q", "run", "--config", str(cfg), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "no frozen (Dec-Jan) day: scored n/a in the report" in p.stderr
+    gains = pd.read_csv(tmp_path / "out" / "report" / "gains_over_baselines.csv", keep_default_na=False)
+    assert (gains["95 % interval"] == "n/a").any() and not gains["95 % interval"].str.contains("nan").any()
+    assert "n/a" in (tmp_path / "out" / "models" / "report_AM.md").read_text()
