@@ -49,6 +49,21 @@ def _files(path) -> dict:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def _killed_at_call(n: int):
+    """A stand-in for dask.compute that raises KeyboardInterrupt (a kill) at its ``n``-th call;
+    ``calls["n"]`` counts the calls (reset it to arm it again)."""
+    real = inference.dask.compute
+    calls = {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("killed")
+        return real(*a, **k)
+
+    return dying, calls
+
+
 # --- 1. resume keys on exactly what it resumes -------------------------------------------------
 
 
@@ -67,14 +82,7 @@ def test_other_days_into_a_complete_product_recompute(tiny_store, tiny_model, tm
 def test_interrupted_run_resumed_for_other_days_starts_afresh(tiny_store, tiny_model, tmp_path, monkeypatch):
     out = tmp_path / "p.zarr"
     real = inference.dask.compute
-    calls = {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return real(*a, **k)
-
+    dying, calls = _killed_at_call(2)
     monkeypatch.setattr(inference.dask, "compute", dying)
     with pytest.raises(KeyboardInterrupt):
         _predict(tiny_store, tiny_model, out, JAN)
@@ -147,14 +155,7 @@ def test_predict_killed_while_replacing_keeps_the_old_product(tiny_store, tiny_m
     _predict(tiny_store, tiny_model, out, JAN)
     before = _files(out)
     real = inference.dask.compute
-    calls = {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real(*a, **k)
-
+    dying, calls = _killed_at_call(3)
     monkeypatch.setattr(inference.dask, "compute", dying)
     with pytest.raises(KeyboardInterrupt):
         _predict(tiny_store, tiny_model, out, FEB)
@@ -192,14 +193,7 @@ def test_a_kill_before_the_status_record_leaves_an_incomplete_group(tiny_store, 
 def test_corrupt_progress_and_attributes_are_recovered(tiny_store, tiny_model, tmp_path, monkeypatch):
     out = tmp_path / "p.zarr"
     real = inference.dask.compute
-    calls = {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed")
-        return real(*a, **k)
-
+    dying, calls = _killed_at_call(3)
     monkeypatch.setattr(inference.dask, "compute", dying)
     with pytest.raises(KeyboardInterrupt):
         _predict(tiny_store, tiny_model, out, JAN)

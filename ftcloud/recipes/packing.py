@@ -77,6 +77,20 @@ def encoding(name: str, packing: dict | None = None) -> dict:
             "compressor": compressor()}
 
 
+def _first_outside(da, lo: float, hi: float, where):
+    """(label of the source, value, count) of the first value of ``da`` outside [lo, hi], or None.
+    ``where``: a string, or a callable given the element's ``{dim: position}``."""
+    v = np.asarray(da.values)
+    if not np.issubdtype(v.dtype, np.number):
+        return None
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(((v < lo) | (v > hi)).ravel())
+    if not bad.size:
+        return None
+    pos = dict(zip(da.dims, (int(i) for i in np.unravel_index(bad[0], v.shape))))
+    return (where(pos) if callable(where) else where), float(v.ravel()[bad[0]]), int(bad.size)
+
+
 def check_packable(ds, packing: dict | None, where) -> None:
     """Refuse (one line) a value that the packing of its variable cannot hold.
 
@@ -86,14 +100,10 @@ def check_packable(ds, packing: dict | None, where) -> None:
     for name, p in (packing or {}).items():
         if name not in ds:
             continue
-        v = np.asarray(ds[name].values)
         lo, hi = p.valid_range
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(((v < lo) | (v > hi)).ravel())
-        if bad.size:
-            pos = dict(zip(ds[name].dims, (int(i) for i in np.unravel_index(bad[0], v.shape))))
-            val = float(v.ravel()[bad[0]])
-            label = where(pos) if callable(where) else where
+        found = _first_outside(ds[name], lo, hi, where)
+        if found:
+            label, val, _ = found
             raise ValidationError(f"{label}: variable {name!r} has value {val:g} {p.units}, expected "
                                   f"{lo:g} .. {hi:g} {p.units} (the range its int16 packing holds)")
 
@@ -123,18 +133,12 @@ def check_physical(ds, where, ranges: dict | None = None) -> None:
     for name, (lo, hi, units) in (ranges or PHYSICAL_RANGES).items():
         if name not in ds:
             continue
-        v = np.asarray(ds[name].values)
-        if not np.issubdtype(v.dtype, np.number):
-            continue
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(((v < lo) | (v > hi)).ravel())
-        if bad.size:
-            pos = dict(zip(ds[name].dims, (int(i) for i in np.unravel_index(bad[0], v.shape))))
-            val = float(v.ravel()[bad[0]])
-            label = where(pos) if callable(where) else where
+        found = _first_outside(ds[name], lo, hi, where)
+        if found:
+            label, val, n_bad = found
             hint = _HINTS.get(name, "") if abs(val) < 100 or name != "stl1" else ""
             raise ValidationError(f"{label}: variable {name!r} has value {val:g} {units}, outside its physical "
-                                  f"range {lo:g} .. {hi:g} {units}{hint}; {bad.size} value(s) of this input are outside")
+                                  f"range {lo:g} .. {hi:g} {units}{hint}; {n_bad} value(s) of this input are outside")
 
 
 def decode(raw: np.ndarray, attrs: dict, fill=None) -> np.ndarray:
