@@ -154,9 +154,7 @@ def test_predict_killed_while_replacing_keeps_the_old_product(tiny_store, tiny_m
     out = tmp_path / "p.zarr"
     _predict(tiny_store, tiny_model, out, JAN)
     before = _files(out)
-    real = inference.dask.compute
-    dying, calls = _killed_at_call(3)
-    monkeypatch.setattr(inference.dask, "compute", dying)
+    monkeypatch.setattr(inference.dask, "compute", _killed_at_call(3)[0])
     with pytest.raises(KeyboardInterrupt):
         _predict(tiny_store, tiny_model, out, FEB)
     assert store_status(str(out)) == "complete" and _files(out) == before
