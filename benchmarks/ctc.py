@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     import dask
     import xarray as xr
 
-    from ftcloud.ctc import triple_collocation
+    from ftcloud.science.ctc import triple_collocation
 
     tpl = _templates(args.time_chunk, min(args.y_chunk, args.ny), args.nx, seed=1)
     arrs = [_lazy(t, args.days, args.time_chunk, args.ny, args.nx, args.y_chunk) for t in tpl]

@@ -30,7 +30,7 @@ def _tree_size(folder) -> int:
 def bench_era5(src: str, work: str, region: str, start: str, end: str, repeat: int) -> dict:
     import xarray as xr
 
-    from ftcloud.ingest import ingest
+    from ftcloud.workflows.ingest import ingest
 
     files = sorted(glob.glob(os.path.join(src, "era5land", "*.nc")))
     nbytes = _size(files)
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         print(f"  plain open_mfdataset().to_zarr():    {r['plain_s']:7.2f} s  {r['plain_mb_s']:7.2f} MB/s")
         print(f"  ratio recipe/plain throughput: {r['ratio']:.2f}  (goal >= 0.5)")
         if args.full_demo:
-            from ftcloud.ingest import ingest
+            from ftcloud.workflows.ingest import ingest
 
             full = os.path.join(work, "demo41")
             t0 = time.perf_counter()

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
                     help="skip the baseline (pangeo-forge StoreToZarr writer) at the two smallest sizes")
     args = ap.parse_args(argv)
 
-    from ftcloud.grid import region_window
+    from ftcloud.core.grid import region_window
 
     region = args.region or ("tiny" if args.quick else "demo")
     if args.quick:
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
             subprocess.run([*exe, "-q", "synth", "--region", region, "--start", f"{first:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}",
                             "--out", src, "--targets-start", f"{first:%Y-%m-%d}", "--no-insitu"], check=True)
         ncell = int(np.prod(region_window(region).shape))
-        from ftcloud.ingest import twin_defaults, twin_parameters
+        from ftcloud.workflows.ingest import twin_defaults, twin_parameters
 
         ts0 = pd.Timestamp(twin_defaults(twin_parameters(src)).get("targets_start") or min(a for a, _ in periods))
         stages = [x for x in args.stages.split(",") if x]

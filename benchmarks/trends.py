@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     import pymannkendall as pmk
     import xarray as xr
 
-    from ftcloud.trends import mann_kendall
+    from ftcloud.science.trends import mann_kendall
 
     nx = args.nx if args.pixels is None else max(1, -(-args.pixels // args.ny))
     rng = np.random.default_rng(args.seed)

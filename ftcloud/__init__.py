@@ -1,5 +1,11 @@
 """ftcloud: a cloud-native Dask/xarray engine for soil freeze/thaw science.
 
+Layers, each importing only those above it in this list (tests/unit/test_architecture.py checks it):
+``errors``, ``study`` (the paper as data), ``layout`` (where things live) -> ``core`` (grid, time,
+FT coding) -> ``io`` (storage, transactions, leases, secrets) and ``config`` -> ``science``
+(kernels), ``sources`` (recipes), ``synth`` (the twin), ``model`` -> ``inference``, ``cluster`` ->
+``report`` -> ``workflows`` -> ``cli``. ``testing`` serves the tests.
+
 Recipes turn native source files into analysis-ready EASE-Grid 2.0 zarr; later stages train
 the ConvLSTM fusion model, run inference chunk-wise and compute validation and trends.
 ``import ftcloud`` never imports torch or apache_beam.
@@ -68,13 +74,15 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0+unknown"
 
-from ftcloud import errors  # noqa: E402
+from ftcloud import errors, layout, study  # noqa: E402
 from ftcloud.config import get_options, load_config, set_options  # noqa: E402
-from ftcloud.grid import EASE2_9KM, EASE2_25KM, REGIONS, region_window  # noqa: E402
+from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, REGIONS, region_window  # noqa: E402
 
 __all__ = [
     "__version__",
     "errors",
+    "layout",
+    "study",
     "ProjLoadOrderError",
     "get_options",
     "load_config",

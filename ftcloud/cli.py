@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from ftcloud import study
 from ftcloud.errors import FTCloudError, ValidationError
 from ftcloud.io.secrets import RedactingFilter, RedactingStream, is_credential_key, redact_text
 
@@ -62,7 +63,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _region_arg(text: str) -> str:
-    from ftcloud.grid import REGIONS
+    from ftcloud.core.grid import REGIONS
 
     if text not in REGIONS:
         raise argparse.ArgumentTypeError(f"unknown region {text!r}; known regions: {', '.join(sorted(REGIONS))}")
@@ -78,7 +79,7 @@ def _cluster_arg(text: str) -> str:
 
 def _check_dates(args, *pairs) -> None:
     """Each (start option, end option) pair of ``args`` is a period of dates with start <= end (None: not given)."""
-    from ftcloud.timeutil import check_period
+    from ftcloud.core.timeutil import check_period
 
     def value(option: str):
         return getattr(args, option.lstrip("-").replace("-", "_"))
@@ -133,12 +134,12 @@ def cmd_synth(args) -> int:
 def _ingest_period(args) -> None:
     """--start/--end, an omitted one taken where ingest() takes it (the twin's, else the config's)."""
     from ftcloud.config import get_options
-    from ftcloud.timeutil import check_period
+    from ftcloud.core.timeutil import check_period
 
     opts = get_options()  # a bad FTCLOUD_* variable is reported before anything is read or written
     given, names = {"start": args.start, "end": args.end}, {"start": "--start", "end": "--end"}
     if None in given.values():
-        from ftcloud.ingest import twin_defaults, twin_parameters
+        from ftcloud.workflows.ingest import twin_defaults, twin_parameters
 
         twin = twin_defaults(twin_parameters(args.source, _storage_options(args, "source_")))
         for key in [k for k, v in given.items() if v is None]:
@@ -151,7 +152,7 @@ def _ingest_period(args) -> None:
 
 
 def cmd_ingest(args) -> int:
-    from ftcloud.ingest import ingest
+    from ftcloud.workflows.ingest import ingest
 
     _ingest_period(args)
     sources = args.sources.split(",") if args.sources else None
@@ -168,7 +169,7 @@ def cmd_ingest(args) -> int:
 
 def cmd_info(args) -> int:
     from ftcloud.io.stores import join, open_group, store_status
-    from ftcloud.recipes.pipelines import GROUPS
+    from ftcloud.layout import GROUPS
 
     opts = _storage_options(args)
     for name, group in GROUPS.items():
@@ -216,7 +217,7 @@ def parse_splits(text: str | None) -> dict | None:
 
 def cmd_train(args) -> int:
     from ftcloud.model import train
-    from ftcloud.model.report import headline, headline_text
+    from ftcloud.report.model import headline, headline_text
     from ftcloud.model.training import TrainConfig
 
     cfg = TrainConfig(hidden=args.hidden, kernel=args.kernel, epochs=args.epochs,
@@ -260,7 +261,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ftcloud.run import run
+    from ftcloud.workflows.run import run
 
     cluster = {k: v for k, v in {"workers": args.workers, "worker_memory_gib": args.worker_memory,
                                  "gateway_address": args.gateway_address}.items() if v is not None}
@@ -276,7 +277,7 @@ def cmd_run(args) -> int:
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
     if args.dry_run:
         from ftcloud.config import load_config
-        from ftcloud.recipes.sizing import dry_run, format_plan
+        from ftcloud.sources.sizing import dry_run, format_plan
 
         cfg = load_config(args.config)
         for k, v in overrides.items():
@@ -292,7 +293,7 @@ def cmd_run(args) -> int:
                                                 for k, v in res["stages"].items()) + f"; total {res['total_seconds']:.0f} s")
     print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}"
           f"\n  validation {res['validation']}\n  trends   {res['trends']}\n  report   {res['report']}")
-    from ftcloud.model.report import headline_text
+    from ftcloud.report.model import headline_text
 
     for p, h in (res.get("fused_vs_baselines_against_truth") or {}).items():
         if h:
@@ -307,7 +308,8 @@ def cmd_run(args) -> int:
             lo, hi = r["gain_lo"], r["gain_hi"]
             ci = f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" if pd.notna(lo) and pd.notna(hi) else "[no interval: too few blocks]"
             print(f"  {r['pass']} against the in-situ networks, {r['season']}: fused - SMAP_E_FT {100 * r['gain']:+.2f} points {ci} "
-                  f"over {int(r['n']):,} station-days (the paper: +2.44 overall, +7.03 frozen season)")
+                  f"over {int(r['n']):,} station-days (the paper: {study.PAPER['gain_overall_pct_points']:+.2f} overall, "
+                  f"{study.PAPER['gain_frozen_season_pct_points']:+.2f} frozen season)")
     from ftcloud.io.secrets import redact_obj
 
     tmp = f"{args.out}/.run-summary.json.tmp"
@@ -319,7 +321,7 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     from ftcloud.config import load_config
-    from ftcloud.report import write_report
+    from ftcloud.report.html import write_report
 
     res = write_report(args.out, config=load_config(args.config))
     print(f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in {res['out']}")
@@ -327,7 +329,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from ftcloud.science import validate
+    from ftcloud.workflows.validate import validate
 
     _check_dates(args, ("--test-start", "--test-end"), ("--ctc-start", "--ctc-end"), ("--map-start", None))
     res = validate(args.store, args.product, args.out, truth=args.truth, storage_options=_storage_options(args),
@@ -367,7 +369,7 @@ def _lag_arg(text: str) -> int | None:
 
 
 def cmd_trends(args) -> int:
-    from ftcloud.science import trends
+    from ftcloud.workflows.trends import trends
 
     res = trends(args.product, args.store, args.out, truth=args.truth, storage_options=_storage_options(args),
                  product_storage_options=_storage_options(args, "product_"), variance=args.variance, lag=args.lag,
@@ -404,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--end", default="2020-12-31", help="last local date YYYY-MM-DD (default 2020-12-31)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same files)")
-    s.add_argument("--targets-start", default="2015-04-01", help="first date of SMAP/ESDR targets (default 2015-04-01)")
+    s.add_argument("--targets-start", default=study.TARGETS_START,
+                   help=f"first date of SMAP/ESDR targets (default {study.TARGETS_START})")
     s.add_argument("--imerg-start", default=None, help="first date of IMERG granules (default: none written)")
     s.add_argument("--imerg-end", default=None, help="last date of IMERG granules")
     s.add_argument("--no-insitu", action="store_true", help="skip the station networks and CMA stations")
@@ -418,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="region name (default: the twin's, else the config's)")
     i.add_argument("--start", default=None, help="first local date (default: the twin's, else the config's)")
     i.add_argument("--end", default=None, help="last local date")
-    i.add_argument("--targets-start", default=None, help="first date of FT targets (default 2015-04-01)")
+    i.add_argument("--targets-start", default=None, help=f"first date of FT targets (default {study.TARGETS_START})")
     i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
     i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
     i.add_argument("--workers", type=_positive_int, default=1, help="DirectRunner workers (default 1)")
@@ -443,8 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=_int_list, default=(12,),
                    help="hidden channels per ConvLSTM layer, comma-separated (default 12)")
     t.add_argument("--kernel", type=_odd_int, default=3, help="convolution kernel (default 3)")
-    t.add_argument("--epochs", type=_positive_int, default=25, help="maximum epochs (default 25)")
-    t.add_argument("--patience", type=_positive_int, default=4, help="early-stopping patience in epochs (default 4)")
+    t.add_argument("--epochs", type=_positive_int, default=study.TRAINING["epochs"],
+                   help=f"maximum epochs (default {study.TRAINING['epochs']})")
+    t.add_argument("--patience", type=_positive_int, default=study.TRAINING["patience"],
+                   help=f"early-stopping patience in epochs (default {study.TRAINING['patience']})")
     t.add_argument("--lr", type=_positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
     t.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     t.add_argument("--splits", default=None, metavar="train=A:B[,C:D];val=E:F;test=G:H",
@@ -463,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both")
     pr.add_argument("--tile", type=_positive_int, default=None,
                     help="model tile in cells (default: the 128-cell chunk, clipped to the window)")
-    pr.add_argument("--batch-days", type=_positive_int, default=16, help="days per model call (default 16)")
+    pr.add_argument("--batch-days", type=_positive_int, default=study.TRAINING["predict_batch_days"],
+                    help=f"days per model call (default {study.TRAINING['predict_batch_days']})")
     pr.add_argument("--time-chunk", type=_positive_int, default=32, help="days per region/chunk (default 32)")
     pr.add_argument("--format", choices=["torchscript", "export"], default="export",
                     help="exported program to load (default export: the torch.export program measured faster than TorchScript)")
@@ -515,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Mann-Kendall var(S): original or an autocorrelation correction (default original)")
     tr.add_argument("--lag", type=_lag_arg, default=1,
                     help="highest autocorrelation lag (years) of hamed_rao / yue_wang, or 'all' (pymannkendall's default, "
-                         "far too liberal at 41 years: ftcloud.trends.mann_kendall); default 1")
+                         "far too liberal at 41 years: ftcloud.science.trends.mann_kendall); default 1")
     tr.add_argument("--alpha", type=_fraction, default=0.05,
                     help="significance level of the tests and slope intervals (default 0.05)")
     tr.add_argument("--fdr-q", type=_fraction, default=0.05,

@@ -179,8 +179,3 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
         return
     raise ValidationError(f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address "
                           "like tcp://host:8786")
-
-
-def workers_share_files(kind: str) -> bool:
-    """Whether the cluster's workers see this machine's files (a LocalCluster does; others may not)."""
-    return str(kind or "local") == "local"

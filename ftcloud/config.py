@@ -63,7 +63,7 @@ def _is_number(v) -> bool:
 
 
 def _is_date(v) -> bool:
-    from ftcloud.timeutil import parse_date
+    from ftcloud.core.timeutil import parse_date
 
     try:
         parse_date(v)
@@ -73,7 +73,7 @@ def _is_date(v) -> bool:
 
 
 def _is_region(v) -> bool:
-    from ftcloud.grid import REGIONS
+    from ftcloud.core.grid import REGIONS
 
     return isinstance(v, str) and v in REGIONS
 
@@ -83,7 +83,7 @@ def _is_cluster_kind(v) -> bool:
 
 
 def _known_regions() -> str:
-    from ftcloud.grid import REGIONS
+    from ftcloud.core.grid import REGIONS
 
     return ", ".join(sorted(REGIONS))
 
@@ -229,7 +229,7 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict:
 
 def _check_periods(cfg: Mapping, layers: list[tuple[str, Mapping]]) -> None:
     """start <= end (and imerg.start <= imerg.end) on the merged options, naming the layers that set them."""
-    from ftcloud.timeutil import check_period
+    from ftcloud.core.timeutil import check_period
 
     for section, (a, b) in ((None, ("start", "end")), ("imerg", ("start", "end"))):
         node = cfg if section is None else (cfg.get(section) or {})

@@ -6,7 +6,7 @@ The plan (:class:`InferencePlan`) is a small frozen dataclass, saved with the pr
   receptive field, aligned to the window's origin, and on **fixed batches** of
   ``batch_days`` days aligned to the period's first day (the last batch padded). Every tile
   tensor is therefore the same whatever the dask chunking, so two chunkings give identical
-  bytes (``tests/test_inference.py``); dask chunks in y/x must be multiples of ``tile``.
+  bytes (``tests/integration/test_inference.py``); dask chunks in y/x must be multiples of ``tile``.
 * each dask task (``dask.array.map_blocks`` over the output's chunks, locating itself with
   ``block_info``) reads its block plus a halo of the model's receptive field straight from the
   zarr store; beyond the window edge the input is NaN, which the model reads as the training
@@ -43,10 +43,12 @@ import zarr
 
 from ftcloud.errors import ValidationError
 from ftcloud.io.stores import get_mapper, join, mark_complete, mark_incomplete, open_group, put_whole, store_status
-from ftcloud.metadata import FT_MISSING, ft_attrs, history_stamp, software_versions
+from ftcloud.core.metadata import FT_MISSING, ft_attrs, history_stamp, software_versions
 from ftcloud.model.data import DYNAMIC_VARS, STATIC_VARS, open_inputs
-from ftcloud.recipes.packing import decode
-from ftcloud.timeutil import PASSES, check_pass
+from ftcloud.sources.packing import decode
+from ftcloud.core.timeutil import PASSES, check_pass
+from ftcloud.study import TRAINING
+from ftcloud import layout
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class InferencePlan:
 
     tile: tuple[int, int] | None = None
     halo: int = 3
-    batch_days: int = 16
+    batch_days: int = TRAINING["predict_batch_days"]
     time_chunk: int = 32
     space_chunk: int = 128
     fmt: str = "export"  # torch.export program: 1.1x TorchScript's speed here and no deprecation warnings
@@ -192,8 +194,8 @@ def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, ba
 def _open_arrays(store: str, so_json: str) -> dict:
     """zarr arrays of the predictors and statics, opened once per worker process."""
     so = json.loads(so_json)
-    pred = zarr.open_group(get_mapper(join(store, "predictors/era5land"), so), mode="r")
-    st = zarr.open_group(get_mapper(join(store, "statics"), so), mode="r")
+    pred = zarr.open_group(get_mapper(join(store, layout.ERA5LAND), so), mode="r")
+    st = zarr.open_group(get_mapper(join(store, layout.STATICS), so), mode="r")
     out = {v: pred[v] for v in DYNAMIC_VARS}
     out.update({v: st[v] for v in STATIC_VARS})
     return out
@@ -214,7 +216,7 @@ def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, c
     nsteps = arrs["stl1"].shape[2]
     out = np.full((nd, nsteps, len(DYNAMIC_VARS) + len(STATIC_VARS), r1 - r0, c1 - c0), np.nan, "f4")
     for k, v in enumerate(DYNAMIC_VARS):
-        a = arrs[v]  # CF-packed int16 (ftcloud.recipes.packing) or float32: decoded as xarray does
+        a = arrs[v]  # CF-packed int16 (ftcloud.sources.packing) or float32: decoded as xarray does
         out[:, :, k, dst_r, dst_c] = decode(a[t, pass_idx, :, rr, cc], a.attrs, a.fill_value)
     for k, v in enumerate(STATIC_VARS, start=len(DYNAMIC_VARS)):
         out[:, :, k, dst_r, dst_c] = arrs[v][rr, cc][None, None]
@@ -253,7 +255,7 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
     t_offset = int(store_times.get_loc(times[0]))
     if not (store_times[t_offset : t_offset + len(times)] == times).all():
         raise ValidationError(f"{store}: predictor days {times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d} are not all in the store")
-    pass_idx = list(open_group(store, "predictors/era5land", storage_options)["pass"].values).index(pass_)
+    pass_idx = list(open_group(store, layout.ERA5LAND, storage_options)["pass"].values).index(pass_)
     ny, nx = statics.sizes["y"], statics.sizes["x"]
     sc, tc = plan.space_chunk, plan.time_chunk
     chunks = (
@@ -353,7 +355,7 @@ def product_identity(store: str, cards: dict, plan: InferencePlan, times, passes
         "passes": list(passes),
         "plan": json.loads(plan.to_json()),
         "model_sha256": {p: c["files"][plan.fmt]["sha256"] for p, c in cards.items()},
-        "inputs": {g: content_id(join(store, g), storage_options) for g in ("predictors/era5land", "statics")},
+        "inputs": {g: content_id(join(store, g), storage_options) for g in (layout.ERA5LAND, layout.STATICS)},
         "transfer": transfer,
     }
 
@@ -444,8 +446,8 @@ def predict(
     from ftcloud.io.transaction import check_replaceable, discard, promote, recover, staging_url
     from ftcloud.model.export import read_card, verified_path
 
-    era = open_group(store, "predictors/era5land", storage_options)
-    statics = open_group(store, "statics", storage_options)
+    era = open_group(store, layout.ERA5LAND, storage_options)
+    statics = open_group(store, layout.STATICS, storage_options)
     times = pd.DatetimeIndex(era["time"].values)
     if start:
         times = times[times >= pd.Timestamp(start)]

@@ -1,4 +1,12 @@
-"""Shared fixtures: paths to the real-data kit, a seeded RNG, a moto S3 server on 127.0.0.1."""
+"""Shared fixtures (real-data kit, seeded RNG, moto S3 on 127.0.0.1, tiny twin store/model, a first run) and the tiers.
+
+Tiers: ``tests/unit`` (kernels against oracles, no store), ``tests/integration`` (stores, the
+twin, S3, clusters, the CLI's failure paths), ``tests/e2e`` (whole runs, notebooks, deployment).
+``pytest`` alone runs the fast lane: everything not marked ``slow``. A test is ``slow`` when it
+is in ``tests/e2e``, carries the marker, or needs one of the fixtures in ``SLOW_FIXTURES`` (each
+builds a twin of several years or trains a model). ``pytest -m "slow or not slow"`` (the
+README's test command and ``.ci/run``) runs every test.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The real-data kit lives beside the project (../shared/realdata); tests never copy it.
 REALDATA = Path(os.environ.get("SHARED_REALDATA", ROOT.parent / "shared" / "realdata"))
+
+
+#: fixtures that build a multi-year twin, ingest it or train a model: their tests are slow
+SLOW_FIXTURES = frozenset({"first_run", "tiny_model", "twin_2018", "twin_20y", "twin", "store", "clean_ingest",
+                           "clean_predict", "truths", "season", "model_dir"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        if "e2e" in path.relative_to(ROOT / "tests").parts or SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 def realdata(rel: str) -> Path:
@@ -78,7 +98,7 @@ TINY_PERIOD = ("2017-01-01", "2017-02-28")
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory):
     """A twin of the `tiny` region, Jan-Feb 2017, ingested (predictors, targets, statics)."""
-    from ftcloud.ingest import ingest
+    from ftcloud.workflows.ingest import ingest
     from ftcloud.synth import generate
 
     root = tmp_path_factory.mktemp("tiny")
@@ -121,7 +141,7 @@ train: {hidden: [4], epochs: 2, patience: 1}
 @pytest.fixture(scope="session")
 def first_run(tmp_path_factory):
     """`ftcloud run` of RUN_CONFIG (tiny, 2014-2020, a small model): the clean run that
-    tests/test_run.py inspects and tests/faults/test_kill.py compares a killed run with."""
+    tests/e2e/test_run.py inspects and tests/integration/faults/test_kill.py compares a killed run with."""
     pytest.importorskip("torch")
     import contextlib
     import io

@@ -2,7 +2,7 @@
 # (`ftcloud run --cluster gateway --workers N --worker-memory GiB --gpu`). The daskhub values in
 # daskhub-values.yaml embed this file verbatim under dask-gateway.gateway.extraConfig, and the
 # test suite's local gateway (ftcloud.testing.local_gateway) executes the same text, so what
-# is tested is what is deployed (tests/test_deploy.py checks that the two copies agree).
+# is tested is what is deployed (tests/e2e/test_deploy.py checks that the two copies agree).
 from dask_gateway_server.options import Bool, Float, Integer, Options
 
 # What a GPU worker needs from the backend. On Kubernetes: the CUDA image, one NVIDIA GPU and

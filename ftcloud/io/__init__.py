@@ -1,6 +1,12 @@
-"""Storage helpers: URL -> fsspec filesystem/mapper, zarr groups, completion markers."""
+"""The storage layer: URLs -> fsspec filesystems and zarr mappers, status records, transactions, leases, secrets.
 
-from ftcloud.io.stores import (  # noqa: F401
+* :mod:`ftcloud.io.stores`: filesystems, mappers, verified group opening, status records, content ids.
+* :mod:`ftcloud.io.transaction`: write beside (``.NAME.ftcloud-new``), then swap in.
+* :mod:`ftcloud.io.lease`: one writer per output (``OUT.ftcloud-lock``), local disks and S3.
+* :mod:`ftcloud.io.secrets`: credentials never reach logs or outputs.
+"""
+
+from ftcloud.io.stores import (
     filesystem,
     get_mapper,
     join,
@@ -9,3 +15,5 @@ from ftcloud.io.stores import (  # noqa: F401
     open_group,
     store_status,
 )
+
+__all__ = ["filesystem", "get_mapper", "join", "mark_complete", "mark_incomplete", "open_group", "store_status"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from ftcloud.timeutil import check_pass
+from ftcloud import layout
+from ftcloud.core.timeutil import check_pass
+
+__all__ = ["read_reports", "train"]
 
 
 def _require_torch():
@@ -29,9 +32,10 @@ def train(store: str, pass_: str, out: str, config=None, storage_options=None, p
     _require_torch()
     from ftcloud.io.stores import open_group
     from ftcloud.model.convlstm import ModelConfig
-    from ftcloud.model.data import SPLITS, load_target_period
+    from ftcloud.model.data import load_target_period
+    from ftcloud.study import SPLITS
     from ftcloud.model.export import export_model
-    from ftcloud.model.report import write_report
+    from ftcloud.report.model import write_report
     from ftcloud.model.training import TrainConfig, evaluate_test_period, train_pass
 
     check_pass(pass_)
@@ -39,7 +43,7 @@ def train(store: str, pass_: str, out: str, config=None, storage_options=None, p
     data = load_target_period(store, pass_, storage_options)
     result = train_pass(data, config, progress=progress)
     report = evaluate_test_period(result.model, data, config.splits)
-    attrs = open_group(store, "statics", storage_options).attrs
+    attrs = open_group(store, layout.STATICS, storage_options).attrs
     mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
     card = export_model(
         result.model,

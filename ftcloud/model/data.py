@@ -16,40 +16,17 @@ import xarray as xr
 
 from ftcloud.errors import UnitsError, ValidationError
 from ftcloud.io.stores import open_group
-from ftcloud.metadata import FT_MISSING
-from ftcloud.recipes.packing import decode
-from ftcloud.timeutil import check_pass
+from ftcloud.core.metadata import FT_MISSING
+from ftcloud.sources.packing import decode
+from ftcloud.core.timeutil import check_pass
+from ftcloud import layout
 
 DYNAMIC_VARS = {"stl1": "K", "swvl1": "m3 m-3", "sde": "m", "pr": "mm h-1"}
 STATIC_VARS = {"tci": "m", "aow": "1", "lat": "degrees_north", "lon": "degrees_east"}
 CHANNELS = tuple(DYNAMIC_VARS) + tuple(STATIC_VARS)
 UNITS = {**DYNAMIC_VARS, **STATIC_VARS}
 
-# SPEC section 3: the paper's splits (inclusive date ranges)
-SPLITS = {
-    "train": (("2015-04-01", "2016-03-31"), ("2016-11-01", "2017-03-31")),
-    "val": (("2016-04-01", "2016-10-31"), ("2017-11-01", "2018-03-31")),
-    "test": (("2018-04-01", "2020-12-31"),),
-}
-# SPEC section 5: seasons by month
-SEASONS = {"frozen": (12, 1), "transition": (2, 3, 4, 10, 11), "thawed": (5, 6, 7, 8, 9)}
 
-
-def split_mask(times, split: str, splits: dict | None = None) -> np.ndarray:
-    """Days of ``times`` in ``split`` ("train", "val", "test") of ``splits`` (default: the paper's)."""
-    t = pd.DatetimeIndex(times)
-    m = np.zeros(len(t), bool)
-    for a, b in (splits or SPLITS)[split]:
-        m |= (t >= pd.Timestamp(a)) & (t <= pd.Timestamp(b))
-    return m
-
-
-def season_of(times) -> np.ndarray:
-    months = pd.DatetimeIndex(times).month
-    out = np.empty(len(months), object)
-    for name, ms in SEASONS.items():
-        out[np.isin(months, ms)] = name
-    return out
 
 
 def check_units(ds: xr.Dataset, names, where: str) -> None:
@@ -64,8 +41,8 @@ def check_units(ds: xr.Dataset, names, where: str) -> None:
 def open_inputs(store: str, pass_: str, storage_options=None) -> tuple[xr.Dataset, xr.Dataset]:
     """Lazy predictors (time, step, y, x) for one pass, and the static layers (y, x)."""
     check_pass(pass_)
-    pred = open_group(store, "predictors/era5land", storage_options).sel({"pass": pass_})
-    statics = open_group(store, "statics", storage_options)
+    pred = open_group(store, layout.ERA5LAND, storage_options).sel({"pass": pass_})
+    statics = open_group(store, layout.STATICS, storage_options)
     check_units(pred, DYNAMIC_VARS, f"{store}/predictors/era5land")
     statics = statics.assign(lat=statics["lat"], lon=statics["lon"])
     check_units(statics, STATIC_VARS, f"{store}/statics")
@@ -108,7 +85,7 @@ class _ChunkCache:
 class StoreInputs:
     """The model inputs ``(day, step, channel, y, x)`` float32, read from the store on demand.
 
-    Packed predictors (``ftcloud.recipes.packing``) are decoded exactly as xarray decodes them.
+    Packed predictors (``ftcloud.sources.packing``) are decoded exactly as xarray decodes them.
 
     Nothing is loaded up front. ``read(days, rows, cols)`` (and ``inputs[days]``) read only the
     zarr chunks that hold those days and that patch, decoded once and kept in a least-recently
@@ -306,7 +283,7 @@ def read_days(arr, days, rows: slice = slice(None), cols: slice = slice(None)) -
 def truth_for(store: str, pass_: str, times, storage_options=None) -> FileTruth | None:
     """The twin's hidden truth for these days (read on demand), when the store was ingested
     from a twin folder on this file system."""
-    attrs = open_group(store, "predictors/era5land", storage_options).attrs
+    attrs = open_group(store, layout.ERA5LAND, storage_options).attrs
     src = attrs.get("ftcloud_source")
     if not src or "://" in src and not src.startswith("file://"):
         return None
@@ -321,8 +298,8 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
     truth (:class:`FileTruth`) for every day that has both targets (2015-04-01 ..), all read on
     demand: nothing of the period is loaded up front."""
     pred, statics = open_inputs(store, pass_, storage_options)
-    smap = open_group(store, "targets/smap_e_ft", storage_options)["smap_e_ft"].sel({"pass": pass_})
-    esdr = open_group(store, "targets/esdr_ft", storage_options)["esdr_ft"].sel({"pass": pass_})
+    smap = open_group(store, layout.SMAP_E_FT, storage_options)["smap_e_ft"].sel({"pass": pass_})
+    esdr = open_group(store, layout.ESDR_FT, storage_options)["esdr_ft"].sel({"pass": pass_})
     times = pd.DatetimeIndex(np.intersect1d(np.intersect1d(smap["time"].values, esdr["time"].values), pred["time"].values))
     if len(times) == 0:
         raise ValidationError(f"{store}: predictors and targets share no days")
@@ -330,8 +307,8 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
 
     from ftcloud.io.stores import get_mapper, join
 
-    group = zarr.open_group(get_mapper(join(store, "predictors/era5land"), storage_options), mode="r")
-    pass_index = list(open_group(store, "predictors/era5land", storage_options)["pass"].values).index(pass_)
+    group = zarr.open_group(get_mapper(join(store, layout.ERA5LAND), storage_options), mode="r")
+    pass_index = list(open_group(store, layout.ERA5LAND, storage_options)["pass"].values).index(pass_)
     X = StoreInputs(pred, statics.load(), times, {v: group[v] for v in DYNAMIC_VARS}, pass_index)
     targets = {}
     for name, da_ in (("smap_e_ft", smap), ("esdr_ft", esdr)):

@@ -45,6 +45,7 @@ def _paths(model_dir: str, pass_: str) -> dict:
 _SCRIPT_CHILD = """
 import sys, warnings
 import torch
+from ftcloud import layout
 warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
 model = torch.load(sys.argv[1], map_location="cpu", weights_only=False).eval()
 torch.jit.script(model).save(sys.argv[2])
@@ -122,7 +123,7 @@ def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_s
             "units": {c: UNITS[c] for c in CHANNELS},
             "steps_local_hours": {"AM": [3, 4, 5], "PM": [15, 16, 17]}[pass_],
             "static_layers": ["tci", "aow", "lat", "lon"],
-            "store_groups": {"dynamic": "predictors/era5land", "static": "statics"},
+            "store_groups": {"dynamic": layout.ERA5LAND, "static": layout.STATICS},
         },
         "outputs": {
             "ft": "uint8 (batch, y, x): 0 thawed, 1 frozen, 255 missing",

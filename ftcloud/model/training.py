@@ -1,6 +1,6 @@
 """Training of one pass (AM or PM) on both targets at once, and its test-period report.
 
-* Splits: the paper's (``ftcloud.model.data.SPLITS``); normalisation statistics come from the
+* Splits: the paper's (``ftcloud.study.SPLITS``); normalisation statistics come from the
   training days only.
 * Loss: the sum of the two heads' cross-entropies. A target pixel missing on a given day
   (swath gap, no retrieval) is masked out of that head's loss; a pixel missing on (almost)
@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ftcloud.errors import ValidationError
-from ftcloud.metadata import FT_MISSING
-from ftcloud.model.data import SEASONS, SPLITS, TargetData, read_days, season_of, split_mask
+from ftcloud.core.metadata import FT_MISSING, ft_valid
+from ftcloud.core.timeutil import season_of, split_mask
+from ftcloud.model.data import TargetData, read_days
+from ftcloud.study import SEASON_MONTHS, SEASONS, SPLITS, TRAINING
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +35,15 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     hidden: tuple[int, ...] = (12,)
     kernel: int = 3
-    epochs: int = 25
-    patience: int = 4
+    epochs: int = TRAINING["epochs"]
+    patience: int = TRAINING["patience"]
     batch_days: int = 8
     patch: int = 32
     lr: float = 3e-3
     seed: int = 0
     permanent_missing: float = 0.98  # a pixel missing on this share of training days is "missing"
     threads: int | None = None
-    splits: dict | None = None  # None = the paper's (ftcloud.model.data.SPLITS); tests use shorter ones
+    splits: dict | None = None  # None = the paper's (ftcloud.study.SPLITS); tests use shorter ones
     device: str = "auto"  # "auto": the first CUDA GPU when torch sees one, else the CPU; or "cpu", "cuda:0"
 
     def to_dict(self) -> dict:
@@ -166,7 +168,7 @@ class TrainResult:
 
 
 #: month names of the seasons the test-period report scores besides "all days" (SPEC section 5)
-SEASON_MONTHS = {"frozen": "Dec-Jan", "transition": "Feb-Apr, Oct-Nov", "thawed": "May-Sep"}
+SEASON_SPANS = {"frozen": "Dec-Jan", "transition": "Feb-Apr, Oct-Nov", "thawed": "May-Sep"}
 
 
 def check_splits(times, splits: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,10 +189,10 @@ def check_splits(times, splits: dict | None = None) -> tuple[np.ndarray, np.ndar
         )
     test = times[masks[2]]
     present = set(season_of(test))
-    missing = [s for s in SEASONS if s not in present]
+    missing = [s for s in SEASON_MONTHS if s not in present]
     if missing:
         spans = ", ".join(f"{a}..{b}" for a, b in (splits or SPLITS)["test"])
-        what = ", ".join(f"{s} ({SEASON_MONTHS.get(s, s)})" for s in missing)
+        what = ", ".join(f"{s} ({SEASON_SPANS.get(s, s)})" for s in missing)
         log.warning("test split %s holds %d days of the store (%s..%s) and no %s day: scored n/a in the report",
                     spans, len(test), f"{test[0]:%Y-%m-%d}", f"{test[-1]:%Y-%m-%d}", what)
     return masks
@@ -308,7 +310,7 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
 # Evaluation
 
 
-def predict_heads(model, X: np.ndarray, batch_days: int = 16) -> dict[str, np.ndarray]:
+def predict_heads(model, X: np.ndarray, batch_days: int = TRAINING["predict_batch_days"]) -> dict[str, np.ndarray]:
     """Per-head classes and the fused FT codes for every day of X (uint8, 0/1/255)."""
     import torch
 
@@ -354,10 +356,10 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     ``vs_<ref>``: each product on the pixel-days where it and the reference are valid.
     ``common_vs_<ref>``: every product of :data:`CARD_PRODUCTS` (the reference itself left out)
     on ONE common mask per season, with 95 % block-bootstrap intervals (10-day blocks of the whole
-    window, :func:`ftcloud.compare.time_blocks`) and the
-    fused product's gain over each baseline (:func:`ftcloud.compare.compare`).
+    window, :func:`ftcloud.science.compare.time_blocks`) and the
+    fused product's gain over each baseline (:func:`ftcloud.science.compare.compare`).
     """
-    from ftcloud.compare import CommonCounts, time_blocks
+    from ftcloud.science.compare import CommonCounts, time_blocks
 
     test = split_mask(data.times, "test", splits)
     tdays = np.flatnonzero(test)
@@ -369,7 +371,7 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     day_block = time_blocks(times)[0]  # (t,) block id of each test day
     report = {"test_days": int(test.sum()), "period": [str(times[0].date()), str(times[-1].date())]}
     ref_names = ["SMAP_E_FT", "ESDR_FT"] + (["truth"] if data.truth is not None else [])
-    season_names = [s for s in ("all", "frozen", "transition", "thawed") if s == "all" or (seasons == s).any()]
+    season_names = [s for s in SEASONS if s == "all" or (seasons == s).any()]
     order = ("smap_head", "esdr_head", "fused", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")  # the cards' row order
     own = {r: {p: {s: np.zeros(4, np.int64) for s in season_names} for p in order if p != r} for r in ref_names}
     common = {r: {s: CommonCounts([p for p in order if p != r], nb, target="fused", reference_name=r,
@@ -410,7 +412,7 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
 
 def _confusion(product: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """N[F/F], N[T/F], N[T/T], N[F/T] over the pixel-days valid in both."""
-    ok = (product != FT_MISSING) & (reference != FT_MISSING)
+    ok = ft_valid(product) & ft_valid(reference)
     p, r = product[ok], reference[ok]
     return np.array([int(((p == 1) & (r == 1)).sum()), int(((p == 0) & (r == 1)).sum()),
                      int(((p == 0) & (r == 0)).sum()), int(((p == 1) & (r == 0)).sum())], np.int64)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ftcloud.grid import EASE2_9KM, EASE2_25KM, GridWindow, covering_window, latlon_source_box, region_window, xy_to_lonlat
+from ftcloud.study import TARGETS_START
+from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, GridWindow, covering_window, latlon_source_box, region_window, xy_to_lonlat
 from ftcloud.synth import _fields as F
 from ftcloud.synth import _physics as PH
 from ftcloud.synth import _writers as W
@@ -26,13 +27,13 @@ from ftcloud.synth.params import (
     TwinParameters,
 )
 from ftcloud.errors import ValidationError
-from ftcloud.timeutil import PASSES, check_period, parse_date, request_hours, step_offsets
+from ftcloud.core.timeutil import PASSES, check_period, parse_date, request_hours, step_offsets
 
 log = logging.getLogger(__name__)
 
 TWIN_VERSION = "2.0"
 IMERG_FIRST_DAY = np.datetime64("2000-06-01", "D")
-SMAP_FIRST_DAY = np.datetime64("2015-04-01", "D")
+SMAP_FIRST_DAY = np.datetime64(TARGETS_START, "D")
 TRANSITION_MONTHS = (2, 3, 4, 10, 11)
 TWIN_FIRST_DAY = np.datetime64("1951-01-01", "D")
 
@@ -240,7 +241,7 @@ class _Generator:
         lons, lats, nets, names, idx, depth, num = [], [], [], [], [], [], []
 
         def inside(lon, lat):
-            from ftcloud.grid import lonlat_to_xy
+            from ftcloud.core.grid import lonlat_to_xy
 
             x, y = lonlat_to_xy(lon, lat)
             r = EASE2_9KM.row_of(y)
@@ -912,14 +913,14 @@ def _clean(out: Path):
 
 
 def generate(region, start, end, out, *, seed: int = 0, imerg_start=None, imerg_end=None,
-             targets_start="2015-04-01", insitu: bool = True, progress: bool = True,
+             targets_start=TARGETS_START, insitu: bool = True, progress: bool = True,
              params: TwinParameters | None = None) -> dict:
     """Write the digital twin's native source files and hidden truth into ``out``.
 
     Parameters
     ----------
     region : str or GridWindow
-        A name in :data:`ftcloud.grid.REGIONS` ("demo", "tiny", "qtp", "china") or a 9 km window.
+        A name in :data:`ftcloud.core.grid.REGIONS` ("demo", "tiny", "qtp", "china") or a 9 km window.
     start, end : str or datetime64
         Inclusive local dates ("YYYY-MM-DD").
     out : path

@@ -16,7 +16,7 @@ import h5py
 import netCDF4
 import numpy as np
 
-from ftcloud.grid import GridWindow, grid_mapping_attrs
+from ftcloud.core.grid import GridWindow, grid_mapping_attrs
 
 TMP_SUFFIX = ".tmp"
 ERA5_FILL = np.int16(-32767)

@@ -1,0 +1,132 @@
+"""Where things live: the store's groups, a run folder's files, and a store with its storage options.
+
+Every path of a store group or of ``ftcloud run``'s output folder is defined here once; the
+sources, the model, inference, the workflows and the report import them (a test greps the
+package for literal group paths). See the README's "Store layout" for what each group holds.
+
+Examples
+--------
+>>> from ftcloud import layout
+>>> layout.GROUPS["era5land"]
+'predictors/era5land'
+>>> run = layout.RunLayout("ftcloud-out")
+>>> run.card("AM")
+'ftcloud-out/models/ft_convlstm_AM.json'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CMA",
+    "ERA5LAND",
+    "ESDR_FT",
+    "GROUPS",
+    "IMERG",
+    "NETWORKS",
+    "PRODUCT_NAME",
+    "SMAP_E_FT",
+    "STATICS",
+    "RunLayout",
+    "Store",
+    "group_of",
+]
+
+# -- the store's groups ---------------------------------------------------------------------
+ERA5LAND = "predictors/era5land"
+IMERG = "predictors/imerg"
+SMAP_E_FT = "targets/smap_e_ft"
+ESDR_FT = "targets/esdr_ft"
+STATICS = "statics"
+NETWORKS = "insitu/networks"
+CMA = "insitu/cma"
+#: source name (``ftcloud ingest --sources``) -> its group in the store
+GROUPS = {"era5land": ERA5LAND, "imerg": IMERG, "smap_e_ft": SMAP_E_FT, "esdr_ft": ESDR_FT,
+          "statics": STATICS, "networks": NETWORKS, "cma": CMA}
+#: the FT product's folder name (``ftcloud predict``'s default output, ``ftcloud run``'s product)
+PRODUCT_NAME = "ft_convlstm.zarr"
+#: the twin's hidden truth, inside its source folder
+TRUTH_DIR = "truth"
+TRUTH_FT = "truth_ft_9km.nc"
+TRUTH_SUMMARY = "truth_summary_9km.nc"
+TRUTH_PARAMETERS = "parameters.json"
+
+
+def group_of(source: str) -> str:
+    """The store group of a source name (a KeyError names the known ones)."""
+    try:
+        return GROUPS[source]
+    except KeyError:
+        raise KeyError(f"unknown source {source!r}; known: {', '.join(GROUPS)}") from None
+
+
+@dataclass(frozen=True)
+class Store:
+    """A store root and the fsspec options to reach it (never credentials: see ftcloud.io.secrets)."""
+
+    url: str
+    storage_options: dict = field(default_factory=dict)
+
+    def group(self, path: str) -> str:
+        """URL of a group of this store."""
+        return self.url.rstrip("/") + "/" + path
+
+    def open(self, path: str):
+        """The group as a lazy, verified xarray Dataset (:func:`ftcloud.io.stores.open_group`)."""
+        from ftcloud.io.stores import open_group
+
+        return open_group(self.url, path, self.storage_options)
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The files of one ``ftcloud run`` output folder ``OUT``."""
+
+    out: str
+
+    def _p(self, *parts: str) -> str:
+        return os.path.join(self.out, *parts)
+
+    @property
+    def state(self) -> str:
+        """The stages' fingerprints and times."""
+        return self._p("ftcloud-stages.json")
+
+    @property
+    def sources(self) -> str:
+        """The twin's native files (when the config names no sources)."""
+        return self._p("sources")
+
+    @property
+    def store(self) -> str:
+        return self._p("store")
+
+    @property
+    def models(self) -> str:
+        return self._p("models")
+
+    @property
+    def product(self) -> str:
+        return self._p("product", PRODUCT_NAME)
+
+    @property
+    def validation(self) -> str:
+        return self._p("validation")
+
+    @property
+    def trends(self) -> str:
+        return self._p("trends")
+
+    @property
+    def report(self) -> str:
+        return self._p("report")
+
+    @property
+    def twin_parameters(self) -> str:
+        return self._p("sources", TRUTH_DIR, TRUTH_PARAMETERS)
+
+    def card(self, pass_: str) -> str:
+        """The model card of a pass."""
+        return self._p("models", f"ft_convlstm_{pass_}.json")

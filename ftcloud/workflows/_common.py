@@ -1,0 +1,76 @@
+"""TODO"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+log = logging.getLogger(__name__)
+
+
+
+
+
+
+
+
+_TIMEDELTA_UNITS = {"days": "day", "hours": "hour", "minutes": "minute", "seconds": "second"}
+
+
+def _write_zarr(ds: xr.Dataset, path: str) -> None:
+    """Write ``ds`` as a consolidated zarr group (overwriting).
+
+    Counts of days keep the UDUNITS singular (``units = "day"``): xarray decodes a float variable
+    whose ``units`` is exactly "days" into timedelta64 on reading, which a frozen-day count is not.
+    """
+    ds = ds.copy()
+    for v in list(ds.variables):
+        ds[v].encoding = {}
+        u = ds[v].attrs.get("units")
+        if isinstance(u, str) and u in _TIMEDELTA_UNITS and ds[v].dtype.kind in "fiu":
+            ds[v].attrs["units"] = _TIMEDELTA_UNITS[u]
+        for k, a in list(ds[v].attrs.items()):
+            if isinstance(a, (np.ndarray, list, tuple)) and k not in ("flag_values", "valid_range"):
+                ds[v].attrs[k] = str(a)
+    for v in ds.variables:
+        if ds[v].dtype.kind == "U" or ds[v].dtype == object:
+            ds[v] = ds[v].astype(str)
+    ds.to_zarr(path, mode="w", consolidated=True)
+
+
+class _Stages:
+    """A tqdm bar over named stages on stderr, with their wall times."""
+
+    def __init__(self, names: Sequence[str], desc: str, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=len(names), desc=desc, unit="stage", disable=not progress, file=sys.stderr)
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def start(self, name: str) -> None:
+        self.bar.set_postfix_str(name, refresh=True)
+        self._t = time.perf_counter()
+        log.info("%s ...", name)
+
+    def done(self, name: str) -> None:
+        self.times[name] = round(time.perf_counter() - self._t, 2)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _period_clip(times, period) -> tuple[str, str]:
+    t = pd.DatetimeIndex(times)
+    a, b = max(pd.Timestamp(period[0]), t[0]), min(pd.Timestamp(period[1]), t[-1])
+    return f"{a:%Y-%m-%d}", f"{b:%Y-%m-%d}"
+
+
+def _r(v, n=4):
+    return None if v is None or not np.isfinite(v) else round(float(v), n)

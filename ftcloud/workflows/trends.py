@@ -1,0 +1,194 @@
+"""``ftcloud trends``: frozen days, per-pixel Sen/Mann-Kendall with FDR, Table 2 and its figures.
+
+Orchestration only: :func:`trend_graph` opens the product and builds the whole per-pixel graph
+lazily (frozen days per year of each pass and of their mean, Mann-Kendall, FDR); :func:`trends`
+computes it in one ``dask.compute`` on the active scheduler (the cluster of ``ftcloud run``) and
+then summarises the small results (Table 2, regional series) and writes them. The statistics are
+:mod:`ftcloud.science.trends`; tables :mod:`ftcloud.report.tables`; figures :mod:`ftcloud.report.figures`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ftcloud.core.metadata import history_stamp
+from ftcloud.io.stores import open_group
+from ftcloud.report.tables import _table2_markdown
+from ftcloud.science.trends import fdr, frozen_days, mann_kendall, regional_series, stability_in, stratum_masks, table2
+from ftcloud.workflows._common import _r, _Stages, _write_zarr
+from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_summary
+from ftcloud import layout
+
+__all__ = ["TrendGraph", "trend_graph", "trends"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrendGraph:
+    """The lazy per-pixel results of ``ftcloud trends`` (dask-backed until computed).
+
+    ``frozen_days`` (pass, year, y, x) with pass AM, PM and their ``mean``; ``mk`` the Mann-Kendall
+    dataset of :func:`ftcloud.science.trends.mann_kendall` (pass, y, x); ``significant_fdr`` (pass, y, x).
+    """
+
+    product: xr.Dataset
+    frozen_days: xr.DataArray
+    mk: xr.Dataset
+    significant_fdr: xr.DataArray
+
+    def compute(self) -> TrendGraph:
+        """All three in one ``dask.compute`` (frozen days are computed once, shared by the trend tests)."""
+        with warnings.catch_warnings():  # 0/0 of pixels without a valid day (water), NaN by design
+            warnings.filterwarnings("ignore", "invalid value encountered in divide", RuntimeWarning)
+            both = xr.Dataset({"frozen_days": self.frozen_days, "significant_fdr": self.significant_fdr,
+                               **{f"mk_{k}": v for k, v in self.mk.data_vars.items()}}).compute()
+        mk = xr.Dataset({k[3:]: both[k] for k in both.data_vars if k.startswith("mk_")}, attrs=self.mk.attrs)
+        return TrendGraph(self.product, both["frozen_days"], mk, both["significant_fdr"])
+
+
+def trend_graph(product: str, *, product_storage_options: dict | None = None, variance: str = "original",
+                lag: int | None = 1, alpha: float = 0.05, q: float = 0.05, min_valid: float = 0.9) -> TrendGraph:
+    """Open ``product`` and build the per-pixel trend graph without computing anything."""
+    prod = open_product(product, product_storage_options)
+    ft = prod["ft"]
+    if "pass" not in ft.dims:
+        ft = ft.expand_dims(pass_=["day"]).rename(pass_="pass")
+    fd = frozen_days(ft, min_valid=min_valid).transpose("pass", "year", "y", "x")
+    fd = fd.drop_vars([c for c in fd.coords if c not in fd.dims])
+    fdm = fd.mean("pass", skipna=False).expand_dims({"pass": ["mean"]})
+    fdm.attrs = dict(fd.attrs, cell_methods="time: sum pass: mean")
+    fd_all = xr.concat([fd, fdm], dim="pass", combine_attrs="override")
+    fd_all.attrs = dict(fd.attrs)
+    fd_all["year"].attrs = {"long_name": "calendar year", "units": "year"}
+    mk = mann_kendall(fd_all, dim="year", variance=variance, lag=lag, alpha=alpha)
+    sig = fdr(mk["p"], q=q, dims=["y", "x"])
+    return TrendGraph(prod, fd_all, mk, sig)
+
+
+def trends(product: str, store: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
+           product_storage_options: dict | None = None, variance: str = "original", lag: int | None = 1,
+           alpha: float = 0.05, q: float = 0.05,
+           min_valid: float = 0.9, figures: bool = True, progress: bool = True) -> dict:
+    """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures; returns a summary.
+
+    Writes into ``out``: ``trends.zarr`` (``frozen_days`` (pass, year, y, x) with pass AM, PM and
+    their mean; per-pixel ``slope``, ``slope_low``, ``slope_high``, ``p``, ``significant``,
+    ``significant_fdr`` (pass, y, x); the stratum series ``series`` (pass, stratum, year)),
+    ``table2.{csv,md}``, ``regional_series.csv``, ``figures/fig11_regional_series.png``,
+    ``figures/fig12_stability_series.png``, ``figures/slope_map.png`` and ``trends-summary.json``.
+    With the twin's truth (found from the store or ``truth``) Table 2 also holds the truth's
+    regional slopes and the planted ones.
+    """
+    os.makedirs(out, exist_ok=True)
+    figdir = os.path.join(out, "figures")
+    stages = _Stages(["frozen days", "per-pixel trends", "table 2", "figures", "write"], "trends", progress)
+    t_all = time.perf_counter()
+    summary: dict = {"product": product, "store": store, "out": os.path.abspath(out), "files": []}
+
+    stages.start("frozen days")
+    graph = trend_graph(product, product_storage_options=product_storage_options, variance=variance, lag=lag,
+                        alpha=alpha, q=q, min_valid=min_valid)
+    prod = graph.product
+    stages.done("frozen days")
+
+    stages.start("per-pixel trends")
+    graph = graph.compute()
+    fd_all, mk, sig = graph.frozen_days, graph.mk, graph.significant_fdr
+    fd = fd_all.sel({"pass": [p for p in fd_all["pass"].values if p != "mean"]})
+    stages.done("per-pixel trends")
+
+    stages.start("table 2")
+    statics = _on_grid(open_group(store, layout.STATICS, storage_options), fd, "statics").load()
+    region, stab = statics["region"], statics.get("permafrost_stability")
+    tdir = find_truth(store, truth, storage_options)
+    summary["truth"] = tdir
+    truth_fd = planted = None
+    if tdir and os.path.exists(os.path.join(tdir, "truth_summary_9km.nc")):
+        ts = open_truth_summary(tdir, fd)
+        complete = ts["days_in_period"] >= 365
+        tfd = ts["frozen_days"].where(complete).mean("pass").astype(np.float64)
+        yrs = np.intersect1d(tfd["year"].values, fd["year"].values)
+        truth_fd = tfd.sel(year=yrs).assign_attrs(units="days", long_name="truth frozen days per year (mean of AM and PM)")
+        truth_fd["year"].attrs = {"units": "year"}
+        planted = ts.get("target_slope")
+    tables = []
+    for p in fd_all["pass"].values:
+        t = table2(fd_all.sel({"pass": p}, drop=True), region, stab, alpha=alpha,
+                   truth_fd=truth_fd if p == "mean" else None, planted=planted if p == "mean" else None,
+                   variance=variance, lag=lag)
+        t.insert(0, "pass", p)
+        tables.append(t)
+    tab = pd.concat(tables, ignore_index=True)
+    tab.to_csv(os.path.join(out, "table2.csv"), index=False)
+    masks = stratum_masks(region, stability_in(region, stab))
+    series = xr.concat([regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values],
+                       dim=fd_all["pass"])
+    series = series.compute()
+    tseries = regional_series(truth_fd, masks).compute() if truth_fd is not None else None
+    sdf = series.to_dataframe(name="frozen_days").reset_index()
+    if tseries is not None:
+        sdf = sdf.merge(tseries.to_dataframe(name="truth_frozen_days").reset_index()[["stratum", "year", "truth_frozen_days"]],
+                        on=["stratum", "year"], how="left")
+    sdf.to_csv(os.path.join(out, "regional_series.csv"), index=False)
+    with open(os.path.join(out, "table2.md"), "w") as f:
+        f.write(_table2_markdown(tab, fd_all, variance, alpha))
+    stages.done("table 2")
+
+    stages.start("figures")
+    if figures:
+        from ftcloud.report import figures as F
+
+        os.makedirs(figdir, exist_ok=True)
+        fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha).compute()
+        for grp, name, title in ((("region", "all"), "fig11_regional_series.png", "Regional mean frozen days (mean of AM and PM)"),
+                                 (("stability",), "fig12_stability_series.png", "Frozen days by permafrost thermal stability (Qinghai-Tibet)")):
+            groups = list(series["group"].values)
+            sel = [i for i, g in enumerate(groups) if g in grp]
+            if groups.count("region") == 1:  # one region: "all regions" is the same series
+                sel = [i for i in sel if groups[i] != "all"]
+            if not sel:
+                continue
+            fp = os.path.join(figdir, name)
+            F.regional_series(series.sel({"pass": "mean"}).isel(stratum=sel), fits.isel(stratum=sel), fp, title=title,
+                              truth=tseries.isel(stratum=sel) if tseries is not None else None)
+            summary["files"].append(fp)
+        fp = os.path.join(figdir, "slope_map.png")
+        F.slope_map(mk["slope"].sel({"pass": "mean"}), sig.sel({"pass": "mean"}), mk["significant"].sel({"pass": "mean"}), fp,
+                    title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
+                          f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only")
+        summary["files"].append(fp)
+    stages.done("figures")
+
+    stages.start("write")
+    res = xr.Dataset({"frozen_days": fd_all})
+    for k in ("slope", "slope_low", "slope_high", "intercept", "tau", "p", "significant", "n"):
+        res[k] = mk[k]
+    res["significant_fdr"] = sig
+    res["series"] = series.assign_attrs(long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days")
+    res = res.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else res
+    res.attrs = {"title": "ftcloud frozen-day trends (SPEC section 7)", "product": str(product), "variance": variance,
+                 "lag": "all" if lag is None else int(lag), "alpha": alpha,
+                 "fdr_q": q, "min_valid": min_valid, "history": history_stamp("ftcloud trends")}
+    _write_zarr(res, os.path.join(out, "trends.zarr"))
+    for name in ("trends.zarr", "table2.csv", "table2.md", "regional_series.csv"):
+        summary["files"].append(os.path.join(out, name))
+    stages.done("write")
+    stages.close()
+    m = tab[tab["pass"] == "mean"]
+    summary["table2"] = [{k: (_r(v) if isinstance(v, float) else v) for k, v in r.items()} for r in m.to_dict("records")]
+    summary["fdr_significant_fraction"] = {str(p): _r(float(sig.sel({"pass": p}).mean())) for p in sig["pass"].values}
+    summary["stage_seconds"] = stages.times
+    summary["seconds"] = round(time.perf_counter() - t_all, 1)
+    with open(os.path.join(out, "trends-summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    return summary

@@ -1,0 +1,354 @@
+"""Bad input gets one line: the option or file, the value, the expectation; exit code 2; nothing that looks complete.
+
+Each case runs ``python -m ftcloud.cli`` in a subprocess (as a user would) and fails before any heavy work, so the
+whole file runs in about a minute. The library-level checks behind them (``timeutil.check_period``, the config
+schema, ``run.tree_fingerprint``) have small direct tests at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftcloud.errors import SourceFileError, ValidationError
+
+#: files that tell a reader "this output is finished"
+COMPLETE_MARKERS = ("_SUCCESS", ".zmetadata", "run-summary.json", "ftcloud-stages.json", "validate-summary.json",
+                    "trends-summary.json", "report.html", "parameters.json")
+
+TINY_RUN = 'region: tiny\nstart: "2017-01-01"\nend: "2017-01-31"\ntargets_start: "2017-01-01"\n'
+
+
+def ftcloud(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``ftcloud ARGS`` in a fresh interpreter, with no FTCLOUD_* variable but those in ``env``."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FTCLOUD_")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "ftcloud.cli", *args], capture_output=True, text=True,
+                          timeout=180, env=e, cwd=cwd)
+
+
+def assert_one_line(p: subprocess.CompletedProcess, *needles: str) -> str:
+    text = (p.stdout + p.stderr).strip()
+    assert p.returncode == 2, f"rc {p.returncode}:\n{text}"
+    assert "Traceback" not in text, text
+    # `ftcloud run` announces each stage it starts ("[ingest] running ..."): progress, not part of the error
+    lines = [ln for ln in text.splitlines() if not re.match(r"\[\w+\] running \.\.\.$", ln)]
+    assert len(lines) == 1, f"{len(lines)} lines:\n{text}"
+    assert lines[0].startswith("ftcloud"), lines[0]
+    for n in needles:
+        assert n in lines[0], f"{n!r} not in: {lines[0]}"
+    return lines[0]
+
+
+def assert_nothing_complete(*paths: Path) -> None:
+    for p in paths:
+        if not p.exists():
+            continue
+        found = [q for q in p.rglob("*") if q.name in COMPLETE_MARKERS]
+        assert not found, f"{p} holds files that claim completion: {found}"
+
+
+def fake_twin(folder: Path, start="2017-01-01", end="2017-02-28", region="tiny") -> Path:
+    """A folder that looks like a twin to ``ftcloud ingest`` (only its recorded parameters)."""
+    (folder / "truth").mkdir(parents=True)
+    (folder / "truth" / "parameters.json").write_text(
+        json.dumps({"region": {"name": region}, "period": {"start": start, "end": end, "targets_start": start}}))
+    return folder
+
+
+# (id, argv with {tmp}, environment, words the line must hold, folders that must hold nothing complete)
+CASES = [
+    # 1. end before start, bad dates
+    ("synth-end-before-start",
+     ["synth", "--region", "tiny", "--start", "2017-02-01", "--end", "2017-01-01", "--out", "{tmp}/twin"], {},
+     ["--end 2017-01-01", "--start 2017-02-01"], ["twin"]),
+    ("synth-bad-date",
+     ["synth", "--region", "tiny", "--start", "2017-13-01", "--end", "2017-01-01", "--out", "{tmp}/twin"], {},
+     ["--start", "'2017-13-01'", "YYYY-MM-DD"], ["twin"]),
+    ("synth-compact-date",
+     ["synth", "--region", "tiny", "--start", "20170101", "--end", "2017-02-01", "--out", "{tmp}/twin"], {},
+     ["--start", "'20170101'", "YYYY-MM-DD"], ["twin"]),
+    ("synth-before-1951",
+     ["synth", "--region", "tiny", "--start", "1940-01-01", "--end", "1940-02-01", "--out", "{tmp}/twin"], {},
+     ["--start", "1940-01-01", "1951"], ["twin"]),
+    ("synth-imerg-bad-date",
+     ["synth", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-02-01", "--imerg-start", "soon",
+      "--out", "{tmp}/twin"], {}, ["--imerg-start", "'soon'"], ["twin"]),
+    ("ingest-end-before-start",
+     ["ingest", "--source", "{tmp}/src", "--store", "{tmp}/store", "--start", "2017-02-01", "--end", "2017-01-01"], {},
+     ["--end 2017-01-01", "--start 2017-02-01"], ["store"]),
+    ("ingest-end-before-twin-start",
+     ["ingest", "--source", "{twin}", "--store", "{tmp}/store", "--end", "2016-12-01"], {},
+     ["--end 2016-12-01", "2017-01-01"], ["store"]),
+    ("predict-end-before-start",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--start", "2017-02-01",
+      "--end", "2017-01-01"], {}, ["--end 2017-01-01", "--start 2017-02-01"], ["p.zarr"]),
+    ("validate-test-end-before-start",
+     ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val",
+      "--test-start", "2019-01-01", "--test-end", "2018-12-31"], {},
+     ["--test-end 2018-12-31", "--test-start"], ["val"]),
+    ("run-config-end-before-start",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN.replace("2017-01-31", "2016-12-31")},
+     ["cfg.yaml", "end 2016-12-31", "start 2017-01-01"], ["out"]),
+    ("run-env-end-before-start",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"], {"cfg.yaml": TINY_RUN, "FTCLOUD_END": "2016-01-01"},
+     ["FTCLOUD_END", "2016-01-01"], ["out"]),
+    # 2. unknown region
+    ("synth-unknown-region",
+     ["synth", "--region", "atlantis", "--start", "2017-01-01", "--end", "2017-01-31", "--out", "{tmp}/twin"], {},
+     ["--region", "'atlantis'", "demo", "tiny"], ["twin"]),
+    ("ingest-unknown-region",
+     ["ingest", "--source", "{tmp}/src", "--store", "{tmp}/store", "--region", "atlantis"], {},
+     ["--region", "'atlantis'", "demo", "tiny"], ["store"]),
+    ("run-config-unknown-region",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"], {"cfg.yaml": TINY_RUN.replace("tiny", "atlantis")},
+     ["cfg.yaml", "'atlantis'", "demo", "tiny"], ["out"]),
+    ("run-env-unknown-region",
+     ["run", "--out", "{tmp}/out"], {"FTCLOUD_REGION": "atlantis"}, ["FTCLOUD_REGION", "atlantis", "tiny"], ["out"]),
+    # 3. chunk sizes through the environment (and a run config)
+    *[(f"run-env-chunk-{v}", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+       {"cfg.yaml": TINY_RUN, "FTCLOUD_CHUNKS__PREDICTORS__TIME": v},
+       ["FTCLOUD_CHUNKS__PREDICTORS__TIME", v, "a positive integer"], ["out"]) for v in ("0", "-5", "abc")],
+    ("ingest-env-chunk-0",
+     ["ingest", "--source", "{twin}", "--store", "{tmp}/store"], {"FTCLOUD_CHUNKS__TARGETS__Y": "0"},
+     ["FTCLOUD_CHUNKS__TARGETS__Y", "0", "a positive integer"], ["store"]),
+    ("run-dry-run-env-chunk-1.5",
+     ["run", "--config", "{tmp}/cfg.yaml", "--dry-run"], {"cfg.yaml": TINY_RUN, "FTCLOUD_CHUNKS__PREDICTORS__X": "1.5"},
+     ["FTCLOUD_CHUNKS__PREDICTORS__X", "1.5", "a positive integer"], []),
+    ("run-config-chunk-0",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN + "chunks: {predictors: {time: 0}}\n"}, ["cfg.yaml", "chunks.predictors.time", "0",
+                                                                     "a positive integer"], ["out"]),
+    ("run-env-batch-days-0",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN, "FTCLOUD_PREDICT__BATCH_DAYS": "0"},
+     ["FTCLOUD_PREDICT__BATCH_DAYS", "0", "a positive integer"], ["out"]),
+    ("run-env-bad-yaml",
+     ["run", "--out", "{tmp}/out"], {"FTCLOUD_START": "[2017"}, ["FTCLOUD_START", "[2017"], ["out"]),
+    # 4. numeric options that must be positive
+    ("train-batch-days-unknown",
+     ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--batch-days", "0"], {},
+     ["ftcloud train: error: unrecognized arguments: --batch-days 0"], ["m"]),
+    *[(f"predict-batch-days-{v}",
+       ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--batch-days", v], {},
+       ["--batch-days", f"'{v}'", "a positive integer"], ["p.zarr"]) for v in ("0", "-4")],
+    ("predict-time-chunk-0",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--time-chunk", "0"], {},
+     ["--time-chunk", "'0'", "a positive integer"], ["p.zarr"]),
+    ("predict-workers-0",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--workers", "0"], {},
+     ["--workers", "'0'", "a positive integer"], ["p.zarr"]),
+    ("train-epochs-0", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--epochs", "0"], {},
+     ["--epochs", "'0'", "a positive integer"], ["m"]),
+    ("train-patience-neg", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--patience", "-1"], {},
+     ["--patience", "'-1'", "a positive integer"], ["m"]),
+    ("train-kernel-even", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--kernel", "4"], {},
+     ["--kernel", "'4'", "odd"], ["m"]),
+    ("train-hidden-text", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--hidden", "12,x"], {},
+     ["--hidden", "'12,x'", "positive integers"], ["m"]),
+    ("train-lr-0", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--lr", "0"], {},
+     ["--lr", "'0'", "a positive number"], ["m"]),
+    ("train-seed-neg", ["train", "--store", "{tmp}/store", "--out", "{tmp}/m", "--seed", "-1"], {},
+     ["--seed", "'-1'", "a non-negative integer"], ["m"]),
+    ("ingest-workers-0", ["ingest", "--source", "{tmp}/src", "--store", "{tmp}/store", "--workers", "0"], {},
+     ["--workers", "'0'", "a positive integer"], ["store"]),
+    ("run-workers-neg", ["run", "--out", "{tmp}/out", "--workers", "-2"], {},
+     ["--workers", "'-2'", "a positive integer"], ["out"]),
+    ("run-worker-memory-0", ["run", "--out", "{tmp}/out", "--worker-memory", "0"], {},
+     ["--worker-memory", "'0'", "a positive number"], ["out"]),
+    ("validate-min-count-0",
+     ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val", "--min-count", "0"], {},
+     ["--min-count", "'0'", "a positive integer"], ["val"]),
+    ("trends-alpha-1.5",
+     ["trends", "--product", "{tmp}/p.zarr", "--store", "{tmp}/store", "--out", "{tmp}/tr", "--alpha", "1.5"], {},
+     ["--alpha", "'1.5'", "between 0 and 1"], ["tr"]),
+    ("synth-seed-neg",
+     ["synth", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-01-31", "--seed", "-3",
+      "--out", "{tmp}/twin"],
+     {}, ["--seed", "'-3'", "a non-negative integer"], ["twin"]),
+    ("info-storage-option-no-equals", ["info", "--store", "{tmp}/store", "--storage-option", "anon"], {},
+     ["--storage-option", "'anon'", "KEY=VALUE"], ["store"]),
+    ("run-cluster-unknown", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out", "--cluster", "foo"],
+     {"cfg.yaml": TINY_RUN}, ["--cluster", "'foo'", "tcp://"], ["out"]),
+    ("run-env-cluster-unknown", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN, "FTCLOUD_CLUSTER__KIND": "foo"}, ["FTCLOUD_CLUSTER__KIND", "'foo'", "tcp://"], ["out"]),
+    ("predict-cluster-unknown",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--cluster", "foo"], {},
+     ["--cluster", "'foo'", "tcp://"], ["p.zarr"]),
+    # 5. typo keys under nested sections
+    ("run-config-chunks-group-typo",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN + "chunks: {predictorz: {time: 8}}\n"},
+     ["cfg.yaml", "'chunks.predictorz'", "insitu, predictors, targets"], ["out"]),
+    ("run-config-chunks-dim-typo",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN + "chunks: {predictors: {tme: 8}}\n"},
+     ["cfg.yaml", "'chunks.predictors.tme'", "pass, time, x, y"], ["out"]),
+    ("run-env-chunks-group-typo",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": TINY_RUN, "FTCLOUD_CHUNKS__PREDICTORZ__TIME": "1"},
+     ["FTCLOUD_CHUNKS__PREDICTORZ__TIME", "'chunks.predictorz'", "predictors"], ["out"]),
+    ("run-env-train-typo",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"], {"cfg.yaml": TINY_RUN, "FTCLOUD_TRAIN__EPOCH": "1"},
+     ["FTCLOUD_TRAIN__EPOCH", "'train.epoch'", "epochs"], ["out"]),
+    ("run-config-missing", ["run", "--config", "{tmp}/nope.yaml", "--out", "{tmp}/out"], {},
+     ["nope.yaml", "not found"], ["out"]),
+    ("run-config-bad-yaml", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+     {"cfg.yaml": "region: [tiny\n"}, ["cfg.yaml", "YAML"], ["out"]),
+    ("synth-out-is-a-file",
+     ["synth", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-01-31", "--out", "{tmp}/afile"], {},
+     ["afile", "not a folder"], []),
+    ("run-out-is-a-file", ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/afile"], {"cfg.yaml": TINY_RUN},
+     ["--out", "afile", "not a folder"], []),
+    # 6. source fingerprint: odd file names and a symlink loop are fingerprinted; the run then stops on the
+    #    missing ERA5-Land files (one line), not on the fingerprint
+    ("run-source-odd-names",
+     ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"], {"cfg.yaml": TINY_RUN + "source: {odd}\n"},
+     ["era5land", "missing"], ["out"]),
+    # 7. stores: unknown schemes, a scheme whose package is missing, a credential as an option
+    ("info-unknown-scheme", ["info", "--store", "foo://bucket/store"], {}, ["foo://bucket/store", "'foo'"], []),
+    ("ingest-gs-without-gcsfs", ["ingest", "--source", "{twin}", "--store", "gs://bucket/store"], {},
+     ["gs://bucket/store", "'gs'"], []),
+    ("info-credential-option", ["info", "--store", "{tmp}/store", "--storage-option", "secret=s3cr3tvalue"], {},
+     ["secret=...", "credentials"], []),
+    ("ingest-credential-env", ["ingest", "--source", "{twin}", "--store", "{tmp}/store"],
+     {"FTCLOUD_STORAGE__TOKEN": "s3cr3tvalue"}, ["storage.token", "credential"], ["store"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_line(case, tmp_path):
+    _, argv, env, needles, outputs = case
+    env = dict(env)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "afile").write_text("not a folder\n")
+    subs = {"tmp": str(tmp_path)}
+    if any("{twin}" in a for a in argv):
+        subs["twin"] = str(fake_twin(tmp_path / "twin-src"))
+    if any("{odd}" in a for a in env.get("cfg.yaml", "").split()):
+        subs["odd"] = str(odd_source(tmp_path / "odd"))
+    for name in [k for k in env if k.endswith((".yaml", ".json"))]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(_sub(env.pop(name), subs))
+    p = ftcloud(*[_sub(a, subs) for a in argv], env=env, cwd=tmp_path)
+    assert_one_line(p, *needles)
+    assert_nothing_complete(*[tmp_path / o for o in outputs])
+
+
+def _sub(text: str, subs: dict) -> str:
+    for k, v in subs.items():
+        text = text.replace("{" + k + "}", v)
+    return text
+
+
+def odd_source(folder: Path) -> Path:
+    """A source folder with a non-UTF-8 file name, a symlink loop, a dangling link and a link to its parent."""
+    folder.mkdir()
+    (folder / "README.txt").write_text("sources\n")
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.nc"), "wb") as f:  # latin-1 name: not UTF-8
+        f.write(b"x")
+    os.symlink("loop-b", folder / "loop-a")
+    os.symlink("loop-a", folder / "loop-b")
+    os.symlink("nowhere", folder / "dangling")
+    (folder / "sub").mkdir()
+    os.symlink("..", folder / "sub" / "up")  # a directory loop
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe")  # opening it would block forever
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the checks behind them, called directly
+
+
+def test_check_period():
+    from ftcloud.core.timeutil import check_period
+
+    assert check_period("2017-01-01", "2017-01-01", "x") == (np.datetime64("2017-01-01"), np.datetime64("2017-01-01"))
+    assert check_period(None, "2017-01-31", "x") == (None, np.datetime64("2017-01-31"))
+    assert check_period("2017-01-01 00:00:00", np.datetime64("2017-02-01T12"), "x")[1] == np.datetime64("2017-02-01")
+    with pytest.raises(ValidationError, match=r"^synth: end 2017-01-01 is before start 2017-02-01"):
+        check_period("2017-02-01", "2017-01-01", "synth")
+    with pytest.raises(ValidationError, match=r"--b '2017-02-30' is not a date"):
+        check_period("2017-02-01", "2017-02-30", names=("--a", "--b"))
+
+
+def test_twin_generate_checks_its_period_before_touching_the_folder(tmp_path):
+    from ftcloud.synth import generate
+
+    with pytest.raises(ValidationError, match="end 2017-01-01 is before start 2017-02-01"):
+        generate("tiny", "2017-02-01", "2017-01-01", tmp_path / "t", progress=False)
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValidationError, match="unknown region 'atlantis'; known regions: china, demo, qtp, tiny"):
+        generate("atlantis", "2017-01-01", "2017-01-31", tmp_path / "t", progress=False)
+
+
+def test_library_errors_are_validation_errors():
+    from ftcloud.core.grid import EASE2_9KM, GridWindow, region_window
+    from ftcloud.core.timeutil import check_pass, step_offsets
+
+    with pytest.raises(ValidationError, match="known regions"):
+        region_window("atlantis")
+    with pytest.raises(ValidationError, match="one of AM, PM.*'XM'"):
+        check_pass("XM")
+    with pytest.raises(ValidationError):
+        step_offsets(100.0, "am")
+    with pytest.raises(ValidationError, match="outside EASE2_G9km"):
+        GridWindow(EASE2_9KM, 0, 0, 0, 5)
+
+
+def test_config_schema_direct():
+    from ftcloud.config import env_overrides, load_config, set_options
+
+    # storage stays open for fsspec options; chunks accept their known groups and dims only
+    assert load_config(environ={"FTCLOUD_STORAGE__REQUESTER_PAYS": "true"})["storage"]["requester_pays"] is True
+    assert load_config(environ={"FTCLOUD_CHUNKS__INSITU__STATION": "4"})["chunks"]["insitu"] == {"time": 17520,
+                                                                                                 "station": 4}
+    with pytest.raises(ValidationError, match=r"FTCLOUD_CHUNKS__TARGETS__STEP=2: unknown option 'chunks.targets.step'"):
+        env_overrides({"FTCLOUD_CHUNKS__TARGETS__STEP": "2"})
+    with pytest.raises(ValidationError, match=r"set_options: unknown option 'chunks.predictorz'"):
+        set_options(chunks={"predictorz": {"time": 3}})
+    with pytest.raises(ValidationError, match=r"chunks.predictors.time must be a positive integer, got True"):
+        set_options(chunks={"predictors": {"time": True}})
+    with pytest.raises(ValidationError, match=r"FTCLOUD_CLUSTER__WORKERS=0: cluster.workers must be a positive"):
+        load_config(environ={"FTCLOUD_CLUSTER__WORKERS": "0"})
+    assert load_config(environ={"FTCLOUD_CLUSTER__WORKERS": "3"})["cluster"]["workers"] == 3
+    # a credential-looking name is refused before its value could be echoed
+    with pytest.raises(ValidationError, match="credential") as e:
+        env_overrides({"FTCLOUD_STORAGE__SECRET": "[hunter2"})
+    assert "hunter2" not in str(e.value)
+
+
+def test_tree_fingerprint_survives_odd_names_and_loops(tmp_path):
+    from ftcloud.workflows.run import tree_fingerprint
+
+    src = odd_source(tmp_path / "odd")
+    fp = tree_fingerprint(str(src))
+    assert fp == tree_fingerprint(str(src))
+    with open(os.path.join(os.fsencode(src), b"caf\xe9.nc"), "ab") as f:
+        f.write(b"y")
+    assert tree_fingerprint(str(src)) != fp  # the odd name's content counts
+
+
+def test_tree_fingerprint_reports_an_unreadable_source_in_one_line(tmp_path, monkeypatch):
+    import ftcloud.workflows.run as run_mod
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "era5.nc").write_bytes(b"x")
+
+    def refuse(path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(run_mod, "open", refuse, raising=False)
+    with pytest.raises(SourceFileError, match=r"era5.nc: cannot read this source file \(Permission denied\)") as e:
+        run_mod.tree_fingerprint(str(src))
+    assert "\n" not in str(e.value)

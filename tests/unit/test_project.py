@@ -1,0 +1,85 @@
+"""The project's promises about itself: two commands, CI runs the test one, pins, CLI help, config."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftcloud.config import env_overrides, load_config, set_options, get_options
+from ftcloud.errors import ValidationError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _quick_start():
+    """The same rule as ../shared/tools/newcomer-check: the first fenced block under a heading
+    that says "quick start" (any case); blank lines and comments do not count."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^#+ .*quick ?start", line, re.I))
+    fence = [i for i in range(start, len(lines)) if lines[i].startswith("```")][:2]
+    block = lines[fence[0] + 1 : fence[1]]
+    return [line for line in block if line.strip() and not line.startswith("#")]
+
+
+def test_readme_has_two_commands_and_ci_runs_the_test_one():
+    cmds = _quick_start()
+    assert len(cmds) == 2
+    assert "pytest" in cmds[1] and "ftcloud run" in cmds[0]
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert cmds[1] in ci, ".ci/run must run the README's test command verbatim"
+    assert all("-c constraints.txt" in c for c in cmds)
+
+
+def test_constraints_pin_what_the_brief_requires():
+    text = (ROOT / "constraints.txt").read_text()
+    for pin in ("torch==2.13.0", "pangeo-forge-recipes==0.10.8", "zarr==2.18.*", "kerchunk==0.2.7", "xarray==2025.6.1"):
+        assert re.search(rf"^{re.escape(pin)}$", text, re.M), pin
+
+
+@pytest.mark.parametrize("sub", ["", "synth", "ingest", "info", "train", "predict", "validate", "trends", "run", "report"])
+def test_every_command_has_help(sub):
+    args = [sys.executable, "-m", "ftcloud.cli"] + ([sub] if sub else []) + ["--help"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "usage: ftcloud" in out.stdout
+
+
+def test_import_does_not_pull_torch_or_beam():
+    code = "import sys, ftcloud, ftcloud.sources.pipelines, ftcloud.workflows.ingest; print('torch' in sys.modules, 'apache_beam' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_config_layers(tmp_path):
+    assert load_config()["region"] == "demo"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("region: tiny\nchunks:\n  predictors: {time: 64}\n")
+    merged = load_config(cfg, environ={"FTCLOUD_START": "2001-01-01", "FTCLOUD_CHUNKS__PREDICTORS__X": "64"})
+    assert merged["region"] == "tiny" and merged["start"] == "2001-01-01"
+    assert merged["chunks"]["predictors"] == {"time": 64, "pass": 1, "y": 128, "x": 64}
+    with set_options(region="qtp"):
+        assert get_options()["region"] == "qtp"
+    assert get_options()["region"] == "demo"
+
+
+def test_config_rejects_typos_and_credentials(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("regoin: tiny\n")
+    with pytest.raises(ValidationError, match="unknown option 'regoin'.*region"):
+        load_config(bad)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("storage:\n  secret_access_key: abc\n")
+    with pytest.raises(ValidationError, match="looks like a credential"):
+        load_config(secret)
+    with pytest.raises(ValidationError, match="credential"):
+        env_overrides({"FTCLOUD_STORAGE__TOKEN": "abc"})
+
+
+def test_cli_refuses_credentials_on_the_command_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "ftcloud.cli", "info", "--store", str(tmp_path), "--storage-option", "secret=abc"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0 and "credentials are never passed" in out.stderr
