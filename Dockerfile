@@ -12,7 +12,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
 WORKDIR /opt/ftcloud
 COPY constraints.txt pyproject.toml README.md ./
 COPY ftcloud ./ftcloud
-COPY recipes ./recipes
+COPY feedstock ./feedstock
 
 # jupyterhub + jupyterlab: the same image is the hub's notebook server (jupyterhub-singleuser)
 RUN pip install -c constraints.txt --extra-index-url ${TORCH_INDEX} ".[torch]" jupyterhub jupyterlab

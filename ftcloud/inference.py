@@ -444,7 +444,10 @@ def predict(
     from ftcloud.io.secrets import redact_url
     from ftcloud.io.stores import require_bucket, status_record
     from ftcloud.io.transaction import check_replaceable, discard, promote, recover, staging_url
+    from ftcloud.model import _require_torch
     from ftcloud.model.export import read_card, verified_path
+
+    _require_torch("ftcloud predict")
 
     era = open_group(store, layout.ERA5LAND, storage_options)
     statics = open_group(store, layout.STATICS, storage_options)

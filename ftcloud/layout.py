@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ftcloud.errors import MissingVariableError
+
 __all__ = [
     "CMA",
     "ERA5LAND",
@@ -55,11 +57,12 @@ TRUTH_PARAMETERS = "parameters.json"
 
 
 def group_of(source: str) -> str:
-    """The store group of a source name (a KeyError names the known ones)."""
+    """The store group of a source name (a :class:`~ftcloud.errors.MissingVariableError`, a KeyError,
+    names the known ones)."""
     try:
         return GROUPS[source]
     except KeyError:
-        raise KeyError(f"unknown source {source!r}; known: {', '.join(GROUPS)}") from None
+        raise MissingVariableError(f"unknown source {source!r}; known sources: {', '.join(GROUPS)}") from None
 
 
 @dataclass(frozen=True)

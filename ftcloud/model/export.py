@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from ftcloud import layout
 from ftcloud.errors import ValidationError
 from ftcloud.model.data import CHANNELS, UNITS
 
@@ -45,7 +46,6 @@ def _paths(model_dir: str, pass_: str) -> dict:
 _SCRIPT_CHILD = """
 import sys, warnings
 import torch
-from ftcloud import layout
 warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
 model = torch.load(sys.argv[1], map_location="cpu", weights_only=False).eval()
 torch.jit.script(model).save(sys.argv[2])

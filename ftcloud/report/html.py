@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
-from ftcloud import layout
 from ftcloud.layout import RunLayout
-from ftcloud.study import PAPER, SEASONS
+from ftcloud.report.tables import to_markdown
+from ftcloud.study import PAPER
 
 import base64
 import html
@@ -217,15 +217,7 @@ def _table_html(df: pd.DataFrame | None, digits: int = 3) -> str:
 def _table_md(df: pd.DataFrame | None, digits: int = 3) -> str:
     if df is None or df.empty:
         return "_not available_\n"
-
-    def cell(v):
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.{digits}f}"
-        return "" if v is None else str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return to_markdown(df, digits=digits)
 
 
 def _img(path: str) -> str:

@@ -1,4 +1,4 @@
-"""TODO"""
+"""The one Markdown table renderer (:func:`to_markdown`) and the texts of the validation, CTC and Table 2 reports."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftcloud.core.metadata import ft_valid
+from ftcloud.errors import GridMismatchError, MissingVariableError
 from ftcloud.study import SEASON_MONTHS
 import pandas as pd
 import logging
@@ -198,11 +199,14 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     """
     names = list(products)
     if target not in products:
-        raise KeyError(f"compare: target {target!r} is not among the products {names}")
+        raise MissingVariableError(f"compare: target {target!r} is not among the products {names}; "
+                                   "pass target= one of them")
     common = ft_valid(reference)
     for k in names:
         if np.shape(products[k]) != np.shape(reference):
-            raise ValueError(f"compare: product {k!r} has shape {np.shape(products[k])}, the reference {np.shape(reference)}")
+            raise GridMismatchError(
+                f"compare: product {k!r} has shape {np.shape(products[k])}, the reference {np.shape(reference)}: "
+                "every product must cover the same days and cells (is the product from another store or window?)")
         common &= ft_valid(products[k])
     if mask is not None:
         common &= np.broadcast_to(mask, common.shape)
@@ -219,7 +223,8 @@ def compare_counts(per: np.ndarray, names: list, *, target: str = "fused", refer
     them batch by batch, so that a long period never has to be held whole)."""
     names = list(names)
     if target not in names:
-        raise KeyError(f"compare: target {target!r} is not among the products {names}")
+        raise MissingVariableError(f"compare: target {target!r} is not among the products {names}; "
+                                   "pass target= one of them")
     per = np.asarray(per)
     used = per.sum(axis=(1, 2)) > 0
     per = per[used]

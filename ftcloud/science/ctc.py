@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.errors import UndefinedStatisticWarning, ValidationError
+from ftcloud.errors import GridMismatchError, UndefinedStatisticWarning, ValidationError
 from ftcloud.core.metadata import flag_names, history_stamp
 from ftcloud.study import CTC_NAMES, CTC_OUT_OF_RANGE, CTC_PERIOD, CTC_REASONS, CTC_SEASONS, SEASON_MONTHS, TCI_BINS, TCI_LABELS
 import logging
@@ -101,7 +101,8 @@ def _moment_sums(x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, axis: int = 0) 
     shape = x1.shape
     out_shape = (8,) + shape[:axis] + (1,) + shape[axis + 1:]
     if not (x1.shape == x2.shape == x3.shape):
-        raise ValueError(f"block shapes differ: {x1.shape}, {x2.shape}, {x3.shape}")
+        raise GridMismatchError(f"triple collocation: the three products' shapes differ ({x1.shape}, {x2.shape}, "
+                                f"{x3.shape}); align them on the same cells and days first (xarray.align)")
     t = shape[axis]
     xs = [np.ascontiguousarray(np.moveaxis(_as_codes(np.asarray(x)), axis, 0)).reshape(t, -1) for x in (x1, x2, x3)]
     p = xs[0].shape[1]

@@ -1,4 +1,14 @@
-"""TODO"""
+"""The paper's reference FT rules: in-situ networks, CMA meteorology and ERA5_FT (SPEC sections 5-6).
+
+* **in-situ FT** of the networks: the 5 cm probes around the local solar overpass hour (:func:`network_ft`).
+* **Meteorology_FT**: CMA 0 cm surface temperature, AM frozen when the day's maximum
+  ``t0_max < 0 degC``, PM frozen when the day's minimum ``t0_min < 0 degC``
+  (:func:`meteorology_ft`; why: docs/science.md).
+* **ERA5_FT**: ERA5-Land ``stl1`` at the last hourly step before the overpass (``step`` 2 =
+  05 h / 17 h local solar time) below 273.15 K (:func:`era5_ft`).
+
+All return uint8 FT codes (0 thawed, 1 frozen, 255 missing) with ``pass`` AM/PM, lazily.
+"""
 
 from __future__ import annotations
 

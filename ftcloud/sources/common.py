@@ -1,6 +1,6 @@
 """Pieces every source recipe shares: opening with clear errors, time encoding, running Beam.
 
-The recipes in the top-level ``recipes/`` folder only wire these functions together with
+The recipes in the top-level ``feedstock/`` folder only wire these functions together with
 pangeo-forge-recipes transforms (``StoreToZarr``, ``ConsolidateDimensionCoordinates``,
 ``ConsolidateMetadata``); everything that can go wrong with a source file is decided here,
 in plain functions that the tests call directly.

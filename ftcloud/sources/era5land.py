@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.errors import GridMismatchError, SourceFileError, TimeAxisError
+from ftcloud.errors import GridMismatchError, SourceFileError, TimeAxisError, ValidationError
 from ftcloud.core.grid import GridWindow, LatLonRegridder, crop_weights
 from ftcloud.core.metadata import OUTPUT_NAMES, PREDICTORS
 from ftcloud.sources.common import (
@@ -65,7 +65,8 @@ def _checked_era5(ds: xr.Dataset, url: str, variables, units) -> xr.Dataset:
     for v in variables:
         accepted = (units or {}).get(v) or (PREDICTORS[v].accepted_units if v in PREDICTORS else None)
         if accepted is None:
-            raise ValueError(f"no expected units known for {v!r}; pass units={{'{v}': ('K',)}}")
+            raise ValidationError(f"{url}: no expected units known for ERA5-Land variable {v!r}; pass "
+                                  f"units={{'{v}': ('K',)}} (the units it may carry) to open_era5")
         require_units(ds[v], (accepted,) if isinstance(accepted, str) else accepted, url, WHAT)
         require_not_all_fill(ds[v], url, WHAT)
     check_time_axis(ds["time"].values, url, WHAT)

@@ -2,7 +2,7 @@
 
 ``SourceRecipe`` is the plan (which files, which opener, which group, which chunks); it is a
 plain object that can be inspected and tested without Beam. ``SourceRecipe.transform()``
-turns it into the Beam ``PTransform`` that the top-level ``recipes/*.py`` modules expose and
+turns it into the Beam ``PTransform`` that the top-level ``feedstock/*.py`` modules expose and
 that :func:`ftcloud.workflows.ingest.ingest` runs with Beam's local runner. The same transforms run
 unchanged on a distributed runner (see deploy/README.md).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 from ftcloud.core.grid import GridWindow
 from ftcloud.io.stores import filesystem
-from ftcloud.sources import era5land, others, targets
+from ftcloud.sources import era5land, imerg, insitu, statics, targets
 from ftcloud.sources.common import TIME_ENCODING, TIME_ENCODING_30MIN, chunk_plan, daily_index, months_between, open_bytes
 from ftcloud.sources.packing import PREDICTOR_PACKING
 from ftcloud import layout
@@ -159,7 +159,7 @@ def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
 
 
 def _open_imerg(key, *, days, source, window, storage_options):
-    return others.imerg_day(source, days[key], window, storage_options)
+    return imerg.imerg_day(source, days[key], window, storage_options)
 
 
 def imerg_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
@@ -212,7 +212,7 @@ def first_smap_url(source: str, start, end, storage_options=None) -> str:
 
 def _open_statics(key, *, blocks, smap_url, aux_url, window, storage_options):
     rows = blocks[key]
-    return others.statics_from_sources(smap_url, aux_url, window, storage_options, rows=rows)
+    return statics.statics_from_sources(smap_url, aux_url, window, storage_options, rows=rows)
 
 
 def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_options=None, tile: int = 128) -> SourceRecipe:
@@ -228,8 +228,8 @@ def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_optio
 
 def _open_station(url, *, meta, times, window, storage_options):
     row = meta[meta["url"] == url]
-    series = others.read_network_station(url, times, storage_options)[None]
-    return others.networks_dataset(row.drop(columns="url"), series, times, window)
+    series = insitu.read_network_station(url, times, storage_options)[None]
+    return insitu.networks_dataset(row.drop(columns="url"), series, times, window)
 
 
 def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe | None:
@@ -256,7 +256,7 @@ def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
 
 def _open_cma(_key, *, source, days, window, storage_options):
     root = source.rstrip("/")
-    return others.read_cma(f"{root}/insitu/cma/stations.csv", f"{root}/insitu/cma/t0cm_daily.csv", days, window, storage_options)
+    return insitu.read_cma(f"{root}/insitu/cma/stations.csv", f"{root}/insitu/cma/t0cm_daily.csv", days, window, storage_options)
 
 
 def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None) -> SourceRecipe | None:
@@ -268,3 +268,48 @@ def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None
     opener = functools.partial(_open_cma, source=source, days=days, window=window, storage_options=storage_options)
     return SourceRecipe("cma", pattern, opener, {"time": len(days)}, concat_dim="station")
 
+
+# --------------------------------------------------------------------------------------
+# the registry: source name -> the recipe of a plan (None: nothing to ingest for this plan)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a plan asks of every source: the period, the targets' first day, chunks, IMERG's own period."""
+
+    source: str
+    window: GridWindow
+    start: object  # as given (a date string or Timestamp): recipes fingerprint it
+    end: object
+    targets_start: pd.Timestamp
+    chunks: dict
+    storage_options: dict | None = None
+    imerg: tuple | None = None
+
+
+def _plan_imerg(r: PlanRequest) -> SourceRecipe | None:
+    if not (r.imerg and r.imerg[0]):
+        return None
+    s = max(pd.Timestamp(r.imerg[0]), pd.Timestamp(r.start))
+    e = min(pd.Timestamp(r.imerg[1] or r.end), pd.Timestamp(r.end))
+    return imerg_recipe(r.source, r.window, s, e, r.chunks["predictors"], r.storage_options) if s <= e else None
+
+
+def _plan_statics(r: PlanRequest) -> SourceRecipe:
+    first = first_smap_url(r.source, r.targets_start, r.end, r.storage_options)
+    return statics_recipe(r.source, r.window, first, r.storage_options)
+
+
+#: one entry per source, in ingest order (== SOURCES)
+REGISTRY: dict[str, Callable[[PlanRequest], SourceRecipe | None]] = {
+    "era5land": lambda r: era5land_recipe(r.source, r.window, r.start, r.end, r.chunks["predictors"], r.storage_options),
+    "imerg": _plan_imerg,
+    "smap_e_ft": lambda r: (smap_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
+                            if r.targets_start <= pd.Timestamp(r.end) else None),
+    "esdr_ft": lambda r: (esdr_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
+                          if r.targets_start <= pd.Timestamp(r.end) else None),
+    "statics": _plan_statics,
+    "networks": lambda r: networks_recipe(r.source, r.window, r.start, r.end, r.chunks.get("insitu", {}), r.storage_options),
+    "cma": lambda r: cma_recipe(r.source, r.window, r.start, r.end, r.storage_options),
+}
+assert tuple(REGISTRY) == SOURCES, "REGISTRY and layout.GROUPS must list the same sources in the same order"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftcloud.study import TARGETS_START
+from ftcloud.study import SEASON_MONTHS, TARGETS_START
 from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, GridWindow, covering_window, latlon_source_box, region_window, xy_to_lonlat
 from ftcloud.synth import _fields as F
 from ftcloud.synth import _physics as PH
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TWIN_VERSION = "2.0"
 IMERG_FIRST_DAY = np.datetime64("2000-06-01", "D")
 SMAP_FIRST_DAY = np.datetime64(TARGETS_START, "D")
-TRANSITION_MONTHS = (2, 3, 4, 10, 11)
+TRANSITION_MONTHS = SEASON_MONTHS["transition"]
 TWIN_FIRST_DAY = np.datetime64("1951-01-01", "D")
 
 

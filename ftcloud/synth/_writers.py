@@ -12,11 +12,14 @@ import contextlib
 import os
 from pathlib import Path
 
-import h5py
-import netCDF4
 import numpy as np
 
 from ftcloud.core.grid import GridWindow, grid_mapping_attrs
+from ftcloud.errors import require
+
+# the twin writes HDF5 and netCDF files: h5py and netCDF4 come with the [ingest] extra
+h5py = require("ingest", "h5py", feature="the twin (ftcloud synth)")
+netCDF4 = require("ingest", "netCDF4", feature="the twin (ftcloud synth)")
 
 TMP_SUFFIX = ".tmp"
 ERA5_FILL = np.int16(-32767)

@@ -5,8 +5,9 @@
 * :mod:`ftcloud.workflows.trends`: frozen days, per-pixel trends (one lazy graph), Table 2, figures.
 * :mod:`ftcloud.workflows.run`: ``ftcloud run``, every stage, resumable by fingerprints.
 * :mod:`ftcloud.workflows.inputs`: opening the product, the store's groups and the twin's truth.
+* :mod:`ftcloud.workflows.sizing`: the dry run of an ingest plan (work items, memory per item, store size).
 
 The statistics are :mod:`ftcloud.science`'s; tables and figures :mod:`ftcloud.report`'s.
 """
 
-__all__ = ["ingest", "inputs", "run", "trends", "validate"]
+__all__ = ["ingest", "inputs", "run", "sizing", "trends", "validate"]

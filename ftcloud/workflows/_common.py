@@ -1,4 +1,4 @@
-"""TODO"""
+"""What the validate and trends workflows share: zarr writing with CF-safe units, a stage bar, period clipping."""
 
 from __future__ import annotations
 

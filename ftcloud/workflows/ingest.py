@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ftcloud.errors import SourceFileError, TimeAxisError, ValidationError
+from ftcloud.errors import SourceFileError, TimeAxisError, ValidationError, require
 from ftcloud.core.grid import GridWindow, region_window
 from ftcloud.io.lease import lease
 from ftcloud.io.secrets import redact_url
@@ -90,32 +90,16 @@ def plan(source: str, window: GridWindow, start, end, targets_start, chunks: dic
          imerg: tuple | None = None) -> list[pipelines.SourceRecipe]:
     """The recipes to run, in order; optional sources without files are left out."""
     sources = tuple(sources or pipelines.SOURCES)
-    t_start = max(pd.Timestamp(start), pd.Timestamp(targets_start))
+    unknown = [n for n in sources if n not in pipelines.REGISTRY]
+    if unknown:
+        raise ValidationError(f"unknown source(s) {', '.join(map(repr, unknown))}; known: {', '.join(pipelines.SOURCES)}")
+    request = pipelines.PlanRequest(source, window, start, end,
+                                    max(pd.Timestamp(start), pd.Timestamp(targets_start)), chunks, storage_options, imerg)
     out = []
     for name in sources:
-        if name == "era5land":
-            out.append(pipelines.era5land_recipe(source, window, start, end, chunks["predictors"], storage_options))
-        elif name == "imerg":
-            if imerg and imerg[0]:
-                s = max(pd.Timestamp(imerg[0]), pd.Timestamp(start))
-                e = min(pd.Timestamp(imerg[1] or end), pd.Timestamp(end))
-                if s <= e:
-                    out.append(pipelines.imerg_recipe(source, window, s, e, chunks["predictors"], storage_options))
-        elif name == "smap_e_ft" and t_start <= pd.Timestamp(end):
-            out.append(pipelines.smap_recipe(source, window, t_start, end, chunks["targets"], storage_options))
-        elif name == "esdr_ft" and t_start <= pd.Timestamp(end):
-            out.append(pipelines.esdr_recipe(source, window, t_start, end, chunks["targets"], storage_options))
-        elif name == "statics":
-            first = pipelines.first_smap_url(source, t_start, end, storage_options)
-            out.append(pipelines.statics_recipe(source, window, first, storage_options))
-        elif name == "networks":
-            r = pipelines.networks_recipe(source, window, start, end, chunks.get("insitu", {}), storage_options)
-            if r is not None:
-                out.append(r)
-        elif name == "cma":
-            r = pipelines.cma_recipe(source, window, start, end, storage_options)
-            if r is not None:
-                out.append(r)
+        recipe = pipelines.REGISTRY[name](request)
+        if recipe is not None:
+            out.append(recipe)
     return out
 
 
@@ -180,6 +164,7 @@ def ingest(
     """
     from ftcloud.config import get_options
 
+    require("ingest", feature="ftcloud ingest", load=False)  # Beam, pangeo-forge, cfgrib...: looked up, not imported
     opts = get_options()
     params = twin_defaults(twin_parameters(source, source_storage_options))
     region = region or params.get("region") or opts["region"]

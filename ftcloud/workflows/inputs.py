@@ -1,4 +1,9 @@
-"""TODO"""
+"""Opening what the workflows read: the FT product, the store's groups on the product's grid, the twin's truth.
+
+* **ConvLSTM_FT**: the fused product, ``ft (pass, time, y, x)`` of ``ftcloud predict`` (:func:`open_product`).
+* **truth**: on the digital twin, the hidden truth ``truth/truth_ft_9km.nc`` (float 1/0/NaN),
+  found from the store's ``ftcloud_source`` attribute (:func:`find_truth`) or given.
+"""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import os
 import time
 
 from ftcloud.config import load_config
-from ftcloud.errors import ValidationError
+from ftcloud.errors import ValidationError, require
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,9 @@ def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = Tr
         _merge(cfg, {"cluster": {"kind": cluster}}, "--cluster")  # checks it
         cfg["cluster"]["kind"] = cluster
     so = storage_options_of(cfg)
+    # the whole job ingests and trains: say so before the first stage, not after hours of it
+    require("ingest", feature="ftcloud run", load=False)
+    require("torch", feature="ftcloud run", load=False, note="torch==2.13.0, the CPU build")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValidationError(f"--out {out} is not a folder (a file of that name exists)")
     os.makedirs(out, exist_ok=True)

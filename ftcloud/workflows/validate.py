@@ -1,4 +1,14 @@
-"""TODO"""
+"""``ftcloud validate``: direct validation, every product beside its baselines, CTC at the CMA stations, figures.
+
+Orchestration only: opens the product, the store's groups and (on the twin) the truth; runs
+:mod:`ftcloud.science.validation`, :mod:`ftcloud.science.compare` and :mod:`ftcloud.science.ctc`
+as the paper does (SPEC sections 5-6); writes CSV, Markdown (:mod:`ftcloud.report.tables`), zarr
+and figures (:mod:`ftcloud.report.figures`). A part whose inputs are absent is skipped and noted.
+
+Products and references (uint8 FT codes: 0 thawed, 1 frozen, 255 missing): ConvLSTM_FT (the
+product), SMAP_E_FT and ESDR_FT (the store's targets), ERA5_FT, Meteorology_FT and the in-situ FT
+of the networks (:mod:`ftcloud.science.reference`), and the twin's truth.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from ftcloud.errors import MissingVariableError, SourceFileError, UnitsError, Va
 from ftcloud.core.grid import EASE2_25KM, covering_window, region_window
 from ftcloud.workflows.ingest import ingest
 from ftcloud.io.stores import open_group, store_status
-from ftcloud.sources.others import imerg_url
+from ftcloud.sources.imerg import imerg_url
 from ftcloud.sources.targets import esdr_url, smap_url
 from ftcloud.synth import generate
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from ftcloud.science import ctc
+from ftcloud.science import ctc as sci_ctc
 from ftcloud.workflows import inputs
 from ftcloud.science import reference
 from ftcloud.science import trends as sci_trends
@@ -265,7 +265,7 @@ def _gridded(twin):
 
 def _ctc_errors(products: dict, truth: xr.DataArray) -> pd.DataFrame:
     """Mean over the pixels where the CTC is defined of the CTC estimate minus the actual accuracy."""
-    res = ctc.ctc_vs_truth(products, truth)
+    res = sci_ctc.ctc_vs_truth(products, truth)
     ok = res["reason"] == 0
     # ~all 130 pixels x 2 passes are fitted over a year; up to a third estimate an accuracy above 1
     # (twin 2.0: ERA5_FT's actual sensitivity is ~0.99; 77 of 260 pixel-passes) and are left out of
@@ -488,7 +488,7 @@ def _ctc_stations(rng):
     from ftcloud.errors import UndefinedStatisticWarning
 
     with pytest.warns(UndefinedStatisticWarning, match="reason 6"):
-        res = ctc.triple_collocation(*das, min_count=5, names=list(study.CTC_NAMES))
+        res = sci_ctc.triple_collocation(*das, min_count=5, names=list(study.CTC_NAMES))
     return res.expand_dims(season=["all"]).transpose("season", "product", "pass", "station", ...)
 
 
@@ -497,7 +497,7 @@ def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
     reason = ctc["reason"].values[0, 0]  # (station,)
     assert (reason == 6).sum() >= 3 and reason[-1] == 0 and int(ctc["n"].values[0, 0, -1]) == 12
     tci = xr.DataArray(np.r_[np.full(30, 10.0), 400.0], dims="station")  # the sparse station alone in ">=350"
-    sdf = ctc.ctc_summaries(ctc, {"tci": (tci, "tci")})
+    sdf = sci_ctc.ctc_summaries(ctc, {"tci": (tci, "tci")})
     ok = reason == 0
     for prod in study.CTC_NAMES:
         psi = ctc["psi"].sel(product=prod).values[0, 0]
@@ -519,7 +519,7 @@ def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
     assert "| >=350 | 1 | AM | ConvLSTM_FT | 1 | 0 | 12 | – | – | – | – | – | – |" in md
     assert "– : masked, fewer than 20 station-days behind the statistic" in md
     assert all("–" not in ln for ln in md.splitlines() if ln.startswith("| all | AM |"))
-    st = ctc._ctc_station_table(ctc, None).set_index(["product", "station"])
+    st = sci_ctc._ctc_station_table(ctc, None).set_index(["product", "station"])
     assert st.loc[("ERA5_FT", "s30"), "reason"] == "too_few_samples" and np.isnan(st.loc[("ERA5_FT", "s30"), "psi"])
     flagged = [f"s{i:02d}" for i in np.flatnonzero(reason == 6)]
     rows = st.loc[[("ERA5_FT", s) for s in flagged]]

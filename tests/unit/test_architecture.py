@@ -1,0 +1,179 @@
+"""The package's shape: imports flow one way, each concept has one home, each package says what it holds."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "ftcloud"
+
+#: the layers, lowest first: a module may import only from lower layers (and from its own package).
+#: ``report`` renders result objects and needs nothing of the model, so the model can write its card's report.
+LAYERS = [
+    {"ftcloud.errors", "ftcloud.study"},
+    {"ftcloud.core"},
+    {"ftcloud.io"},
+    {"ftcloud.config", "ftcloud.layout"},
+    {"ftcloud.science", "ftcloud.sources", "ftcloud.synth"},
+    {"ftcloud.report"},
+    {"ftcloud.model"},
+    {"ftcloud.inference", "ftcloud.cluster"},
+    {"ftcloud.workflows"},
+    {"ftcloud.cli"},
+    {"ftcloud.testing"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _modules():
+    for p in sorted(PKG.rglob("*.py")):
+        name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        yield name, p
+
+
+def _unit(name: str) -> str:
+    """The layer unit of a module: ftcloud.<first part> (ftcloud itself for the root package)."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else name
+
+
+def _imports(path: Path):
+    """Every ftcloud module ``path`` imports, at module level or inside functions, with the line."""
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[0] == "ftcloud" and n.level == 0:
+            if n.module == "ftcloud":
+                for a in n.names:
+                    yield ("ftcloud" if a.name.startswith("__") else f"ftcloud.{a.name}"), n.lineno
+            else:
+                yield n.module, n.lineno
+        elif isinstance(n, ast.Import):
+            for a in n.names:
+                if a.name.split(".")[0] == "ftcloud":
+                    yield a.name, n.lineno
+
+
+def test_every_module_is_in_a_layer():
+    units = {_unit(name) for name, _ in _modules()} - {"ftcloud"}
+    assert units <= set(RANK), f"modules outside every layer: {sorted(units - set(RANK))}"
+
+
+def test_imports_flow_one_way():
+    bad = []
+    for name, path in _modules():
+        src = _unit(name)
+        for target, line in _imports(path):
+            dst = _unit(target)
+            if dst == "ftcloud" or dst == src:
+                continue  # the root package (__version__) and imports within a package
+            if src == "ftcloud":
+                ok = RANK[dst] <= RANK["ftcloud.layout"]  # `import ftcloud` stays light
+            else:
+                ok = RANK[dst] < RANK[src]
+            if not ok:
+                bad.append(f"{path.relative_to(ROOT)}:{line}: {src} imports {target}")
+    assert not bad, "imports against the layers (lowest first: " + " < ".join(
+        "/".join(sorted(n.split(".")[-1] for n in layer)) for layer in LAYERS) + "):\n" + "\n".join(bad)
+
+
+def test_the_layer_check_sees_a_violation(tmp_path):
+    """The check above can fail: a science module importing a workflow is reported."""
+    p = tmp_path / "x.py"
+    p.write_text("def f():\n    from ftcloud.workflows.trends import trends\n")
+    targets = [t for t, _ in _imports(p)]
+    assert targets == ["ftcloud.workflows.trends"]
+    assert RANK[_unit(targets[0])] > RANK["ftcloud.science"]
+
+
+# -- one definition per constant ---------------------------------------------------------------------
+
+HOMES = {PKG / "study.py", PKG / "layout.py"}
+LITERALS = {
+    "a store group path": re.compile(r"""["'](?:predictors|targets|insitu)/[a-z0-9_]+["']"""),
+    "a season tuple": re.compile(r"""\(\s*["']all["']\s*,\s*["']frozen["']\s*,\s*["']transition["']"""),
+    "a season's months": re.compile(r"\(\s*12\s*,\s*1\s*\)|\(\s*2\s*,\s*3\s*,\s*4\s*,\s*10\s*,\s*11\s*\)|\(\s*5\s*,\s*6\s*,\s*7\s*,\s*8\s*,\s*9\s*\)"),
+    "an overpass hour table": re.compile(r"""\{\s*["']AM["']\s*:\s*6(?:\.0)?\s*,"""),
+    "a step-hour table": re.compile(r"""\{\s*["']AM["']\s*:\s*\(\s*3\s*,\s*4\s*,\s*5\s*\)"""),
+    "the paper's gains": re.compile(r"2\.44|7\.03"),
+    "the test period": re.compile(r"""=\s*\(\s*["']2018-04-01["']\s*,\s*["']2020-12-31["']"""),
+}
+
+
+def _code_lines(path: Path):
+    """(line number, text) of the lines outside docstrings and comments."""
+    src = path.read_text()
+    doc_lines = set()
+    for n in ast.walk(ast.parse(src)):
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                doc_lines.update(range(first.lineno, first.end_lineno + 1))
+    for i, line in enumerate(src.splitlines(), 1):
+        if i not in doc_lines and not line.lstrip().startswith("#"):
+            yield i, line.split("  #")[0]
+
+
+def test_study_constants_and_group_paths_are_typed_once():
+    found = []
+    for _, path in _modules():
+        if path in HOMES:
+            continue
+        for i, line in _code_lines(path):
+            for what, rx in LITERALS.items():
+                if rx.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{i}: {what}: {line.strip()}")
+    assert not found, "use ftcloud.study / ftcloud.layout instead of typing these again:\n" + "\n".join(found)
+
+
+def test_the_literal_check_sees_a_duplicate():
+    line = 'SEASONS = ("all", "frozen", "transition", "thawed"); g = open_group(s, "predictors/era5land")'
+    assert LITERALS["a season tuple"].search(line) and LITERALS["a store group path"].search(line)
+
+
+@pytest.mark.parametrize("name", ["SEASONS", "SEASON_MONTHS", "SPLITS", "OVERPASS_HOURS", "LOCAL_STEP_HOURS", "PASSES",
+                                  "PAPER", "TEST_PERIOD", "CTC_PERIOD", "CTC_SEASONS", "TCI_BINS", "TCI_LABELS",
+                                  "CTC_NAMES", "BASELINE_PRODUCTS", "GROUPS"])
+def test_a_study_name_is_assigned_in_one_module(name):
+    homes = []
+    for _, path in _modules():
+        for n in ast.parse(path.read_text()).body:
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target] if isinstance(n, ast.AnnAssign) else []
+            value = getattr(n, "value", None)
+            is_alias = isinstance(value, (ast.Name, ast.Attribute))  # NAME = other.NAME re-exports, not a definition
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets) and not is_alias:
+                homes.append(str(path.relative_to(ROOT)))
+    assert len(homes) == 1, f"{name} is defined in {homes}"
+
+
+def test_packaged_defaults_agree_with_the_code():
+    """ftcloud.yaml repeats the defaults for users to read; they must be the code's."""
+    from ftcloud import study
+    from ftcloud.inference import InferencePlan
+
+    cfg = yaml.safe_load((PKG / "ftcloud.yaml").read_text())
+    assert cfg["targets_start"] == study.TARGETS_START
+    assert cfg["train"]["epochs"] == study.TRAINING["epochs"]
+    assert cfg["train"]["patience"] == study.TRAINING["patience"]
+    assert cfg["predict"]["batch_days"] == InferencePlan().batch_days == study.TRAINING["predict_batch_days"]
+
+
+# -- every package says what it holds ------------------------------------------------------------------
+
+PACKAGES = sorted(p.parent for p in PKG.rglob("__init__.py"))
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_each_package_has_a_docstring_and_an_explicit_all(pkg):
+    tree = ast.parse((pkg / "__init__.py").read_text())
+    doc = ast.get_docstring(tree)
+    assert doc and len(doc) > 40, f"{pkg.name}/__init__.py needs a docstring saying what lives there"
+    names = [n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)]
+    assert names, f"{pkg.name}/__init__.py needs an explicit __all__"
+    mod = importlib.import_module(".".join(pkg.relative_to(ROOT).parts))
+    for n in mod.__all__:
+        assert hasattr(mod, n) or importlib.util.find_spec(f"{mod.__name__}.{n}"), f"{mod.__name__}.__all__ names {n!r}"
