@@ -15,7 +15,7 @@ COPY ftcloud ./ftcloud
 COPY feedstock ./feedstock
 
 # jupyterhub + jupyterlab: the same image is the hub's notebook server (jupyterhub-singleuser)
-RUN pip install -c constraints.txt --extra-index-url ${TORCH_INDEX} ".[torch]" jupyterhub jupyterlab
+RUN pip install -c constraints.txt --extra-index-url ${TORCH_INDEX} ".[all]" jupyterhub jupyterlab
 COPY notebooks ./notebooks
 
 # no credentials are baked in: workers get them from the environment or an IAM role

@@ -15,7 +15,7 @@ import sys
 import time
 
 from ftcloud import study
-from ftcloud.errors import FTCloudError, ValidationError
+from ftcloud.errors import FTCloudError, IncompleteStoreError, MissingVariableError, ValidationError
 from ftcloud.io.secrets import RedactingFilter, RedactingStream, is_credential_key, redact_text
 
 log = logging.getLogger("ftcloud")
@@ -105,6 +105,75 @@ def _storage_options(args, prefix: str = "") -> dict:
     return opts
 
 
+def _refuse_local_file(option: str, url: str, opts: dict, what: str) -> None:
+    """A local ``url`` that is a file, not a folder: one line (zarr would fail with NotADirectoryError)."""
+    from ftcloud.io.stores import filesystem, is_local
+
+    fs, path = filesystem(url, opts)
+    if is_local(fs) and os.path.isfile(path):
+        raise ValidationError(f"{option} {url} is a file, not {what} (a folder)")
+
+
+def _check_store(args, *needed: str) -> dict:
+    """``--store`` is an ftcloud store holding the groups ``needed`` (layout paths), checked before any work
+    starts or a progress bar is drawn: a missing or empty store is one line naming it. Returns group -> status
+    (``complete``, ``incomplete`` or None) of every group."""
+    from ftcloud.io.secrets import redact_url
+    from ftcloud.io.stores import filesystem, join, store_status
+    from ftcloud.layout import GROUPS
+
+    url, opts = args.store, _storage_options(args)
+    _refuse_local_file("--store", url, opts, "an ftcloud store")
+    found = {g: store_status(join(url, g), opts) for g in GROUPS.values()}
+    shown = redact_url(url)
+    if not any(found.values()):
+        fs, path = filesystem(url, opts)
+        there = ("does not exist" if not fs.exists(path)
+                 else f"holds no ftcloud group (none of {', '.join(GROUPS.values())})")
+        raise ValidationError(f"--store {shown} {there}; write a store with "
+                              f"`ftcloud ingest --source SOURCES --store {shown}`")
+    missing = [g for g in needed if found[g] is None]
+    if missing:
+        names = ",".join(k for k, g in GROUPS.items() if g in missing)
+        raise MissingVariableError(f"--store {shown} has no {' or '.join(missing)} group, which "
+                                   f"`ftcloud {args.command}` needs; ingest it with "
+                                   f"`ftcloud ingest --source SOURCES --store {shown} --sources {names}`")
+    return found
+
+
+def _check_product(args) -> None:
+    """``--product`` is a complete FT product (a zarr group written by ``ftcloud predict``)."""
+    from ftcloud.io.secrets import redact_url
+    from ftcloud.io.stores import filesystem, store_status
+
+    url, opts = args.product.rstrip("/") or args.product, _storage_options(args, "product_")
+    shown = redact_url(url)
+    _refuse_local_file("--product", url, opts, "an FT product")
+    status = store_status(url, opts)
+    if status is None:
+        fs, path = filesystem(url, opts)
+        there = "does not exist" if not fs.exists(path) else "is not a zarr group"
+        raise ValidationError(f"--product {shown} {there}; write the FT product with "
+                              f"`ftcloud predict --store STORE --model MODELS --out {shown}`")
+    if status != "complete":
+        raise IncompleteStoreError(f"--product {shown} is marked {status!r}: the `ftcloud predict` that wrote it "
+                                   "did not finish; run it again with the same --out (it resumes where it stopped)")
+
+
+def _check_truth(args) -> None:
+    """``--truth``, when given, is a folder holding the twin's truth files (checked before any work starts)."""
+    if args.truth:
+        from ftcloud.workflows.inputs import find_truth
+
+        find_truth(None, args.truth)
+
+
+def _check_out_folder(option: str, path: str) -> None:
+    """A local output folder: refused where a file of that name exists (os.makedirs would fail mid-run)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValidationError(f"{option} {path} is not a folder (a file of that name exists)")
+
+
 def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "the store") -> None:
     dash = prefix.replace("_", "-")
     p.add_argument(f"--{dash}storage-option", action="append", metavar="KEY=VALUE",
@@ -117,8 +186,7 @@ def cmd_synth(args) -> int:
     from ftcloud.synth._generate import check_twin_period
 
     check_twin_period(args.start, args.end, "", names=("--start", "--end"))
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValidationError(f"--out {args.out} is not a folder (a file of that name exists)")
+    _check_out_folder("--out", args.out)
     _check_dates(args, ("--imerg-start", "--imerg-end"), ("--targets-start", None))
     t0 = time.perf_counter()
     summary = generate(
@@ -138,10 +206,11 @@ def _ingest_period(args) -> None:
 
     opts = get_options()  # a bad FTCLOUD_* variable is reported before anything is read or written
     given, names = {"start": args.start, "end": args.end}, {"start": "--start", "end": "--end"}
-    if None in given.values():
+    if None in given.values() or args.region:
         from ftcloud.workflows.ingest import twin_defaults, twin_parameters
 
         twin = twin_defaults(twin_parameters(args.source, _storage_options(args, "source_")))
+        _check_twin_region(args.region, twin.get("region"), args.source)
         for key in [k for k, v in given.items() if v is None]:
             if twin.get(key):
                 given[key], names[key] = twin[key], f"the twin's {key}"
@@ -151,11 +220,40 @@ def _ingest_period(args) -> None:
     _check_dates(args, ("--targets-start", None))
 
 
+def _check_twin_region(region: str | None, twin_region: str | None, source: str) -> None:
+    """``--region`` lies inside the region a twin's sources were written for (else regridding fails midway)."""
+    from ftcloud.core.grid import REGIONS, region_window
+
+    if not region or not twin_region or region == twin_region or twin_region not in REGIONS:
+        return
+    w, t = region_window(region), region_window(twin_region)
+    if not (t.row0 <= w.row0 and w.row1 <= t.row1 and t.col0 <= w.col0 and w.col1 <= t.col1):
+        raise ValidationError(f"--region {region} is not inside the region {twin_region!r} the twin in {source} "
+                              f"was written for; use --region {twin_region} (or a region inside it), or synthesise "
+                              f"a twin for {region} with `ftcloud synth --region {region}`")
+
+
+def _sources_arg(text: str | None) -> list[str] | None:
+    """``--sources``: comma-separated source names, each one of layout.GROUPS."""
+    from ftcloud.layout import GROUPS
+
+    if text is None:
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ValidationError(f"--sources {text!r} names no source; choose from {','.join(GROUPS)}")
+    unknown = [s for s in names if s not in GROUPS]
+    if unknown:
+        raise ValidationError(f"--sources: unknown source {', '.join(map(repr, unknown))}; "
+                              f"choose from {','.join(GROUPS)} (comma-separated)")
+    return names
+
+
 def cmd_ingest(args) -> int:
     from ftcloud.workflows.ingest import ingest
 
+    sources = _sources_arg(args.sources)
     _ingest_period(args)
-    sources = args.sources.split(",") if args.sources else None
     res = ingest(
         args.source, args.store, region=args.region, start=args.start, end=args.end,
         targets_start=args.targets_start, sources=sources,
@@ -168,12 +266,10 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from ftcloud.io.stores import join, open_group, store_status
-    from ftcloud.layout import GROUPS
+    from ftcloud.io.stores import open_group
 
     opts = _storage_options(args)
-    for name, group in GROUPS.items():
-        status = store_status(join(args.store, group), opts)
+    for group, status in _check_store(args).items():  # a missing or empty store: one line, exit 2
         if status is None:
             continue
         line = f"{group:<22} {status}"
@@ -216,12 +312,16 @@ def parse_splits(text: str | None) -> dict | None:
 
 
 def cmd_train(args) -> int:
+    from ftcloud import layout
     from ftcloud.model import train
     from ftcloud.report.model import headline, headline_text
     from ftcloud.model.training import TrainConfig
 
+    _check_out_folder("--out", args.out)
+    splits = parse_splits(args.splits)
+    _check_store(args, layout.ERA5LAND, layout.STATICS, layout.SMAP_E_FT, layout.ESDR_FT)
     cfg = TrainConfig(hidden=args.hidden, kernel=args.kernel, epochs=args.epochs,
-                      patience=args.patience, seed=args.seed, lr=args.lr, splits=parse_splits(args.splits))
+                      patience=args.patience, seed=args.seed, lr=args.lr, splits=splits)
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     for p in passes:
         card = train(args.store, p, args.out, cfg, storage_options=_storage_options(args), progress=not args.quiet)
@@ -234,11 +334,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from ftcloud import layout
     from ftcloud.inference import InferencePlan, predict
 
     _check_dates(args, ("--start", "--end"))
     if args.time_chunk % args.batch_days:
         raise ValidationError(f"--time-chunk {args.time_chunk} must be a multiple of --batch-days {args.batch_days}")
+    _check_store(args, layout.ERA5LAND, layout.STATICS)
+    _refuse_local_file("--out", args.out, _storage_options(args), "a zarr product")
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format,
                          precision=args.precision, resources={"GPU": 1} if args.gpu_workers else None,
@@ -277,7 +380,7 @@ def cmd_run(args) -> int:
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
     if args.dry_run:
         from ftcloud.config import load_config
-        from ftcloud.sources.sizing import dry_run, format_plan
+        from ftcloud.workflows.sizing import dry_run, format_plan
 
         cfg = load_config(args.config)
         for k, v in overrides.items():
@@ -323,15 +426,24 @@ def cmd_report(args) -> int:
     from ftcloud.config import load_config
     from ftcloud.report.html import write_report
 
+    if not os.path.isdir(args.out):
+        what = "is not a folder" if os.path.exists(args.out) else "does not exist"
+        raise ValidationError(f"--out {args.out} {what}; pass the output folder of an `ftcloud run` "
+                              "(its --out, default ./ftcloud-out)")
     res = write_report(args.out, config=load_config(args.config))
     print(f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in {res['out']}")
     return 0
 
 
 def cmd_validate(args) -> int:
+    from ftcloud import layout
     from ftcloud.workflows.validate import validate
 
     _check_dates(args, ("--test-start", "--test-end"), ("--ctc-start", "--ctc-end"), ("--map-start", None))
+    _check_out_folder("--out", args.out)
+    _check_store(args, layout.SMAP_E_FT, layout.STATICS)
+    _check_product(args)
+    _check_truth(args)
     res = validate(args.store, args.product, args.out, truth=args.truth, storage_options=_storage_options(args),
                    product_storage_options=_storage_options(args, "product_"),
                    test_period=(args.test_start, args.test_end), ctc_period=(args.ctc_start, args.ctc_end),
@@ -369,8 +481,13 @@ def _lag_arg(text: str) -> int | None:
 
 
 def cmd_trends(args) -> int:
+    from ftcloud import layout
     from ftcloud.workflows.trends import trends
 
+    _check_out_folder("--out", args.out)
+    _check_store(args, layout.STATICS)
+    _check_product(args)
+    _check_truth(args)
     res = trends(args.product, args.store, args.out, truth=args.truth, storage_options=_storage_options(args),
                  product_storage_options=_storage_options(args, "product_"), variance=args.variance, lag=args.lag,
                  alpha=args.alpha, q=args.fdr_q, min_valid=args.min_valid, figures=not args.no_figures, progress=not args.quiet)
@@ -392,6 +509,8 @@ def cmd_trends(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ftcloud.layout import PRODUCT_NAME
+
     p = _Parser(prog="ftcloud",
                 description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -420,8 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--region", type=_region_arg, default=None,
                    help="region name (default: the twin's, else the config's)")
     i.add_argument("--start", default=None, help="first local date (default: the twin's, else the config's)")
-    i.add_argument("--end", default=None, help="last local date")
-    i.add_argument("--targets-start", default=None, help=f"first date of FT targets (default {study.TARGETS_START})")
+    i.add_argument("--end", default=None, help="last local date (default: the twin's, else the config's)")
+    i.add_argument("--targets-start", default=None,
+                   help=f"first date of FT targets (default: the twin's, else the config's, {study.TARGETS_START} "
+                        "as packaged)")
     i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
     i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
     i.add_argument("--workers", type=_positive_int, default=1, help="DirectRunner workers (default 1)")
@@ -539,7 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Resumable: stages whose inputs and settings are unchanged (content hashes) are skipped.")
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
     r.add_argument("--out", default="ftcloud-out", help="output folder for models, tables, figures and the report (default ./ftcloud-out)")
-    r.add_argument("--store", default=None, help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes beside it")
+    r.add_argument("--store", default=None,
+                   help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes to "
+                        f"OUT/product/{PRODUCT_NAME}, or STORE/products/{PRODUCT_NAME} on object storage")
     r.add_argument("--cluster", type=_cluster_arg, default=None,
                    help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
                         "or a scheduler address tcp://host:8786")
@@ -585,8 +708,9 @@ def main(argv=None) -> int:
     logging.getLogger("distributed").setLevel(max(level, logging.WARNING) if args.verbose < 2 else level)
     try:
         return args.func(args)
-    except FTCloudError as e:
-        print(f"ftcloud {args.command}: error: {redact_text(str(e))}", file=sys.stderr)
+    except FTCloudError as e:  # one line, whatever the message holds
+        msg = " ".join(ln.strip() for ln in redact_text(str(e)).splitlines() if ln.strip()) or type(e).__name__
+        print(f"ftcloud {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - storage failures become one line; anything else is a bug
         from ftcloud.io.stores import describe_storage_error

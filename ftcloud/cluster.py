@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-from ftcloud.errors import ValidationError
+from ftcloud.errors import ValidationError, require
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,9 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
             cluster.close()
         return
     if kind == "gateway":
-        try:
-            from dask_gateway import Gateway
-        except ImportError as e:  # pragma: no cover - dask-gateway is a dependency
-            raise ValidationError("--cluster gateway needs the dask-gateway client (pip install dask-gateway)") from e
+        require("gateway", "dask_gateway", feature="--cluster gateway (the dask-gateway client)")
         import dask
+        from dask_gateway import Gateway
 
         address = gateway_address or dask.config.get("gateway.address", None)
         if not address:

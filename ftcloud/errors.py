@@ -18,7 +18,10 @@ __all__ = [
     "StorageError",
     "AccessDeniedError",
     "LockedError",
+    "MissingExtraError",
     "UndefinedStatisticWarning",
+    "EXTRAS",
+    "require",
 ]
 
 
@@ -72,3 +75,54 @@ class LockedError(FTCloudError, RuntimeError):
 
 class UndefinedStatisticWarning(UserWarning):
     """A statistic is undefined for some pixels (reported as NaN with a reason)."""
+
+
+# -- optional dependencies ------------------------------------------------------------------------------
+
+#: the modules each extra of pyproject.toml brings (tests/unit/test_extras.py checks them against it);
+#: the core (numpy, xarray, dask, zarr, fsspec/s3fs, scipy, pyproj, matplotlib...) is always there
+EXTRAS = {
+    "ingest": ("apache_beam", "pangeo_forge_recipes", "kerchunk", "cfgrib", "eccodes", "h5py", "h5netcdf", "netCDF4"),
+    "torch": ("torch",),
+    "gateway": ("dask_gateway",),
+}
+
+
+class MissingExtraError(FTCloudError, ImportError):
+    """A feature needs an optional extra (``pip install "ftcloud[ingest]"``) that is not installed.
+
+    An ``ImportError`` for callers who probe optional features; the CLI prints it as one line (exit 2)."""
+
+
+def require(extra: str, *modules: str, feature: str | None = None, load: bool = True, note: str = ""):
+    """Check that ``modules`` (default: every module of ``extra``) are installed, else raise
+    :class:`MissingExtraError` naming the extra and the command that installs it.
+
+    ``load=True`` imports them and returns the first; ``load=False`` only looks them up (no import,
+    so no side effects such as ecCodes loading its libraries) and returns None.
+    """
+    import importlib
+    import importlib.util
+
+    modules = modules or EXTRAS[extra]
+    what = feature or f"this part of ftcloud ({modules[0]})"
+    hint = f'pip install -c constraints.txt "ftcloud[{extra}]"' + (f" ({note})" if note else "")
+    first = None
+    for name in modules:
+        try:
+            if load:
+                mod = importlib.import_module(name)
+                first = mod if first is None else first
+                continue
+            found = importlib.util.find_spec(name) is not None
+        except ImportError as e:  # absent, or present but broken (a missing shared library)
+            if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == name.split(".")[0]:
+                why = f"{name} is not installed"
+            else:
+                why = f"{name} cannot be imported: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            raise MissingExtraError(f"{what} needs the [{extra}] extra ({why}): {hint}", name=name) from e
+        except ValueError:  # find_spec of a module whose __spec__ is None
+            found = True
+        if not found:
+            raise MissingExtraError(f"{what} needs the [{extra}] extra ({name} is not installed): {hint}", name=name)
+    return first

@@ -28,7 +28,12 @@ __all__ = [
     "GROUPS",
     "IMERG",
     "NETWORKS",
+    "BASELINES_CSV",
+    "CTC_SUMMARY_CSV",
+    "DIRECT_CSV",
+    "FIGURES",
     "PRODUCT_NAME",
+    "TABLE2_CSV",
     "SMAP_E_FT",
     "STATICS",
     "RunLayout",
@@ -54,6 +59,22 @@ TRUTH_DIR = "truth"
 TRUTH_FT = "truth_ft_9km.nc"
 TRUTH_SUMMARY = "truth_summary_9km.nc"
 TRUTH_PARAMETERS = "parameters.json"
+
+# -- the files of ftcloud validate (OUT/validation) and ftcloud trends (OUT/trends) ----------------
+DIRECT_CSV = "direct_validation.csv"
+BASELINES_CSV = "baselines.csv"
+CTC_SUMMARY_CSV = "ctc_summary.csv"
+TABLE2_CSV = "table2.csv"
+#: figure files: name -> path inside the command's output folder ({p}: the pass)
+FIGURES = {
+    "ft_maps": "figures/fig03_ft_maps_{p}.png",
+    "accuracy_by_network": "figures/fig04_accuracy_by_network.png",
+    "accuracy_by_season": "figures/fig05_accuracy_by_season.png",
+    "ctc": "figures/fig{n:02d}_ctc_{p}.png",
+    "regional_series": "figures/fig11_regional_series.png",
+    "stability_series": "figures/fig12_stability_series.png",
+    "slope_map": "figures/slope_map.png",
+}
 
 
 def group_of(source: str) -> str:

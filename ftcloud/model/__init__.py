@@ -15,13 +15,11 @@ from ftcloud.core.timeutil import check_pass
 __all__ = ["read_reports", "train"]
 
 
-def _require_torch():
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:  # pragma: no cover - exercised by test_model.py with a fake import
-        raise ImportError(
-            "ftcloud's model needs PyTorch: pip install -c constraints.txt 'ftcloud[torch]' (torch==2.13.0)"
-        ) from e
+def _require_torch(feature: str = "ftcloud's model (PyTorch)"):
+    """torch, or a MissingExtraError (an ImportError) naming the [torch] extra and the pin."""
+    from ftcloud.errors import require
+
+    return require("torch", "torch", feature=feature, note="torch==2.13.0, the CPU build")
 
 
 def train(store: str, pass_: str, out: str, config=None, storage_options=None, progress: bool = True) -> dict:

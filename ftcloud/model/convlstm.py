@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-from torch import nn
+from ftcloud.errors import require
+
+torch = require("torch", "torch", feature="ftcloud's ConvLSTM model", note="torch==2.13.0, the CPU build")
+nn = torch.nn
 
 N_CLASSES = 3
 CLASS_THAWED, CLASS_FROZEN, CLASS_MISSING = 0, 1, 2

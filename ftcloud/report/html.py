@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from ftcloud import layout
 from ftcloud.layout import RunLayout
 from ftcloud.report.tables import to_markdown
 from ftcloud.study import PAPER
@@ -32,16 +33,17 @@ from ftcloud.core.metadata import software_versions
 
 PRODUCTS = {"fused": "ConvLSTM_FT (fused)", "SMAP_E_FT": "SMAP_E_FT", "ESDR_FT": "ESDR_FT",
             "smap_head": "SMAP head", "esdr_head": "ESDR head"}
+_F = layout.FIGURES
 FIGURES = (
-    ("validation/figures/fig03_ft_maps_AM.png", "FT state on the first day of each month, AM (paper Fig. 3)"),
-    ("validation/figures/fig03_ft_maps_PM.png", "FT state on the first day of each month, PM"),
-    ("validation/figures/fig04_accuracy_by_network.png", "Accuracy per in-situ network (paper Fig. 4)"),
-    ("validation/figures/fig05_accuracy_by_season.png", "Accuracy by season (paper Fig. 5)"),
-    ("validation/figures/fig06_ctc_AM.png", "CTC sensitivity and specificity, AM (paper Fig. 6)"),
-    ("validation/figures/fig07_ctc_PM.png", "CTC sensitivity and specificity, PM (paper Fig. 7)"),
-    ("trends/figures/fig11_regional_series.png", "Regional frozen-day series with Sen slopes (paper Fig. 11)"),
-    ("trends/figures/fig12_stability_series.png", "Frozen days by permafrost stability (paper Fig. 12)"),
-    ("trends/figures/slope_map.png", "Per-pixel Sen slope, FDR-significant pixels stippled"),
+    ("validation/" + _F["ft_maps"].format(p="AM"), "FT state on the first day of each month, AM (paper Fig. 3)"),
+    ("validation/" + _F["ft_maps"].format(p="PM"), "FT state on the first day of each month, PM"),
+    ("validation/" + _F["accuracy_by_network"], "Accuracy per in-situ network (paper Fig. 4)"),
+    ("validation/" + _F["accuracy_by_season"], "Accuracy by season (paper Fig. 5)"),
+    ("validation/" + _F["ctc"].format(n=6, p="AM"), "CTC sensitivity and specificity, AM (paper Fig. 6)"),
+    ("validation/" + _F["ctc"].format(n=7, p="PM"), "CTC sensitivity and specificity, PM (paper Fig. 7)"),
+    ("trends/" + _F["regional_series"], "Regional frozen-day series with Sen slopes (paper Fig. 11)"),
+    ("trends/" + _F["stability_series"], "Frozen days by permafrost stability (paper Fig. 12)"),
+    ("trends/" + _F["slope_map"], "Per-pixel Sen slope, FDR-significant pixels stippled"),
     ("models/accuracy_AM.png", "Model accuracy on the test period, AM"),
     ("models/accuracy_PM.png", "Model accuracy on the test period, PM"),
 )
@@ -119,10 +121,10 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
                              "gain (points)": _pts(r["gain"]), "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
                              "n": r["n"],
                              "in words": r["sentence"]})
-    b = _read_csv(os.path.join(RunLayout(out).validation, "baselines.csv"))
+    b = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
     if b is not None and not b.empty:
         b = b[(b["reference"] == "insitu") & (b["product"] != "ConvLSTM_FT")]
-        fused = _read_csv(os.path.join(RunLayout(out).validation, "baselines.csv"))
+        fused = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
         fused = fused[(fused["reference"] == "insitu") & (fused["product"] == "ConvLSTM_FT")].set_index(["pass", "season"])
         for _, r in b.iterrows():
             f = fused.loc[(r["pass"], r["season"]), "CA_O"]
@@ -141,7 +143,7 @@ def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct
 
     Both gains are on a common mask: against the truth from the model cards, against in-situ
     from ``validation/baselines.csv`` (the paper's numbers are the in-situ kind)."""
-    base = _read_csv(os.path.join(RunLayout(out).validation, "baselines.csv"))
+    base = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
     rows = []
     for key, season, label in (("gain_overall_pct_points", "all", "fused - SMAP_E_FT overall accuracy (CA_O, % points)"),
                                ("gain_frozen_season_pct_points", "frozen", "fused - SMAP_E_FT, frozen season Dec-Jan (% points)")):
@@ -230,9 +232,9 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     rep = RunLayout(out).report
     os.makedirs(rep, exist_ok=True)
     fusion = fusion_by_season(out)
-    direct = _read_csv(os.path.join(RunLayout(out).validation, "direct_validation.csv"))
-    ctc = _read_csv(os.path.join(RunLayout(out).validation, "ctc_summary.csv"))
-    table2 = _read_csv(os.path.join(RunLayout(out).trends, "table2.csv"))
+    direct = _read_csv(os.path.join(RunLayout(out).validation, layout.DIRECT_CSV))
+    ctc = _read_csv(os.path.join(RunLayout(out).validation, layout.CTC_SUMMARY_CSV))
+    table2 = _read_csv(os.path.join(RunLayout(out).trends, layout.TABLE2_CSV))
     find = findings(out, fusion, table2, direct)
     prov = provenance(out, config)
     tsum = _read_json(os.path.join(RunLayout(out).trends, "trends-summary.json")) or {}

@@ -129,7 +129,7 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
         t.insert(0, "pass", p)
         tables.append(t)
     tab = pd.concat(tables, ignore_index=True)
-    tab.to_csv(os.path.join(out, "table2.csv"), index=False)
+    tab.to_csv(os.path.join(out, layout.TABLE2_CSV), index=False)
     masks = stratum_masks(region, stability_in(region, stab))
     series = xr.concat([regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values],
                        dim=fd_all["pass"])
@@ -150,19 +150,20 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
 
         os.makedirs(figdir, exist_ok=True)
         fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha).compute()
-        for grp, name, title in ((("region", "all"), "fig11_regional_series.png", "Regional mean frozen days (mean of AM and PM)"),
-                                 (("stability",), "fig12_stability_series.png", "Frozen days by permafrost thermal stability (Qinghai-Tibet)")):
+        for grp, name, title in ((("region", "all"), "regional_series", "Regional mean frozen days (mean of AM and PM)"),
+                                 (("stability",), "stability_series",
+                                  "Frozen days by permafrost thermal stability (Qinghai-Tibet)")):
             groups = list(series["group"].values)
             sel = [i for i, g in enumerate(groups) if g in grp]
             if groups.count("region") == 1:  # one region: "all regions" is the same series
                 sel = [i for i in sel if groups[i] != "all"]
             if not sel:
                 continue
-            fp = os.path.join(figdir, name)
+            fp = os.path.join(out, layout.FIGURES[name])
             F.regional_series(series.sel({"pass": "mean"}).isel(stratum=sel), fits.isel(stratum=sel), fp, title=title,
                               truth=tseries.isel(stratum=sel) if tseries is not None else None)
             summary["files"].append(fp)
-        fp = os.path.join(figdir, "slope_map.png")
+        fp = os.path.join(out, layout.FIGURES["slope_map"])
         F.slope_map(mk["slope"].sel({"pass": "mean"}), sig.sel({"pass": "mean"}), mk["significant"].sel({"pass": "mean"}), fp,
                     title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
                           f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only")
@@ -180,7 +181,7 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
                  "lag": "all" if lag is None else int(lag), "alpha": alpha,
                  "fdr_q": q, "min_valid": min_valid, "history": history_stamp("ftcloud trends")}
     _write_zarr(res, os.path.join(out, "trends.zarr"))
-    for name in ("trends.zarr", "table2.csv", "table2.md", "regional_series.csv"):
+    for name in ("trends.zarr", layout.TABLE2_CSV, "table2.md", "regional_series.csv"):
         summary["files"].append(os.path.join(out, name))
     stages.done("write")
     stages.close()

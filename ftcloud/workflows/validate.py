@@ -81,7 +81,7 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         per = _period_clip(np.intersect1d(conv["time"].values, ref["time"].values), test_period)
         direct = direct_validation({"ConvLSTM_FT": conv, "SMAP_E_FT": smap}, ref, truth=truth_ft, period=per)
         ddf = _direct_table(direct)
-        ddf.to_csv(os.path.join(out, "direct_validation.csv"), index=False)
+        ddf.to_csv(os.path.join(out, layout.DIRECT_CSV), index=False)
         _write_zarr(direct, os.path.join(out, "direct_validation.zarr"))
         with open(os.path.join(out, "direct_validation.md"), "w") as f:
             f.write(_direct_markdown(ddf, per, ref.attrs.get("rule", "")))
@@ -112,7 +112,7 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
             bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
             bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
             if not bdf.empty:
-                bdf.to_csv(os.path.join(out, "baselines.csv"), index=False)
+                bdf.to_csv(os.path.join(out, layout.BASELINES_CSV), index=False)
                 with open(os.path.join(out, "baselines.md"), "w") as f:
                     f.write(_baselines_markdown(bdf, per_b))
                 summary["baselines_period"] = list(per_b)
@@ -135,7 +135,7 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         st_strata = sample_at_stations(statics[["land_cover", "koppen", "tci", "elevation"]], rows, cols).load()
         strata = {"land_cover": (st_strata["land_cover"], None), "koppen": (st_strata["koppen"], None), "tci": (st_strata["tci"], "tci")}
         sdf = ctc_summaries(ctc, strata)
-        sdf.to_csv(os.path.join(out, "ctc_summary.csv"), index=False)
+        sdf.to_csv(os.path.join(out, layout.CTC_SUMMARY_CSV), index=False)
         stdf = _ctc_station_table(ctc, st_strata[["land_cover", "koppen", "tci"]])
         stdf.to_csv(os.path.join(out, "ctc_stations.csv"), index=False)
         _write_zarr(ctc, os.path.join(out, "ctc.zarr"))
@@ -153,31 +153,31 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         os.makedirs(figdir, exist_ok=True)
         dates = pd.date_range(map_start, periods=12, freq="MS")
         for p in conv["pass"].values:
-            fp = os.path.join(figdir, f"fig03_ft_maps_{p}.png")
+            fp = os.path.join(out, layout.FIGURES["ft_maps"].format(p=p))
             F.ft_maps({"ConvLSTM_FT": conv.sel({"pass": p}), "SMAP_E_FT": smap.sel({"pass": p})}, dates, fp,
                       title=f"FT on the first day of each month, {p} pass")
             summary["files"].append(fp)
         if direct is not None:
             d = ddf[ddf["reference"] == "insitu"]
             d = d[d["product"] != "truth"]
-            for by, name in (("network", "fig04_accuracy_by_network.png"), ("season", "fig05_accuracy_by_season.png")):
-                fp = os.path.join(figdir, name)
+            for by, name in (("network", "accuracy_by_network"), ("season", "accuracy_by_season")):
+                fp = os.path.join(out, layout.FIGURES[name])
                 F.accuracy_bars(d, fp, by=by)
                 summary["files"].append(fp)
         if ctc is not None:
             xs = statics["x"].values[np.asarray(ctc["pixel_col"].values)]
             ys = statics["y"].values[np.asarray(ctc["pixel_row"].values)]
-            for p, name in (("AM", "fig06_ctc_AM.png"), ("PM", "fig07_ctc_PM.png")):
+            for p, n in (("AM", 6), ("PM", 7)):
                 if p not in ctc["pass"].values:
                     continue
-                fp = os.path.join(figdir, name)
+                fp = os.path.join(out, layout.FIGURES["ctc"].format(n=n, p=p))
                 F.ctc_bivariate(ctc.sel({"pass": p}), xs, ys, statics["elevation"], fp, title=f"CTC sensitivity / specificity at the CMA stations, {p} pass")
                 summary["files"].append(fp)
     stages.done("figures")
 
     stages.start("write")
-    for name in ("direct_validation.csv", "direct_validation.md", "direct_validation.zarr", "baselines.csv", "baselines.md",
-                 "ctc_summary.csv", "ctc_summary.md", "ctc_stations.csv", "ctc.zarr"):
+    for name in (layout.DIRECT_CSV, "direct_validation.md", "direct_validation.zarr", layout.BASELINES_CSV, "baselines.md",
+                 layout.CTC_SUMMARY_CSV, "ctc_summary.md", "ctc_stations.csv", "ctc.zarr"):
         if os.path.exists(os.path.join(out, name)):
             summary["files"].append(os.path.join(out, name))
     stages.done("write")

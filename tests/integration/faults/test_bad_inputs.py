@@ -221,6 +221,46 @@ CASES = [
      ["secret=...", "credentials"], []),
     ("ingest-credential-env", ["ingest", "--source", "{twin}", "--store", "{tmp}/store"],
      {"FTCLOUD_STORAGE__TOKEN": "s3cr3tvalue"}, ["storage.token", "credential"], ["store"]),
+    # 8. the issue's paths: a malformed date, an end before its start, an unknown region (some of them pinned above
+    #    for other options), a missing or wrong store / product / output folder, a typo in --sources
+    ("synth-malformed-date",
+     ["synth", "--region", "tiny", "--start", "2020-13-45", "--end", "2020-12-31", "--out", "{tmp}/twin"], {},
+     ["--start", "'2020-13-45'", "YYYY-MM-DD"], ["twin"]),
+    ("predict-malformed-date",
+     ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr", "--start", "2020-13-45"],
+     {}, ["--start", "'2020-13-45'", "YYYY-MM-DD"], ["p.zarr"]),
+    ("validate-ctc-end-before-start",
+     ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val",
+      "--ctc-start", "2000-01-02", "--ctc-end", "2000-01-01"], {}, ["--ctc-end 2000-01-01", "--ctc-start"], ["val"]),
+    ("synth-unknown-region-nowhere",
+     ["synth", "--region", "nowhere", "--out", "{tmp}/twin"], {}, ["--region", "'nowhere'", "china, demo, qtp, tiny"],
+     ["twin"]),
+    ("ingest-region-outside-the-twin",
+     ["ingest", "--source", "{twin}", "--store", "{tmp}/store", "--region", "demo"], {},
+     ["--region demo", "'tiny'", "--region tiny", "ftcloud synth --region demo"], ["store"]),
+    ("ingest-sources-typo",
+     ["ingest", "--source", "{twin}", "--store", "{tmp}/store", "--sources", "era5land,smap"], {},
+     ["--sources", "'smap'", "smap_e_ft"], ["store"]),
+    ("ingest-sources-empty",
+     ["ingest", "--source", "{twin}", "--store", "{tmp}/store", "--sources", ","], {},
+     ["--sources", "names no source"], ["store"]),
+    ("info-missing-store", ["info", "--store", "{tmp}/nowhere"], {},
+     ["--store", "nowhere", "does not exist", "ftcloud ingest"], []),
+    ("info-not-a-store", ["info", "--store", "{tmp}/src"], {}, ["--store", "src", "holds no ftcloud group"], []),
+    ("info-store-is-a-file", ["info", "--store", "{tmp}/afile"], {}, ["--store", "afile", "is a file"], []),
+    ("train-missing-store", ["train", "--store", "{tmp}/nowhere", "--out", "{tmp}/m"], {},
+     ["--store", "nowhere", "does not exist", "ftcloud ingest"], ["m"]),
+    ("predict-missing-store",
+     ["predict", "--store", "{tmp}/nowhere", "--model", "{tmp}/m", "--out", "{tmp}/p.zarr"], {},
+     ["--store", "nowhere", "does not exist", "ftcloud ingest"], ["p.zarr"]),
+    ("validate-missing-store",
+     ["validate", "--store", "{tmp}/nowhere", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val"], {},
+     ["--store", "nowhere", "does not exist", "ftcloud ingest"], ["val"]),
+    ("trends-missing-store",
+     ["trends", "--product", "{tmp}/p.zarr", "--store", "{tmp}/nowhere", "--out", "{tmp}/tr"], {},
+     ["--store", "nowhere", "does not exist", "ftcloud ingest"], ["tr"]),
+    ("report-missing-run-folder", ["report", "--out", "{tmp}/nowhere"], {},
+     ["--out", "nowhere", "does not exist", "ftcloud run"], ["nowhere"]),
 ]
 
 
@@ -241,6 +281,120 @@ def test_bad_input_gets_one_line(case, tmp_path):
     p = ftcloud(*[_sub(a, subs) for a in argv], env=env, cwd=tmp_path)
     assert_one_line(p, *needles)
     assert_nothing_complete(*[tmp_path / o for o in outputs])
+
+
+def fake_store(root: Path, groups: dict) -> Path:
+    """Group folders that ``store_status`` reads as ``groups[path]`` ("complete" or "incomplete"), holding no data:
+    enough for the checks the CLI makes before it reads anything."""
+    for group, status in groups.items():
+        (root / group).mkdir(parents=True, exist_ok=True)
+        (root / group / ".zgroup").write_text('{"zarr_format": 2}')
+        (root / group / ".ftcloud-status.json").write_text(json.dumps({"status": status}))
+    return root
+
+
+def _store_cases():
+    from ftcloud import layout
+
+    full = {g: "complete" for g in layout.GROUPS.values()}
+    product = {"p.zarr": "complete"}
+    # (id, argv with {tmp}, groups under {tmp}/store, groups under {tmp} (the product), words, folders)
+    return [
+        ("validate-missing-product",
+         ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val"], full, {},
+         ["--product", "p.zarr", "does not exist", "ftcloud predict"], ["val"]),
+        ("trends-missing-product",
+         ["trends", "--product", "{tmp}/p.zarr", "--store", "{tmp}/store", "--out", "{tmp}/tr"], full, {},
+         ["--product", "p.zarr", "does not exist", "ftcloud predict"], ["tr"]),
+        ("trends-product-is-the-store",
+         ["trends", "--product", "{tmp}/store", "--store", "{tmp}/store", "--out", "{tmp}/tr"], full, {},
+         ["--product", "store", "is not a zarr group", "ftcloud predict"], ["tr"]),
+        ("trends-product-is-a-file",
+         ["trends", "--product", "{tmp}/afile", "--store", "{tmp}/store", "--out", "{tmp}/tr"], full, {},
+         ["--product", "afile", "is a file"], ["tr"]),
+        ("validate-incomplete-product",
+         ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val"], full,
+         {"p.zarr": "incomplete"}, ["--product", "'incomplete'", "ftcloud predict", "resumes"], ["val"]),
+        ("validate-store-without-statics",
+         ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val"],
+         {layout.SMAP_E_FT: "complete"}, product, ["--store", "statics", "--sources statics"], ["val"]),
+        ("train-store-without-targets",
+         ["train", "--store", "{tmp}/store", "--out", "{tmp}/m"],
+         {layout.ERA5LAND: "complete", layout.STATICS: "complete"}, {},
+         ["--store", layout.SMAP_E_FT, layout.ESDR_FT, "--sources smap_e_ft,esdr_ft"], ["m"]),
+        ("validate-truth-missing",
+         ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/val",
+          "--truth", "{tmp}/nowhere"], full, product, ["--truth", "nowhere", "no such folder"], ["val"]),
+        ("trends-truth-without-files",
+         ["trends", "--product", "{tmp}/p.zarr", "--store", "{tmp}/store", "--out", "{tmp}/tr", "--truth", "{tmp}/src"],
+         full, product, ["--truth", "src", "truth_summary_9km.nc"], ["tr"]),
+        ("validate-out-is-a-file",
+         ["validate", "--store", "{tmp}/store", "--product", "{tmp}/p.zarr", "--out", "{tmp}/afile"], full, product,
+         ["--out", "afile", "not a folder"], []),
+        ("trends-out-is-a-file",
+         ["trends", "--product", "{tmp}/p.zarr", "--store", "{tmp}/store", "--out", "{tmp}/afile"], full, product,
+         ["--out", "afile", "not a folder"], []),
+        ("train-out-is-a-file", ["train", "--store", "{tmp}/store", "--out", "{tmp}/afile"], full, {},
+         ["--out", "afile", "not a folder"], []),
+        ("predict-out-is-a-file",
+         ["predict", "--store", "{tmp}/store", "--model", "{tmp}/m", "--out", "{tmp}/afile"], full, {},
+         ["--out", "afile", "is a file"], []),
+    ]
+
+
+STORE_CASES = _store_cases()
+
+
+@pytest.mark.parametrize("case", STORE_CASES, ids=[c[0] for c in STORE_CASES])
+def test_bad_store_or_product_gets_one_line(case, tmp_path):
+    """Checked before any work starts: no progress bar, no traceback, the option and what to run."""
+    _, argv, store_groups, other_groups, needles, outputs = case
+    (tmp_path / "src").mkdir()
+    (tmp_path / "afile").write_text("not a folder\n")
+    fake_store(tmp_path / "store", store_groups)
+    fake_store(tmp_path, other_groups)
+    p = ftcloud(*[_sub(a, {"tmp": str(tmp_path)}) for a in argv], cwd=tmp_path)
+    assert_one_line(p, *needles)
+    assert_nothing_complete(*[tmp_path / o for o in outputs])
+
+
+def test_info_lists_the_groups_of_a_store(tmp_path):
+    """The other side of info-missing-store: a store with groups is listed, exit 0."""
+    from ftcloud import layout
+
+    fake_store(tmp_path / "store", {layout.STATICS: "incomplete"})
+    p = ftcloud("info", "--store", str(tmp_path / "store"))
+    assert p.returncode == 0, p.stderr
+    assert re.match(r"^statics\s+incomplete$", p.stdout.strip()), p.stdout
+
+
+def test_validate_product_on_another_window_gets_one_line(tmp_path):
+    """A product that does not cover the store's cells (another store's, or a cut window) reaches
+    ``science.compare``; its shape check is a GridMismatchError, one line (was a bare ValueError's traceback)."""
+    import xarray as xr
+
+    from ftcloud import layout
+    from ftcloud.io.stores import mark_complete, open_group
+    from ftcloud.synth import generate
+    from ftcloud.workflows.ingest import ingest
+
+    generate("tiny", "2017-01-01", "2017-01-31", tmp_path / "twin", targets_start="2017-01-01", insitu=False,
+             progress=False)
+    ingest(str(tmp_path / "twin"), str(tmp_path / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"],
+           progress=False)
+    smap = open_group(str(tmp_path / "store"), layout.SMAP_E_FT)
+    prod = smap[["smap_e_ft"]].rename({"smap_e_ft": "ft"}).isel(x=slice(0, -1))  # one column short
+    for v in prod.variables.values():
+        v.encoding = {}
+    xr.Dataset(prod).to_zarr(tmp_path / "p.zarr", mode="w", consolidated=False)
+    mark_complete(str(tmp_path / "p.zarr"))
+    p = ftcloud("-q", "validate", "--store", str(tmp_path / "store"), "--product", str(tmp_path / "p.zarr"),
+                "--out", str(tmp_path / "val"), "--no-figures", "--test-start", "2017-01-01", "--test-end", "2017-01-31")
+    text = (p.stdout + p.stderr).strip()
+    assert p.returncode == 2 and "Traceback" not in text, text
+    lines = [ln for ln in text.splitlines() if " WARNING " not in ln]  # "direct validation skipped: no networks"
+    assert len(lines) == 1 and lines[0].startswith("ftcloud validate: error: compare:"), text
+    assert "same days and cells" in lines[0], lines[0]
 
 
 def _sub(text: str, subs: dict) -> str:
@@ -303,6 +457,39 @@ def test_library_errors_are_validation_errors():
         step_offsets(100.0, "am")
     with pytest.raises(ValidationError, match="outside EASE2_G9km"):
         GridWindow(EASE2_9KM, 0, 0, 0, 5)
+
+
+def test_converted_builtin_errors_are_ftcloud_errors():
+    """The last bare ValueError/KeyError raises of the package: each is now an FTCloudError (so the CLI prints one
+    line) and still the builtin a caller may catch."""
+    import xarray as xr
+
+    from ftcloud.errors import FTCloudError, GridMismatchError, MissingVariableError
+    from ftcloud.layout import group_of
+    from ftcloud.science.compare import compare, compare_counts
+    from ftcloud.science.ctc import triple_collocation
+    from ftcloud.sources.era5land import _checked_era5
+
+    a, b = np.zeros((4, 3), "u1"), np.zeros((4, 2), "u1")
+    blocks = np.zeros(a.shape, int)
+    with pytest.raises(GridMismatchError, match=r"product 'b' has shape \(4, 2\), the reference \(4, 3\)") as e:
+        compare({"a": a, "b": b}, a, blocks, 1, target="a")
+    assert isinstance(e.value, (FTCloudError, ValueError))
+    with pytest.raises(MissingVariableError, match="target 'fused' is not among the products") as e:
+        compare({"a": a}, a, blocks, 1)
+    assert isinstance(e.value, KeyError) and "\n" not in str(e.value) and not str(e.value).startswith('"')
+    with pytest.raises(MissingVariableError, match="target 'fused'"):
+        compare_counts(np.zeros((1, 1, 4)), ["a"])
+    x = xr.DataArray(np.zeros((5, 3), "u1"), dims=("time", "cell"))
+    with pytest.raises(ValidationError, match="not on the same grid/time axis"):
+        triple_collocation(x, x, x.isel(cell=slice(0, 2)), dim="time")
+    with pytest.raises(MissingVariableError, match="unknown source 'smap'; known sources: era5land") as e:
+        group_of("smap")
+    assert isinstance(e.value, KeyError)
+    ds = xr.Dataset({"zz": (("time", "latitude", "longitude"), np.ones((1, 1, 1)), {"units": "K"})},
+                    coords={"time": [np.datetime64("2017-01-01")], "latitude": [30.0], "longitude": [100.0]})
+    with pytest.raises(ValidationError, match="x.nc: no expected units known for ERA5-Land variable 'zz'"):
+        _checked_era5(ds, "x.nc", ["zz"], None)
 
 
 def test_config_schema_direct():
