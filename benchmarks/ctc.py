@@ -46,8 +46,11 @@ def _lazy(template: list[np.ndarray], days: int, time_chunk: int, ny: int, nx: i
         ys = min(y_chunk, ny - j * y_chunk)
         return t[:nt, :ys]
 
-    chunks = ((time_chunk,) * (days // time_chunk) + ((days % time_chunk,) if days % time_chunk else ()),
-              (y_chunk,) * (ny // y_chunk) + ((ny % y_chunk,) if ny % y_chunk else ()), (nx,))
+    chunks = (
+        (time_chunk,) * (days // time_chunk) + ((days % time_chunk,) if days % time_chunk else ()),
+        (y_chunk,) * (ny // y_chunk) + ((ny % y_chunk,) if ny % y_chunk else ()),
+        (nx,),
+    )
     return da.map_blocks(block, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
 
 
@@ -85,20 +88,34 @@ def main(argv=None) -> dict:
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
     out = {
         "input_gb": nbytes / 1e9,
-        "ctc_s": best_c, "sum_s": best_s,
-        "ctc_gb_s": nbytes / 1e9 / best_c, "sum_gb_s": nbytes / 1e9 / best_s,
+        "ctc_s": best_c,
+        "sum_s": best_s,
+        "ctc_gb_s": nbytes / 1e9 / best_c,
+        "sum_gb_s": nbytes / 1e9 / best_s,
         "ratio": best_s / best_c,
         "peak_rss_gb": peak_gb,
         "threads": dask.system.CPU_COUNT,
         "check_mean_pi": [float(v) for v in res["pi"].mean(("y", "x")).values],
         "check_sum": int(sums[0].sum()),
     }
-    print(f"input: 3 x {args.days} days x {args.ny * args.nx} pixels uint8 = {out['input_gb']:.2f} GB, "
-          f"chunks (time {args.time_chunk}, y {args.y_chunk}, x {args.nx}), scheduler {args.scheduler} ({out['threads']} cores)")
-    print(f"triple_collocation : {best_c:7.2f} s  {out['ctc_gb_s']:6.2f} GB/s   (runs: {', '.join(f'{t:.2f}' for t in t_ctc)})")
-    print(f"numpy.sum(axis=0)  : {best_s:7.2f} s  {out['sum_gb_s']:6.2f} GB/s   (runs: {', '.join(f'{t:.2f}' for t in t_sum)})")
+    print(
+        f"input: 3 x {args.days} days x {args.ny * args.nx} pixels uint8 = {out['input_gb']:.2f} GB, "
+        f"chunks (time {args.time_chunk}, y {args.y_chunk}, x {args.nx}), scheduler {args.scheduler} "
+        f"({out['threads']} cores)"
+    )
+    print(
+        f"triple_collocation : {best_c:7.2f} s  {out['ctc_gb_s']:6.2f} GB/s   (runs: "
+        f"{', '.join(f'{t:.2f}' for t in t_ctc)})"
+    )
+    print(
+        f"numpy.sum(axis=0)  : {best_s:7.2f} s  {out['sum_gb_s']:6.2f} GB/s   (runs: "
+        f"{', '.join(f'{t:.2f}' for t in t_sum)})"
+    )
     print(f"ratio (CTC / sum throughput): {out['ratio']:.2f}   (goal >= 0.5)")
-    print(f"mean balanced accuracy per product (truth 0.90, 0.86, 0.88): {', '.join(f'{v:.3f}' for v in out['check_mean_pi'])}")
+    print(
+        "mean balanced accuracy per product (truth 0.90, 0.86, 0.88): "
+        f"{', '.join(f'{v:.3f}' for v in out['check_mean_pi'])}"
+    )
     print(f"peak RSS: {peak_gb:.2f} GB")
     return out
 

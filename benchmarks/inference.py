@@ -88,10 +88,12 @@ def main(argv=None) -> int:
     from ftcloud.model.export import read_card
 
     device = _device()
-    print(f"device: {device} ({torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), torch {torch.__version__}")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), torch {torch.__version__}"
+    )
     era = open_group(args.store, "predictors/era5land")
     times = pd.DatetimeIndex(era["time"].values)
-    sel = times[-args.days:]
+    sel = times[-args.days :]
     pred, statics = open_inputs(args.store, "AM")
     X = stack_inputs(pred.sel(time=sel).load(), statics.load())
     card = read_card(args.model, "AM")
@@ -102,7 +104,16 @@ def main(argv=None) -> int:
 
         def run_predict():
             shutil.rmtree(out, ignore_errors=True)
-            predict(args.store, args.model, out, start=str(sel[0].date()), end=str(sel[-1].date()), passes=["AM"], plan=plan, progress=False)
+            predict(
+                args.store,
+                args.model,
+                out,
+                start=str(sel[0].date()),
+                end=str(sel[-1].date()),
+                passes=["AM"],
+                plan=plan,
+                progress=False,
+            )
 
         run_predict()  # warm-up (model load, zarr metadata)
         t = _best(run_predict, 3)
@@ -114,24 +125,59 @@ def main(argv=None) -> int:
 
         bare_ts, _ = bare_model(args.model, X, plan, device, fmt="torchscript")
         bare_pt2, _ = bare_model(args.model, X, plan, device, fmt="export")
-        print(f"bare TorchScript / torch.export (.pt2) : {bare_ts:12,.0f} / {bare_pt2:,.0f} pixel-days/s "
-              f"-> faster: {'export' if bare_pt2 >= bare_ts else 'torchscript'} (plan uses {plan.fmt})")
+        print(
+            f"bare TorchScript / torch.export (.pt2) : {bare_ts:12,.0f} / {bare_pt2:,.0f} pixel-days/s "
+            f"-> faster: {'export' if bare_pt2 >= bare_ts else 'torchscript'} (plan uses {plan.fmt})"
+        )
         bf16, ft16 = bare_model(args.model, X, plan, device, dtype=torch.bfloat16)
         valid = (ft32 != 255) | (ft16 != 255)
         agree = float((ft32[valid] == ft16[valid]).mean())
-        print(f"bf16 autocast                          : {bf16:12,.0f} pixel-days/s ({bf16 / bare:.2f}x fp32), "
-              f"label agreement {100 * agree:.2f} % -> {'bf16 usable' if agree >= 0.995 else 'keep fp32'} (rule: >= 99.5 %)")
+        print(
+            f"bf16 autocast                          : {bf16:12,.0f} pixel-days/s ({bf16 / bare:.2f}x fp32), "
+            f"label agreement {100 * agree:.2f} % -> {'bf16 usable' if agree >= 0.995 else 'keep fp32'} (rule: >= "
+            "99.5 %)"
+        )
 
         if not args.skip_rss:
             first = times[0]
-            r10 = rss_of_predict(args.store, args.model, str(first.date()), str((first + pd.DateOffset(years=10) - pd.Timedelta(days=1)).date()), work)
-            r20 = rss_of_predict(args.store, args.model, str(first.date()), str((first + pd.DateOffset(years=20) - pd.Timedelta(days=1)).date()), work)
-            print(f"peak RSS predict 10 years / 20 years   : {r10:.0f} MB / {r20:.0f} MB, ratio {r20 / r10:.2f} (goal <= 1.2)")
+            r10 = rss_of_predict(
+                args.store,
+                args.model,
+                str(first.date()),
+                str((first + pd.DateOffset(years=10) - pd.Timedelta(days=1)).date()),
+                work,
+            )
+            r20 = rss_of_predict(
+                args.store,
+                args.model,
+                str(first.date()),
+                str((first + pd.DateOffset(years=20) - pd.Timedelta(days=1)).date()),
+                work,
+            )
+            print(
+                f"peak RSS predict 10 years / 20 years   : {r10:.0f} MB / {r20:.0f} MB, ratio {r20 / r10:.2f} (goal "
+                "<= 1.2)"
+            )
         hours = CHINA_PIXEL_DAYS / full / 3600
-        print(f"projected China ({CHINA[1]} x {CHINA[0]}, 41 years, AM+PM) on this machine: {hours:.1f} h "
-              f"({CHINA_PIXEL_DAYS:,} pixel-days at {full:,.0f} /s)")
-        print(json.dumps({"bare": bare, "bare_torchscript": bare_ts, "bare_pt2": bare_pt2, "predict": full, "ratio": full / bare, "bf16": bf16, "bf16_agreement": agree,
-                          "device": str(device), "china_hours": hours}))
+        print(
+            f"projected China ({CHINA[1]} x {CHINA[0]}, 41 years, AM+PM) on this machine: {hours:.1f} h "
+            f"({CHINA_PIXEL_DAYS:,} pixel-days at {full:,.0f} /s)"
+        )
+        print(
+            json.dumps(
+                {
+                    "bare": bare,
+                    "bare_torchscript": bare_ts,
+                    "bare_pt2": bare_pt2,
+                    "predict": full,
+                    "ratio": full / bare,
+                    "bf16": bf16,
+                    "bf16_agreement": agree,
+                    "device": str(device),
+                    "china_hours": hours,
+                }
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

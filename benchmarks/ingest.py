@@ -90,8 +90,10 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             res = ingest(full, os.path.join(work, "demo41-store"), progress=True)
             t_ingest = time.perf_counter() - t0
-            print(f"41-year demo: sources {_tree_size(full) / 1e9:.2f} GB written in {t_synth:.0f} s; "
-                  f"ingest {t_ingest:.0f} s; store {_tree_size(os.path.join(work, 'demo41-store')) / 1e6:.0f} MB")
+            print(
+                f"41-year demo: sources {_tree_size(full) / 1e9:.2f} GB written in {t_synth:.0f} s; "
+                f"ingest {t_ingest:.0f} s; store {_tree_size(os.path.join(work, 'demo41-store')) / 1e6:.0f} MB"
+            )
             print(res.summary())
     finally:
         if not args.workdir:

@@ -60,8 +60,10 @@ def main(argv=None) -> dict:
 
     t_thr, res = run("threads")
     t_syn, res_syn = run("synchronous")
-    same = bool(np.array_equal(res.p.values, res_syn.p.values, equal_nan=True)
-                and np.array_equal(res.slope.values, res_syn.slope.values, equal_nan=True))
+    same = bool(
+        np.array_equal(res.p.values, res_syn.p.values, equal_nan=True)
+        and np.array_equal(res.slope.values, res_syn.slope.values, equal_nan=True)
+    )
 
     flat = data.reshape(args.years, -1)
     idx = rng.choice(npix, size=min(args.sample, npix), replace=False)
@@ -80,21 +82,33 @@ def main(argv=None) -> dict:
     dp = np.abs(p_ours - p_ref)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     out = {
-        "pixels": npix, "shape": shape,
-        "ftcloud_px_s_threads": npix / t_thr, "ftcloud_px_s_single": npix / t_syn,
+        "pixels": npix,
+        "shape": shape,
+        "ftcloud_px_s_threads": npix / t_thr,
+        "ftcloud_px_s_single": npix / t_syn,
         "pymannkendall_px_s": idx.size / t_pmk,
         "speedup_threads": (npix / t_thr) / (idx.size / t_pmk),
         "speedup_single": (npix / t_syn) / (idx.size / t_pmk),
-        "max_slope_rel_diff": float(np.nanmax(rel)), "max_p_abs_diff": float(np.nanmax(dp)),
-        "threads_equal_synchronous": same, "peak_rss_gb": peak_gb,
+        "max_slope_rel_diff": float(np.nanmax(rel)),
+        "max_p_abs_diff": float(np.nanmax(dp)),
+        "threads_equal_synchronous": same,
+        "peak_rss_gb": peak_gb,
     }
-    print(f"array {shape} float32 ({npix} pixels), 5 % NaN, integer values; chunks y={args.y_chunk}; {dask.system.CPU_COUNT} cores")
+    print(
+        f"array {shape} float32 ({npix} pixels), 5 % NaN, integer values; chunks y={args.y_chunk}; "
+        f"{dask.system.CPU_COUNT} cores"
+    )
     print(f"ftcloud mann_kendall (threads)     : {t_thr:7.2f} s  {out['ftcloud_px_s_threads']:10.0f} pixels/s")
     print(f"ftcloud mann_kendall (1 thread)    : {t_syn:7.2f} s  {out['ftcloud_px_s_single']:10.0f} pixels/s")
-    print(f"pymannkendall.original_test loop   : {t_pmk:7.2f} s  {out['pymannkendall_px_s']:10.0f} pixels/s  ({idx.size} pixels)")
+    print(
+        f"pymannkendall.original_test loop   : {t_pmk:7.2f} s  {out['pymannkendall_px_s']:10.0f} pixels/s  "
+        f"({idx.size} pixels)"
+    )
     print(f"speedup: {out['speedup_threads']:.0f}x (threads), {out['speedup_single']:.0f}x (1 thread)   (goal >= 100x)")
-    print(f"agreement on the {idx.size} sampled pixels: max |slope| rel diff {out['max_slope_rel_diff']:.1e}, "
-          f"max |p| diff {out['max_p_abs_diff']:.1e}; threaded == synchronous: {same}")
+    print(
+        f"agreement on the {idx.size} sampled pixels: max |slope| rel diff {out['max_slope_rel_diff']:.1e}, "
+        f"max |p| diff {out['max_p_abs_diff']:.1e}; threaded == synchronous: {same}"
+    )
     print(f"peak RSS: {peak_gb:.2f} GB")
     return out
 

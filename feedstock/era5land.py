@@ -5,4 +5,6 @@ from _common import settings
 from ftcloud.sources.pipelines import era5land_recipe
 
 s = settings()
-recipe = era5land_recipe(s["source"], s["window"], s["start"], s["end"], s["chunks"]["predictors"]).transform(s["store"])
+recipe = era5land_recipe(s["source"], s["window"], s["start"], s["end"], s["chunks"]["predictors"]).transform(
+    s["store"]
+)

@@ -5,4 +5,6 @@ from _common import settings
 from ftcloud.sources.pipelines import esdr_recipe
 
 s = settings()
-recipe = esdr_recipe(s["source"], s["window"], s["targets_start"], s["end"], s["chunks"]["targets"]).transform(s["store"])
+recipe = esdr_recipe(s["source"], s["window"], s["targets_start"], s["end"], s["chunks"]["targets"]).transform(
+    s["store"]
+)

@@ -5,4 +5,6 @@ from _common import settings
 from ftcloud.sources.pipelines import smap_recipe
 
 s = settings()
-recipe = smap_recipe(s["source"], s["window"], s["targets_start"], s["end"], s["chunks"]["targets"]).transform(s["store"])
+recipe = smap_recipe(s["source"], s["window"], s["targets_start"], s["end"], s["chunks"]["targets"]).transform(
+    s["store"]
+)

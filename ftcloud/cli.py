@@ -21,7 +21,6 @@ from ftcloud.io.secrets import RedactingFilter, RedactingStream, is_credential_k
 log = logging.getLogger("ftcloud")
 
 
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (the option, the value, the expectation) and exit code 2."""
 
@@ -38,6 +37,7 @@ def _number_arg(kind: type, ok, expected: str):
         if v is None or (isinstance(v, float) and not math.isfinite(v)) or not ok(v):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return v
+
     parse.__name__ = expected  # argparse names the type in some messages
     return parse
 
@@ -58,7 +58,8 @@ def _int_list(text: str) -> tuple[int, ...]:
         out = ()
     if not out or min(out) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers such as 12 or 16,16, got {text!r}")
+            f"expected comma-separated positive integers such as 12 or 16,16, got {text!r}"
+        )
     return out
 
 
@@ -72,8 +73,9 @@ def _region_arg(text: str) -> str:
 
 def _cluster_arg(text: str) -> str:
     if text not in ("local", "gateway") and "://" not in text:
-        raise argparse.ArgumentTypeError(f"expected 'local', 'gateway' or a scheduler address like tcp://host:8786, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected 'local', 'gateway' or a scheduler address like tcp://host:8786, got {text!r}"
+        )
     return text
 
 
@@ -128,16 +130,22 @@ def _check_store(args, *needed: str) -> dict:
     shown = redact_url(url)
     if not any(found.values()):
         fs, path = filesystem(url, opts)
-        there = ("does not exist" if not fs.exists(path)
-                 else f"holds no ftcloud group (none of {', '.join(GROUPS.values())})")
-        raise ValidationError(f"--store {shown} {there}; write a store with "
-                              f"`ftcloud ingest --source SOURCES --store {shown}`")
+        there = (
+            "does not exist"
+            if not fs.exists(path)
+            else f"holds no ftcloud group (none of {', '.join(GROUPS.values())})"
+        )
+        raise ValidationError(
+            f"--store {shown} {there}; write a store with `ftcloud ingest --source SOURCES --store {shown}`"
+        )
     missing = [g for g in needed if found[g] is None]
     if missing:
         names = ",".join(k for k, g in GROUPS.items() if g in missing)
-        raise MissingVariableError(f"--store {shown} has no {' or '.join(missing)} group, which "
-                                   f"`ftcloud {args.command}` needs; ingest it with "
-                                   f"`ftcloud ingest --source SOURCES --store {shown} --sources {names}`")
+        raise MissingVariableError(
+            f"--store {shown} has no {' or '.join(missing)} group, which "
+            f"`ftcloud {args.command}` needs; ingest it with "
+            f"`ftcloud ingest --source SOURCES --store {shown} --sources {names}`"
+        )
     return found
 
 
@@ -153,11 +161,15 @@ def _check_product(args) -> None:
     if status is None:
         fs, path = filesystem(url, opts)
         there = "does not exist" if not fs.exists(path) else "is not a zarr group"
-        raise ValidationError(f"--product {shown} {there}; write the FT product with "
-                              f"`ftcloud predict --store STORE --model MODELS --out {shown}`")
+        raise ValidationError(
+            f"--product {shown} {there}; write the FT product with "
+            f"`ftcloud predict --store STORE --model MODELS --out {shown}`"
+        )
     if status != "complete":
-        raise IncompleteStoreError(f"--product {shown} is marked {status!r}: the `ftcloud predict` that wrote it "
-                                   "did not finish; run it again with the same --out (it resumes where it stopped)")
+        raise IncompleteStoreError(
+            f"--product {shown} is marked {status!r}: the `ftcloud predict` that wrote it "
+            "did not finish; run it again with the same --out (it resumes where it stopped)"
+        )
 
 
 def _check_truth(args) -> None:
@@ -176,8 +188,12 @@ def _check_out_folder(option: str, path: str) -> None:
 
 def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = "the store") -> None:
     dash = prefix.replace("_", "-")
-    p.add_argument(f"--{dash}storage-option", action="append", metavar="KEY=VALUE",
-                   help=f"fsspec storage option for {what} (e.g. endpoint_url=http://127.0.0.1:9000); repeatable; never credentials")
+    p.add_argument(
+        f"--{dash}storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"fsspec storage option for {what} (e.g. endpoint_url=http://127.0.0.1:9000); repeatable; never credentials",
+    )
     p.add_argument(f"--{dash}anon", action="store_true", help=f"read {what} anonymously (public buckets)")
 
 
@@ -190,12 +206,22 @@ def cmd_synth(args) -> int:
     _check_dates(args, ("--imerg-start", "--imerg-end"), ("--targets-start", None))
     t0 = time.perf_counter()
     summary = generate(
-        args.region, args.start, args.end, args.out, seed=args.seed,
-        imerg_start=args.imerg_start, imerg_end=args.imerg_end, targets_start=args.targets_start,
-        insitu=not args.no_insitu, progress=not args.quiet,
+        args.region,
+        args.start,
+        args.end,
+        args.out,
+        seed=args.seed,
+        imerg_start=args.imerg_start,
+        imerg_end=args.imerg_end,
+        targets_start=args.targets_start,
+        insitu=not args.no_insitu,
+        progress=not args.quiet,
     )
     nbytes = summary.get("bytes", 0)
-    print(f"synth: wrote {summary.get('n_files', '?')} files, {nbytes / 1e6:.1f} MB to {args.out} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"synth: wrote {summary.get('n_files', '?')} files, {nbytes / 1e6:.1f} MB to {args.out} in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 
@@ -228,9 +254,11 @@ def _check_twin_region(region: str | None, twin_region: str | None, source: str)
         return
     w, t = region_window(region), region_window(twin_region)
     if not (t.row0 <= w.row0 and w.row1 <= t.row1 and t.col0 <= w.col0 and w.col1 <= t.col1):
-        raise ValidationError(f"--region {region} is not inside the region {twin_region!r} the twin in {source} "
-                              f"was written for; use --region {twin_region} (or a region inside it), or synthesise "
-                              f"a twin for {region} with `ftcloud synth --region {region}`")
+        raise ValidationError(
+            f"--region {region} is not inside the region {twin_region!r} the twin in {source} "
+            f"was written for; use --region {twin_region} (or a region inside it), or synthesise "
+            f"a twin for {region} with `ftcloud synth --region {region}`"
+        )
 
 
 def _sources_arg(text: str | None) -> list[str] | None:
@@ -244,8 +272,10 @@ def _sources_arg(text: str | None) -> list[str] | None:
         raise ValidationError(f"--sources {text!r} names no source; choose from {','.join(GROUPS)}")
     unknown = [s for s in names if s not in GROUPS]
     if unknown:
-        raise ValidationError(f"--sources: unknown source {', '.join(map(repr, unknown))}; "
-                              f"choose from {','.join(GROUPS)} (comma-separated)")
+        raise ValidationError(
+            f"--sources: unknown source {', '.join(map(repr, unknown))}; "
+            f"choose from {','.join(GROUPS)} (comma-separated)"
+        )
     return names
 
 
@@ -255,10 +285,19 @@ def cmd_ingest(args) -> int:
     sources = _sources_arg(args.sources)
     _ingest_period(args)
     res = ingest(
-        args.source, args.store, region=args.region, start=args.start, end=args.end,
-        targets_start=args.targets_start, sources=sources,
-        storage_options=_storage_options(args), source_storage_options=_storage_options(args, "source_"),
-        runner=args.runner, workers=args.workers, dask_address=args.dask_address, writer=args.writer,
+        args.source,
+        args.store,
+        region=args.region,
+        start=args.start,
+        end=args.end,
+        targets_start=args.targets_start,
+        sources=sources,
+        storage_options=_storage_options(args),
+        source_storage_options=_storage_options(args, "source_"),
+        runner=args.runner,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        writer=args.writer,
         progress=not args.quiet,
     )
     print(res.summary())
@@ -293,7 +332,9 @@ def parse_splits(text: str | None) -> dict | None:
         if name in out:
             raise ValidationError(f"--splits: {name} is given twice (list several ranges as {name}=A:B,C:D)")
         if name not in ("train", "val", "test") or not ranges:
-            raise ValidationError(f"--splits: {part.strip()!r} is not NAME=START:END[,START:END...] with NAME train, val or test")
+            raise ValidationError(
+                f"--splits: {part.strip()!r} is not NAME=START:END[,START:END...] with NAME train, val or test"
+            )
         spans = []
         for r in ranges.split(","):
             a, sep, b = r.strip().partition(":")
@@ -302,7 +343,9 @@ def parse_splits(text: str | None) -> dict | None:
             except ValueError:
                 ta = tb = None
             if not sep or ta is None or tb is None or pd.isna(ta) or pd.isna(tb) or tb < ta:
-                raise ValidationError(f"--splits: {name} range {r.strip()!r} is not START:END with START <= END (YYYY-MM-DD)")
+                raise ValidationError(
+                    f"--splits: {name} range {r.strip()!r} is not START:END with START <= END (YYYY-MM-DD)"
+                )
             spans.append((f"{ta:%Y-%m-%d}", f"{tb:%Y-%m-%d}"))
         out[name] = tuple(spans)
     missing = {"train", "val", "test"} - set(out)
@@ -320,8 +363,15 @@ def cmd_train(args) -> int:
     _check_out_folder("--out", args.out)
     splits = parse_splits(args.splits)
     _check_store(args, layout.ERA5LAND, layout.STATICS, layout.SMAP_E_FT, layout.ESDR_FT)
-    cfg = TrainConfig(hidden=args.hidden, kernel=args.kernel, epochs=args.epochs,
-                      patience=args.patience, seed=args.seed, lr=args.lr, splits=splits)
+    cfg = TrainConfig(
+        hidden=args.hidden,
+        kernel=args.kernel,
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        lr=args.lr,
+        splits=splits,
+    )
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
     for p in passes:
         card = train(args.store, p, args.out, cfg, storage_options=_storage_options(args), progress=not args.quiet)
@@ -343,31 +393,61 @@ def cmd_predict(args) -> int:
     _check_store(args, layout.ERA5LAND, layout.STATICS)
     _refuse_local_file("--out", args.out, _storage_options(args), "a zarr product")
     passes = ["AM", "PM"] if args.pass_ == "both" else [args.pass_]
-    plan = InferencePlan(tile=args.tile, batch_days=args.batch_days, time_chunk=args.time_chunk, fmt=args.format,
-                         precision=args.precision, resources={"GPU": 1} if args.gpu_workers else None,
-                         write_probability=args.probability)
+    plan = InferencePlan(
+        tile=args.tile,
+        batch_days=args.batch_days,
+        time_chunk=args.time_chunk,
+        fmt=args.format,
+        precision=args.precision,
+        resources={"GPU": 1} if args.gpu_workers else None,
+        write_probability=args.probability,
+    )
     import contextlib
 
     from ftcloud.cluster import connect
 
-    cluster = connect(args.cluster, workers=args.workers, gpu=args.gpu_workers, gateway_address=args.gateway_address) \
-        if args.cluster else contextlib.nullcontext()
+    cluster = (
+        connect(args.cluster, workers=args.workers, gpu=args.gpu_workers, gateway_address=args.gateway_address)
+        if args.cluster
+        else contextlib.nullcontext()
+    )
     with cluster as client:
-        res = predict(args.store, args.model, args.out, start=args.start, end=args.end, passes=passes, plan=plan,
-                      storage_options=_storage_options(args), out_storage_options=_storage_options(args),
-                      progress=not args.quiet, client=client, transfer=args.transfer)
+        res = predict(
+            args.store,
+            args.model,
+            args.out,
+            start=args.start,
+            end=args.end,
+            passes=passes,
+            plan=plan,
+            storage_options=_storage_options(args),
+            out_storage_options=_storage_options(args),
+            progress=not args.quiet,
+            client=client,
+            transfer=args.transfer,
+        )
     if res.get("skipped"):
         print(f"predict: {args.out} is complete for these days, inputs and models; nothing to do")
         return 0
-    print(f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} regions computed)")
+    print(
+        f"predict: {res.get('days', '?')} days x {len(passes)} pass(es) -> {args.out} ({res.get('regions', 0)} "
+        "regions computed)"
+    )
     return 0
 
 
 def cmd_run(args) -> int:
     from ftcloud.workflows.run import run
 
-    cluster = {k: v for k, v in {"workers": args.workers, "worker_memory_gib": args.worker_memory,
-                                 "gateway_address": args.gateway_address}.items() if v is not None}
+    cluster = {
+        k: v
+        for k, v in {
+            "workers": args.workers,
+            "worker_memory_gib": args.worker_memory,
+            "gateway_address": args.gateway_address,
+        }.items()
+        if v is not None
+    }
     if args.gpu:
         cluster["gpu"] = True
     so = _storage_options(args)
@@ -375,8 +455,10 @@ def cmd_run(args) -> int:
     if "endpoint_url" in so:
         storage["endpoint_url"] = so.pop("endpoint_url")
     if so:
-        raise ValidationError(f"--storage-option supports endpoint_url only (got {', '.join(so)}); "
-                              "put other fsspec options in the run config's storage section")
+        raise ValidationError(
+            f"--storage-option supports endpoint_url only (got {', '.join(so)}); "
+            "put other fsspec options in the run config's storage section"
+        )
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
     if args.dry_run:
         from ftcloud.config import load_config
@@ -390,12 +472,26 @@ def cmd_run(args) -> int:
         plan = dry_run(cfg)
         print(format_plan(plan))
         return 0 if plan["fits"] else 2
-    res = run(config=args.config, out=args.out, progress=not args.quiet, store=args.store, cluster=args.cluster,
-              overrides=overrides)
-    print("\nftcloud run finished: " + ", ".join(f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "")
-                                                for k, v in res["stages"].items()) + f"; total {res['total_seconds']:.0f} s")
-    print(f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  {res['product']}"
-          f"\n  validation {res['validation']}\n  trends   {res['trends']}\n  report   {res['report']}")
+    res = run(
+        config=args.config,
+        out=args.out,
+        progress=not args.quiet,
+        store=args.store,
+        cluster=args.cluster,
+        overrides=overrides,
+    )
+    print(
+        "\nftcloud run finished: "
+        + ", ".join(
+            f"{k} {v['seconds']:.0f} s" + (" (skipped)" if v["skipped"] else "") for k, v in res["stages"].items()
+        )
+        + f"; total {res['total_seconds']:.0f} s"
+    )
+    print(
+        f"  sources  {res['sources']}\n  store    {res['store']}\n  models   {res['models']}\n  product  "
+        f"{res['product']}"
+        f"\n  validation {res['validation']}\n  trends   {res['trends']}\n  report   {res['report']}"
+    )
     from ftcloud.report.model import headline_text
 
     for p, h in (res.get("fused_vs_baselines_against_truth") or {}).items():
@@ -409,10 +505,17 @@ def cmd_run(args) -> int:
         b = b[(b["reference"] == "insitu") & (b["season"].isin(["all", "frozen"])) & (b["product"] == "SMAP_E_FT")]
         for _, r in b.iterrows():
             lo, hi = r["gain_lo"], r["gain_hi"]
-            ci = f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" if pd.notna(lo) and pd.notna(hi) else "[no interval: too few blocks]"
-            print(f"  {r['pass']} against the in-situ networks, {r['season']}: fused - SMAP_E_FT {100 * r['gain']:+.2f} points {ci} "
-                  f"over {int(r['n']):,} station-days (the paper: {study.PAPER['gain_overall_pct_points']:+.2f} overall, "
-                  f"{study.PAPER['gain_frozen_season_pct_points']:+.2f} frozen season)")
+            ci = (
+                f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+                if pd.notna(lo) and pd.notna(hi)
+                else "[no interval: too few blocks]"
+            )
+            print(
+                f"  {r['pass']} against the in-situ networks, {r['season']}: fused - SMAP_E_FT {100 * r['gain']:+.2f} "
+                f"points {ci} "
+                f"over {int(r['n']):,} station-days (the paper: {study.PAPER['gain_overall_pct_points']:+.2f} overall, "
+                f"{study.PAPER['gain_frozen_season_pct_points']:+.2f} frozen season)"
+            )
     from ftcloud.io.secrets import redact_obj
 
     tmp = f"{args.out}/.run-summary.json.tmp"
@@ -428,10 +531,14 @@ def cmd_report(args) -> int:
 
     if not os.path.isdir(args.out):
         what = "is not a folder" if os.path.exists(args.out) else "does not exist"
-        raise ValidationError(f"--out {args.out} {what}; pass the output folder of an `ftcloud run` "
-                              "(its --out, default ./ftcloud-out)")
+        raise ValidationError(
+            f"--out {args.out} {what}; pass the output folder of an `ftcloud run` (its --out, default ./ftcloud-out)"
+        )
     res = write_report(args.out, config=load_config(args.config))
-    print(f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in {res['out']}")
+    print(
+        f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in "
+        f"{res['out']}"
+    )
     return 0
 
 
@@ -444,20 +551,36 @@ def cmd_validate(args) -> int:
     _check_store(args, layout.SMAP_E_FT, layout.STATICS)
     _check_product(args)
     _check_truth(args)
-    res = validate(args.store, args.product, args.out, truth=args.truth, storage_options=_storage_options(args),
-                   product_storage_options=_storage_options(args, "product_"),
-                   test_period=(args.test_start, args.test_end), ctc_period=(args.ctc_start, args.ctc_end),
-                   min_count=args.min_count, half_window_h=args.window_hours, map_start=args.map_start,
-                   figures=not args.no_figures, progress=not args.quiet)
-    print(f"validate: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
-          + (f" (truth: {res['truth']})" if res.get("truth") else "") + "".join(f"; skipped {s}" for s in res["skipped"]))
+    res = validate(
+        args.store,
+        args.product,
+        args.out,
+        truth=args.truth,
+        storage_options=_storage_options(args),
+        product_storage_options=_storage_options(args, "product_"),
+        test_period=(args.test_start, args.test_end),
+        ctc_period=(args.ctc_start, args.ctc_end),
+        min_count=args.min_count,
+        half_window_h=args.window_hours,
+        map_start=args.map_start,
+        figures=not args.no_figures,
+        progress=not args.quiet,
+    )
+    print(
+        f"validate: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
+        + (f" (truth: {res['truth']})" if res.get("truth") else "")
+        + "".join(f"; skipped {s}" for s in res["skipped"])
+    )
     d = (res.get("direct") or {}).get("insitu", {})
     for prod in ("ConvLSTM_FT", "SMAP_E_FT"):
         for net, v in sorted((d.get(prod) or {}).items()):
             if net == "all":
                 continue
             ca = {p: (v.get("all", {}).get(p) or {}).get("CA_O") for p in ("AM", "PM")}
-            print(f"  CA_O {prod:<12} {net:<10} " + "  ".join(f"{p} {100 * x:.2f} %" for p, x in ca.items() if x is not None))
+            print(
+                f"  CA_O {prod:<12} {net:<10} "
+                + "  ".join(f"{p} {100 * x:.2f} %" for p, x in ca.items() if x is not None)
+            )
     for p, prods in ((res.get("ctc") or {}).get("all") or {}).items():
         for prod, v in prods.items():
             line = f"  CTC all {p} {prod:<15} sens {v.get('psi')} spec {v.get('eta')} bal {v.get('pi')}"
@@ -488,18 +611,35 @@ def cmd_trends(args) -> int:
     _check_store(args, layout.STATICS)
     _check_product(args)
     _check_truth(args)
-    res = trends(args.product, args.store, args.out, truth=args.truth, storage_options=_storage_options(args),
-                 product_storage_options=_storage_options(args, "product_"), variance=args.variance, lag=args.lag,
-                 alpha=args.alpha, q=args.fdr_q, min_valid=args.min_valid, figures=not args.no_figures, progress=not args.quiet)
-    print(f"trends: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
-          + (f" (truth: {res['truth']})" if res.get("truth") else ""))
+    res = trends(
+        args.product,
+        args.store,
+        args.out,
+        truth=args.truth,
+        storage_options=_storage_options(args),
+        product_storage_options=_storage_options(args, "product_"),
+        variance=args.variance,
+        lag=args.lag,
+        alpha=args.alpha,
+        q=args.fdr_q,
+        min_valid=args.min_valid,
+        figures=not args.no_figures,
+        progress=not args.quiet,
+    )
+    print(
+        f"trends: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
+        + (f" (truth: {res['truth']})" if res.get("truth") else "")
+    )
+
     def f(v, spec):  # a statistic that is undefined (e.g. one year: no trend) prints as n/a
         return "n/a" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
 
     for r in res["table2"]:
-        line = (f"  {r['name']:<26} {r['n_pixels']:>6} px  {f(r['mean_frozen_days'], '7.1f')} d  "
-                f"slope {f(r['sen_slope'], '+.3f')} d/yr [{f(r['slope_low'], '+.3f')}, {f(r['slope_high'], '+.3f')}] "
-                f"p={f(r['p'], '.3f')}")
+        line = (
+            f"  {r['name']:<26} {r['n_pixels']:>6} px  {f(r['mean_frozen_days'], '7.1f')} d  "
+            f"slope {f(r['sen_slope'], '+.3f')} d/yr [{f(r['slope_low'], '+.3f')}, {f(r['slope_high'], '+.3f')}] "
+            f"p={f(r['p'], '.3f')}"
+        )
         if r.get("planted_slope") is not None:
             line += f"  | truth {f(r.get('truth_sen_slope'), '+.3f')}  planted {f(r['planted_slope'], '+.3f')}"
         print(line)
@@ -511,45 +651,73 @@ def cmd_trends(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from ftcloud.layout import PRODUCT_NAME
 
-    p = _Parser(prog="ftcloud",
-                description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).")
+    p = _Parser(
+        prog="ftcloud",
+        description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="write the digital twin: native-format sources plus the hidden truth",
-                       description="Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth for a region and period.")
-    s.add_argument("--region", type=_region_arg, default="demo",
-                   help="region name (demo, tiny, qtp, china); default demo")
+    s = sub.add_parser(
+        "synth",
+        help="write the digital twin: native-format sources plus the hidden truth",
+        description="Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth for a region and period.",
+    )
+    s.add_argument(
+        "--region", type=_region_arg, default="demo", help="region name (demo, tiny, qtp, china); default demo"
+    )
     s.add_argument("--start", default="1980-01-01", help="first local date YYYY-MM-DD (default 1980-01-01)")
     s.add_argument("--end", default="2020-12-31", help="last local date YYYY-MM-DD (default 2020-12-31)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (same seed, same files)")
-    s.add_argument("--targets-start", default=study.TARGETS_START,
-                   help=f"first date of SMAP/ESDR targets (default {study.TARGETS_START})")
+    s.add_argument(
+        "--targets-start",
+        default=study.TARGETS_START,
+        help=f"first date of SMAP/ESDR targets (default {study.TARGETS_START})",
+    )
     s.add_argument("--imerg-start", default=None, help="first date of IMERG granules (default: none written)")
     s.add_argument("--imerg-end", default=None, help="last date of IMERG granules")
     s.add_argument("--no-insitu", action="store_true", help="skip the station networks and CMA stations")
     s.set_defaults(func=cmd_synth)
 
-    i = sub.add_parser("ingest", help="run the pangeo-forge recipes: sources -> analysis-ready EASE2 zarr",
-                       description="Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local runner into groups under --store.")
-    i.add_argument("--source", required=True, help="folder or URL holding the source files (e.g. a `ftcloud synth` output)")
+    i = sub.add_parser(
+        "ingest",
+        help="run the pangeo-forge recipes: sources -> analysis-ready EASE2 zarr",
+        description="Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local runner into groups under --store.",
+    )
+    i.add_argument(
+        "--source", required=True, help="folder or URL holding the source files (e.g. a `ftcloud synth` output)"
+    )
     i.add_argument("--store", required=True, help="store root: a folder or s3://bucket/prefix")
-    i.add_argument("--region", type=_region_arg, default=None,
-                   help="region name (default: the twin's, else the config's)")
+    i.add_argument(
+        "--region", type=_region_arg, default=None, help="region name (default: the twin's, else the config's)"
+    )
     i.add_argument("--start", default=None, help="first local date (default: the twin's, else the config's)")
     i.add_argument("--end", default=None, help="last local date (default: the twin's, else the config's)")
-    i.add_argument("--targets-start", default=None,
-                   help=f"first date of FT targets (default: the twin's, else the config's, {study.TARGETS_START} "
-                        "as packaged)")
-    i.add_argument("--sources", default=None, help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma")
+    i.add_argument(
+        "--targets-start",
+        default=None,
+        help=f"first date of FT targets (default: the twin's, else the config's, {study.TARGETS_START} as packaged)",
+    )
+    i.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated subset of: era5land,imerg,smap_e_ft,esdr_ft,statics,networks,cma",
+    )
     i.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner)")
     i.add_argument("--workers", type=_positive_int, default=1, help="DirectRunner workers (default 1)")
-    i.add_argument("--writer", choices=["regions", "pangeo-forge"], default="regions",
-                   help="regions: skeleton + region writes in bounded memory (default); pangeo-forge: StoreToZarr (baseline)")
-    i.add_argument("--dask-address", default=None,
-                   help="run the work items on Beam's DaskRunner against this dask scheduler (tcp://host:port)")
+    i.add_argument(
+        "--writer",
+        choices=["regions", "pangeo-forge"],
+        default="regions",
+        help="regions: skeleton + region writes in bounded memory (default); pangeo-forge: StoreToZarr (baseline)",
+    )
+    i.add_argument(
+        "--dask-address",
+        default=None,
+        help="run the work items on Beam's DaskRunner against this dask scheduler (tcp://host:port)",
+    )
     _add_storage_args(i)
     _add_storage_args(i, "source_", "the sources")
     i.set_defaults(func=cmd_ingest)
@@ -559,128 +727,251 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_args(n)
     n.set_defaults(func=cmd_info)
 
-    t = sub.add_parser("train", help="train the dual-head ConvLSTM for a pass, export it, report test accuracy",
-                       description="Train on both targets with the paper's splits, export TorchScript + torch.export + card, write report_<pass>.md.")
+    t = sub.add_parser(
+        "train",
+        help="train the dual-head ConvLSTM for a pass, export it, report test accuracy",
+        description="Train on both targets with the paper's splits, export TorchScript + torch.export + card, write report_<pass>.md.",
+    )
     t.add_argument("--store", required=True, help="store root written by `ftcloud ingest`")
-    t.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both", help="overpass (default both, trained separately)")
+    t.add_argument(
+        "--pass",
+        dest="pass_",
+        choices=["AM", "PM", "both"],
+        default="both",
+        help="overpass (default both, trained separately)",
+    )
     t.add_argument("--out", required=True, help="model folder")
-    t.add_argument("--hidden", type=_int_list, default=(12,),
-                   help="hidden channels per ConvLSTM layer, comma-separated (default 12)")
+    t.add_argument(
+        "--hidden",
+        type=_int_list,
+        default=(12,),
+        help="hidden channels per ConvLSTM layer, comma-separated (default 12)",
+    )
     t.add_argument("--kernel", type=_odd_int, default=3, help="convolution kernel (default 3)")
-    t.add_argument("--epochs", type=_positive_int, default=study.TRAINING["epochs"],
-                   help=f"maximum epochs (default {study.TRAINING['epochs']})")
-    t.add_argument("--patience", type=_positive_int, default=study.TRAINING["patience"],
-                   help=f"early-stopping patience in epochs (default {study.TRAINING['patience']})")
+    t.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=study.TRAINING["epochs"],
+        help=f"maximum epochs (default {study.TRAINING['epochs']})",
+    )
+    t.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=study.TRAINING["patience"],
+        help=f"early-stopping patience in epochs (default {study.TRAINING['patience']})",
+    )
     t.add_argument("--lr", type=_positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
     t.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
-    t.add_argument("--splits", default=None, metavar="train=A:B[,C:D];val=E:F;test=G:H",
-                   help="own train/validation/test periods (inclusive dates); default the paper's "
-                        "(train 2015-04..2016-03 + 2016-11..2017-03, val 2016-04..10 + 2017-11..2018-03, test 2018-04..2020-12)")
+    t.add_argument(
+        "--splits",
+        default=None,
+        metavar="train=A:B[,C:D];val=E:F;test=G:H",
+        help="own train/validation/test periods (inclusive dates); default the paper's "
+        "(train 2015-04..2016-03 + 2016-11..2017-03, val 2016-04..10 + 2017-11..2018-03, test 2018-04..2020-12)",
+    )
     _add_storage_args(t)
     t.set_defaults(func=cmd_train)
 
-    pr = sub.add_parser("predict", help="apply the exported model chunk-wise with dask, write the FT product",
-                        description="Predict the fused FT state for every day and pass into a CF zarr product, region by region (resumable).")
+    pr = sub.add_parser(
+        "predict",
+        help="apply the exported model chunk-wise with dask, write the FT product",
+        description="Predict the fused FT state for every day and pass into a CF zarr product, region by region (resumable).",
+    )
     pr.add_argument("--store", required=True, help="store root with predictors and statics")
     pr.add_argument("--model", required=True, help="model folder written by `ftcloud train`")
     pr.add_argument("--out", required=True, help="output zarr URL (folder or s3://...)")
     pr.add_argument("--start", default=None, help="first day (default: the store's first)")
     pr.add_argument("--end", default=None, help="last day (default: the store's last)")
     pr.add_argument("--pass", dest="pass_", choices=["AM", "PM", "both"], default="both")
-    pr.add_argument("--tile", type=_positive_int, default=None,
-                    help="model tile in cells (default: the 128-cell chunk, clipped to the window)")
-    pr.add_argument("--batch-days", type=_positive_int, default=study.TRAINING["predict_batch_days"],
-                    help=f"days per model call (default {study.TRAINING['predict_batch_days']})")
+    pr.add_argument(
+        "--tile",
+        type=_positive_int,
+        default=None,
+        help="model tile in cells (default: the 128-cell chunk, clipped to the window)",
+    )
+    pr.add_argument(
+        "--batch-days",
+        type=_positive_int,
+        default=study.TRAINING["predict_batch_days"],
+        help=f"days per model call (default {study.TRAINING['predict_batch_days']})",
+    )
     pr.add_argument("--time-chunk", type=_positive_int, default=32, help="days per region/chunk (default 32)")
-    pr.add_argument("--format", choices=["torchscript", "export"], default="export",
-                    help="exported program to load (default export: the torch.export program measured faster than TorchScript)")
-    pr.add_argument("--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)")
-    pr.add_argument("--transfer", action="store_true",
-                    help="apply the model outside the window it was trained on (recorded in the product)")
-    pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 autocast (see benchmarks/inference.py for speed and agreement)")
+    pr.add_argument(
+        "--format",
+        choices=["torchscript", "export"],
+        default="export",
+        help="exported program to load (default export: the torch.export program measured faster than TorchScript)",
+    )
+    pr.add_argument(
+        "--probability", action="store_true", help="also write the fused frozen probability p_frozen (float32)"
+    )
+    pr.add_argument(
+        "--transfer",
+        action="store_true",
+        help="apply the model outside the window it was trained on (recorded in the product)",
+    )
+    pr.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16 autocast (see benchmarks/inference.py for speed and agreement)",
+    )
     pr.add_argument("--gpu-workers", action="store_true", help="ask the dask cluster for resources={'GPU': 1} per task")
-    pr.add_argument("--cluster", type=_cluster_arg, default=None,
-                    help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
-                         "(default: dask's threaded scheduler in this process)")
+    pr.add_argument(
+        "--cluster",
+        type=_cluster_arg,
+        default=None,
+        help="run on a LocalCluster (local), a dask-gateway cluster (gateway) or a scheduler address "
+        "(default: dask's threaded scheduler in this process)",
+    )
     pr.add_argument("--workers", type=_positive_int, default=None, help="workers to start with --cluster local/gateway")
-    pr.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
+    pr.add_argument(
+        "--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)"
+    )
     _add_storage_args(pr)
     pr.set_defaults(func=cmd_predict)
 
-    v = sub.add_parser("validate", help="direct validation against in-situ networks and CTC at the CMA stations, with figures",
-                       description="Direct validation (CA_F/CA_T/CA_O of ConvLSTM_FT and SMAP_E_FT per network, season and pass "
-                                   "over the test period) and categorical triple collocation of ConvLSTM_FT / ERA5_FT / "
-                                   "Meteorology_FT at the CMA station pixels; CSV, Markdown, zarr and PNG figures under --out. "
-                                   "On the digital twin the products' actual accuracy against the hidden truth is reported beside.")
-    v.add_argument("--store", required=True, help="store root written by `ftcloud ingest` (targets, predictors, statics, insitu)")
+    v = sub.add_parser(
+        "validate",
+        help="direct validation against in-situ networks and CTC at the CMA stations, with figures",
+        description="Direct validation (CA_F/CA_T/CA_O of ConvLSTM_FT and SMAP_E_FT per network, season and pass "
+        "over the test period) and categorical triple collocation of ConvLSTM_FT / ERA5_FT / "
+        "Meteorology_FT at the CMA station pixels; CSV, Markdown, zarr and PNG figures under --out. "
+        "On the digital twin the products' actual accuracy against the hidden truth is reported beside.",
+    )
+    v.add_argument(
+        "--store", required=True, help="store root written by `ftcloud ingest` (targets, predictors, statics, insitu)"
+    )
     v.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
     v.add_argument("--out", required=True, help="output folder (local)")
-    v.add_argument("--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)")
+    v.add_argument(
+        "--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)"
+    )
     v.add_argument("--test-start", default="2018-04-01", help="first day of the direct validation (default 2018-04-01)")
     v.add_argument("--test-end", default="2020-12-31", help="last day of the direct validation (default 2020-12-31)")
     v.add_argument("--ctc-start", default="1980-01-01", help="first day of the CTC (default 1980-01-01)")
     v.add_argument("--ctc-end", default="2020-12-31", help="last day of the CTC (default 2020-12-31)")
-    v.add_argument("--min-count", type=_positive_int, default=30,
-                   help="CTC: minimum days with all three products valid (default 30)")
-    v.add_argument("--window-hours", type=_positive_float, default=1.0,
-                   help="in-situ FT: half width of the window around 06:00/18:00 local solar time (default 1 h)")
-    v.add_argument("--map-start", default="2018-04-01", help="first month of the 12 monthly FT maps (default 2018-04-01)")
+    v.add_argument(
+        "--min-count",
+        type=_positive_int,
+        default=30,
+        help="CTC: minimum days with all three products valid (default 30)",
+    )
+    v.add_argument(
+        "--window-hours",
+        type=_positive_float,
+        default=1.0,
+        help="in-situ FT: half width of the window around 06:00/18:00 local solar time (default 1 h)",
+    )
+    v.add_argument(
+        "--map-start", default="2018-04-01", help="first month of the 12 monthly FT maps (default 2018-04-01)"
+    )
     v.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     _add_storage_args(v)
     _add_storage_args(v, "product_", "the product")
     v.set_defaults(func=cmd_validate)
 
-    tr = sub.add_parser("trends", help="frozen days per year, per-pixel Sen/Mann-Kendall with FDR, the regional Table 2",
-                        description="Frozen days per calendar year and pass (and their AM/PM mean) from the fused product, "
-                                    "per-pixel Sen slope and Mann-Kendall p with Benjamini-Hochberg field significance, the "
-                                    "paper's Table 2 by region and permafrost stability (statics), zarr + CSV + Markdown + PNG.")
+    tr = sub.add_parser(
+        "trends",
+        help="frozen days per year, per-pixel Sen/Mann-Kendall with FDR, the regional Table 2",
+        description="Frozen days per calendar year and pass (and their AM/PM mean) from the fused product, "
+        "per-pixel Sen slope and Mann-Kendall p with Benjamini-Hochberg field significance, the "
+        "paper's Table 2 by region and permafrost stability (statics), zarr + CSV + Markdown + PNG.",
+    )
     tr.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
     tr.add_argument("--store", required=True, help="store root holding statics (region, permafrost_stability)")
     tr.add_argument("--out", required=True, help="output folder (local)")
-    tr.add_argument("--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)")
-    tr.add_argument("--variance", choices=["original", "hamed_rao", "yue_wang"], default="original",
-                    help="Mann-Kendall var(S): original or an autocorrelation correction (default original)")
-    tr.add_argument("--lag", type=_lag_arg, default=1,
-                    help="highest autocorrelation lag (years) of hamed_rao / yue_wang, or 'all' (pymannkendall's default, "
-                         "far too liberal at 41 years: ftcloud.science.trends.mann_kendall); default 1")
-    tr.add_argument("--alpha", type=_fraction, default=0.05,
-                    help="significance level of the tests and slope intervals (default 0.05)")
-    tr.add_argument("--fdr-q", type=_fraction, default=0.05,
-                    help="false discovery rate for field significance (default 0.05)")
-    tr.add_argument("--min-valid", type=_share, default=0.9,
-                    help="minimum fraction of valid days for a year to count (default 0.9)")
+    tr.add_argument(
+        "--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)"
+    )
+    tr.add_argument(
+        "--variance",
+        choices=["original", "hamed_rao", "yue_wang"],
+        default="original",
+        help="Mann-Kendall var(S): original or an autocorrelation correction (default original)",
+    )
+    tr.add_argument(
+        "--lag",
+        type=_lag_arg,
+        default=1,
+        help="highest autocorrelation lag (years) of hamed_rao / yue_wang, or 'all' (pymannkendall's default, "
+        "far too liberal at 41 years: ftcloud.science.trends.mann_kendall); default 1",
+    )
+    tr.add_argument(
+        "--alpha",
+        type=_fraction,
+        default=0.05,
+        help="significance level of the tests and slope intervals (default 0.05)",
+    )
+    tr.add_argument(
+        "--fdr-q", type=_fraction, default=0.05, help="false discovery rate for field significance (default 0.05)"
+    )
+    tr.add_argument(
+        "--min-valid", type=_share, default=0.9, help="minimum fraction of valid days for a year to count (default 0.9)"
+    )
     tr.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     _add_storage_args(tr)
     _add_storage_args(tr, "product_", "the product")
     tr.set_defaults(func=cmd_trends)
 
-    r = sub.add_parser("run", help="the whole job: twin (if no sources) -> ingest -> train -> predict -> validate -> trends -> report",
-                       description="Synthesise the twin if no sources are configured, ingest, train AM and PM, predict 1980-2020, "
-                                   "validate (direct and CTC), compute trends and Table 2, and write OUT/report/report.html. "
-                                   "Resumable: stages whose inputs and settings are unchanged (content hashes) are skipped.")
+    r = sub.add_parser(
+        "run",
+        help="the whole job: twin (if no sources) -> ingest -> train -> predict -> validate -> trends -> report",
+        description="Synthesise the twin if no sources are configured, ingest, train AM and PM, predict 1980-2020, "
+        "validate (direct and CTC), compute trends and Table 2, and write OUT/report/report.html. "
+        "Resumable: stages whose inputs and settings are unchanged (content hashes) are skipped.",
+    )
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
-    r.add_argument("--out", default="ftcloud-out", help="output folder for models, tables, figures and the report (default ./ftcloud-out)")
-    r.add_argument("--store", default=None,
-                   help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes to "
-                        f"OUT/product/{PRODUCT_NAME}, or STORE/products/{PRODUCT_NAME} on object storage")
-    r.add_argument("--cluster", type=_cluster_arg, default=None,
-                   help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
-                        "or a scheduler address tcp://host:8786")
-    r.add_argument("--workers", type=_positive_int, default=None,
-                   help="number of workers (local: processes; gateway: default 2)")
-    r.add_argument("--worker-memory", type=_positive_float, default=None,
-                   help="memory per worker in GiB (the gateway's worker_memory option)")
-    r.add_argument("--gpu", action="store_true", help="GPU workers: the gateway's gpu option, prediction tasks ask for resources GPU=1")
-    r.add_argument("--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)")
-    r.add_argument("--dry-run", action="store_true",
-                   help="print the ingest plan (work items, memory per item, store size) and whether it fits the "
-                        "cluster's workers; read no data, start nothing (exit 2 when it does not fit)")
+    r.add_argument(
+        "--out",
+        default="ftcloud-out",
+        help="output folder for models, tables, figures and the report (default ./ftcloud-out)",
+    )
+    r.add_argument(
+        "--store",
+        default=None,
+        help="store root (folder or s3://bucket/prefix; default OUT/store); the product goes to "
+        f"OUT/product/{PRODUCT_NAME}, or STORE/products/{PRODUCT_NAME} on object storage",
+    )
+    r.add_argument(
+        "--cluster",
+        type=_cluster_arg,
+        default=None,
+        help="where prediction, validation and trends run: local (default, a LocalCluster), gateway (dask-gateway) "
+        "or a scheduler address tcp://host:8786",
+    )
+    r.add_argument(
+        "--workers", type=_positive_int, default=None, help="number of workers (local: processes; gateway: default 2)"
+    )
+    r.add_argument(
+        "--worker-memory",
+        type=_positive_float,
+        default=None,
+        help="memory per worker in GiB (the gateway's worker_memory option)",
+    )
+    r.add_argument(
+        "--gpu",
+        action="store_true",
+        help="GPU workers: the gateway's gpu option, prediction tasks ask for resources GPU=1",
+    )
+    r.add_argument(
+        "--gateway-address", default=None, help="dask-gateway address (default: DASK_GATEWAY__ADDRESS / dask config)"
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the ingest plan (work items, memory per item, store size) and whether it fits the "
+        "cluster's workers; read no data, start nothing (exit 2 when it does not fit)",
+    )
     _add_storage_args(r)
     r.set_defaults(func=cmd_run)
 
-    rp = sub.add_parser("report", help="(re)write OUT/report: self-contained HTML, Markdown and CSV from a run folder",
-                        description="Collect the model cards, validation and trend tables and figures of a run folder into "
-                                    "OUT/report/report.html (figures embedded), report.md, findings.csv and provenance.json.")
+    rp = sub.add_parser(
+        "report",
+        help="(re)write OUT/report: self-contained HTML, Markdown and CSV from a run folder",
+        description="Collect the model cards, validation and trend tables and figures of a run folder into "
+        "OUT/report/report.html (figures embedded), report.md, findings.csv and provenance.json.",
+    )
     rp.add_argument("--out", default="ftcloud-out", help="the run folder (default ./ftcloud-out)")
     rp.add_argument("--config", default=None, help="the run config used (recorded in the provenance)")
     rp.set_defaults(func=cmd_report)
@@ -718,9 +1009,11 @@ def main(argv=None) -> int:
         msg = describe_storage_error(e)
         if msg is None and isinstance(e, PermissionError):
             where = getattr(args, "store", None) or getattr(args, "out", None)
-            msg = (f"access denied{f' on {redact_text(str(where))}' if where else ''} "
-                   f"({redact_text(str(e)).splitlines()[0][:160] or type(e).__name__}); "
-                   "check the credentials in the environment (AWS_*), the bucket policy, or use --anon for public data")
+            msg = (
+                f"access denied{f' on {redact_text(str(where))}' if where else ''} "
+                f"({redact_text(str(e)).splitlines()[0][:160] or type(e).__name__}); "
+                "check the credentials in the environment (AWS_*), the bucket policy, or use --anon for public data"
+            )
         if msg is None:
             raise
         print(f"ftcloud {args.command}: error: {msg}", file=sys.stderr)

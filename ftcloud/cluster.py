@@ -81,9 +81,18 @@ def _announce(client, what: str, printer, remote: bool = False, link: str | None
 
 
 @contextlib.contextmanager
-def connect(kind: str = "local", *, workers: int | None = None, threads_per_worker: int | None = None,
-            worker_memory_gib: float | None = None, gpu: bool = False, gateway_address: str | None = None,
-            timeout_s: float = 300.0, host: str = "127.0.0.1", printer=print) -> Iterator:
+def connect(
+    kind: str = "local",
+    *,
+    workers: int | None = None,
+    threads_per_worker: int | None = None,
+    worker_memory_gib: float | None = None,
+    gpu: bool = False,
+    gateway_address: str | None = None,
+    timeout_s: float = 300.0,
+    host: str = "127.0.0.1",
+    printer=print,
+) -> Iterator:
     """Start or join the dask cluster named by ``kind`` and yield its client (closed on exit).
 
     ``host`` (local only) is the address everything of a LocalCluster listens on: the scheduler, the
@@ -97,8 +106,9 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
         from distributed import LocalCluster
 
         if gpu:
-            log.warning("--gpu with a LocalCluster: torch uses the local GPU when it sees one; "
-                        "no resources are declared")
+            log.warning(
+                "--gpu with a LocalCluster: torch uses the local GPU when it sees one; no resources are declared"
+            )
         # one process, threads: torch and the zarr codecs release the GIL, and the per-process
         # model cache is then loaded once; workers > 1 gives that many processes instead
         n = workers or 1
@@ -119,12 +129,22 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
             # worker's HTTP server still listens, on every interface unless it is given an address; that
             # address also turns the worker's own bokeh pages on (nothing more when bokeh is absent)
             kw["worker_dashboard_address"] = http
-        cluster = LocalCluster(n_workers=n, threads_per_worker=threads, processes=n > 1, dashboard_address=http,
-                               scheduler_kwargs={"dashboard": _has_bokeh()}, **kw)
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads,
+            processes=n > 1,
+            dashboard_address=http,
+            scheduler_kwargs={"dashboard": _has_bokeh()},
+            **kw,
+        )
         client = Client(cluster, set_as_default=True)
         try:
-            _announce(client, f"LocalCluster: {n} worker(s) x {threads} thread(s)", printer,
-                      link=_local_dashboard_link(cluster, host) if _has_bokeh() else None)
+            _announce(
+                client,
+                f"LocalCluster: {n} worker(s) x {threads} thread(s)",
+                printer,
+                link=_local_dashboard_link(cluster, host) if _has_bokeh() else None,
+            )
             yield client
         finally:
             client.close()
@@ -137,8 +157,10 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
 
         address = gateway_address or dask.config.get("gateway.address", None)
         if not address:
-            raise ValidationError("--cluster gateway: no gateway address; set cluster.gateway_address in the run "
-                                  "config or DASK_GATEWAY__ADDRESS (JupyterHub/daskhub sets it for you)")
+            raise ValidationError(
+                "--cluster gateway: no gateway address; set cluster.gateway_address in the run "
+                "config or DASK_GATEWAY__ADDRESS (JupyterHub/daskhub sets it for you)"
+            )
         gateway = Gateway(address)
         options = gateway.cluster_options()
         wanted = {"worker_cores": threads_per_worker, "worker_memory": worker_memory_gib, "gpu": gpu or None}
@@ -148,8 +170,10 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
             if name in options:
                 options[name] = value
             else:
-                printer(f"[cluster] the gateway at {address} exposes no {name!r} option; ignored "
-                        f"(it offers: {', '.join(options) or 'none'})")
+                printer(
+                    f"[cluster] the gateway at {address} exposes no {name!r} option; ignored "
+                    f"(it offers: {', '.join(options) or 'none'})"
+                )
         cluster = gateway.new_cluster(options)
         try:
             n = workers or 2
@@ -175,5 +199,6 @@ def connect(kind: str = "local", *, workers: int | None = None, threads_per_work
         finally:
             client.close()
         return
-    raise ValidationError(f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address "
-                          "like tcp://host:8786")
+    raise ValidationError(
+        f"--cluster {kind!r}: expected 'local', 'gateway' or a scheduler address like tcp://host:8786"
+    )

@@ -103,10 +103,19 @@ _RULES = (
     ("seed", False, _NON_NEGATIVE_INT),
     ("chunks.*.*", False, _POSITIVE_INT),
     ("ingest.workers", True, _POSITIVE_INT),
-    ("train.hidden", False, ("a list of positive integers such as [12] or [16, 16]",
-                             lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(h) and h > 0 for h in v))),
-    ("train.kernel", False, ("a positive odd integer (the ConvLSTM pads kernel // 2)",
-                             lambda v: _is_int(v) and v > 0 and v % 2 == 1)),
+    (
+        "train.hidden",
+        False,
+        (
+            "a list of positive integers such as [12] or [16, 16]",
+            lambda v: isinstance(v, list) and len(v) > 0 and all(_is_int(h) and h > 0 for h in v),
+        ),
+    ),
+    (
+        "train.kernel",
+        False,
+        ("a positive odd integer (the ConvLSTM pads kernel // 2)", lambda v: _is_int(v) and v > 0 and v % 2 == 1),
+    ),
     ("train.epochs", False, _POSITIVE_INT),
     ("train.patience", False, _POSITIVE_INT),
     ("train.seed", False, _NON_NEGATIVE_INT),
@@ -144,8 +153,10 @@ def _check_options(new: Mapping, where: str, base: Mapping | None = None, prefix
         b = base.get(k)
         if isinstance(b, Mapping):
             if not isinstance(v, Mapping):
-                raise ValidationError(f"{where}: {dotted} is a section, not a value; set its keys "
-                                      f"({', '.join(sorted(b)) or 'any fsspec option'}) instead, got {v!r}")
+                raise ValidationError(
+                    f"{where}: {dotted} is a section, not a value; set its keys "
+                    f"({', '.join(sorted(b)) or 'any fsspec option'}) instead, got {v!r}"
+                )
             if dotted not in _OPEN_SECTIONS:
                 _check_options(v, where, b, dotted + ".")
         elif isinstance(v, Mapping):
@@ -214,13 +225,14 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict:
         if not name.startswith(_ENV_PREFIX):
             continue
         value = environ[name]
-        path = name[len(_ENV_PREFIX):].lower().split("__")
+        path = name[len(_ENV_PREFIX) :].lower().split("__")
         _check_no_secrets(_nested(path, None), "environment")  # before the value could be echoed
         try:
             parsed = _parse_env_value(value)
         except yaml.YAMLError as e:
             raise ValidationError(
-                f"environment variable {name}={value}: not a YAML value ({_yaml_problem(e)})") from None
+                f"environment variable {name}={value}: not a YAML value ({_yaml_problem(e)})"
+            ) from None
         one = _nested(path, parsed)
         _check_options(one, f"environment variable {name}={value}")
         out = _deep_merge(out, one)
@@ -239,8 +251,7 @@ def _check_periods(cfg: Mapping, layers: list[tuple[str, Mapping]]) -> None:
             lnode = layer if section is None else (layer.get(section) or {})
             if isinstance(lnode, Mapping) and (a in lnode or b in lnode):
                 setters.append(where)
-        check_period(node.get(a), node.get(b), " and ".join(dict.fromkeys(setters)) or "packaged defaults",
-                     names=names)
+        check_period(node.get(a), node.get(b), " and ".join(dict.fromkeys(setters)) or "packaged defaults", names=names)
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> dict:

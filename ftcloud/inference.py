@@ -75,9 +75,13 @@ class InferencePlan:
 
     def __post_init__(self):
         if self.time_chunk % self.batch_days:
-            raise ValidationError(f"time_chunk ({self.time_chunk}) must be a multiple of batch_days ({self.batch_days})")
+            raise ValidationError(
+                f"time_chunk ({self.time_chunk}) must be a multiple of batch_days ({self.batch_days})"
+            )
         if self.tile is not None:
-            object.__setattr__(self, "tile", tuple(int(t) for t in (self.tile if np.ndim(self.tile) else (self.tile, self.tile))))
+            object.__setattr__(
+                self, "tile", tuple(int(t) for t in (self.tile if np.ndim(self.tile) else (self.tile, self.tile)))
+            )
         if self.precision not in ("fp32", "bf16"):
             raise ValidationError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
@@ -116,7 +120,13 @@ def model_payload(model_dir: str, pass_: str, fmt: str) -> dict:
     path, card = verified_path(model_dir, pass_, fmt)
     with open(path, "rb") as f:
         data = f.read()
-    return {"pass": pass_, "fmt": fmt, "sha256": card["files"][fmt]["sha256"], "name": os.path.basename(path), "bytes": data}
+    return {
+        "pass": pass_,
+        "fmt": fmt,
+        "sha256": card["files"][fmt]["sha256"],
+        "name": os.path.basename(path),
+        "bytes": data,
+    }
 
 
 def cached_model(model, pass_: str | None = None, fmt: str | None = None):
@@ -151,15 +161,18 @@ def load_payload(payload: dict):
 
     got = hashlib.sha256(payload["bytes"]).hexdigest()
     if got != payload["sha256"]:
-        raise ValidationError(f"model {payload['name']}: received bytes have SHA-256 {got[:16]}..., the card says "
-                              f"{payload['sha256'][:16]}...; refusing to load them")
+        raise ValidationError(
+            f"model {payload['name']}: received bytes have SHA-256 {got[:16]}..., the card says "
+            f"{payload['sha256'][:16]}...; refusing to load them"
+        )
     from ftcloud.model.export import load_module
 
     return load_module(io.BytesIO(payload["bytes"]), payload["fmt"])
 
 
-def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, batch_days: int,
-              precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+def run_tiles(
+    model, device, x: np.ndarray, tile: tuple[int, int], halo: int, batch_days: int, precision: str = "fp32"
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``model`` to one overlapped block ``x`` (days, step, chan, Y, X).
 
     ``x`` holds the block's core plus ``halo`` cells on every side (NaN beyond the window).
@@ -182,7 +195,9 @@ def run_tiles(model, device, x: np.ndarray, tile: tuple[int, int], halo: int, ba
             for b in range(0, nd, batch_days):
                 n = min(batch_days, nd - b)
                 xb.fill(np.nan)
-                xb[:n, ..., : h + 2 * halo, : w + 2 * halo] = x[b : b + n, ..., ty : ty + h + 2 * halo, tx : tx + w + 2 * halo]
+                xb[:n, ..., : h + 2 * halo, : w + 2 * halo] = x[
+                    b : b + n, ..., ty : ty + h + 2 * halo, tx : tx + w + 2 * halo
+                ]
                 with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     f, p = model(torch.from_numpy(xb).to(device))
                 ft[b : b + n, ty : ty + h, tx : tx + w] = f[:n, halo : halo + h, halo : halo + w].cpu().numpy()
@@ -223,14 +238,17 @@ def read_block(store: str, so_json: str, pass_idx: int, t: slice, rows: slice, c
     return out
 
 
-def _block_task(payload: dict, *, store: str, so_json: str, pass_idx: int, t_offset: int,
-                plan: InferencePlan, block_info=None) -> np.ndarray:
+def _block_task(
+    payload: dict, *, store: str, so_json: str, pass_idx: int, t_offset: int, plan: InferencePlan, block_info=None
+) -> np.ndarray:
     """dask task for one output block (time, 2, y, x): FT code and frozen probability.
 
     The block's location comes from ``block_info``; the task reads its own inputs (plus the
     halo) from the store, so only small arguments travel with it."""
     (t0, t1), _, (y0, y1), (x0, x1) = block_info[None]["array-location"]
-    x = read_block(store, so_json, pass_idx, slice(t_offset + t0, t_offset + t1), slice(y0, y1), slice(x0, x1), plan.halo)
+    x = read_block(
+        store, so_json, pass_idx, slice(t_offset + t0, t_offset + t1), slice(y0, y1), slice(x0, x1), plan.halo
+    )
     model, device = cached_model(payload)
     if plan.torch_threads and device.type == "cpu":
         import torch
@@ -254,7 +272,9 @@ def predict_pass_array(store: str, model_dir: str, pass_: str, times, plan: Infe
     times = pd.DatetimeIndex(times)
     t_offset = int(store_times.get_loc(times[0]))
     if not (store_times[t_offset : t_offset + len(times)] == times).all():
-        raise ValidationError(f"{store}: predictor days {times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d} are not all in the store")
+        raise ValidationError(
+            f"{store}: predictor days {times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d} are not all in the store"
+        )
     pass_idx = list(open_group(store, layout.ERA5LAND, storage_options)["pass"].values).index(pass_)
     ny, nx = statics.sizes["y"], statics.sizes["x"]
     sc, tc = plan.space_chunk, plan.time_chunk
@@ -275,9 +295,16 @@ def _map_predict(store, storage_options, model_dir, pass_, pass_idx, t_offset, p
     payload = model_payload(model_dir, pass_, plan.fmt)
     model = dask.delayed(payload, pure=True, name=f"ftcloud-model-{pass_}-{payload['sha256'][:16]}")
     return da.map_blocks(
-        _block_task, model, store=store, so_json=json.dumps(storage_options or {}, sort_keys=True),
-        pass_idx=pass_idx, t_offset=t_offset, plan=plan,
-        chunks=chunks, dtype="f4", meta=np.empty((0, 0, 0, 0), "f4"),
+        _block_task,
+        model,
+        store=store,
+        so_json=json.dumps(storage_options or {}, sort_keys=True),
+        pass_idx=pass_idx,
+        t_offset=t_offset,
+        plan=plan,
+        chunks=chunks,
+        dtype="f4",
+        meta=np.empty((0, 0, 0, 0), "f4"),
         name=f"ftcloud-predict-{pass_}-{dask.base.tokenize(store, model_dir, plan, t_offset, n_times)}",
     )
 
@@ -290,15 +317,29 @@ def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, 
     chunks = (1, plan.time_chunk, plan.space_chunk, plan.space_chunk)
     ds = xr.Dataset(
         {"ft": (("pass", "time", "y", "x"), da.full(shape, FT_MISSING, dtype="u1", chunks=chunks))},
-        coords={"pass": ("pass", list(passes)), "time": ("time", pd.DatetimeIndex(times).values),
-                "y": window_ds["y"], "x": window_ds["x"], "lat": window_ds["lat"], "lon": window_ds["lon"],
-                "crs": window_ds["crs"]},
+        coords={
+            "pass": ("pass", list(passes)),
+            "time": ("time", pd.DatetimeIndex(times).values),
+            "y": window_ds["y"],
+            "x": window_ds["x"],
+            "lat": window_ds["lat"],
+            "lon": window_ds["lon"],
+            "crs": window_ds["crs"],
+        },
     )
-    ds["ft"].attrs = ft_attrs("fused soil freeze/thaw state (ConvLSTM_FT)", "ftcloud ConvLSTM decision-level fusion of SMAP_E_FT and ESDR_FT heads")
+    ds["ft"].attrs = ft_attrs(
+        "fused soil freeze/thaw state (ConvLSTM_FT)",
+        "ftcloud ConvLSTM decision-level fusion of SMAP_E_FT and ESDR_FT heads",
+    )
     ds["ft"].encoding = {"_FillValue": None, "chunks": chunks}
     if plan.write_probability:
         ds["p_frozen"] = (("pass", "time", "y", "x"), da.full(shape, np.nan, dtype="f4", chunks=chunks))
-        ds["p_frozen"].attrs = {"long_name": "fused frozen probability", "units": "1", "grid_mapping": "crs", "coordinates": "lat lon"}
+        ds["p_frozen"].attrs = {
+            "long_name": "fused frozen probability",
+            "units": "1",
+            "grid_mapping": "crs",
+            "coordinates": "lat lon",
+        }
         ds["p_frozen"].encoding = {"chunks": chunks}
     ds["time"].attrs = {"standard_name": "time", "long_name": "local solar date of the overpass", "axis": "T"}
     ds["time"].encoding = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
@@ -326,12 +367,16 @@ def check_window_covered(card: dict, window_attrs: dict, where: str, transfer: b
     if inside:
         return None
     trained = f"{grid.get('region')!r} rows {grid['ease2_window_rows']} cols {grid['ease2_window_cols']}"
-    asked = (f"{window_attrs.get('region')!r} rows {window_attrs['ease2_window_rows']} "
-             f"cols {window_attrs['ease2_window_cols']}")
+    asked = (
+        f"{window_attrs.get('region')!r} rows {window_attrs['ease2_window_rows']} "
+        f"cols {window_attrs['ease2_window_cols']}"
+    )
     if not transfer:
-        raise ValidationError(f"{where}: window {asked} is not inside the window the {card.get('pass')} model was "
-                              f"trained on ({trained}); pass --transfer to apply it outside its training window "
-                              "(the product records that)")
+        raise ValidationError(
+            f"{where}: window {asked} is not inside the window the {card.get('pass')} model was "
+            f"trained on ({trained}); pass --transfer to apply it outside its training window "
+            "(the product records that)"
+        )
     return {"trained_window": trained, "applied_window": asked}
 
 
@@ -342,16 +387,21 @@ def _times_digest(times: pd.DatetimeIndex) -> str:
     return hashlib.sha256(days).hexdigest()
 
 
-def product_identity(store: str, cards: dict, plan: InferencePlan, times, passes, storage_options=None,
-                     transfer: dict | None = None) -> dict:
+def product_identity(
+    store: str, cards: dict, plan: InferencePlan, times, passes, storage_options=None, transfer: dict | None = None
+) -> dict:
     """Everything a product's values depend on: the exact days, the passes, the plan, each pass's
     model (SHA-256 of the file used) and the content of the store groups read."""
     from ftcloud.io.stores import content_id
 
     times = pd.DatetimeIndex(times)
     return {
-        "days": {"first": str(times[0].date()), "last": str(times[-1].date()), "n": len(times),
-                 "sha256": _times_digest(times)},
+        "days": {
+            "first": str(times[0].date()),
+            "last": str(times[-1].date()),
+            "n": len(times),
+            "sha256": _times_digest(times),
+        },
         "passes": list(passes),
         "plan": json.loads(plan.to_json()),
         "model_sha256": {p: c["files"][plan.fmt]["sha256"] for p, c in cards.items()},
@@ -461,7 +511,9 @@ def predict(
     cards = {p: read_card(model_dir, p) for p in passes}
     for p in passes:  # every model file checked before anything is written
         verified_path(model_dir, p, plan.fmt)
-    transfers = {p: check_window_covered(c, dict(era.attrs), f"{redact_url(store)}", transfer) for p, c in cards.items()}
+    transfers = {
+        p: check_window_covered(c, dict(era.attrs), f"{redact_url(store)}", transfer) for p, c in cards.items()
+    }
     transfers = {p: t for p, t in transfers.items() if t} or None
     plan = plan.resolve((statics.sizes["y"], statics.sizes["x"]), max(c.get("halo", 0) for c in cards.values()))
     identity = product_identity(store, cards, plan, times, passes, storage_options, transfers)
@@ -479,8 +531,10 @@ def predict(
     }
     if transfers:
         attrs["ftcloud_model_transfer"] = json.dumps(transfers, sort_keys=True)
-    arrays = {p_i: predict_pass_array(store, model_dir, pass_, times, plan, storage_options)
-              for p_i, pass_ in enumerate(passes)}
+    arrays = {
+        p_i: predict_pass_array(store, model_dir, pass_, times, plan, storage_options)
+        for p_i, pass_ in enumerate(passes)
+    }
 
     def same(url) -> bool:
         rec = status_record(url, out_storage_options) or {}
@@ -497,8 +551,11 @@ def predict(
             return {"out": out, "regions": 0, "skipped": True}
         stage = staging_url(out)
         s_status = store_status(stage, out_storage_options)
-        if s_status is not None and same(stage) and _stage_matches(stage, out_storage_options, ident, times, passes,
-                                                                    statics, plan):
+        if (
+            s_status is not None
+            and same(stage)
+            and _stage_matches(stage, out_storage_options, ident, times, passes, statics, plan)
+        ):
             done = _regions_done(stage, out_storage_options, ident)
             if s_status == "complete":
                 promote(stage, out, out_storage_options)
@@ -514,8 +571,9 @@ def predict(
         step = plan.time_chunk * plan.region_chunks
         regions = [(p, t0) for p in range(len(passes)) for t0 in range(0, len(times), step)]
         todo = [r for r in regions if r not in done]
-        bar = tqdm(total=len(regions), initial=len(regions) - len(todo), desc="predict", unit="region",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(regions), initial=len(regions) - len(todo), desc="predict", unit="region", disable=not progress
+        )
         t_start = time.perf_counter()
         for p_i, t0 in todo:
             t1 = min(t0 + step, len(times))
@@ -527,18 +585,28 @@ def predict(
             held.still_held()  # a writer that stalled past its lease writes nothing more
             for (name, _), v in zip(piece.items(), vals):
                 g[name][p_i, t0:t1] = v
-            put_whole(_progress_url(stage, p_i, t0), json.dumps({"identity": ident, "pass": p_i, "t0": t0}).encode(),
-                      out_storage_options)
+            put_whole(
+                _progress_url(stage, p_i, t0),
+                json.dumps({"identity": ident, "pass": p_i, "t0": t0}).encode(),
+                out_storage_options,
+            )
             bar.update(1)
         bar.close()
         held.check()
         now = product_identity(store, cards, plan, times, passes, storage_options, transfers)["inputs"]
         if now != identity["inputs"]:  # the store was re-ingested while this run read it
             discard(stage, out_storage_options)
-            raise ValidationError(f"{redact_url(store)}: the input groups changed while predicting (re-ingested?); "
-                                  "the mixed result was discarded: run predict again")
+            raise ValidationError(
+                f"{redact_url(store)}: the input groups changed while predicting (re-ingested?); "
+                "the mixed result was discarded: run predict again"
+            )
         mark_complete(stage, out_storage_options, record={"identity": ident, "identity_doc": identity})
         discard(join(stage, PROGRESS_DIR), out_storage_options)  # a complete copy needs no progress records
         promote(stage, out, out_storage_options)
-    return {"out": out, "regions": len(todo), "seconds": time.perf_counter() - t_start, "days": len(times),
-            "passes": list(passes)}
+    return {
+        "out": out,
+        "regions": len(todo),
+        "seconds": time.perf_counter() - t_start,
+        "days": len(times),
+        "passes": list(passes),
+    }

@@ -50,8 +50,15 @@ STATICS = "statics"
 NETWORKS = "insitu/networks"
 CMA = "insitu/cma"
 #: source name (``ftcloud ingest --sources``) -> its group in the store
-GROUPS = {"era5land": ERA5LAND, "imerg": IMERG, "smap_e_ft": SMAP_E_FT, "esdr_ft": ESDR_FT,
-          "statics": STATICS, "networks": NETWORKS, "cma": CMA}
+GROUPS = {
+    "era5land": ERA5LAND,
+    "imerg": IMERG,
+    "smap_e_ft": SMAP_E_FT,
+    "esdr_ft": ESDR_FT,
+    "statics": STATICS,
+    "networks": NETWORKS,
+    "cma": CMA,
+}
 #: the FT product's folder name (``ftcloud predict``'s default output, ``ftcloud run``'s product)
 PRODUCT_NAME = "ft_convlstm.zarr"
 #: the twin's hidden truth, inside its source folder

@@ -103,8 +103,16 @@ CTC_OUT_OF_RANGE = 6
 PAPER = {
     "gain_overall_pct_points": 2.44,
     "gain_frozen_season_pct_points": 7.03,
-    "table2_slope": {"northwest": -0.32, "north": -0.29, "qinghai_tibet": -0.06, "very_stable": -0.31,
-                     "stable": -0.22, "semi_stable": -0.11, "transitional": -0.09, "unstable": -0.05,
-                     "seasonally_frozen_ground": -0.02},
+    "table2_slope": {
+        "northwest": -0.32,
+        "north": -0.29,
+        "qinghai_tibet": -0.06,
+        "very_stable": -0.31,
+        "stable": -0.22,
+        "semi_stable": -0.11,
+        "transitional": -0.09,
+        "unstable": -0.05,
+        "seasonally_frozen_ground": -0.02,
+    },
     "table2_mean_days": {"qinghai_tibet": 239, "northwest": 144, "north": 102},
 }

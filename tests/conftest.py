@@ -26,8 +26,21 @@ REALDATA = Path(os.environ.get("SHARED_REALDATA", ROOT.parent / "shared" / "real
 
 
 #: fixtures that build a multi-year twin, ingest it or train a model: their tests are slow
-SLOW_FIXTURES = frozenset({"first_run", "tiny_model", "twin_2018", "twin_20y", "twin", "store", "clean_ingest",
-                           "clean_predict", "truths", "season", "model_dir"})
+SLOW_FIXTURES = frozenset(
+    {
+        "first_run",
+        "tiny_model",
+        "twin_2018",
+        "twin_20y",
+        "twin",
+        "store",
+        "clean_ingest",
+        "clean_predict",
+        "truths",
+        "season",
+        "model_dir",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -59,7 +72,9 @@ def s3_server():
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -103,7 +118,9 @@ def tiny_store(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")
     generate("tiny", *TINY_PERIOD, str(root / "src"), seed=5, insitu=False, progress=False)
-    ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+    ingest(
+        str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False
+    )
     return str(root / "store")
 
 

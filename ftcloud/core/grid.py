@@ -181,10 +181,36 @@ class GridWindow:
         """xarray coordinates: 1-D x/y (m) and 2-D lat/lon, with CF attributes."""
         lon, lat = self.lonlat
         return {
-            "y": ("y", self.y, {"standard_name": "projection_y_coordinate", "long_name": "y coordinate of projection", "units": "m", "axis": "Y"}),
-            "x": ("x", self.x, {"standard_name": "projection_x_coordinate", "long_name": "x coordinate of projection", "units": "m", "axis": "X"}),
-            "lat": (("y", "x"), lat.astype("f8"), {"standard_name": "latitude", "long_name": "latitude of cell centre", "units": "degrees_north"}),
-            "lon": (("y", "x"), lon.astype("f8"), {"standard_name": "longitude", "long_name": "longitude of cell centre", "units": "degrees_east"}),
+            "y": (
+                "y",
+                self.y,
+                {
+                    "standard_name": "projection_y_coordinate",
+                    "long_name": "y coordinate of projection",
+                    "units": "m",
+                    "axis": "Y",
+                },
+            ),
+            "x": (
+                "x",
+                self.x,
+                {
+                    "standard_name": "projection_x_coordinate",
+                    "long_name": "x coordinate of projection",
+                    "units": "m",
+                    "axis": "X",
+                },
+            ),
+            "lat": (
+                ("y", "x"),
+                lat.astype("f8"),
+                {"standard_name": "latitude", "long_name": "latitude of cell centre", "units": "degrees_north"},
+            ),
+            "lon": (
+                ("y", "x"),
+                lon.astype("f8"),
+                {"standard_name": "longitude", "long_name": "longitude of cell centre", "units": "degrees_east"},
+            ),
         }
 
     def template(self) -> xr.Dataset:
@@ -214,7 +240,8 @@ class GridWindow:
         if np.abs(x - self.x).max() > tol or np.abs(y - self.y).max() > tol:
             raise GridMismatchError(
                 f"{what}: x/y coordinates do not match the {self.grid.name} window {self.name!r} "
-                f"(x starts {x[0]:.1f} m, expected {self.x[0]:.1f} m; y starts {y[0]:.1f} m, expected {self.y[0]:.1f} m)"
+                f"(x starts {x[0]:.1f} m, expected {self.x[0]:.1f} m; y starts {y[0]:.1f} m, expected {self.y[0]:.1f} "
+                "m)"
             )
 
 
@@ -322,7 +349,9 @@ class _Weights:
         """Regrid the last two axes of ``values`` (a numpy array; NaN = missing)."""
         values = np.asarray(values)
         if values.shape[-2:] != self.src_shape:
-            raise GridMismatchError(f"source array has spatial shape {values.shape[-2:]}, regridder expects {self.src_shape}")
+            raise GridMismatchError(
+                f"source array has spatial shape {values.shape[-2:]}, regridder expects {self.src_shape}"
+            )
         lead = values.shape[:-2]
         flat = values.reshape(lead + (-1,))
         if self.method == "nearest":
@@ -412,7 +441,9 @@ class EASE2Regridder:
         fr = self.source.grid.row_of(self.window.y) - self.source.row0
         fc = self.source.grid.col_of(self.window.x) - self.source.col0
         fr2, fc2 = np.meshgrid(fr, fc, indexing="ij")
-        object.__setattr__(self, "weights", _make_weights(fr2, fc2, self.source.shape, self.method, f"{self.source.grid.name} source"))
+        object.__setattr__(
+            self, "weights", _make_weights(fr2, fc2, self.source.shape, self.method, f"{self.source.grid.name} source")
+        )
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return self.weights.apply(values)

@@ -20,6 +20,7 @@ def ft_valid(x) -> np.ndarray:
     """
     return (x == FT_THAWED) | (x == FT_FROZEN)
 
+
 FT_FLAG_ATTRS = {
     "flag_values": np.array([0, 1], dtype="u1"),
     "flag_meanings": "thawed frozen",
@@ -76,14 +77,36 @@ class VariableSpec:
 
 # What the predictors must look like (the xclim habit: check units at the door).
 PREDICTORS: dict[str, VariableSpec] = {
-    "stl1": VariableSpec("stl1", ("K",), "K", "soil_temperature", "soil temperature 0-7 cm (ERA5-Land level 1)", (180.0, 350.0)),
-    "swvl1": VariableSpec(
-        "swvl1", ("m**3 m**-3", "m3 m-3", "m3/m3", "m^3 m^-3"), "m3 m-3", "volume_fraction_of_condensed_water_in_soil",
-        "volumetric soil water 0-7 cm (ERA5-Land level 1)", (0.0, 1.0),
+    "stl1": VariableSpec(
+        "stl1", ("K",), "K", "soil_temperature", "soil temperature 0-7 cm (ERA5-Land level 1)", (180.0, 350.0)
     ),
-    "sde": VariableSpec("sde", ("m",), "m", "surface_snow_thickness", "snow depth (physical, ERA5-Land sde)", (0.0, 50.0)),
-    "tp": VariableSpec("tp", ("m",), "mm h-1", "lwe_precipitation_rate", "precipitation rate over the hour ending at the step (ERA5-Land tp, de-accumulated)", (0.0, 1.0)),
-    "precipitation": VariableSpec("precipitation", ("mm/hr", "mm h-1", "mm/h"), "mm h-1", "lwe_precipitation_rate", "precipitation rate over the hour ending at the step (GPM IMERG V07)", (0.0, 500.0)),
+    "swvl1": VariableSpec(
+        "swvl1",
+        ("m**3 m**-3", "m3 m-3", "m3/m3", "m^3 m^-3"),
+        "m3 m-3",
+        "volume_fraction_of_condensed_water_in_soil",
+        "volumetric soil water 0-7 cm (ERA5-Land level 1)",
+        (0.0, 1.0),
+    ),
+    "sde": VariableSpec(
+        "sde", ("m",), "m", "surface_snow_thickness", "snow depth (physical, ERA5-Land sde)", (0.0, 50.0)
+    ),
+    "tp": VariableSpec(
+        "tp",
+        ("m",),
+        "mm h-1",
+        "lwe_precipitation_rate",
+        "precipitation rate over the hour ending at the step (ERA5-Land tp, de-accumulated)",
+        (0.0, 1.0),
+    ),
+    "precipitation": VariableSpec(
+        "precipitation",
+        ("mm/hr", "mm h-1", "mm/h"),
+        "mm h-1",
+        "lwe_precipitation_rate",
+        "precipitation rate over the hour ending at the step (GPM IMERG V07)",
+        (0.0, 500.0),
+    ),
 }
 
 # Output names in the analysis-ready store.

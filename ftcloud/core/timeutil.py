@@ -73,8 +73,13 @@ def parse_date(value, name: str = "date", prefix: str = "") -> np.datetime64 | N
     """
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(np.datetime64(value, "D")) if isinstance(value, np.datetime64) \
+    text = (
+        value
+        if isinstance(value, str)
+        else str(np.datetime64(value, "D"))
+        if isinstance(value, np.datetime64)
         else str(value)
+    )
     d = None
     if _DATE.fullmatch(text.strip()):
         try:
@@ -101,8 +106,10 @@ def check_period(start, end, what: str = "", *, names: tuple[str, str] = ("start
     s = parse_date(start, names[0], prefix)
     e = parse_date(end, names[1], prefix)
     if s is not None and e is not None and e < s:
-        raise ValidationError(f"{prefix}{names[1]} {e} is before {names[0]} {s}; both days are included, "
-                              f"so {names[1]} must be on or after {names[0]}")
+        raise ValidationError(
+            f"{prefix}{names[1]} {e} is before {names[0]} {s}; both days are included, "
+            f"so {names[1]} must be on or after {names[0]}"
+        )
     return s, e
 
 

@@ -59,9 +59,18 @@ class Lease:
 
     def _doc(self) -> bytes:
         now = time.time()
-        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "what": self.what,
-                           "acquired": self.acquired or now, "renewed": now, "expires": now + self.ttl},
-                          sort_keys=True).encode()
+        return json.dumps(
+            {
+                "owner": self.owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "what": self.what,
+                "acquired": self.acquired or now,
+                "renewed": now,
+                "expires": now + self.ttl,
+            },
+            sort_keys=True,
+        ).encode()
 
     def acquire(self) -> Lease:
         for _ in range(3):
@@ -77,7 +86,8 @@ class Lease:
                         f"{redact_url(self.out)} is being written by another ftcloud ({doc.get('what')}, host "
                         f"{doc.get('host')} pid {doc.get('pid')}, since {_when(float(doc.get('acquired', 0)))}); "
                         f"wait for it to finish, or, if that run is dead, its lease expires at "
-                        f"{_when(float(doc['expires']))} (or delete {redact_url(self.url)})") from None
+                        f"{_when(float(doc['expires']))} (or delete {redact_url(self.url)})"
+                    ) from None
                 if doc is None:
                     # unreadable: half-written by a writer that died, or being created right now
                     fs, path = filesystem(self.url, self.so)
@@ -86,16 +96,28 @@ class Lease:
                     except FileNotFoundError:
                         continue
                     if age < 30:
-                        raise LockedError(f"{redact_url(self.out)}: another ftcloud is taking the lease "
-                                          f"{redact_url(self.url)} right now; try again in a minute") from None
+                        raise LockedError(
+                            f"{redact_url(self.out)}: another ftcloud is taking the lease "
+                            f"{redact_url(self.url)} right now; try again in a minute"
+                        ) from None
                     log.warning("%s: taking over an unreadable lease (%.0f s old)", redact_url(self.url), age)
                 elif _dead_here(doc) and float(doc.get("expires", 0)) > now:
-                    log.warning("%s: taking over the lease of %s pid %s (%s): that process is gone",
-                                redact_url(self.out), doc.get("host"), doc.get("pid"), doc.get("what"))
+                    log.warning(
+                        "%s: taking over the lease of %s pid %s (%s): that process is gone",
+                        redact_url(self.out),
+                        doc.get("host"),
+                        doc.get("pid"),
+                        doc.get("what"),
+                    )
                 else:
-                    log.warning("%s: taking over the stale lease of %s pid %s (%s; expired %.0f s ago)",
-                                redact_url(self.out), doc.get("host"), doc.get("pid"), doc.get("what"),
-                                now - float(doc.get("expires", 0)))
+                    log.warning(
+                        "%s: taking over the stale lease of %s pid %s (%s; expired %.0f s ago)",
+                        redact_url(self.out),
+                        doc.get("host"),
+                        doc.get("pid"),
+                        doc.get("what"),
+                        now - float(doc.get("expires", 0)),
+                    )
                 self._remove_if(doc)
         else:
             raise LockedError(f"{redact_url(self.out)}: could not take the lease {redact_url(self.url)}")
@@ -127,18 +149,22 @@ class Lease:
         """Cheap check before each write (no I/O): stop if the lease was lost, or if it was not
         renewed for longer than its life (this process stalled: another writer may own it now)."""
         if self.lost or time.time() - self.renewed_at > self.ttl * 0.8:
-            raise LockedError(f"{redact_url(self.out)}: this run's lease lapsed (not renewed for "
-                              f"{time.time() - self.renewed_at:.0f} s, lease life {self.ttl:.0f} s); another writer "
-                              "may own the output now: stopping without writing more")
+            raise LockedError(
+                f"{redact_url(self.out)}: this run's lease lapsed (not renewed for "
+                f"{time.time() - self.renewed_at:.0f} s, lease life {self.ttl:.0f} s); another writer "
+                "may own the output now: stopping without writing more"
+            )
 
     def check(self) -> None:
         """Raise if the lease was lost (taken over after we stalled past its expiry)."""
         self.still_held()
         doc = read_json(self.url, self.so)
         if self.lost or doc is None or doc.get("owner") != self.owner:
-            raise LockedError(f"{redact_url(self.out)}: this run's lease was taken over by another writer "
-                              f"({(doc or {}).get('host')} pid {(doc or {}).get('pid')}); stopping without marking "
-                              "anything complete")
+            raise LockedError(
+                f"{redact_url(self.out)}: this run's lease was taken over by another writer "
+                f"({(doc or {}).get('host')} pid {(doc or {}).get('pid')}); stopping without marking "
+                "anything complete"
+            )
 
     def release(self) -> None:
         self._stop.set()
@@ -151,8 +177,12 @@ class Lease:
                 with contextlib.suppress(FileNotFoundError):
                     fs.rm_file(path)
         except Exception as e:  # noqa: BLE001 - the work is done; a lease left behind expires on its own
-            log.warning("%s: could not delete the lease (%s); it expires at %s", redact_url(self.url),
-                        str(e).splitlines()[0][:160], _when(time.time() + self.ttl))
+            log.warning(
+                "%s: could not delete the lease (%s); it expires at %s",
+                redact_url(self.url),
+                str(e).splitlines()[0][:160],
+                _when(time.time() + self.ttl),
+            )
 
     def __enter__(self) -> Lease:
         return self.acquire()

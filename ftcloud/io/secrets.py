@@ -16,10 +16,38 @@ from ftcloud.errors import ValidationError
 __all__ = ["is_credential_key", "check_no_credentials", "redact_url", "redact_text", "RedactingFilter"]
 
 # exact names (case-insensitive) and name parts that hold secrets in fsspec/s3fs/gcsfs/adlfs/botocore
-_EXACT = {"key", "secret", "token", "password", "passwd", "pwd", "auth", "credentials", "sas_token",
-          "account_key", "connection_string", "cookie"}
-_PARTS = ("secret", "password", "passwd", "passphrase", "token", "credential", "access_key", "key_id", "private_key",
-          "api_key", "apikey", "connection_string", "authorization", "bearer", "basic_auth", "set-cookie")
+_EXACT = {
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "credentials",
+    "sas_token",
+    "account_key",
+    "connection_string",
+    "cookie",
+}
+_PARTS = (
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "credential",
+    "access_key",
+    "key_id",
+    "private_key",
+    "api_key",
+    "apikey",
+    "connection_string",
+    "authorization",
+    "bearer",
+    "basic_auth",
+    "set-cookie",
+)
 # values of ``token`` that name an authentication *mode*, not a secret (gcsfs)
 _TOKEN_MODES = {"anon", "google_default", "cloud", "browser", "cache"}
 # camel-case botocore parameters such as SSECustomerKey, SSEKMSKeyId, CopySourceSSECustomerKey
@@ -31,8 +59,9 @@ def is_credential_key(name) -> bool:
     ``password``, ``aws_secret_access_key``, ``SSECustomerKey``, ...)."""
     s = str(name)
     low = s.lower()
-    return low in _EXACT or low.endswith(("_key", "-key")) or any(p in low for p in _PARTS) \
-        or bool(_CAMEL_KEY.search(s))
+    return (
+        low in _EXACT or low.endswith(("_key", "-key")) or any(p in low for p in _PARTS) or bool(_CAMEL_KEY.search(s))
+    )
 
 
 def check_no_credentials(options, where: str, prefix: str = "") -> None:
@@ -46,7 +75,8 @@ def check_no_credentials(options, where: str, prefix: str = "") -> None:
                 raise ValidationError(
                     f"{where}: option {name!r} looks like a credential; ftcloud never takes credentials in its "
                     "options (they would reach logs and outputs). Use the environment (AWS_ACCESS_KEY_ID, "
-                    "AWS_SECRET_ACCESS_KEY, ...), an IAM role or fsspec's config files instead.")
+                    "AWS_SECRET_ACCESS_KEY, ...), an IAM role or fsspec's config files instead."
+                )
             check_no_credentials(v, where, name + ".")
     elif isinstance(options, (list, tuple)):
         for i, v in enumerate(options):
@@ -56,8 +86,10 @@ def check_no_credentials(options, where: str, prefix: str = "") -> None:
 # userinfo runs to the last "@" before the first "/" (a password may hold "@" or quotes)
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s]+)@")
 # query parameters that carry signatures or tokens (pre-signed URLs, SAS tokens)
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|sig|signature|token|"
-                           r"access_token|sas|key|password|api_key|apikey|access_key|client_secret|secret)=)[^&\s'\"]+")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|sig|signature|token|"
+    r"access_token|sas|key|password|api_key|apikey|access_key|client_secret|secret)=)[^&\s'\"]+"
+)
 
 
 def redact_url(url) -> str:
@@ -95,8 +127,16 @@ def redact_obj(obj):
     """A copy of a JSON-like ``obj`` with URLs redacted in every string and the values of
     credential-like keys replaced by ``"***"`` (for run summaries, provenance, state files)."""
     if isinstance(obj, dict):
-        return {k: ("***" if is_credential_key(k) and v not in (None, "", False) and not
-                    (str(k).lower() == "token" and v in _TOKEN_MODES) else redact_obj(v)) for k, v in obj.items()}
+        return {
+            k: (
+                "***"
+                if is_credential_key(k)
+                and v not in (None, "", False)
+                and not (str(k).lower() == "token" and v in _TOKEN_MODES)
+                else redact_obj(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return type(obj)(redact_obj(v) for v in obj)
     if isinstance(obj, str):

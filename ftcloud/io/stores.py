@@ -43,8 +43,9 @@ STATUS_KEY = ".ftcloud-status.json"
 
 # S3 defaults (only where the options do not set their own): a dead endpoint ends in about
 # connect_timeout/read_timeout x max_attempts x s3fs retries seconds, not in a silent hang
-S3_DEFAULTS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 20,
-                                 "retries": {"max_attempts": 2, "mode": "standard"}}}
+S3_DEFAULTS = {
+    "config_kwargs": {"connect_timeout": 5, "read_timeout": 20, "retries": {"max_attempts": 2, "mode": "standard"}}
+}
 S3FS_RETRIES = 4  # s3fs's own retry loop around each call (503 SlowDown, dropped connections, timeouts)
 
 
@@ -63,8 +64,16 @@ def _retry_server_errors(e: BaseException) -> bool:
         return False
     status = (resp.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     code = str((resp.get("Error") or {}).get("Code", ""))
-    return status in (500, 502, 503, 504) or code in ("500", "502", "503", "504", "ServiceUnavailable",
-                                                       "InternalError", "SlowDown", "RequestTimeout")
+    return status in (500, 502, 503, 504) or code in (
+        "500",
+        "502",
+        "503",
+        "504",
+        "ServiceUnavailable",
+        "InternalError",
+        "SlowDown",
+        "RequestTimeout",
+    )
 
 
 def _install_s3_retry_handler() -> None:
@@ -98,8 +107,10 @@ def filesystem(url: str, storage_options: dict | None = None) -> tuple[fsspec.Ab
         fs = fsspec.filesystem(proto, **_with_defaults(proto, storage_options))
     except (ValueError, ImportError) as e:
         known = "a local path, file://, s3://, memory://, http(s)://"
-        raise StorageError(f"{redact_url(url)}: cannot open a {proto!r} store ({str(e).splitlines()[0]}); "
-                           f"ftcloud reads {known} and any fsspec protocol whose package is installed") from None
+        raise StorageError(
+            f"{redact_url(url)}: cannot open a {proto!r} store ({str(e).splitlines()[0]}); "
+            f"ftcloud reads {known} and any fsspec protocol whose package is installed"
+        ) from None
     if proto in ("s3", "s3a"):
         fs.retries = S3FS_RETRIES  # an instance attribute in s3fs, not an option
         _install_s3_retry_handler()
@@ -227,8 +238,10 @@ def require_bucket(url: str, storage_options: dict | None = None) -> None:
     except PermissionError:
         return  # listing the bucket may be denied where writing is allowed; the write will tell
     if not ok:
-        raise StorageError(f"{redact_url(url)}: bucket {bucket!r} does not exist (or is not visible with these "
-                           "credentials); ftcloud never creates buckets: create it, or check the name and endpoint")
+        raise StorageError(
+            f"{redact_url(url)}: bucket {bucket!r} does not exist (or is not visible with these "
+            "credentials); ftcloud never creates buckets: create it, or check the name and endpoint"
+        )
 
 
 def ensure_parent_groups(root: str, group: str, storage_options: dict | None = None) -> None:
@@ -253,8 +266,9 @@ def status_record(url: str, storage_options: dict | None = None) -> dict | None:
     return read_json(join(url, STATUS_KEY), storage_options)
 
 
-def _set_status(url: str, status: str, storage_options: dict | None, extra: dict | None = None,
-                record: dict | None = None) -> None:
+def _set_status(
+    url: str, status: str, storage_options: dict | None, extra: dict | None = None, record: dict | None = None
+) -> None:
     doc = {"status": status, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(record or {})}
     if status != "complete":
         put_whole(join(url, STATUS_KEY), json.dumps(doc, sort_keys=True).encode(), storage_options)  # first
@@ -278,8 +292,9 @@ def mark_incomplete(url: str, storage_options: dict | None = None, record: dict 
     _set_status(url, "incomplete", storage_options, record=record)
 
 
-def mark_complete(url: str, storage_options: dict | None = None, extra: dict | None = None,
-                  record: dict | None = None) -> None:
+def mark_complete(
+    url: str, storage_options: dict | None = None, extra: dict | None = None, record: dict | None = None
+) -> None:
     """Attributes ``extra`` and consolidated metadata, then the status record (``record``: what the
     writer wants resumes and readers to check, e.g. a content digest) as the last write."""
     _set_status(url, "complete", storage_options, extra, record)
@@ -294,8 +309,10 @@ def store_status(url: str, storage_options: dict | None = None) -> str | None:
         return None
     except PermissionError as e:
         anon = " anonymously" if (storage_options or {}).get("anon") else ""
-        raise AccessDeniedError(f"{redact_url(url)}: access denied reading{anon} ({str(e).splitlines()[0][:120]}); "
-                           "is the bucket public, or are credentials set for this endpoint?") from None
+        raise AccessDeniedError(
+            f"{redact_url(url)}: access denied reading{anon} ({str(e).splitlines()[0][:120]}); "
+            "is the bucket public, or are credentials set for this endpoint?"
+        ) from None
     rec = status_record(url, storage_options)
     if rec is not None:
         return "complete" if rec.get("status") == "complete" else "incomplete"
@@ -321,7 +338,7 @@ def content_id(url: str, storage_options: dict | None = None) -> str:
     h = hashlib.sha256()
     for name, info in sorted(fs.find(path, detail=True).items()):
         stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-        h.update(f"{name[len(path):]}\0{info.get('size')}\0{stamp}\n".encode())
+        h.update(f"{name[len(path) :]}\0{info.get('size')}\0{stamp}\n".encode())
     return "listing:" + h.hexdigest()
 
 
@@ -337,8 +354,9 @@ def open_group(
     url = join(root, group)
     status = store_status(url, storage_options)
     if status is None:
-        raise MissingVariableError(f"{redact_url(url)}: no zarr group {group!r} under {redact_url(root)} "
-                                   "(run `ftcloud ingest` first)")
+        raise MissingVariableError(
+            f"{redact_url(url)}: no zarr group {group!r} under {redact_url(root)} (run `ftcloud ingest` first)"
+        )
     if require_complete and status != "complete":
         raise IncompleteStoreError(
             f"{redact_url(url)}: group {group!r} is marked {status!r}: the run that wrote it did not finish. "
@@ -357,19 +375,29 @@ def describe_storage_error(exc: BaseException) -> str | None:
         name = type(e).__name__
         kw = getattr(e, "kwargs", None) or {}
         endpoint = kw.get("endpoint_url") or kw.get("url") or getattr(e, "url", None)
-        if name in ("ReadTimeoutError", "ConnectTimeoutError", "ServerTimeoutError", "TimeoutError",
-                    "FSTimeoutError", "ConnectionClosedError"):
+        if name in (
+            "ReadTimeoutError",
+            "ConnectTimeoutError",
+            "ServerTimeoutError",
+            "TimeoutError",
+            "FSTimeoutError",
+            "ConnectionClosedError",
+        ):
             s3 = S3_DEFAULTS["config_kwargs"]
             where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"
             attempts = (s3.get("retries") or {}).get("max_attempts", "?")
-            return (f"{where} did not answer ({name}; connect timeout {s3.get('connect_timeout')} s, read timeout "
-                    f"{s3.get('read_timeout')} s, {attempts} attempts x {S3FS_RETRIES} retries); "
-                    "is the endpoint up and reachable from here?")
+            return (
+                f"{where} did not answer ({name}; connect timeout {s3.get('connect_timeout')} s, read timeout "
+                f"{s3.get('read_timeout')} s, {attempts} attempts x {S3FS_RETRIES} retries); "
+                "is the endpoint up and reachable from here?"
+            )
         if name in ("EndpointConnectionError", "ClientConnectorError", "ClientOSError"):
             where = f"storage endpoint {redact_url(endpoint)}" if endpoint else "the storage endpoint"
             return f"{where} refused or dropped the connection ({name}); is the endpoint URL right and the service up?"
         if name in ("NoCredentialsError", "PartialCredentialsError"):
-            return ("no credentials found for the object store (ftcloud takes them only from the environment: "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an IAM role); use --anon for public data")
+            return (
+                "no credentials found for the object store (ftcloud takes them only from the environment: "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an IAM role); use --anon for public data"
+            )
         e = e.__cause__ or e.__context__
     return None

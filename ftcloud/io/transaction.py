@@ -41,8 +41,10 @@ def _sibling(url: str, suffix: str) -> str:
     if not sep or not name or head.endswith(":/"):
         from ftcloud.errors import StorageError
 
-        raise StorageError(f"{redact_url(url)}: an output needs a name inside a folder or bucket "
-                           "(e.g. s3://bucket/product.zarr), not a bucket or filesystem root")
+        raise StorageError(
+            f"{redact_url(url)}: an output needs a name inside a folder or bucket "
+            "(e.g. s3://bucket/product.zarr), not a bucket or filesystem root"
+        )
     return f"{head}/.{name}{suffix}"
 
 
@@ -72,11 +74,14 @@ def check_replaceable(out: str, storage_options: dict | None = None) -> None:
         return
     if not names:
         return
-    if store_status(out, storage_options) is not None and (status_record(out, storage_options) is not None
-                                                          or _legacy_ftcloud(out, storage_options)):
+    if store_status(out, storage_options) is not None and (
+        status_record(out, storage_options) is not None or _legacy_ftcloud(out, storage_options)
+    ):
         return
-    raise StorageError(f"{redact_url(out)} exists and is not an ftcloud output ({len(names)} entries, no "
-                       f"{STATUS_KEY}); refusing to replace it: choose another --out, or remove it yourself")
+    raise StorageError(
+        f"{redact_url(out)} exists and is not an ftcloud output ({len(names)} entries, no "
+        f"{STATUS_KEY}); refusing to replace it: choose another --out, or remove it yourself"
+    )
 
 
 def _legacy_ftcloud(out: str, storage_options: dict | None) -> bool:
@@ -121,7 +126,7 @@ def promote(stage: str, out: str, storage_options: dict | None = None) -> None:
     keys = sorted(fs.find(spath))
     for p in keys:  # server-side copies; the status record last
         if not p.endswith("/" + STATUS_KEY):
-            fs.copy(p, opath + p[len(spath):])
+            fs.copy(p, opath + p[len(spath) :])
     fs.copy(spath + "/" + STATUS_KEY, opath + "/" + STATUS_KEY)
     fs.rm(spath, recursive=True)
 

@@ -27,8 +27,6 @@ CHANNELS = tuple(DYNAMIC_VARS) + tuple(STATIC_VARS)
 UNITS = {**DYNAMIC_VARS, **STATIC_VARS}
 
 
-
-
 def check_units(ds: xr.Dataset, names, where: str) -> None:
     for v in names:
         if v not in ds.variables:
@@ -95,8 +93,15 @@ class StoreInputs:
     ``np.asarray(inputs)`` materialises everything (small stores and tests only).
     """
 
-    def __init__(self, pred: xr.Dataset, statics: xr.Dataset, times: pd.DatetimeIndex, arrays: dict,
-                 pass_index: int, cache_bytes: int = 1 << 30):
+    def __init__(
+        self,
+        pred: xr.Dataset,
+        statics: xr.Dataset,
+        times: pd.DatetimeIndex,
+        arrays: dict,
+        pass_index: int,
+        cache_bytes: int = 1 << 30,
+    ):
         self.times = pd.DatetimeIndex(times)
         pos = pd.DatetimeIndex(pred["time"].values).get_indexer(self.times)
         if (pos < 0).any():
@@ -106,9 +111,13 @@ class StoreInputs:
         for v, a in zip(DYNAMIC_VARS, self._arrays):
             dims = a.attrs.get("_ARRAY_DIMENSIONS")
             packed = any(k in a.attrs for k in ("scale_factor", "add_offset"))
-            if dims != ["time", "pass", "step", "y", "x"] or not (a.dtype == np.float32 or packed and a.dtype.kind in "iu"):
-                raise ValidationError(f"predictors/era5land/{v}: stored as {a.dtype} {dims}; expected float32 or CF-packed "
-                                      "integers with dims (time, pass, step, y, x), as ftcloud ingest writes them")
+            if dims != ["time", "pass", "step", "y", "x"] or not (
+                a.dtype == np.float32 or packed and a.dtype.kind in "iu"
+            ):
+                raise ValidationError(
+                    f"predictors/era5land/{v}: stored as {a.dtype} {dims}; expected float32 or CF-packed "
+                    "integers with dims (time, pass, step, y, x), as ftcloud ingest writes them"
+                )
         self._pass = int(pass_index)
         self._static = np.stack([np.asarray(statics[v].values, "f4") for v in STATIC_VARS], axis=0)  # (4, y, x)
         a0 = self._arrays[0]
@@ -125,7 +134,7 @@ class StoreInputs:
         def load():
             ct, _, _, cy, cx = self._chunks
             a = self._arrays[v]
-            raw = a[kt * ct:(kt + 1) * ct, self._pass, :, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx]
+            raw = a[kt * ct : (kt + 1) * ct, self._pass, :, ky * cy : (ky + 1) * cy, kx * cx : (kx + 1) * cx]
             return decode(raw, a.attrs, a.fill_value)  # CF packing decoded as xarray does
 
         return self._cache.get((v, kt, ky, kx), load)
@@ -149,9 +158,10 @@ class StoreInputs:
                     xa, xb = max(c0, kx * cx), min(c1, (kx + 1) * cx)
                     for v in range(len(self._arrays)):
                         blk = self._chunk(v, int(kt), ky, kx)
-                        out[sel, :, v, ya - r0:yb - r0, xa - c0:xb - c0] = \
-                            blk[local][:, :, ya - ky * cy:yb - ky * cy, xa - kx * cx:xb - kx * cx]
-        out[:, :, len(self._arrays):] = self._static[None, None, :, r0:r1, c0:c1]
+                        out[sel, :, v, ya - r0 : yb - r0, xa - c0 : xb - c0] = blk[local][
+                            :, :, ya - ky * cy : yb - ky * cy, xa - kx * cx : xb - kx * cx
+                        ]
+        out[:, :, len(self._arrays) :] = self._static[None, None, :, r0:r1, c0:c1]
         return out
 
     def __getitem__(self, key):
@@ -189,8 +199,9 @@ class StoreTarget:
     def _chunk(self, kt: int, ky: int, kx: int) -> np.ndarray:
         def load():
             ct, _, cy, cx = self._chunks
-            return np.asarray(self._a[kt * ct:(kt + 1) * ct, self._pass, ky * cy:(ky + 1) * cy, kx * cx:(kx + 1) * cx],
-                              "u1")
+            return np.asarray(
+                self._a[kt * ct : (kt + 1) * ct, self._pass, ky * cy : (ky + 1) * cy, kx * cx : (kx + 1) * cx], "u1"
+            )
 
         return self._cache.get((kt, ky, kx), load)
 
@@ -211,7 +222,9 @@ class StoreTarget:
                 for kx in range(c0 // cx, (c1 - 1) // cx + 1):
                     xa, xb = max(c0, kx * cx), min(c1, (kx + 1) * cx)
                     blk = self._chunk(int(kt), ky, kx)
-                    out[sel, ya - r0:yb - r0, xa - c0:xb - c0] = blk[local][:, ya - ky * cy:yb - ky * cy, xa - kx * cx:xb - kx * cx]
+                    out[sel, ya - r0 : yb - r0, xa - c0 : xb - c0] = blk[local][
+                        :, ya - ky * cy : yb - ky * cy, xa - kx * cx : xb - kx * cx
+                    ]
         return out
 
     def __getitem__(self, key):
@@ -256,7 +269,9 @@ class FileTruth:
             with xr.open_dataset(self._path) as ds:
                 ft = ds["ft"].isel({"pass": self._pass}).transpose("time", ...)
                 arr = np.asarray(ft.isel(time=src[have], y=slice(r0, r1), x=slice(c0, c1)).values)
-            arr = np.where(np.isfinite(arr), arr, FT_MISSING).astype("u1") if arr.dtype.kind == "f" else arr.astype("u1")
+            arr = (
+                np.where(np.isfinite(arr), arr, FT_MISSING).astype("u1") if arr.dtype.kind == "f" else arr.astype("u1")
+            )
             out[have] = arr
         return out
 
@@ -300,7 +315,9 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
     pred, statics = open_inputs(store, pass_, storage_options)
     smap = open_group(store, layout.SMAP_E_FT, storage_options)["smap_e_ft"].sel({"pass": pass_})
     esdr = open_group(store, layout.ESDR_FT, storage_options)["esdr_ft"].sel({"pass": pass_})
-    times = pd.DatetimeIndex(np.intersect1d(np.intersect1d(smap["time"].values, esdr["time"].values), pred["time"].values))
+    times = pd.DatetimeIndex(
+        np.intersect1d(np.intersect1d(smap["time"].values, esdr["time"].values), pred["time"].values)
+    )
     if len(times) == 0:
         raise ValidationError(f"{store}: predictors and targets share no days")
     import zarr
@@ -315,8 +332,10 @@ def load_target_period(store: str, pass_: str, storage_options=None) -> TargetDa
         tg = zarr.open_group(get_mapper(join(store, f"targets/{name}"), storage_options), mode="r")
         arr = tg[name]
         if arr.attrs.get("_ARRAY_DIMENSIONS") != ["time", "pass", "y", "x"] or arr.dtype != np.uint8:
-            raise ValidationError(f"{store}/targets/{name}/{name}: stored as {arr.dtype} {arr.attrs.get('_ARRAY_DIMENSIONS')}; "
-                                  "expected uint8 (time, pass, y, x), as ftcloud ingest writes it")
+            raise ValidationError(
+                f"{store}/targets/{name}/{name}: stored as {arr.dtype} {arr.attrs.get('_ARRAY_DIMENSIONS')}; "
+                "expected uint8 (time, pass, y, x), as ftcloud ingest writes it"
+            )
         tpass = list(open_group(store, f"targets/{name}", storage_options)["pass"].values).index(pass_)
         targets[name] = StoreTarget(arr, pd.DatetimeIndex(da_["time"].values).get_indexer(times), tpass)
     return TargetData(

@@ -79,8 +79,9 @@ def save_torchscript(model, path: str) -> None:
     try:
         torch.save(model, eager)
         env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        proc = subprocess.run([sys.executable, "-c", _SCRIPT_CHILD, eager, tmp], env=env, capture_output=True,
-                              text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-c", _SCRIPT_CHILD, eager, tmp], env=env, capture_output=True, text=True, timeout=900
+        )
         if proc.returncode != 0 or not os.path.exists(tmp):
             why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
     except Exception as e:  # noqa: BLE001 - any failure of the child falls back to scripting here
@@ -89,8 +90,11 @@ def save_torchscript(model, path: str) -> None:
         if os.path.exists(eager):
             os.remove(eager)
     if why is not None:
-        warnings.warn(f"{path}: TorchScript scripted in this process ({why}); its bytes may differ between runs",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: TorchScript scripted in this process ({why}); its bytes may differ between runs",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         _script_in_process(model, tmp)
     os.replace(tmp, path)
 
@@ -130,7 +134,10 @@ def export_model(model, model_dir: str, pass_: str, card_fields: dict, example_s
             "p_frozen": "float32 (batch, y, x): frozen probability of the head whose decision is taken",
         },
         "class_codes": {"thawed": 0, "frozen": 1, "missing": 255},
-        "normalisation": {"mean": [float(v) for v in np.asarray(model.mean).ravel()], "std": [float(v) for v in np.asarray(model.std).ravel()]},
+        "normalisation": {
+            "mean": [float(v) for v in np.asarray(model.mean).ravel()],
+            "std": [float(v) for v in np.asarray(model.std).ravel()],
+        },
         "torch_version": torch.__version__,
         "files": {
             "torchscript": {"name": os.path.basename(p["torchscript"]), "sha256": sha256_file(p["torchscript"])},
@@ -162,8 +169,10 @@ def _card_file_name(p: str, key: str, entry) -> str:
         raise ModelCardError(f"{p}: files.{key} has no file name")
     seps = {"/", "\\"} | ({os.sep, os.altsep} - {None})
     if any(c in name for c in seps) or name in (".", "..") or os.path.isabs(name) or "\0" in name:
-        raise ModelCardError(f"{p}: files.{key} name {name!r} is not a plain file name in the model folder "
-                             "(paths, '..' and absolute names are refused)")
+        raise ModelCardError(
+            f"{p}: files.{key} name {name!r} is not a plain file name in the model folder "
+            "(paths, '..' and absolute names are refused)"
+        )
     if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise ModelCardError(f"{p}: files.{key} has no SHA-256 (64 lowercase hex digits)")
     return name
@@ -181,8 +190,9 @@ def read_card(model_dir: str, pass_: str) -> dict:
     except UnicodeDecodeError as e:
         raise ModelCardError(f"{p}: model card is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise ModelCardError(f"{p}: model card is not valid JSON ({e.msg} at line {e.lineno} "
-                             f"column {e.colno})") from None
+        raise ModelCardError(
+            f"{p}: model card is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+        ) from None
     except OSError as e:
         raise ModelCardError(f"{p}: model card cannot be read ({e.strerror or e})") from None
     if not isinstance(card, dict):
@@ -197,8 +207,9 @@ def read_card(model_dir: str, pass_: str) -> dict:
     if card.get("pass") != pass_:
         raise ModelCardError(f"{p}: model card is for pass {card.get('pass')!r}, not {pass_!r}")
     inputs = card.get("inputs")
-    if not isinstance(inputs, dict) or not all(isinstance(inputs.get(k), t) for k, t in
-                                               (("channels", list), ("units", dict), ("static_layers", list))):
+    if not isinstance(inputs, dict) or not all(
+        isinstance(inputs.get(k), t) for k, t in (("channels", list), ("units", dict), ("static_layers", list))
+    ):
         raise ModelCardError(f"{p}: model card has no 'inputs' object with channels, units and static_layers")
     return card
 
@@ -248,7 +259,12 @@ def check_store_matches_card(card: dict, pred, statics, window_attrs: dict, pass
             raise ValidationError(f"{where}: predictor {c!r} named by the model card is not in the store")
         u = ds[c].attrs.get("units")
         if u != card["inputs"]["units"][c]:
-            raise ValidationError(f"{where}: predictor {c!r} has units {u!r}, the model card expects {card['inputs']['units'][c]!r}")
+            raise ValidationError(
+                f"{where}: predictor {c!r} has units {u!r}, the model card expects {card['inputs']['units'][c]!r}"
+            )
     grid = card.get("grid", {})
     if grid.get("ease2_grid") and grid.get("ease2_grid") != window_attrs.get("ease2_grid"):
-        raise ValidationError(f"{where}: store grid {window_attrs.get('ease2_grid')!r} differs from the model's {grid.get('ease2_grid')!r}")
+        raise ValidationError(
+            f"{where}: store grid {window_attrs.get('ease2_grid')!r} differs from the model's "
+            f"{grid.get('ease2_grid')!r}"
+        )

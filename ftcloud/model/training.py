@@ -65,8 +65,12 @@ def channel_stats(X, train: np.ndarray, block_days: int = 8) -> tuple[np.ndarray
     mean = np.zeros(nch)
     m2 = np.zeros(nch)
     ny, nx = X.shape[-2:]
-    parts = [(d, rr, cc) for k in range(0, len(days), block_days) for rr, cc, *_ in tile_windows(ny, nx, 0)
-             for d in [days[k:k + block_days]]]
+    parts = [
+        (d, rr, cc)
+        for k in range(0, len(days), block_days)
+        for rr, cc, *_ in tile_windows(ny, nx, 0)
+        for d in [days[k : k + block_days]]
+    ]
     for d, rr, cc in parts:  # blocks of days x tiles of at most EVAL_TILE cells a side
         xb = read_days(X, d, rr, cc)
         x = np.asarray(xb).transpose(2, 0, 1, 3, 4).reshape(nch, -1).astype("f8")
@@ -112,13 +116,13 @@ def target_summary(targets, train: np.ndarray, share: float, block_days: int = 6
     for t in targets:
         miss = None
         for k in range(0, len(idx), block_days):
-            y = read_days(t, idx[k:k + block_days])
+            y = read_days(t, idx[k : k + block_days])
             m = (y == FT_MISSING).sum(axis=0, dtype=np.int64)
             miss = m if miss is None else miss + m
         permanent = miss / len(idx) >= share if miss is not None else np.zeros(t.shape[1:], bool)
         counts = np.zeros(2, np.int64)
         for k in range(0, len(idx), block_days):
-            y = read_days(t, idx[k:k + block_days])[:, ~permanent]
+            y = read_days(t, idx[k : k + block_days])[:, ~permanent]
             counts += [int((y == 0).sum()), int((y == 1).sum())]
         out.append((permanent, counts))
     return out
@@ -152,8 +156,14 @@ def tile_windows(ny: int, nx: int, halo: int, tile: int | None = None):
         for c0 in range(0, nx, tile):
             c1 = min(nx, c0 + tile)
             ca, cb = max(0, c0 - halo), min(nx, c1 + halo)
-            yield (slice(ra, rb), slice(ca, cb), slice(r0 - ra, r1 - ra), slice(c0 - ca, c1 - ca),
-                   slice(r0, r1), slice(c0, c1))
+            yield (
+                slice(ra, rb),
+                slice(ca, cb),
+                slice(r0 - ra, r1 - ra),
+                slice(c0 - ca, c1 - ca),
+                slice(r0, r1),
+                slice(c0, c1),
+            )
 
 
 @dataclass
@@ -193,8 +203,14 @@ def check_splits(times, splits: dict | None = None) -> tuple[np.ndarray, np.ndar
     if missing:
         spans = ", ".join(f"{a}..{b}" for a, b in (splits or SPLITS)["test"])
         what = ", ".join(f"{s} ({SEASON_SPANS.get(s, s)})" for s in missing)
-        log.warning("test split %s holds %d days of the store (%s..%s) and no %s day: scored n/a in the report",
-                    spans, len(test), f"{test[0]:%Y-%m-%d}", f"{test[-1]:%Y-%m-%d}", what)
+        log.warning(
+            "test split %s holds %d days of the store (%s..%s) and no %s day: scored n/a in the report",
+            spans,
+            len(test),
+            f"{test[0]:%Y-%m-%d}",
+            f"{test[-1]:%Y-%m-%d}",
+            what,
+        )
     return masks
 
 
@@ -217,7 +233,9 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
     (perm_s, cnt_s), (perm_e, cnt_e) = target_summary([data.smap, data.esdr], train, config.permanent_missing)
     w = torch.tensor(class_weights(counts=cnt_s + cnt_e))
     mcfg = ModelConfig(hidden=tuple(config.hidden), kernel=config.kernel)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    )
     net = DualHeadConvLSTM(mcfg).to(device)
     mean_t, std_t = torch.tensor(mean), torch.tensor(std)
     w = w.to(device)
@@ -246,7 +264,7 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
         with torch.no_grad():
             idx_all = np.flatnonzero(val)
             for k in range(0, len(idx_all), config.batch_days):
-                days = idx_all[k:k + config.batch_days]
+                days = idx_all[k : k + config.batch_days]
                 if len(tiles) == 1:
                     x, a, b = batch(days)
                     la, lb = net(x)
@@ -278,7 +296,7 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
         for k in range(0, len(order), config.batch_days):
             r0 = int(rng.integers(0, ny - ph + 1))
             c0 = int(rng.integers(0, nx - pw + 1))
-            x, a, b = batch(np.sort(order[k:k + config.batch_days]), slice(r0, r0 + ph), slice(c0, c0 + pw))
+            x, a, b = batch(np.sort(order[k : k + config.batch_days]), slice(r0, r0 + ph), slice(c0, c0 + pw))
             la, lb = net(x)
             loss = loss_fn(la, a) + loss_fn(lb, b)
             opt.zero_grad()
@@ -297,8 +315,10 @@ def train_pass(data: TargetData, config: TrainConfig | None = None, progress: bo
             if bad >= config.patience:
                 break
     if best_state is None:
-        raise ValidationError("training: the validation loss was undefined in every epoch (no valid target pixel on the "
-                              "validation days); choose validation periods with retrievals (--splits)")
+        raise ValidationError(
+            "training: the validation loss was undefined in every epoch (no valid target pixel on the "
+            "validation days); choose validation periods with retrievals (--splits)"
+        )
     net.load_state_dict(best_state)
     net = net.to("cpu")  # exported and evaluated on the CPU (inference picks its own device)
     net.eval()
@@ -319,7 +339,7 @@ def predict_heads(model, X: np.ndarray, batch_days: int = TRAINING["predict_batc
     out = {"smap_head": [], "esdr_head": [], "fused": []}
     with torch.no_grad():
         for k in range(0, len(X), batch_days):
-            x = torch.from_numpy(np.ascontiguousarray(X[k:k + batch_days]))
+            x = torch.from_numpy(np.ascontiguousarray(X[k : k + batch_days]))
             ft, _ = model(x)
             z = torch.nan_to_num((x - model.mean) / model.std)
             la, lb = model.net(z)
@@ -374,14 +394,21 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
     season_names = [s for s in SEASONS if s == "all" or (seasons == s).any()]
     order = ("smap_head", "esdr_head", "fused", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")  # the cards' row order
     own = {r: {p: {s: np.zeros(4, np.int64) for s in season_names} for p in order if p != r} for r in ref_names}
-    common = {r: {s: CommonCounts([p for p in order if p != r], nb, target="fused", reference_name=r,
-                                  n_boot=n_boot, seed=0) for s in season_names} for r in ref_names}
+    common = {
+        r: {
+            s: CommonCounts([p for p in order if p != r], nb, target="fused", reference_name=r, n_boot=n_boot, seed=0)
+            for s in season_names
+        }
+        for r in ref_names
+    }
     # streamed over the test period, 32 days at a time: memory is one batch of inputs and the
     # per-block confusion counts, whatever the period or the region
     for k in range(0, len(tdays), 32):
         pos = np.arange(k, min(k + 32, len(tdays)))
         days = tdays[pos]
-        products = {name: np.empty((len(days), *shape_yx), "u1") for name in ("smap_head", "esdr_head", "fused", "ERA5_FT")}
+        products = {
+            name: np.empty((len(days), *shape_yx), "u1") for name in ("smap_head", "esdr_head", "fused", "ERA5_FT")
+        }
         for rr, cc, ry, cx, core_r, core_c in tile_windows(*shape_yx, halo):
             Xb = read_days(data.X, days, rr, cc)
             heads = {**predict_heads(model, Xb), "ERA5_FT": era5_ft_from_inputs(Xb)}
@@ -405,7 +432,9 @@ def evaluate_test_period(model, data: TargetData, splits: dict | None = None, n_
                 for p, v in prods.items():
                     own[r][p][s] += _confusion(v[m], ref[m])
     for r in ref_names:
-        report[f"vs_{r}"] = {p: {s: _accuracy_from_counts(c) for s, c in by_season.items()} for p, by_season in own[r].items()}
+        report[f"vs_{r}"] = {
+            p: {s: _accuracy_from_counts(c) for s, c in by_season.items()} for p, by_season in own[r].items()
+        }
         report[f"common_vs_{r}"] = {s: common[r][s].result().to_dict() for s in season_names}
     return report
 
@@ -414,8 +443,15 @@ def _confusion(product: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """N[F/F], N[T/F], N[T/T], N[F/T] over the pixel-days valid in both."""
     ok = ft_valid(product) & ft_valid(reference)
     p, r = product[ok], reference[ok]
-    return np.array([int(((p == 1) & (r == 1)).sum()), int(((p == 0) & (r == 1)).sum()),
-                     int(((p == 0) & (r == 0)).sum()), int(((p == 1) & (r == 0)).sum())], np.int64)
+    return np.array(
+        [
+            int(((p == 1) & (r == 1)).sum()),
+            int(((p == 0) & (r == 1)).sum()),
+            int(((p == 0) & (r == 0)).sum()),
+            int(((p == 1) & (r == 0)).sum()),
+        ],
+        np.int64,
+    )
 
 
 def _accuracy_from_counts(c: np.ndarray) -> dict:
@@ -426,5 +462,8 @@ def _accuracy_from_counts(c: np.ndarray) -> dict:
         "CA_T": tt / (tt + ft) if tt + ft else None,
         "CA_O": (ff + tt) / n if n else None,
         "n": n,
-        "N_FF": ff, "N_TF": tf, "N_TT": tt, "N_FT": ft,
+        "N_FF": ff,
+        "N_TF": tf,
+        "N_TT": tt,
+        "N_FT": ft,
     }

@@ -32,8 +32,14 @@ BIVARIATE = (
     ("#ace4e4", "#a5add3", "#8c62aa"),
     ("#5ac8c8", "#5698b9", "#3b4994"),
 )
-_PRODUCT_COLOURS = {"ConvLSTM_FT": "#1b9e77", "SMAP_E_FT": "#d95f02", "ESDR_FT": "#7570b3", "ERA5_FT": "#e7298a",
-                    "Meteorology_FT": "#66a61e", "truth": "#444444"}
+_PRODUCT_COLOURS = {
+    "ConvLSTM_FT": "#1b9e77",
+    "SMAP_E_FT": "#d95f02",
+    "ESDR_FT": "#7570b3",
+    "ERA5_FT": "#e7298a",
+    "Meteorology_FT": "#66a61e",
+    "truth": "#444444",
+}
 _SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 
 
@@ -64,7 +70,9 @@ def _image(ax, arr: np.ndarray, da: xr.DataArray, **kw):
     return ax.imshow(arr, extent=_extent(da), origin="upper", interpolation="nearest", **kw)
 
 
-def ft_maps(products: Mapping[str, xr.DataArray], dates: Sequence, path: str, title: str = "", ncols_dates: int = 3) -> str:
+def ft_maps(
+    products: Mapping[str, xr.DataArray], dates: Sequence, path: str, title: str = "", ncols_dates: int = 3
+) -> str:
     """FT maps of several products side by side on each date (paper Fig. 3).
 
     ``products``: name -> FT codes (time, y, x) (0 thawed, 1 frozen, else missing). A date a product
@@ -102,8 +110,11 @@ def ft_maps(products: Mapping[str, xr.DataArray], dates: Sequence, path: str, ti
                 ax.set_title(f"{d:%Y-%m-%d} {n}\nno data", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-    handles = [Patch(color=FT_COLOURS[0], label="thawed"), Patch(color=FT_COLOURS[1], label="frozen"),
-               Patch(color=FT_COLOURS[2], label="missing")]
+    handles = [
+        Patch(color=FT_COLOURS[0], label="thawed"),
+        Patch(color=FT_COLOURS[1], label="frozen"),
+        Patch(color=FT_COLOURS[2], label="missing"),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -111,8 +122,14 @@ def ft_maps(products: Mapping[str, xr.DataArray], dates: Sequence, path: str, ti
     return _save(fig, path)
 
 
-def accuracy_bars(df: pd.DataFrame, path: str, by: str = "network", metrics: Sequence[str] = ("CA_F", "CA_T", "CA_O"),
-                  title: str | None = None, min_pairs: int = 20) -> str:
+def accuracy_bars(
+    df: pd.DataFrame,
+    path: str,
+    by: str = "network",
+    metrics: Sequence[str] = ("CA_F", "CA_T", "CA_O"),
+    title: str | None = None,
+    min_pairs: int = 20,
+) -> str:
     """Grouped bars of classification accuracy per ``by`` (network or season), product and pass (Figs. 4-5).
 
     ``df``: the long direct-validation table (columns product, network, season, pass, CA_*, and
@@ -158,9 +175,17 @@ def accuracy_bars(df: pd.DataFrame, path: str, by: str = "network", metrics: Seq
             ax.grid(axis="y", alpha=0.3)
             if j == 0:
                 ax.set_ylabel("accuracy", fontsize=8)
-    fig.legend(handles=[Patch(color=_PRODUCT_COLOURS.get(p, "k"), label=p) for p in prods], loc="lower center",
-               ncol=len(prods), fontsize=8, frameon=False)
-    fig.suptitle(title or f"Classification accuracy against in-situ FT by {by} (accuracies over < {min_pairs} pairs omitted)", fontsize=10)
+    fig.legend(
+        handles=[Patch(color=_PRODUCT_COLOURS.get(p, "k"), label=p) for p in prods],
+        loc="lower center",
+        ncol=len(prods),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        title or f"Classification accuracy against in-situ FT by {by} (accuracies over < {min_pairs} pairs omitted)",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     return _save(fig, path)
 
@@ -169,8 +194,15 @@ def _bivariate_class(v: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.searchsorted(np.asarray(edges), v, side="right")
 
 
-def ctc_bivariate(ctc: xr.Dataset, xs: np.ndarray, ys: np.ndarray, elevation: xr.DataArray, path: str,
-                  edges: Sequence[float] = (0.8, 0.9), title: str = "") -> str:
+def ctc_bivariate(
+    ctc: xr.Dataset,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    elevation: xr.DataArray,
+    path: str,
+    edges: Sequence[float] = (0.8, 0.9),
+    title: str = "",
+) -> str:
     """Bivariate sensitivity/specificity maps of the CTC per product and season (Figs. 6-7).
 
     ``ctc``: one pass of the station CTC (season, product, station) with ``psi``, ``eta``,
@@ -192,15 +224,21 @@ def ctc_bivariate(ctc: xr.Dataset, xs: np.ndarray, ys: np.ndarray, elevation: xr
     for i, s in enumerate(seasons):
         for j, prod in enumerate(prods):
             ax = fig.add_subplot(gs[i, j])
-            im = _image(ax, elev, elevation, cmap="Greys", vmin=vmin, vmax=vmax + 0.8 * (vmax - vmin))  # light background
+            im = _image(
+                ax, elev, elevation, cmap="Greys", vmin=vmin, vmax=vmax + 0.8 * (vmax - vmin)
+            )  # light background
             c = ctc.sel(season=s, product=prod)
             psi, eta = np.asarray(c["psi"].values, float), np.asarray(c["eta"].values, float)
             ok = np.isfinite(psi) & np.isfinite(eta) & (np.asarray(c["reason"].values) == 0)
             ci, ri = _bivariate_class(psi, edges), _bivariate_class(eta, edges)
             cols = [BIVARIATE[min(r, 2)][min(k, 2)] for r, k in zip(ri, ci)]
             xk, yk = xs / 1e3, ys / 1e3
-            ax.scatter(xk[ok], yk[ok], c=[cols[t] for t in np.flatnonzero(ok)], s=70, edgecolors="k", linewidths=0.8, zorder=3)
-            ax.scatter(xk[~ok], yk[~ok], facecolors="none", edgecolors="#777777", s=50, linewidths=1.0, marker="o", zorder=3)
+            ax.scatter(
+                xk[ok], yk[ok], c=[cols[t] for t in np.flatnonzero(ok)], s=70, edgecolors="k", linewidths=0.8, zorder=3
+            )
+            ax.scatter(
+                xk[~ok], yk[~ok], facecolors="none", edgecolors="#777777", s=50, linewidths=1.0, marker="o", zorder=3
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             defined = int(ok.sum())
@@ -211,7 +249,9 @@ def ctc_bivariate(ctc: xr.Dataset, xs: np.ndarray, ys: np.ndarray, elevation: xr
     # the 2-D legend
     lax = fig.add_subplot(gs[0, -1])
     k = len(BIVARIATE)
-    rgb = np.array([[tuple(int(h[1 + 2 * q: 3 + 2 * q], 16) / 255 for q in range(3)) for h in row] for row in BIVARIATE])
+    rgb = np.array(
+        [[tuple(int(h[1 + 2 * q : 3 + 2 * q], 16) / 255 for q in range(3)) for h in row] for row in BIVARIATE]
+    )
     lax.imshow(rgb, origin="lower", extent=(0, k, 0, k))
     lax.set_xticks(np.arange(k) + 0.5)
     lax.set_xticklabels(labels, fontsize=6, rotation=45)
@@ -223,8 +263,12 @@ def ctc_bivariate(ctc: xr.Dataset, xs: np.ndarray, ys: np.ndarray, elevation: xr
     if len(seasons) > 1:
         nax = fig.add_subplot(gs[1, -1])
         nax.axis("off")
-        nax.legend(handles=[Line2D([], [], marker="o", ls="", mfc="none", mec="#777777", label="CTC undefined")],
-                   loc="upper left", fontsize=7, frameon=False)
+        nax.legend(
+            handles=[Line2D([], [], marker="o", ls="", mfc="none", mec="#777777", label="CTC undefined")],
+            loc="upper left",
+            fontsize=7,
+            frameon=False,
+        )
         if im is not None:
             cb = fig.colorbar(im, ax=nax, orientation="horizontal", fraction=0.25, pad=0.05)
             cb.set_label("elevation (m)", fontsize=7)
@@ -235,8 +279,9 @@ def ctc_bivariate(ctc: xr.Dataset, xs: np.ndarray, ys: np.ndarray, elevation: xr
     return _save(fig, path)
 
 
-def regional_series(series: xr.DataArray, fits: xr.Dataset, path: str, title: str = "",
-                    truth: xr.DataArray | None = None) -> str:
+def regional_series(
+    series: xr.DataArray, fits: xr.Dataset, path: str, title: str = "", truth: xr.DataArray | None = None
+) -> str:
     """Stratum-mean frozen days per year with their Sen-slope lines (Figs. 11-12).
 
     ``series`` (stratum, year); ``fits``: :func:`ftcloud.science.trends.mann_kendall` of it (``slope``,
@@ -270,8 +315,9 @@ def regional_series(series: xr.DataArray, fits: xr.Dataset, path: str, title: st
     return _save(fig, path)
 
 
-def slope_map(slope: xr.DataArray, significant_fdr: xr.DataArray, significant: xr.DataArray | None, path: str,
-              title: str = "") -> str:
+def slope_map(
+    slope: xr.DataArray, significant_fdr: xr.DataArray, significant: xr.DataArray | None, path: str, title: str = ""
+) -> str:
     """Per-pixel Sen slope (days/yr) with stippling: black dots significant after FDR, grey p < alpha only."""
     s = np.asarray(slope.values, dtype=float)
     finite = s[np.isfinite(s)]

@@ -31,8 +31,13 @@ import pandas as pd
 
 from ftcloud.core.metadata import software_versions
 
-PRODUCTS = {"fused": "ConvLSTM_FT (fused)", "SMAP_E_FT": "SMAP_E_FT", "ESDR_FT": "ESDR_FT",
-            "smap_head": "SMAP head", "esdr_head": "ESDR head"}
+PRODUCTS = {
+    "fused": "ConvLSTM_FT (fused)",
+    "SMAP_E_FT": "SMAP_E_FT",
+    "ESDR_FT": "ESDR_FT",
+    "smap_head": "SMAP head",
+    "esdr_head": "ESDR head",
+}
 _F = layout.FIGURES
 FIGURES = (
     ("validation/" + _F["ft_maps"].format(p="AM"), "FT state on the first day of each month, AM (paper Fig. 3)"),
@@ -80,12 +85,21 @@ def fusion_by_season(out: str) -> pd.DataFrame:
         for season, block in (card["metrics"].get(f"common_vs_{ref}") or {}).items():
             gains = {g["product"]: g for g in block.get("gains", [])}
             for r in block["table"]:
-                pct = {k: None if r.get(k) is None else 100 * r[k] for k in ("CA_F", "CA_T", "CA_O", "CA_O_lo", "CA_O_hi")}
+                pct = {
+                    k: None if r.get(k) is None else 100 * r[k] for k in ("CA_F", "CA_T", "CA_O", "CA_O_lo", "CA_O_hi")
+                }
                 g = gains.get("SMAP_E_FT") if r["product"] == "fused" else None
-                rows.append({"pass": p, "reference": ref, "season": season,
-                             "product": PRODUCTS.get(r["product"], PRODUCT_LABELS.get(r["product"], r["product"])),
-                             **pct, "n": r["n"],
-                             "gain_vs_SMAP_E_FT": None if g is None or g.get("gain") is None else 100 * g["gain"]})
+                rows.append(
+                    {
+                        "pass": p,
+                        "reference": ref,
+                        "season": season,
+                        "product": PRODUCTS.get(r["product"], PRODUCT_LABELS.get(r["product"], r["product"])),
+                        **pct,
+                        "n": r["n"],
+                        "gain_vs_SMAP_E_FT": None if g is None or g.get("gain") is None else 100 * g["gain"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -115,26 +129,52 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
         card = _read_json(RunLayout(out).card(p))
         if card:
             for r in gains_table(card, "truth"):
-                rows.append({"reference": "truth (model card, test period)", "pass": p, "season": r["season"],
-                             "baseline": PRODUCT_LABELS.get(r["baseline"], r["baseline"]),
-                             "fused %": _pts(r["fused_CA_O"]), "baseline %": _pts(r["baseline_CA_O"]),
-                             "gain (points)": _pts(r["gain"]), "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
-                             "n": r["n"],
-                             "in words": r["sentence"]})
+                rows.append(
+                    {
+                        "reference": "truth (model card, test period)",
+                        "pass": p,
+                        "season": r["season"],
+                        "baseline": PRODUCT_LABELS.get(r["baseline"], r["baseline"]),
+                        "fused %": _pts(r["fused_CA_O"]),
+                        "baseline %": _pts(r["baseline_CA_O"]),
+                        "gain (points)": _pts(r["gain"]),
+                        "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
+                        "n": r["n"],
+                        "in words": r["sentence"],
+                    }
+                )
     b = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
     if b is not None and not b.empty:
         b = b[(b["reference"] == "insitu") & (b["product"] != "ConvLSTM_FT")]
         fused = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
-        fused = fused[(fused["reference"] == "insitu") & (fused["product"] == "ConvLSTM_FT")].set_index(["pass", "season"])
+        fused = fused[(fused["reference"] == "insitu") & (fused["product"] == "ConvLSTM_FT")].set_index(
+            ["pass", "season"]
+        )
         for _, r in b.iterrows():
             f = fused.loc[(r["pass"], r["season"]), "CA_O"]
-            rows.append({"reference": "in-situ networks (validate)", "pass": r["pass"], "season": r["season"],
-                         "baseline": r["product"], "fused %": _pts(f), "baseline %": _pts(r["CA_O"]),
-                         "gain (points)": _pts(r["gain"]), "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
-                         "n": int(r["n"]),
-                         "in words": f"{r['pass']}, {r['season']}: " + gain_sentence(
-                             "the fused product", r["product"], r["gain"], r["gain_lo"], r["gain_hi"], int(r["n"]),
-                             "the in-situ networks")})
+            rows.append(
+                {
+                    "reference": "in-situ networks (validate)",
+                    "pass": r["pass"],
+                    "season": r["season"],
+                    "baseline": r["product"],
+                    "fused %": _pts(f),
+                    "baseline %": _pts(r["CA_O"]),
+                    "gain (points)": _pts(r["gain"]),
+                    "95 % interval": _interval(r["gain_lo"], r["gain_hi"]),
+                    "n": int(r["n"]),
+                    "in words": f"{r['pass']}, {r['season']}: "
+                    + gain_sentence(
+                        "the fused product",
+                        r["product"],
+                        r["gain"],
+                        r["gain_lo"],
+                        r["gain_hi"],
+                        int(r["n"]),
+                        "the in-situ networks",
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -145,31 +185,67 @@ def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct
     from ``validation/baselines.csv`` (the paper's numbers are the in-situ kind)."""
     base = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
     rows = []
-    for key, season, label in (("gain_overall_pct_points", "all", "fused - SMAP_E_FT overall accuracy (CA_O, % points)"),
-                               ("gain_frozen_season_pct_points", "frozen", "fused - SMAP_E_FT, frozen season Dec-Jan (% points)")):
+    for key, season, label in (
+        ("gain_overall_pct_points", "all", "fused - SMAP_E_FT overall accuracy (CA_O, % points)"),
+        ("gain_frozen_season_pct_points", "frozen", "fused - SMAP_E_FT, frozen season Dec-Jan (% points)"),
+    ):
         for p in ("AM", "PM"):
-            sel = fusion[(fusion["pass"] == p) & (fusion["season"] == season) & (fusion["product"] == PRODUCTS["fused"])] if not fusion.empty else fusion
-            twin = float(sel["gain_vs_SMAP_E_FT"].iloc[0]) if len(sel) and sel["gain_vs_SMAP_E_FT"].notna().any() else math.nan
+            sel = (
+                fusion[(fusion["pass"] == p) & (fusion["season"] == season) & (fusion["product"] == PRODUCTS["fused"])]
+                if not fusion.empty
+                else fusion
+            )
+            twin = (
+                float(sel["gain_vs_SMAP_E_FT"].iloc[0])
+                if len(sel) and sel["gain_vs_SMAP_E_FT"].notna().any()
+                else math.nan
+            )
             insitu = math.nan
             if base is not None:
-                d = base[(base["reference"] == "insitu") & (base["season"] == season) & (base["pass"] == p)
-                         & (base["product"] == "SMAP_E_FT")]
+                d = base[
+                    (base["reference"] == "insitu")
+                    & (base["season"] == season)
+                    & (base["pass"] == p)
+                    & (base["product"] == "SMAP_E_FT")
+                ]
                 if len(d) and pd.notna(d["gain"].iloc[0]):
                     insitu = 100 * float(d["gain"].iloc[0])
             ref = fusion["reference"].iloc[0] if not fusion.empty else "truth"
-            rows.append({"finding": label, "pass": p, "paper": PAPER[key], f"this run vs {ref}": twin, "this run vs in-situ": insitu})
+            rows.append(
+                {
+                    "finding": label,
+                    "pass": p,
+                    "paper": PAPER[key],
+                    f"this run vs {ref}": twin,
+                    "this run vs in-situ": insitu,
+                }
+            )
     if table2 is not None:
         t = table2[table2["pass"] == "mean"]
         for _, r in t.iterrows():
             if r["name"] in PAPER["table2_slope"]:
-                rows.append({"finding": f"Sen slope of frozen days, {r['name']} (days/year)", "pass": "mean",
-                             "paper": PAPER["table2_slope"][r["name"]], "this run": r["sen_slope"],
-                             "this run 95% CI": f"[{r['slope_low']:.3f}, {r['slope_high']:.3f}]",
-                             "truth": r.get("truth_sen_slope"), "planted": r.get("planted_slope"),
-                             "planted in CI": r.get("planted_in_ci")})
+                rows.append(
+                    {
+                        "finding": f"Sen slope of frozen days, {r['name']} (days/year)",
+                        "pass": "mean",
+                        "paper": PAPER["table2_slope"][r["name"]],
+                        "this run": r["sen_slope"],
+                        "this run 95% CI": f"[{r['slope_low']:.3f}, {r['slope_high']:.3f}]",
+                        "truth": r.get("truth_sen_slope"),
+                        "planted": r.get("planted_slope"),
+                        "planted in CI": r.get("planted_in_ci"),
+                    }
+                )
             if r["name"] in PAPER["table2_mean_days"]:
-                rows.append({"finding": f"mean frozen days, {r['name']}", "pass": "mean", "paper": PAPER["table2_mean_days"][r["name"]],
-                             "this run": r["mean_frozen_days"], "truth": r.get("truth_mean_frozen_days")})
+                rows.append(
+                    {
+                        "finding": f"mean frozen days, {r['name']}",
+                        "pass": "mean",
+                        "paper": PAPER["table2_mean_days"][r["name"]],
+                        "this run": r["mean_frozen_days"],
+                        "truth": r.get("truth_mean_frozen_days"),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -181,17 +257,24 @@ def provenance(out: str, config: dict | None) -> dict:
     for p in ("AM", "PM"):
         card = _read_json(RunLayout(out).card(p))
         if card:
-            models[p] = {k: v["sha256"] for k, v in card["files"].items()} | {"card": f"ft_convlstm_{p}.json",
-                                                                              "torch": card.get("torch_version")}
+            models[p] = {k: v["sha256"] for k, v in card["files"].items()} | {
+                "card": f"ft_convlstm_{p}.json",
+                "torch": card.get("torch_version"),
+            }
     twin = _read_json(RunLayout(out).twin_parameters)
-    twin = ({k: twin.get(k) for k in ("twin_version", "seed", "parameters", "parameter_sources")} if twin else None)
+    twin = {k: twin.get(k) for k in ("twin_version", "seed", "parameters", "parameter_sources")} if twin else None
     return {
         "twin": twin,
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "software": {**software_versions(extra=("torch", "distributed", "dask-gateway", "pandas", "scipy")),
-                     "python": platform.python_version()},
+        "software": {
+            **software_versions(extra=("torch", "distributed", "dask-gateway", "pandas", "scipy")),
+            "python": platform.python_version(),
+        },
         "models_sha256": models,
-        "stages": {k: {"seconds": round(v.get("seconds", 0.0), 1), "fingerprint": v.get("fingerprint")} for k, v in state.items()},
+        "stages": {
+            k: {"seconds": round(v.get("seconds", 0.0), 1), "fingerprint": v.get("fingerprint")}
+            for k, v in state.items()
+        },
         "config": redact_obj(config),
     }
 
@@ -239,7 +322,12 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     prov = provenance(out, config)
     tsum = _read_json(os.path.join(RunLayout(out).trends, "trends-summary.json")) or {}
     files = {}
-    for name, df in (("findings.csv", find), ("fusion_by_season.csv", fusion), ("ctc.csv", ctc), ("table2.csv", table2)):
+    for name, df in (
+        ("findings.csv", find),
+        ("fusion_by_season.csv", fusion),
+        ("ctc.csv", ctc),
+        ("table2.csv", table2),
+    ):
         if df is not None and not df.empty:
             df.to_csv(os.path.join(rep, name), index=False)
             files[name] = os.path.join(rep, name)
@@ -253,14 +341,34 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         ctc_view["pi - true pi"] = ctc_view["pi"] - ctc_view["truth_pi"] if "truth_pi" in ctc_view else math.nan
     t2_view = None
     if table2 is not None:
-        keep = [c for c in ("group", "name", "n_pixels", "mean_frozen_days", "sen_slope", "slope_low", "slope_high", "p", "significant",
-                            "truth_mean_frozen_days", "truth_sen_slope", "planted_slope", "planted_in_ci") if c in table2]
+        keep = [
+            c
+            for c in (
+                "group",
+                "name",
+                "n_pixels",
+                "mean_frozen_days",
+                "sen_slope",
+                "slope_low",
+                "slope_high",
+                "p",
+                "significant",
+                "truth_mean_frozen_days",
+                "truth_sen_slope",
+                "planted_slope",
+                "planted_in_ci",
+            )
+            if c in table2
+        ]
         t2_view = table2[table2["pass"] == "mean"][keep].copy()
         t2_view["paper_slope"] = [PAPER["table2_slope"].get(n, math.nan) for n in t2_view["name"]]
     direct_view = None
     if direct is not None:
-        direct_view = direct[(direct["network"] == "all")].pivot_table(
-            index=["reference", "season", "pass"], columns="product", values="CA_O", sort=False).reset_index()
+        direct_view = (
+            direct[(direct["network"] == "all")]
+            .pivot_table(index=["reference", "season", "pass"], columns="product", values="CA_O", sort=False)
+            .reset_index()
+        )
         for c in direct_view.columns[3:]:
             direct_view[c] = 100 * direct_view[c]
     stage_rows = pd.DataFrame([{"stage": k, "seconds": v["seconds"]} for k, v in prov["stages"].items()])
@@ -271,9 +379,15 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     ref_name = "the twin's hidden truth" if is_twin else "SMAP_E_FT"
     kpis = []
     for p in ("AM", "PM"):
-        r = find[(find["pass"] == p) & find["finding"].str.startswith("fused - SMAP_E_FT overall")] if not find.empty else find
+        r = (
+            find[(find["pass"] == p) & find["finding"].str.startswith("fused - SMAP_E_FT overall")]
+            if not find.empty
+            else find
+        )
         if len(r):
-            gain = r.iloc[0][[c for c in find.columns if c.startswith("this run vs ") and c != "this run vs in-situ"][0]]
+            gain = r.iloc[0][
+                [c for c in find.columns if c.startswith("this run vs ") and c != "this run vs in-situ"][0]
+            ]
             text = "n/a" if _pts(gain) is None else f"{float(gain):+.2f} points"
             kpis.append((f"{p}: fused vs SMAP_E_FT", text, f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
     if tsum.get("fdr_significant_fraction") is not None:
@@ -288,29 +402,58 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     gview = gains.drop(columns=["in words"]) if not gains.empty else None
     words = "".join(f"<li>{html.escape(w)}</li>" for w in gains["in words"]) if not gains.empty else ""
     sections = [
-        ("What the fused product gains over each baseline",
-         "<p class='note'>Every product on one common mask of pixel-days per pass and season; gain = fused - baseline "
-         "in % points with its paired 95 % block-bootstrap interval (10-day blocks of the whole window, or of all stations, against "
-         f"in-situ). The paper's {PAPER['gain_overall_pct_points']:+.2f} / {PAPER['gain_frozen_season_pct_points']:+.2f} % "
-         "are fused vs SMAP_E_FT against six in-situ networks: compare them with the "
-         "in-situ rows, not the truth rows. A gain whose interval includes 0 is not distinguishable from 0.</p>"
-         + _table_html(gview, 2) + f"<ul>{words}</ul>",
-         _table_md(gview, 2) + "\n" + "".join(f"- {w}\n" for w in (gains["in words"] if not gains.empty else []))),
-        ("Findings beside the paper", f"<p>Paper: Cui et al. 2024. This run: region <b>{html.escape(str(region))}</b>, {period}"
-         f"{' on the synthetic digital twin, so every number can be checked against the planted truth' if is_twin else ''}.</p>"
-         + _table_html(find), _table_md(find)),
-        (f"Fusion vs SMAP_E_FT by season (accuracy in %, against {ref_name}, test period)", _table_html(fusion, 2), _table_md(fusion, 2)),
-        ("Direct validation against the in-situ networks (CA_O in %, all networks)",
-         "<p class='note'>Full tables: validation/direct_validation.md</p>" + _table_html(direct_view, 2), _table_md(direct_view, 2)),
-        ("Categorical triple collocation by product, season and stratum",
-         "<p class='note'>psi sensitivity, eta specificity, pi balanced accuracy; truth_* the actual accuracy against the twin's truth. "
-         "CTC assumes conditionally independent errors; ConvLSTM_FT is built from ERA5-Land, so its errors are not independent "
-         "of ERA5_FT's (see docs/science.md).</p>" + _table_html(ctc_view), _table_md(ctc_view)),
+        (
+            "What the fused product gains over each baseline",
+            "<p class='note'>Every product on one common mask of pixel-days per pass and season; gain = fused - "
+            "baseline "
+            "in % points with its paired 95 % block-bootstrap interval (10-day blocks of the whole window, or of all "
+            "stations, against "
+            f"in-situ). The paper's {PAPER['gain_overall_pct_points']:+.2f} / "
+            f"{PAPER['gain_frozen_season_pct_points']:+.2f} % "
+            "are fused vs SMAP_E_FT against six in-situ networks: compare them with the "
+            "in-situ rows, not the truth rows. A gain whose interval includes 0 is not distinguishable from 0.</p>"
+            + _table_html(gview, 2)
+            + f"<ul>{words}</ul>",
+            _table_md(gview, 2) + "\n" + "".join(f"- {w}\n" for w in (gains["in words"] if not gains.empty else [])),
+        ),
+        (
+            "Findings beside the paper",
+            f"<p>Paper: Cui et al. 2024. This run: region <b>{html.escape(str(region))}</b>, {period}"
+            f"{' on the synthetic digital twin, so every number can be checked against the planted truth' if is_twin else ''}.</p>"
+            + _table_html(find),
+            _table_md(find),
+        ),
+        (
+            f"Fusion vs SMAP_E_FT by season (accuracy in %, against {ref_name}, test period)",
+            _table_html(fusion, 2),
+            _table_md(fusion, 2),
+        ),
+        (
+            "Direct validation against the in-situ networks (CA_O in %, all networks)",
+            "<p class='note'>Full tables: validation/direct_validation.md</p>" + _table_html(direct_view, 2),
+            _table_md(direct_view, 2),
+        ),
+        (
+            "Categorical triple collocation by product, season and stratum",
+            "<p class='note'>psi sensitivity, eta specificity, pi balanced accuracy; truth_* the actual accuracy "
+            "against the twin's truth. "
+            "CTC assumes conditionally independent errors; ConvLSTM_FT is built from ERA5-Land, so its errors are not "
+            "independent "
+            "of ERA5_FT's (see docs/science.md).</p>" + _table_html(ctc_view),
+            _table_md(ctc_view),
+        ),
         ("Table 2: frozen days and their trend (days/year), 1980-2020", _table_html(t2_view), _table_md(t2_view)),
     ]
-    body = [(f"<h1>ftcloud run report</h1><p class='note'>written {prov['written']} by ftcloud "
-            f"{html.escape(str(prov['software'].get('ftcloud', '')))}; outputs in {html.escape(os.path.abspath(out))}</p>")]
-    body.append("".join(f"<div class='kpi'>{html.escape(a)}<b>{html.escape(b)}</b>{html.escape(c)}</div>" for a, b, c in kpis))
+    body = [
+        (
+            f"<h1>ftcloud run report</h1><p class='note'>written {prov['written']} by ftcloud "
+            f"{html.escape(str(prov['software'].get('ftcloud', '')))}; outputs in "
+            f"{html.escape(os.path.abspath(out))}</p>"
+        )
+    ]
+    body.append(
+        "".join(f"<div class='kpi'>{html.escape(a)}<b>{html.escape(b)}</b>{html.escape(c)}</div>" for a, b, c in kpis)
+    )
     md = [f"# ftcloud run report\n\nRegion {region}, {period}. Written {prov['written']}.\n"]
     for title, h, m in sections:
         body.append(f"<h2>{html.escape(title)}</h2>{h}")
@@ -318,11 +461,19 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
     body.append("<h2>Figures</h2>")
     md.append("## Figures\n")
     for path, cap in figs:
-        body.append(f"<figure><img alt='{html.escape(cap)}' src='{_img(path)}'><figcaption>{html.escape(cap)}</figcaption></figure>")
+        body.append(
+            f"<figure><img alt='{html.escape(cap)}' "
+            f"src='{_img(path)}'><figcaption>{html.escape(cap)}</figcaption></figure>"
+        )
         md.append(f"![{cap}]({os.path.relpath(path, rep)})\n")
-    body.append("<h2>Provenance</h2>" + _table_html(stage_rows, 1)
-                + f"<pre>{html.escape(json.dumps({k: prov[k] for k in ('software', 'models_sha256', 'config')}, indent=2, default=str))}</pre>")
-    md.append("## Provenance\n\n" + _table_md(stage_rows, 1) + "\nVersions, model SHA-256 and config: provenance.json\n")
+    body.append(
+        "<h2>Provenance</h2>"
+        + _table_html(stage_rows, 1)
+        + f"<pre>{html.escape(json.dumps({k: prov[k] for k in ('software', 'models_sha256', 'config')}, indent=2, default=str))}</pre>"
+    )
+    md.append(
+        "## Provenance\n\n" + _table_md(stage_rows, 1) + "\nVersions, model SHA-256 and config: provenance.json\n"
+    )
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>ftcloud report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
     tmp = os.path.join(rep, "report.html.tmp")
     with open(tmp, "w") as f:

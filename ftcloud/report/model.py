@@ -18,8 +18,12 @@ PRODUCT_LABELS = {
 from ftcloud.science.validation import MIN_TABLE_COUNT  # noqa: E402
 
 BASELINES = ("ERA5_FT", "SMAP_E_FT", "ESDR_FT", "smap_head", "esdr_head")
-SEASON_LABELS = {"all": "all days", "frozen": "frozen season (Dec-Jan)", "transition": "transition (Feb-Apr, Oct-Nov)",
-                 "thawed": "thawed season (May-Sep)"}
+SEASON_LABELS = {
+    "all": "all days",
+    "frozen": "frozen season (Dec-Jan)",
+    "transition": "transition (Feb-Apr, Oct-Nov)",
+    "thawed": "thawed season (May-Sep)",
+}
 
 
 #: what the report prints for a missing or undefined value (None, NaN, absent)
@@ -99,15 +103,30 @@ def gains_table(card: dict, reference: str = "truth") -> list[dict]:
             g, r = _gain(block, b), _row(block, b)
             if g is None or r is None:
                 continue
-            rows.append({
-                "pass": card["pass"], "reference": reference, "season": season, "baseline": b,
-                "fused_CA_O": f.get("CA_O"), "baseline_CA_O": r.get("CA_O"), "gain": g.get("gain"),
-                "gain_lo": g.get("gain_lo"), "gain_hi": g.get("gain_hi"), "n": f.get("n"),
-                "sentence": f"{card['pass']}, {SEASON_LABELS.get(season, season)}: "
-                            + gain_sentence("the fused product", PRODUCT_LABELS.get(b, b), _num(g.get("gain")),
-                                            _num(g.get("gain_lo")), _num(g.get("gain_hi")), _num(f.get("n")),
-                                            ref_words),
-            })
+            rows.append(
+                {
+                    "pass": card["pass"],
+                    "reference": reference,
+                    "season": season,
+                    "baseline": b,
+                    "fused_CA_O": f.get("CA_O"),
+                    "baseline_CA_O": r.get("CA_O"),
+                    "gain": g.get("gain"),
+                    "gain_lo": g.get("gain_lo"),
+                    "gain_hi": g.get("gain_hi"),
+                    "n": f.get("n"),
+                    "sentence": f"{card['pass']}, {SEASON_LABELS.get(season, season)}: "
+                    + gain_sentence(
+                        "the fused product",
+                        PRODUCT_LABELS.get(b, b),
+                        _num(g.get("gain")),
+                        _num(g.get("gain_lo")),
+                        _num(g.get("gain_hi")),
+                        _num(f.get("n")),
+                        ref_words,
+                    ),
+                }
+            )
     return rows
 
 
@@ -122,20 +141,30 @@ def headline(card: dict) -> dict | None:
         block = common.get(season)
         f = _row(block, "fused") if block else None
         if f is None:  # no test day in the season (or no fused row): n/a
-            out[key] = {"fused": None, "SMAP_E_FT": None, "gain_pct_points": None, "vs": {},
-                        "no_test_days": not block}
+            out[key] = {"fused": None, "SMAP_E_FT": None, "gain_pct_points": None, "vs": {}, "no_test_days": not block}
             continue
         s = _row(block, "SMAP_E_FT") or {}
         vs = {}
         for b in BASELINES:
             g, r = _gain(block, b), _row(block, b)
             if g is not None:
-                vs[b] = {"CA_O": (r or {}).get("CA_O"), "gain_pct_points": _pp(g.get("gain")),
-                         "gain_lo": _pp(g.get("gain_lo")), "gain_hi": _pp(g.get("gain_hi"))}
+                vs[b] = {
+                    "CA_O": (r or {}).get("CA_O"),
+                    "gain_pct_points": _pp(g.get("gain")),
+                    "gain_lo": _pp(g.get("gain_lo")),
+                    "gain_hi": _pp(g.get("gain_hi")),
+                }
         fo, so = _num(f.get("CA_O")), _num(s.get("CA_O"))
         gain = None if fo is None or so is None else 100 * (fo - so)
-        out[key] = {"fused": fo, "SMAP_E_FT": so, "n": f.get("n"), "fused_lo": f.get("CA_O_lo"),
-                    "fused_hi": f.get("CA_O_hi"), "gain_pct_points": gain, "vs": vs}
+        out[key] = {
+            "fused": fo,
+            "SMAP_E_FT": so,
+            "n": f.get("n"),
+            "fused_lo": f.get("CA_O_lo"),
+            "fused_hi": f.get("CA_O_hi"),
+            "gain_pct_points": gain,
+            "vs": vs,
+        }
     return out
 
 
@@ -151,11 +180,15 @@ def headline_text(pass_: str, h: dict) -> str:
         if _num(o.get("fused")) is None:
             parts.append(f"{label}: no common pixel-day")
             continue
-        head = (f"{label}: fused {_fmt(o['fused'])} % [{_fmt(o.get('fused_lo'))}, {_fmt(o.get('fused_hi'))}] "
-                f"on {_count(o.get('n'))} common pixel-days")
-        gains = ", ".join(f"{b} {_fmt(v.get('CA_O'))} % ({_sg(v.get('gain_pct_points'))} "
-                          f"[{_sg(v.get('gain_lo'))}, {_sg(v.get('gain_hi'))}])"
-                          for b, v in (o.get("vs") or {}).items())
+        head = (
+            f"{label}: fused {_fmt(o['fused'])} % [{_fmt(o.get('fused_lo'))}, {_fmt(o.get('fused_hi'))}] "
+            f"on {_count(o.get('n'))} common pixel-days"
+        )
+        gains = ", ".join(
+            f"{b} {_fmt(v.get('CA_O'))} % ({_sg(v.get('gain_pct_points'))} "
+            f"[{_sg(v.get('gain_lo'))}, {_sg(v.get('gain_hi'))}])"
+            for b, v in (o.get("vs") or {}).items()
+        )
         parts.append(f"{head}; {gains}")
     return f"{pass_} against the truth -- " + " | ".join(parts)
 
@@ -183,42 +216,58 @@ def markdown(card: dict) -> str:
         if not common:
             continue
         words = "the hidden truth" if ref == "truth" else ref
-        lines += [f"## Against {words}: every product on one common mask (test period {period})", "",
-                  "CA_O / CA_F / CA_T in %, with the 95 % block-bootstrap interval of CA_O (blocks of 10 days of the "
-                  "whole window: neighbours share their errors); "
-                  "gain = fused - product, in points, with its paired interval.", ""]
-        lines += ["| season | product | CA_O | 95 % interval | CA_F | CA_T | fused gain | gain interval | n |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Against {words}: every product on one common mask (test period {period})",
+            "",
+            "CA_O / CA_F / CA_T in %, with the 95 % block-bootstrap interval of CA_O (blocks of 10 days of the "
+            "whole window: neighbours share their errors); "
+            "gain = fused - product, in points, with its paired interval.",
+            "",
+        ]
+        lines += [
+            "| season | product | CA_O | 95 % interval | CA_F | CA_T | fused gain | gain interval | n |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         absent = [s for s in SEASON_ORDER if s not in common]
-        for season, block in [(s, common[s]) for s in SEASON_ORDER if s in common] + \
-                [(s, b) for s, b in common.items() if s not in SEASON_ORDER]:
+        for season, block in [(s, common[s]) for s in SEASON_ORDER if s in common] + [
+            (s, b) for s, b in common.items() if s not in SEASON_ORDER
+        ]:
             for r in (block or {}).get("table") or []:
                 g = _gain(block, r.get("product"))
                 gain = "" if g is None else _sg(_pp(g.get("gain")))
                 gint = "" if g is None else f"[{_sg(_pp(g.get('gain_lo')))}, {_sg(_pp(g.get('gain_hi')))}]"
                 ca_f = _masked(r.get("CA_F"), r.get("n_F"))
                 ca_t = _masked(r.get("CA_T"), r.get("n_T"))
-                lines.append(f"| {season} | {PRODUCT_LABELS.get(r.get('product'), _txt(r.get('product')))} | "
-                             f"{_fmt(r.get('CA_O'))} | [{_fmt(r.get('CA_O_lo'))}, {_fmt(r.get('CA_O_hi'))}] | "
-                             f"{ca_f} | {ca_t} | {gain} | {gint} | {_count(r.get('n'), '')} |")
+                lines.append(
+                    f"| {season} | {PRODUCT_LABELS.get(r.get('product'), _txt(r.get('product')))} | "
+                    f"{_fmt(r.get('CA_O'))} | [{_fmt(r.get('CA_O_lo'))}, {_fmt(r.get('CA_O_hi'))}] | "
+                    f"{ca_f} | {ca_t} | {gain} | {gint} | {_count(r.get('n'), '')} |"
+                )
         for season in absent:
             lines.append(f"| {season} | every product | {NA} | {NA} | {NA} | {NA} | {NA} | {NA} | 0 |")
         lines.append("")
         if absent:
-            lines += [f"{NA}: the test period ({period}) has no day in the "
-                      + ", ".join(SEASON_LABELS.get(s, s) for s in absent) + ".", ""]
+            lines += [
+                f"{NA}: the test period ({period}) has no day in the "
+                + ", ".join(SEASON_LABELS.get(s, s) for s in absent)
+                + ".",
+                "",
+            ]
         if ref == "truth":
             lines += ["What the fused product gains, in words:", ""]
             lines += [f"- {r['sentence']}" for r in gains_table(card, "truth")]
             lines.append("")
-    lines += ["CA_F = N[F/F] / (N[F/F] + N[T/F]), CA_T = N[T/T] / (N[T/T] + N[F/T]), CA_O = (N[F/F] + N[T/T]) / all "
-              f"(product state / reference state). –*: CA_F or CA_T over fewer than {MIN_TABLE_COUNT} frozen / thawed "
-              f"reference pixel-days, not reported; {NA}: undefined (no pixel-day to score). "
-              "The common mask keeps a pixel-day only where the reference and "
-              "every product in the table are valid (0 or 1). "
-              f"The paper's {PAPER['gain_overall_pct_points']:+.2f} / {PAPER['gain_frozen_season_pct_points']:+.2f} % "
-              "are fused vs SMAP_E_FT "
-              "against six in-situ networks, not against this truth: compare like with like.", ""]
+    lines += [
+        "CA_F = N[F/F] / (N[F/F] + N[T/F]), CA_T = N[T/T] / (N[T/T] + N[F/T]), CA_O = (N[F/F] + N[T/T]) / all "
+        f"(product state / reference state). –*: CA_F or CA_T over fewer than {MIN_TABLE_COUNT} frozen / thawed "
+        f"reference pixel-days, not reported; {NA}: undefined (no pixel-day to score). "
+        "The common mask keeps a pixel-day only where the reference and "
+        "every product in the table are valid (0 or 1). "
+        f"The paper's {PAPER['gain_overall_pct_points']:+.2f} / {PAPER['gain_frozen_season_pct_points']:+.2f} % "
+        "are fused vs SMAP_E_FT "
+        "against six in-situ networks, not against this truth: compare like with like.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -241,17 +290,26 @@ def bar_chart(card: dict, path: str) -> None:
         fig.savefig(path, format="png")
         plt.close(fig)
         return
-    prods = [p for p in ("fused", "smap_head", "esdr_head", "ERA5_FT", "SMAP_E_FT", "ESDR_FT") if p in prods] + \
-        [p for p in prods if p not in PRODUCT_LABELS]
+    prods = [p for p in ("fused", "smap_head", "esdr_head", "ERA5_FT", "SMAP_E_FT", "ESDR_FT") if p in prods] + [
+        p for p in prods if p not in PRODUCT_LABELS
+    ]
     fig, ax = plt.subplots(figsize=(8.5, 4.4), dpi=110)
     width = 0.8 / len(prods)
     lo_all = 100.0
     for i, p in enumerate(prods):
         rows = [_row(common[s] or {}, p) or {} for s in seasons]
-        vals, lo, hi = (np.array([100 * (_num(r.get(k)) if _num(r.get(k)) is not None else np.nan) for r in rows])
-                        for k in ("CA_O", "CA_O_lo", "CA_O_hi"))
-        ax.bar(np.arange(len(seasons)) + i * width, vals, width, yerr=[vals - lo, hi - vals], capsize=2,
-               label=PRODUCT_LABELS.get(p, p))
+        vals, lo, hi = (
+            np.array([100 * (_num(r.get(k)) if _num(r.get(k)) is not None else np.nan) for r in rows])
+            for k in ("CA_O", "CA_O_lo", "CA_O_hi")
+        )
+        ax.bar(
+            np.arange(len(seasons)) + i * width,
+            vals,
+            width,
+            yerr=[vals - lo, hi - vals],
+            capsize=2,
+            label=PRODUCT_LABELS.get(p, p),
+        )
         lo_all = min(lo_all, np.nanmin(lo) if np.isfinite(lo).any() else 100.0)
     ax.set_xticks(np.arange(len(seasons)) + 0.4 - width / 2, [SEASON_LABELS[s].split(" (")[0] for s in seasons])
     ax.set_ylabel("overall accuracy CA_O (%), 95 % interval")

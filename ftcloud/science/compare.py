@@ -61,8 +61,9 @@ STATISTICS = {"CA_O": ((0, 2), (0, 1, 2, 3)), "CA_F": ((0,), (0, 1)), "CA_T": ((
 MIN_BLOCKS = 10
 
 
-def block_confusion(product: np.ndarray, reference: np.ndarray, blocks: np.ndarray, mask: np.ndarray,
-                    n_blocks: int) -> np.ndarray:
+def block_confusion(
+    product: np.ndarray, reference: np.ndarray, blocks: np.ndarray, mask: np.ndarray, n_blocks: int
+) -> np.ndarray:
     """Confusion counts per block: (n_blocks, 4) int64 of N[F/F], N[T/F], N[T/T], N[F/T].
 
     ``product``/``reference`` hold 1 frozen / 0 thawed (other values are ignored through
@@ -89,7 +90,7 @@ def bootstrap_counts(per_block: np.ndarray, n_boot: int, rng: np.random.Generato
         k = min(step, n_boot - a)
         idx = rng.integers(0, nb, size=(k, nb))
         w = np.stack([np.bincount(row, minlength=nb) for row in idx]).astype("f8")  # (k, nb) multiplicities
-        out[a:a + k] = w @ flat
+        out[a : a + k] = w @ flat
     return out.reshape((n_boot,) + per_block.shape[1:])
 
 
@@ -151,9 +152,14 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {
-            "reference": self.reference, "target": self.target, "n_blocks": self.n_blocks,
-            "n_boot": self.n_boot, "block": self.block, "notes": list(self.notes),
-            "table": _records(self.table), "gains": _records(self.gains),
+            "reference": self.reference,
+            "target": self.target,
+            "n_blocks": self.n_blocks,
+            "n_boot": self.n_boot,
+            "block": self.block,
+            "notes": list(self.notes),
+            "table": _records(self.table),
+            "gains": _records(self.gains),
         }
 
 
@@ -162,15 +168,30 @@ def _records(df: pd.DataFrame) -> list:
     for name, row in df.iterrows():
         d = {"product": name}
         for k, v in row.items():
-            d[k] = None if (isinstance(v, float) and not np.isfinite(v)) else (int(v) if k in ("n", "n_F", "n_T") else float(v) if isinstance(v, (float, np.floating)) else v)
+            d[k] = (
+                None
+                if (isinstance(v, float) and not np.isfinite(v))
+                else (int(v) if k in ("n", "n_F", "n_T") else float(v) if isinstance(v, (float, np.floating)) else v)
+            )
         out.append(d)
     return out
 
 
-def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: np.ndarray, n_blocks: int, *,
-            target: str = "fused", reference_name: str = "truth", mask: np.ndarray | None = None,
-            n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "10-day domain",
-            min_blocks: int = MIN_BLOCKS) -> Comparison:
+def compare(
+    products: Mapping[str, np.ndarray],
+    reference: np.ndarray,
+    blocks: np.ndarray,
+    n_blocks: int,
+    *,
+    target: str = "fused",
+    reference_name: str = "truth",
+    mask: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    block: str = "10-day domain",
+    min_blocks: int = MIN_BLOCKS,
+) -> Comparison:
     """Score ``products`` against ``reference`` on their common mask, with block-bootstrap intervals.
 
     Parameters
@@ -199,32 +220,53 @@ def compare(products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: n
     """
     names = list(products)
     if target not in products:
-        raise MissingVariableError(f"compare: target {target!r} is not among the products {names}; "
-                                   "pass target= one of them")
+        raise MissingVariableError(
+            f"compare: target {target!r} is not among the products {names}; pass target= one of them"
+        )
     common = ft_valid(reference)
     for k in names:
         if np.shape(products[k]) != np.shape(reference):
             raise GridMismatchError(
                 f"compare: product {k!r} has shape {np.shape(products[k])}, the reference {np.shape(reference)}: "
-                "every product must cover the same days and cells (is the product from another store or window?)")
+                "every product must cover the same days and cells (is the product from another store or window?)"
+            )
         common &= ft_valid(products[k])
     if mask is not None:
         common &= np.broadcast_to(mask, common.shape)
     per = np.stack([block_confusion(products[k], reference, blocks, common, n_blocks) for k in names], axis=1)
-    return compare_counts(per, names, target=target, reference_name=reference_name, n_boot=n_boot, seed=seed,
-                          ci=ci, block=block, min_blocks=min_blocks)
+    return compare_counts(
+        per,
+        names,
+        target=target,
+        reference_name=reference_name,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        block=block,
+        min_blocks=min_blocks,
+    )
 
 
-def compare_counts(per: np.ndarray, names: list, *, target: str = "fused", reference_name: str = "truth",
-                   n_boot: int = 1000, seed: int = 0, ci: float = 0.95, block: str = "10-day domain",
-                   min_blocks: int = MIN_BLOCKS) -> Comparison:
+def compare_counts(
+    per: np.ndarray,
+    names: list,
+    *,
+    target: str = "fused",
+    reference_name: str = "truth",
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    block: str = "10-day domain",
+    min_blocks: int = MIN_BLOCKS,
+) -> Comparison:
     """:func:`compare` from per-block confusion counts ``per`` (n_blocks, len(names), 4), as
     :func:`block_confusion` makes them on a common mask (or :class:`CommonCounts` accumulates
     them batch by batch, so that a long period never has to be held whole)."""
     names = list(names)
     if target not in names:
-        raise MissingVariableError(f"compare: target {target!r} is not among the products {names}; "
-                                   "pass target= one of them")
+        raise MissingVariableError(
+            f"compare: target {target!r} is not among the products {names}; pass target= one of them"
+        )
     per = np.asarray(per)
     used = per.sum(axis=(1, 2)) > 0
     per = per[used]
@@ -243,7 +285,7 @@ def compare_counts(per: np.ndarray, names: list, *, target: str = "fused", refer
             est = float(_stat(total[j], s))
             bs = _stat(boot[:, j], s)
             ok = np.isfinite(bs)
-            lo, hi = (np.quantile(bs[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan))
+            lo, hi = np.quantile(bs[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan)
             row[s], row[f"{s}_lo"], row[f"{s}_hi"] = est, float(lo), float(hi)
         rows[k] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -257,14 +299,13 @@ def compare_counts(per: np.ndarray, names: list, *, target: str = "fused", refer
             d = _stat(boot[:, ti], s) - _stat(boot[:, j], s)
             est = table.loc[target, s] - table.loc[k, s]
             ok = np.isfinite(d)
-            lo, hi = (np.quantile(d[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan))
+            lo, hi = np.quantile(d[ok], [a, 1 - a]) if ok.any() else (np.nan, np.nan)
             row.update({key: float(est), f"{key}_lo": float(lo), f"{key}_hi": float(hi)})
             if s == "CA_O":
                 row["p_le_0"] = float(np.mean(d[ok] <= 0)) if ok.any() else np.nan
         grows[k] = row
     gains = pd.DataFrame.from_dict(grows, orient="index")
     return Comparison(reference_name, target, table, gains, int(used.sum()), int(n_boot), block, notes)
-
 
 
 class CommonCounts:
@@ -281,8 +322,13 @@ class CommonCounts:
         self.kwargs = kwargs
         self.per = np.zeros((self.n_blocks, len(self.names), 4), np.int64)
 
-    def add(self, products: Mapping[str, np.ndarray], reference: np.ndarray, blocks: np.ndarray,
-            mask: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        products: Mapping[str, np.ndarray],
+        reference: np.ndarray,
+        blocks: np.ndarray,
+        mask: np.ndarray | None = None,
+    ) -> None:
         common = ft_valid(reference)
         for k in self.names:
             common &= ft_valid(products[k])
@@ -308,8 +354,10 @@ def gain_sentence(target_label: str, baseline_label: str, gain, lo, hi, n, refer
         return f"{target_label} and {baseline_label} share no pixel-day against {reference}: no comparison."
     g = 100 * gain
     if not (_finite(lo) and _finite(hi)):
-        return (f"{target_label} vs {baseline_label} against {reference}: {g:+.2f} points over {int(n):,} common "
-                f"pixel-days, but too few independent blocks for an interval: no verdict.")
+        return (
+            f"{target_label} vs {baseline_label} against {reference}: {g:+.2f} points over {int(n):,} common "
+            f"pixel-days, but too few independent blocks for an interval: no verdict."
+        )
     a, b = 100 * lo, 100 * hi
     if a > 0:
         verdict = f"{target_label} is more accurate than {baseline_label}"
@@ -317,14 +365,14 @@ def gain_sentence(target_label: str, baseline_label: str, gain, lo, hi, n, refer
         verdict = f"{target_label} is LESS accurate than {baseline_label}"
     else:
         verdict = f"{target_label} is not distinguishable from {baseline_label}"
-    return (f"{verdict} against {reference}: {g:+.2f} points (95 % interval {a:+.2f} .. {b:+.2f}) "
-            f"over {int(n):,} common pixel-days.")
+    return (
+        f"{verdict} against {reference}: {g:+.2f} points (95 % interval {a:+.2f} .. {b:+.2f}) "
+        f"over {int(n):,} common pixel-days."
+    )
 
 
 # --------------------------------------------------------------------------------------
 # the study's xarray-level wrappers
-
-
 
 
 #: the seasons of the baseline comparison and their months (None: every day)
@@ -339,8 +387,13 @@ def _codes(da: xr.DataArray) -> np.ndarray:
     return v.astype("u1")
 
 
-def baseline_comparison(products: Mapping[str, xr.DataArray], truth: xr.DataArray | None, insitu: xr.DataArray | None,
-                        period: tuple[str, str], n_boot: int = 1000) -> pd.DataFrame:
+def baseline_comparison(
+    products: Mapping[str, xr.DataArray],
+    truth: xr.DataArray | None,
+    insitu: xr.DataArray | None,
+    period: tuple[str, str],
+    n_boot: int = 1000,
+) -> pd.DataFrame:
     """Every product on one common mask per (reference, pass, season), with 95 % intervals.
 
     ``products``: gridded FT (pass, time, y, x), the first one the target (ConvLSTM_FT).
@@ -372,9 +425,18 @@ def baseline_comparison(products: Mapping[str, xr.DataArray], truth: xr.DataArra
                 m = np.ones(len(times), bool) if months is None else np.isin(times.month, months)
                 if not m.any():
                     continue
-                c = compare(pv, rv, blocks, nb, target=target, reference_name=rname,
-                            mask=m.reshape((-1,) + (1,) * (rv.ndim - 1)), n_boot=n_boot, seed=0,
-                            block="10-day blocks of the whole window" if rname == "truth" else "10-day blocks of all stations")
+                c = compare(
+                    pv,
+                    rv,
+                    blocks,
+                    nb,
+                    target=target,
+                    reference_name=rname,
+                    mask=m.reshape((-1,) + (1,) * (rv.ndim - 1)),
+                    n_boot=n_boot,
+                    seed=0,
+                    block="10-day blocks of the whole window" if rname == "truth" else "10-day blocks of all stations",
+                )
                 for k, r in c.table.iterrows():
                     row = {"reference": rname, "pass": str(p), "season": season, "product": k, **r.to_dict()}
                     if k in c.gains.index:

@@ -26,7 +26,16 @@ import xarray as xr
 
 from ftcloud.errors import GridMismatchError, UndefinedStatisticWarning, ValidationError
 from ftcloud.core.metadata import flag_names, history_stamp
-from ftcloud.study import CTC_NAMES, CTC_OUT_OF_RANGE, CTC_PERIOD, CTC_REASONS, CTC_SEASONS, SEASON_MONTHS, TCI_BINS, TCI_LABELS
+from ftcloud.study import (
+    CTC_NAMES,
+    CTC_OUT_OF_RANGE,
+    CTC_PERIOD,
+    CTC_REASONS,
+    CTC_SEASONS,
+    SEASON_MONTHS,
+    TCI_BINS,
+    TCI_LABELS,
+)
 import logging
 from collections.abc import Mapping
 from ftcloud.science.validation import (
@@ -99,10 +108,12 @@ def _moment_sums(x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, axis: int = 0) 
     steps at a time (rows of R x P elements) to keep numpy's per-call overhead low.
     """
     shape = x1.shape
-    out_shape = (8,) + shape[:axis] + (1,) + shape[axis + 1:]
+    out_shape = (8,) + shape[:axis] + (1,) + shape[axis + 1 :]
     if not (x1.shape == x2.shape == x3.shape):
-        raise GridMismatchError(f"triple collocation: the three products' shapes differ ({x1.shape}, {x2.shape}, "
-                                f"{x3.shape}); align them on the same cells and days first (xarray.align)")
+        raise GridMismatchError(
+            f"triple collocation: the three products' shapes differ ({x1.shape}, {x2.shape}, "
+            f"{x3.shape}); align them on the same cells and days first (xarray.align)"
+        )
     t = shape[axis]
     xs = [np.ascontiguousarray(np.moveaxis(_as_codes(np.asarray(x)), axis, 0)).reshape(t, -1) for x in (x1, x2, x3)]
     p = xs[0].shape[1]
@@ -125,7 +136,7 @@ def _moment_sums(x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, axis: int = 0) 
 
     for start in range(0, t, r):
         k = min(r, t - start) * p
-        a, b, c = (fl[start * p:start * p + k] for fl in flat)
+        a, b, c = (fl[start * p : start * p + k] for fl in flat)
         vv, ff, gg, aa = v[:k], f[:, :k], g[:k], acc[:, :k]
         np.bitwise_or(a, b, out=vv)
         np.bitwise_or(vv, c, out=vv)
@@ -231,7 +242,8 @@ def _ctc_from_moments(m: np.ndarray, min_count: int = 30, max_abs_b: float = 1.0
         warnings.warn(
             f"triple_collocation: statistics undefined for {int(bad.sum())} of {reason.size} pixels{warn_scope}: "
             f"{detail}. Their psi, eta and pi are NaN; the `reason` variable says why per pixel.",
-            UndefinedStatisticWarning, stacklevel=2,
+            UndefinedStatisticWarning,
+            stacklevel=2,
         )
     return n, cells, mean, q12, q13, q23, t123, alpha, b, v, psi, eta, pi_, psi_raw, eta_raw, reason
 
@@ -241,10 +253,15 @@ def _ctc_from_moments(m: np.ndarray, min_count: int = 30, max_abs_b: float = 1.0
 
 
 def _check_codes(x: xr.DataArray, name: str) -> None:
-    if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-            or np.issubdtype(x.dtype, np.bool_)):
+    if not (
+        x.dtype == np.uint8
+        or np.issubdtype(x.dtype, np.floating)
+        or np.issubdtype(x.dtype, np.integer)
+        or np.issubdtype(x.dtype, np.bool_)
+    ):
         raise ValidationError(
-            f"triple_collocation: {name} has dtype {x.dtype}; expected uint8 FT codes (0 thawed, 1 frozen, 255 missing) "
+            f"triple_collocation: {name} has dtype {x.dtype}; expected uint8 FT codes (0 thawed, 1 frozen, 255 "
+            "missing) "
             "or floats (1 frozen, 0 or -1 thawed, NaN missing)"
         )
 
@@ -253,16 +270,32 @@ def _lazy_moments(arrs: list, axis: int) -> da.Array:
     ndim = arrs[0].ndim
     ind = tuple(range(ndim))
     blocks = da.blockwise(
-        _moment_sums, (ndim,) + ind, arrs[0], ind, arrs[1], ind, arrs[2], ind,
-        new_axes={ndim: 8}, adjust_chunks={axis: 1}, dtype=np.int64, axis=axis,
+        _moment_sums,
+        (ndim,) + ind,
+        arrs[0],
+        ind,
+        arrs[1],
+        ind,
+        arrs[2],
+        ind,
+        new_axes={ndim: 8},
+        adjust_chunks={axis: 1},
+        dtype=np.int64,
+        axis=axis,
         meta=np.empty((0,) * (ndim + 1), np.int64),
     )
     return blocks.sum(axis=axis + 1)  # tree reduction over the time chunks
 
 
-def triple_collocation(x1: xr.DataArray, x2: xr.DataArray, x3: xr.DataArray, dim: str = "time",
-                       min_count: int = 30, names: Sequence[str] | None = None,
-                       max_abs_b: float = 1.0) -> xr.Dataset:
+def triple_collocation(
+    x1: xr.DataArray,
+    x2: xr.DataArray,
+    x3: xr.DataArray,
+    dim: str = "time",
+    min_count: int = 30,
+    names: Sequence[str] | None = None,
+    max_abs_b: float = 1.0,
+) -> xr.Dataset:
     """Categorical triple collocation of three binary FT products, per pixel over ``dim``.
 
     Parameters
@@ -391,10 +424,32 @@ def triple_collocation(x1: xr.DataArray, x2: xr.DataArray, x3: xr.DataArray, dim
         mom = np.squeeze(mom, axis=axis + 1)
     mom = xr.DataArray(mom, dims=("moment",) + tuple(kept), coords={d: xs[0][d] for d in kept if d in xs[0].coords})
     out = xr.apply_ufunc(
-        _ctc_from_moments, mom, input_core_dims=[["moment"]],
-        output_core_dims=[[], ["cell"], ["product"], [], [], [], [], [], [], ["product"], ["product"], ["product"], ["product"],
-                          ["product"], ["product"], []],
-        kwargs={"min_count": int(min_count), "max_abs_b": float(max_abs_b), "warn_scope": " (in one block of the result)" if lazy else ""},
+        _ctc_from_moments,
+        mom,
+        input_core_dims=[["moment"]],
+        output_core_dims=[
+            [],
+            ["cell"],
+            ["product"],
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+            ["product"],
+            ["product"],
+            ["product"],
+            ["product"],
+            ["product"],
+            ["product"],
+            [],
+        ],
+        kwargs={
+            "min_count": int(min_count),
+            "max_abs_b": float(max_abs_b),
+            "warn_scope": " (in one block of the result)" if lazy else "",
+        },
         dask="parallelized",
         output_dtypes=[np.int64, np.int64] + [np.float64] * 13 + [np.uint8],
         dask_gufunc_kwargs={"output_sizes": {"cell": 8, "product": 3}},
@@ -408,7 +463,9 @@ def triple_collocation(x1: xr.DataArray, x2: xr.DataArray, x3: xr.DataArray, dim
     one = "1"
     ds["n"] = n.assign_attrs(long_name=f"number of {dim} steps with all three products valid", units=one)
     ds["counts"] = cells.assign_attrs(
-        long_name="2x2x2 contingency table of the three products (cell letter i = state of product i: F frozen, T thawed)", units=one)
+        long_name="2x2x2 contingency table of the three products (cell letter i = state of product i: F frozen, T thawed)",
+        units=one,
+    )
     ds["mean"] = mean.assign_attrs(long_name="mean of X_i (+1 frozen, -1 thawed)", units=one)
     ds["Q12"] = q12.assign_attrs(long_name="covariance of X_1 and X_2 (ddof 0)", units=one)
     ds["Q13"] = q13.assign_attrs(long_name="covariance of X_1 and X_3 (ddof 0)", units=one)
@@ -421,12 +478,17 @@ def triple_collocation(x1: xr.DataArray, x2: xr.DataArray, x3: xr.DataArray, dim
     ds["eta"] = eta.assign_attrs(long_name="specificity: P(product thawed | truth thawed)", units=one)
     ds["pi"] = pi_.assign_attrs(long_name="balanced accuracy (psi + eta) / 2", units=one)
     ds["psi_raw"] = psi_raw.assign_attrs(
-        long_name="sensitivity estimate before the [0, 1] check (defined also where reason = estimate_out_of_range)", units=one)
+        long_name="sensitivity estimate before the [0, 1] check (defined also where reason = estimate_out_of_range)",
+        units=one,
+    )
     ds["eta_raw"] = eta_raw.assign_attrs(
-        long_name="specificity estimate before the [0, 1] check (defined also where reason = estimate_out_of_range)", units=one)
+        long_name="specificity estimate before the [0, 1] check (defined also where reason = estimate_out_of_range)",
+        units=one,
+    )
     ds["reason"] = reason.assign_attrs(
         long_name="why the CTC statistics are undefined (0 = defined)",
-        flag_values=np.array(sorted(REASONS), np.uint8), flag_meanings=" ".join(REASONS[k] for k in sorted(REASONS)),
+        flag_values=np.array(sorted(REASONS), np.uint8),
+        flag_meanings=" ".join(REASONS[k] for k in sorted(REASONS)),
     )
     for k in ("mean", "v", "psi", "eta", "pi", "psi_raw", "eta_raw", "counts"):
         ds[k] = ds[k].transpose(*(("product",) if k != "counts" else ("cell",)), *kept)
@@ -511,7 +573,7 @@ def _stratum_medians(a: np.ndarray, idx: np.ndarray, nlab: int, ncore: int) -> n
     ``idx`` holds the stratum index (0..nlab-1, -1 none) of each pixel, shaped like those axes.
     Returns ``a.shape[:-ncore] + (nlab,)``, NaN where a stratum has no defined value.
     """
-    lead = a.shape[:a.ndim - ncore]
+    lead = a.shape[: a.ndim - ncore]
     flat = a.reshape(lead + (-1,))
     lab = np.asarray(idx).reshape(-1)
     out = np.full(lead + (nlab,), np.nan)
@@ -524,8 +586,12 @@ def _stratum_medians(a: np.ndarray, idx: np.ndarray, nlab: int, ncore: int) -> n
     return out
 
 
-def summarise_by(result: xr.Dataset | xr.DataArray, strata: xr.DataArray, bins=None,
-                 variables: Sequence[Hashable] | None = ("pi", "psi", "eta")) -> xr.Dataset:
+def summarise_by(
+    result: xr.Dataset | xr.DataArray,
+    strata: xr.DataArray,
+    bins=None,
+    variables: Sequence[Hashable] | None = ("pi", "psi", "eta"),
+) -> xr.Dataset:
     """Mean and median of per-pixel accuracies per stratum (land cover, Koppen class, TCI class), with counts.
 
     Parameters
@@ -580,7 +646,9 @@ def summarise_by(result: xr.Dataset | xr.DataArray, strata: xr.DataArray, bins=N
     if isinstance(result, xr.DataArray):
         names = list(ds.data_vars)
     elif variables is None:
-        names = [k for k, v in ds.data_vars.items() if np.issubdtype(v.dtype, np.floating) and set(sdims) <= set(v.dims)]
+        names = [
+            k for k, v in ds.data_vars.items() if np.issubdtype(v.dtype, np.floating) and set(sdims) <= set(v.dims)
+        ]
     else:
         names = [k for k in variables if k in ds.data_vars]
         if not names:
@@ -598,30 +666,60 @@ def summarise_by(result: xr.Dataset | xr.DataArray, strata: xr.DataArray, bins=N
         total = xr.dot(a.fillna(0.0), oh, dim=sdims)
         count = xr.dot(ok.astype(np.float64), oh, dim=sdims)
         keep = {kk: vv for kk, vv in a.attrs.items() if kk in ("long_name", "units")}
-        out[k] = (total / count.where(count > 0)).assign_attrs({**keep, "cell_methods": f"{cm} mean where defined (per stratum)"})
+        out[k] = (total / count.where(count > 0)).assign_attrs(
+            {**keep, "cell_methods": f"{cm} mean where defined (per stratum)"}
+        )
         med = xr.apply_ufunc(
-            _stratum_medians, a.astype(np.float64), input_core_dims=[sdims], output_core_dims=[["stratum"]],
-            kwargs={"idx": idx, "nlab": len(labels), "ncore": len(sdims)}, dask="parallelized", output_dtypes=[np.float64],
+            _stratum_medians,
+            a.astype(np.float64),
+            input_core_dims=[sdims],
+            output_core_dims=[["stratum"]],
+            kwargs={"idx": idx, "nlab": len(labels), "ncore": len(sdims)},
+            dask="parallelized",
+            output_dtypes=[np.float64],
             dask_gufunc_kwargs={"output_sizes": {"stratum": len(labels)}, "allow_rechunk": True},
         )
         out[f"{k}_median"] = med.assign_coords(stratum=labels).assign_attrs(
-            {**keep, "cell_methods": f"{cm} median where defined (per stratum)"})
+            {**keep, "cell_methods": f"{cm} median where defined (per stratum)"}
+        )
         if i == 0:
             used = ok
-            out["n_pixels"] = count.round().astype(np.int64).assign_attrs(long_name=f"pixels where {k} is defined (used)", units="1")
+            out["n_pixels"] = (
+                count.round().astype(np.int64).assign_attrs(long_name=f"pixels where {k} is defined (used)", units="1")
+            )
     if isinstance(result, xr.Dataset) and "reason" in ds and set(sdims) <= set(ds["reason"].dims):
         flagged = (ds["reason"] == OUT_OF_RANGE).astype(np.float64)
-        out["n_out_of_range"] = xr.dot(flagged, oh, dim=sdims).round().astype(np.int64).assign_attrs(
-            long_name=f"pixels left out: reason {REASONS[OUT_OF_RANGE]} ({_REASON_TEXT[OUT_OF_RANGE]})", units="1")
+        out["n_out_of_range"] = (
+            xr.dot(flagged, oh, dim=sdims)
+            .round()
+            .astype(np.int64)
+            .assign_attrs(
+                long_name=f"pixels left out: reason {REASONS[OUT_OF_RANGE]} ({_REASON_TEXT[OUT_OF_RANGE]})", units="1"
+            )
+        )
     if isinstance(result, xr.Dataset) and "n" in ds and set(sdims) <= set(ds["n"].dims) and "n" not in names:
         ns = ds["n"].astype(np.float64).where(used, 0.0)
-        out["n_samples"] = xr.dot(ns, oh, dim=sdims).round().astype(np.int64).assign_attrs(
-            long_name=f"sum of n over the pixels where {names[0]} is defined (e.g. pixel-days)", units="1")
-    out = out.assign_coords(n_total=xr.DataArray(onehot.reshape(-1, len(labels)).sum(0).astype(np.int64), dims="stratum",
-                                                 attrs={"long_name": "pixels in the stratum", "units": "1"}))
+        out["n_samples"] = (
+            xr.dot(ns, oh, dim=sdims)
+            .round()
+            .astype(np.int64)
+            .assign_attrs(
+                long_name=f"sum of n over the pixels where {names[0]} is defined (e.g. pixel-days)", units="1"
+            )
+        )
+    out = out.assign_coords(
+        n_total=xr.DataArray(
+            onehot.reshape(-1, len(labels)).sum(0).astype(np.int64),
+            dims="stratum",
+            attrs={"long_name": "pixels in the stratum", "units": "1"},
+        )
+    )
     out = out.transpose("stratum", ...)
-    out.attrs = {"strata": strata.name or "strata", "bins": "tci" if isinstance(bins, str) else (list(bins) if bins is not None else "categorical"),
-                 "history": history_stamp("summarise_by")}
+    out.attrs = {
+        "strata": strata.name or "strata",
+        "bins": "tci" if isinstance(bins, str) else (list(bins) if bins is not None else "categorical"),
+        "history": history_stamp("summarise_by"),
+    }
     return out
 
 
@@ -629,10 +727,9 @@ def summarise_by(result: xr.Dataset | xr.DataArray, strata: xr.DataArray, bins=N
 # the study's xarray-level wrappers
 
 
-
-
-def ctc_vs_truth(products: Mapping[str, xr.DataArray], truth: xr.DataArray | None = None, dim: str = "time",
-                 min_count: int = 30) -> xr.Dataset:
+def ctc_vs_truth(
+    products: Mapping[str, xr.DataArray], truth: xr.DataArray | None = None, dim: str = "time", min_count: int = 30
+) -> xr.Dataset:
     """Triple collocation of three FT products, with each product's actual accuracy against the truth.
 
     Parameters
@@ -684,16 +781,25 @@ def ctc_vs_truth(products: Mapping[str, xr.DataArray], truth: xr.DataArray | Non
         res["truth_psi"] = tp.assign_attrs(long_name="actual sensitivity P(product frozen | truth frozen)", units="1")
         res["truth_eta"] = te.assign_attrs(long_name="actual specificity P(product thawed | truth thawed)", units="1")
         res["truth_pi"] = ((tp + te) / 2).assign_attrs(long_name="actual balanced accuracy", units="1")
-        nv = (nf + nt)
-        res["truth_b"] = ((2 * nf / nv.where(nv > 0)) - 1).compute().assign_attrs(long_name="actual class balance E[Y]", units="1")
+        nv = nf + nt
+        res["truth_b"] = (
+            ((2 * nf / nv.where(nv > 0)) - 1).compute().assign_attrs(long_name="actual class balance E[Y]", units="1")
+        )
         for k in ("truth_psi", "truth_eta", "truth_pi"):
             res[k] = res[k].transpose("product", ...)
     return res
 
 
-def ctc_at_stations(conv: xr.DataArray, era5_stl1: xr.DataArray, cma: xr.Dataset, truth: xr.DataArray | None = None,
-                    period: tuple[str, str] = CTC_PERIOD, seasons: Sequence[str] = CTC_SEASONS,
-                    min_count: int = 30, step: int = 2) -> xr.Dataset:
+def ctc_at_stations(
+    conv: xr.DataArray,
+    era5_stl1: xr.DataArray,
+    cma: xr.Dataset,
+    truth: xr.DataArray | None = None,
+    period: tuple[str, str] = CTC_PERIOD,
+    seasons: Sequence[str] = CTC_SEASONS,
+    min_count: int = 30,
+    step: int = 2,
+) -> xr.Dataset:
     """The paper's CTC triplet at the CMA station pixels, per season, pass and station.
 
     Triplet: ConvLSTM_FT (``conv``, the product's ``ft``), ERA5_FT (:func:`era5_ft` of
@@ -719,14 +825,16 @@ def ctc_at_stations(conv: xr.DataArray, era5_stl1: xr.DataArray, cma: xr.Dataset
     out = xr.concat(parts, dim=pd.Index(list(seasons), name="season"), combine_attrs="override")
     st_coords = {k: v for k, v in cma.coords.items() if v.dims == ("station",) and k != "station"}
     out = out.assign_coords(st_coords)
-    out.attrs.update({
-        "title": "categorical triple collocation at the CMA station pixels (SPEC section 6)",
-        "products": " ".join(CTC_NAMES),
-        "period": f"{period[0]}/{period[1]}",
-        "era5_ft_rule": f"stl1 at step {step} (05 h AM / 17 h PM local solar time) < 273.15 K",
-        "meteorology_ft_rule": "AM: CMA t0_max < 0 degC; PM: t0_min < 0 degC (docs/science.md)",
-        "history": history_stamp("ctc_at_stations"),
-    })
+    out.attrs.update(
+        {
+            "title": "categorical triple collocation at the CMA station pixels (SPEC section 6)",
+            "products": " ".join(CTC_NAMES),
+            "period": f"{period[0]}/{period[1]}",
+            "era5_ft_rule": f"stl1 at step {step} (05 h AM / 17 h PM local solar time) < 273.15 K",
+            "meteorology_ft_rule": "AM: CMA t0_max < 0 degC; PM: t0_min < 0 degC (docs/science.md)",
+            "history": history_stamp("ctc_at_stations"),
+        }
+    )
     return out
 
 
@@ -736,8 +844,9 @@ _CTC_VARS = ("psi", "eta", "pi")
 _TRUTH_VARS = ("truth_psi", "truth_eta", "truth_pi")
 
 
-def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, object]],
-                  min_count: int = MIN_TABLE_COUNT) -> pd.DataFrame:
+def ctc_summaries(
+    ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, object]], min_count: int = MIN_TABLE_COUNT
+) -> pd.DataFrame:
     """Mean and median CTC (and actual) accuracies over the stations where the CTC is defined, per stratum.
 
     Parameters
@@ -768,7 +877,9 @@ def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, obje
     vars_ = [v for v in _CTC_VARS + _TRUTH_VARS if v in ctc]
     masked = xr.Dataset({v: ctc[v].where(defined) for v in vars_})
     masked["reason"], masked["n"] = ctc["reason"], ctc["n"]
-    allmap = xr.DataArray(np.zeros(nst, np.uint8), dims="station", attrs={"flag_values": [0], "flag_meanings": "all_stations"})
+    allmap = xr.DataArray(
+        np.zeros(nst, np.uint8), dims="station", attrs={"flag_values": [0], "flag_meanings": "all_stations"}
+    )
     raw_vars = [v for v in ("psi_raw", "eta_raw") if v in ctc]
     fitted = ctc["reason"].isin([0, OUT_OF_RANGE])
     raw = xr.Dataset({v: ctc[v].where(fitted) for v in raw_vars})
@@ -787,8 +898,18 @@ def ctc_summaries(ctc: xr.Dataset, strata: Mapping[str, tuple[xr.DataArray, obje
     df = pd.concat(frames, ignore_index=True)
     stats = [c for v in vars_ for c in (v, f"{v}_median")] + [f"{v}_median" for v in raw_vars]
     df.loc[df["n_days"] < int(min_count), stats] = np.nan
-    keep = ["stratum_type", "stratum", "n_total", "season", "pass", "product", "n_stations", "n_out_of_range", "n_days",
-            *stats]
+    keep = [
+        "stratum_type",
+        "stratum",
+        "n_total",
+        "season",
+        "pass",
+        "product",
+        "n_stations",
+        "n_out_of_range",
+        "n_days",
+        *stats,
+    ]
     return df[[c for c in keep if c in df.columns]]
 
 
@@ -801,7 +922,11 @@ def _ctc_station_table(ctc: xr.Dataset, strata: xr.Dataset | None, min_count: in
     """
     vars_ = ["n", "reason", "b", *[v for v in _CTC_VARS + ("psi_raw", "eta_raw") + _TRUTH_VARS if v in ctc]]
     sub = ctc[vars_]
-    df = sub.drop_vars([c for c in sub.coords if c not in ("season", "product", "pass", "station")]).to_dataframe().reset_index()
+    df = (
+        sub.drop_vars([c for c in sub.coords if c not in ("season", "product", "pass", "station")])
+        .to_dataframe()
+        .reset_index()
+    )
     sparse = df["n"] < int(min_count)
     df.loc[sparse, [v for v in vars_ if v not in ("n", "reason")]] = np.nan
     df.loc[sparse, "reason"] = 1

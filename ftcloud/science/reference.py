@@ -31,10 +31,12 @@ from ftcloud.science.validation import (
 log = logging.getLogger(__name__)
 
 
-
-
-def network_ft(tsoil: xr.DataArray, lon: xr.DataArray | Sequence[float] | None = None, half_window_h: float = 1.0,
-               min_samples: int = 3) -> xr.DataArray:
+def network_ft(
+    tsoil: xr.DataArray,
+    lon: xr.DataArray | Sequence[float] | None = None,
+    half_window_h: float = 1.0,
+    min_samples: int = 3,
+) -> xr.DataArray:
     """Daily in-situ FT per pass from the networks' sub-daily 5 cm soil temperature.
 
     Rule: the overpass is 06:00 (AM) / 18:00 (PM) **local solar time**. Each station's UTC
@@ -94,19 +96,26 @@ def network_ft(tsoil: xr.DataArray, lon: xr.DataArray | Sequence[float] | None =
     outs = []
     for h in OVERPASS_HOURS.values():
         sel = np.abs(tod - h) <= half_window_h + 1e-9
-        a = xr.DataArray(np.where(sel[None, :], local, np.nan), dims=("station", "time"),
-                         coords={"station": tsoil["station"].values, "time": tsoil["time"].values},
-                         attrs={"units": tsoil.attrs.get("units")})
+        a = xr.DataArray(
+            np.where(sel[None, :], local, np.nan),
+            dims=("station", "time"),
+            coords={"station": tsoil["station"].values, "time": tsoil["time"].values},
+            attrs={"units": tsoil.attrs.get("units")},
+        )
         outs.append(ft_from_temperature(a, how="mean", min_samples=min_samples))
     out = xr.concat(outs, dim=pd.Index(list(OVERPASS_HOURS), name="pass"), combine_attrs="override")
     out = out.assign_coords({k: v for k, v in tsoil.coords.items() if v.dims == ("station",) and k != "station"})
-    out.attrs.update({
-        "long_name": "in-situ FT at the overpass (local solar time)",
-        "rule": (f"mean of the readings within +-{half_window_h:g} h of {OVERPASS_HOURS['AM']:g}:00 (AM) / "
-                 f"{OVERPASS_HOURS['PM']:g}:00 (PM) local solar time (UTC + lon/15 h) < 0 degC; "
-                 f">= {min_samples} valid readings"),
-        "history": history_stamp("network_ft"),
-    })
+    out.attrs.update(
+        {
+            "long_name": "in-situ FT at the overpass (local solar time)",
+            "rule": (
+                f"mean of the readings within +-{half_window_h:g} h of {OVERPASS_HOURS['AM']:g}:00 (AM) / "
+                f"{OVERPASS_HOURS['PM']:g}:00 (PM) local solar time (UTC + lon/15 h) < 0 degC; "
+                f">= {min_samples} valid readings"
+            ),
+            "history": history_stamp("network_ft"),
+        }
+    )
     return out
 
 
@@ -130,8 +139,10 @@ def meteorology_ft(cma: xr.Dataset) -> xr.DataArray:
     pm = ft_from_temperature(cma["t0_min"])
     out = xr.concat([am, pm], dim=pd.Index(["AM", "PM"], name="pass"), combine_attrs="override")
     out.name = "ft"
-    out.attrs["rule"] = ("AM: t0_max < 0 degC; PM: t0_min < 0 degC (CMA daily 0 cm surface temperature, "
-                         "local dates; Cui et al. 2024 section 4.3, docs/science.md)")
+    out.attrs["rule"] = (
+        "AM: t0_max < 0 degC; PM: t0_min < 0 degC (CMA daily 0 cm surface temperature, "
+        "local dates; Cui et al. 2024 section 4.3, docs/science.md)"
+    )
     return out.transpose("pass", "station", "time")
 
 
@@ -175,23 +186,29 @@ def era5_ft(stl1: xr.DataArray, step: int = 2) -> xr.DataArray:
         if not 0 <= int(step) < size:
             raise ValidationError(
                 f"era5_ft: {name} has {size} value(s) along 'step'; step {step} (05 h AM / 17 h PM local solar "
-                f"time) needs {int(step) + 1} or more (predictors/era5land holds 3: 03, 04, 05 h / 15, 16, 17 h)")
+                f"time) needs {int(step) + 1} or more (predictors/era5land holds 3: 03, 04, 05 h / 15, 16, 17 h)"
+            )
         sel = stl1.isel(step=int(step))
     elif "step" in stl1.coords and stl1["step"].ndim == 0:
         got = stl1["step"].values.item()
         if got != int(step):
             raise ValidationError(
-                f"era5_ft: {name} was reduced to step {got!r}; expected step {step} (05 h AM / 17 h PM local solar time)")
+                f"era5_ft: {name} was reduced to step {got!r}; expected step {step} (05 h AM / 17 h PM local solar "
+                "time)"
+            )
         sel = stl1
     else:
         raise ValidationError(
             f"era5_ft: {name} has no 'step' axis (dims {stl1.dims}); expected the (time, pass, step, y, x) layout "
             f"of predictors/era5land with step {step} = 05 h AM / 17 h PM local solar time, or a selection keeping "
-            "its scalar 'step' coordinate")
+            "its scalar 'step' coordinate"
+        )
     attrs = sel["step"].attrs if "step" in sel.coords else {}
     hours = {p: str(attrs.get(f"local_hours_{p}", "")).split() for p in ("AM", "PM")}
     at = ", ".join(f"{h[int(step)]} h {p}" for p, h in hours.items() if len(h) > int(step)) or "05 h AM / 17 h PM"
     out = ft_from_temperature(sel)
-    out.attrs["rule"] = (f"ERA5-Land stl1 at step {step} ({at} local solar time: the nearest stored hour before the "
-                         "06:00 / 18:00 overpass) < 273.15 K")
+    out.attrs["rule"] = (
+        f"ERA5-Land stl1 at step {step} ({at} local solar time: the nearest stored hour before the "
+        "06:00 / 18:00 overpass) < 273.15 K"
+    )
     return out

@@ -54,7 +54,7 @@ def _pair_differences(x: np.ndarray) -> np.ndarray:
     off = 0
     for d in range(1, n):
         seg = n - d
-        np.subtract(x[:, d:], x[:, :-d], out=out[:, off:off + seg])
+        np.subtract(x[:, d:], x[:, :-d], out=out[:, off : off + seg])
         off += seg
     return out
 
@@ -130,8 +130,9 @@ def _acf_rows(y: np.ndarray, maxlag: int) -> np.ndarray:
         return acov / acov[:, :1]
 
 
-def _variance_correction(x: np.ndarray, valid: np.ndarray, m: np.ndarray, beta_step: np.ndarray,
-                         method: str, alpha: float, lag: int | None) -> np.ndarray:
+def _variance_correction(
+    x: np.ndarray, valid: np.ndarray, m: np.ndarray, beta_step: np.ndarray, method: str, alpha: float, lag: int | None
+) -> np.ndarray:
     """n/n* factor of Hamed & Rao (1998) or Yue & Wang (2004) of rows on a regular axis (P, n).
 
     Each row is detrended at its true positions, ``x_i - i * beta_step`` (i = 1..n along the
@@ -169,8 +170,18 @@ def _variance_correction(x: np.ndarray, valid: np.ndarray, m: np.ndarray, beta_s
         return 1 + 2 * sni
 
 
-def _mk_rows(x: np.ndarray, t: np.ndarray, dt: np.ndarray, *, variance: str, alpha: float,
-             min_count: int, lag: int | None, step: float, slope_only: bool) -> np.ndarray:
+def _mk_rows(
+    x: np.ndarray,
+    t: np.ndarray,
+    dt: np.ndarray,
+    *,
+    variance: str,
+    alpha: float,
+    min_count: int,
+    lag: int | None,
+    step: float,
+    slope_only: bool,
+) -> np.ndarray:
     """Mann-Kendall + Sen on the rows of ``x`` (P, n) float64; returns (len(_MK_FIELDS), P)."""
     p, n = x.shape
     out = np.full((len(_MK_FIELDS), p), np.nan)
@@ -181,8 +192,9 @@ def _mk_rows(x: np.ndarray, t: np.ndarray, dt: np.ndarray, *, variance: str, alp
     if not ok.any():
         return out
     if not ok.all():  # only the pixels worth the work
-        sub = _mk_rows(x[ok], t, dt, variance=variance, alpha=alpha, min_count=min_count, lag=lag,
-                       step=step, slope_only=slope_only)
+        sub = _mk_rows(
+            x[ok], t, dt, variance=variance, alpha=alpha, min_count=min_count, lag=lag, step=step, slope_only=slope_only
+        )
         out[:, ok] = sub
         return out
     d = _pair_differences(x)
@@ -197,7 +209,9 @@ def _mk_rows(x: np.ndarray, t: np.ndarray, dt: np.ndarray, *, variance: str, alp
     ts = np.sort(np.where(valid, t[None, :], np.nan), axis=1)
     out[3] = _median_sorted(xs, m) - _median_sorted(ts, m) * beta
     # S = #positive - #negative pair slopes, read off the sorted slopes
-    s = (npairs - _count_below(d, npairs, 0.0, strict=False)).astype(np.float64) - _count_below(d, npairs, 0.0, strict=True)
+    s = (npairs - _count_below(d, npairs, 0.0, strict=False)).astype(np.float64) - _count_below(
+        d, npairs, 0.0, strict=True
+    )
     mf = m.astype(np.float64)
     var_s = (mf * (mf - 1) * (2 * mf + 5) - _tie_term(xs)) / 18.0
     if variance != "original":
@@ -223,9 +237,16 @@ def _mk_rows(x: np.ndarray, t: np.ndarray, dt: np.ndarray, *, variance: str, alp
     return out
 
 
-def _mk_kernel(x: np.ndarray, t: np.ndarray, variance: str = "original", alpha: float = 0.05,
-               min_count: int = 10, lag: int | None = 1, step: float = 1.0,
-               slope_only: bool = False) -> tuple[np.ndarray, ...] | np.ndarray:
+def _mk_kernel(
+    x: np.ndarray,
+    t: np.ndarray,
+    variance: str = "original",
+    alpha: float = 0.05,
+    min_count: int = 10,
+    lag: int | None = 1,
+    step: float = 1.0,
+    slope_only: bool = False,
+) -> tuple[np.ndarray, ...] | np.ndarray:
     """Mann-Kendall/Sen over the last axis of ``x`` (any leading shape); one array per field
     (only the slope array when ``slope_only``)."""
     lead = x.shape[:-1]
@@ -239,8 +260,17 @@ def _mk_kernel(x: np.ndarray, t: np.ndarray, variance: str = "original", alpha: 
     if variance == "hamed_rao":  # ranks compare all pairs of values: (P, n, n)
         block = max(1, min(block, (_PAIR_BUDGET // 2) // max(1, n * n)))
     for a in range(0, flat.shape[0], block):
-        res[:, a:a + block] = _mk_rows(flat[a:a + block], t, dt, variance=variance, alpha=alpha,
-                                       min_count=min_count, lag=lag, step=step, slope_only=slope_only)
+        res[:, a : a + block] = _mk_rows(
+            flat[a : a + block],
+            t,
+            dt,
+            variance=variance,
+            alpha=alpha,
+            min_count=min_count,
+            lag=lag,
+            step=step,
+            slope_only=slope_only,
+        )
     res = res.reshape((len(_MK_FIELDS),) + lead)
     if slope_only:
         return res[0]
@@ -272,7 +302,9 @@ def _coord_values(da: xr.DataArray, dim: str) -> np.ndarray:
     if dim not in da.dims:
         raise ValidationError(f"dimension {dim!r} not found; the data has dims {da.dims}")
     if dim not in da.coords:
-        raise ValidationError(f"dimension {dim!r} has no coordinate; assign one (e.g. years) so that slopes have a unit")
+        raise ValidationError(
+            f"dimension {dim!r} has no coordinate; assign one (e.g. years) so that slopes have a unit"
+        )
     c = da[dim].values
     if np.issubdtype(c.dtype, np.datetime64) or c.dtype == object:
         raise ValidationError(
@@ -372,8 +404,11 @@ def frozen_days(ft: xr.DataArray, dim: str = "time", min_valid: float = 0.9, sca
     n_f = frozen.groupby(year).sum(dim)
     n_v = valid.groupby(year).sum(dim)
     years = n_f["year"].values
-    ndays = xr.DataArray(np.where(pd.to_datetime([f"{y}-01-01" for y in years]).is_leap_year, 366, 365),
-                         dims="year", coords={"year": years})
+    ndays = xr.DataArray(
+        np.where(pd.to_datetime([f"{y}-01-01" for y in years]).is_leap_year, 366, 365),
+        dims="year",
+        coords={"year": years},
+    )
     ok = n_v >= min_valid * ndays
     with np.errstate(invalid="ignore", divide="ignore"):
         val = n_f * ndays / n_v if scale else n_f.astype(np.float64)
@@ -384,9 +419,12 @@ def frozen_days(ft: xr.DataArray, dim: str = "time", min_valid: float = 0.9, sca
         "long_name": "number of frozen days per calendar year",
         "units": "days",
         "cell_methods": "time: sum",
-        "missing_day_rule": (f"frozen_days = frozen_count * days_in_year / valid_days if valid_days >= "
-                             f"{min_valid} * days_in_year, else NaN" if scale else
-                             f"frozen_days = frozen_count if valid_days >= {min_valid} * days_in_year, else NaN"),
+        "missing_day_rule": (
+            f"frozen_days = frozen_count * days_in_year / valid_days if valid_days >= "
+            f"{min_valid} * days_in_year, else NaN"
+            if scale
+            else f"frozen_days = frozen_count if valid_days >= {min_valid} * days_in_year, else NaN"
+        ),
         "history": history_stamp("frozen_days"),
     }
     return out
@@ -424,9 +462,13 @@ def sen_slope(da: xr.DataArray, dim: str = "year", min_count: int = 10) -> xr.Da
     t = _coord_values(da, dim)
     min_count = _check_min_count(min_count)
     res = xr.apply_ufunc(
-        _mk_kernel, _core_chunked(da, dim), input_core_dims=[[dim]], output_core_dims=[[]],
+        _mk_kernel,
+        _core_chunked(da, dim),
+        input_core_dims=[[dim]],
+        output_core_dims=[[]],
         kwargs={"t": t, "min_count": min_count, "slope_only": True},
-        dask="parallelized", output_dtypes=[np.float64],
+        dask="parallelized",
+        output_dtypes=[np.float64],
     )
     res.name = "sen_slope"
     res.attrs = {
@@ -439,8 +481,14 @@ def sen_slope(da: xr.DataArray, dim: str = "year", min_count: int = 10) -> xr.Da
     return res
 
 
-def mann_kendall(da: xr.DataArray, dim: str = "year", variance: str = "original", alpha: float = 0.05,
-                 min_count: int = 10, lag: int | None = 1) -> xr.Dataset:
+def mann_kendall(
+    da: xr.DataArray,
+    dim: str = "year",
+    variance: str = "original",
+    alpha: float = 0.05,
+    min_count: int = 10,
+    lag: int | None = 1,
+) -> xr.Dataset:
     """Per-pixel Mann-Kendall trend test with Sen slope and its confidence interval.
 
     Parameters
@@ -552,32 +600,47 @@ def mann_kendall(da: xr.DataArray, dim: str = "year", variance: str = "original"
         step = float(dts[0])
     dtypes = [np.float64] * len(_MK_FIELDS)
     res = xr.apply_ufunc(
-        _mk_kernel, _core_chunked(da, dim), input_core_dims=[[dim]], output_core_dims=[[]] * len(_MK_FIELDS),
-        kwargs={"t": t, "variance": variance, "alpha": float(alpha), "min_count": min_count,
-                "lag": lag, "step": step},
-        dask="parallelized", output_dtypes=dtypes,
+        _mk_kernel,
+        _core_chunked(da, dim),
+        input_core_dims=[[dim]],
+        output_core_dims=[[]] * len(_MK_FIELDS),
+        kwargs={"t": t, "variance": variance, "alpha": float(alpha), "min_count": min_count, "lag": lag, "step": step},
+        dask="parallelized",
+        output_dtypes=dtypes,
     )
     v = dict(zip(_MK_FIELDS, res))
     units = da.attrs.get("units")
     su = _slope_units(da, dim)
     what = da.attrs.get("long_name", da.name or "the series")
     ds = xr.Dataset(coords={k: c for k, c in da.coords.items() if dim not in c.dims})
-    ds["slope"] = v["slope"].assign_attrs(long_name=f"Theil-Sen slope of {what}", units=su,
-                                          cell_methods=f"{dim}: median (of pairwise slopes)")
-    ds["slope_low"] = v["slope_low"].assign_attrs(long_name=f"lower bound of the {1 - alpha:.0%} confidence interval of the slope", units=su)
-    ds["slope_high"] = v["slope_high"].assign_attrs(long_name=f"upper bound of the {1 - alpha:.0%} confidence interval of the slope", units=su)
-    ds["intercept"] = v["intercept"].assign_attrs(long_name=f"intercept of the Kendall-Theil line at {dim} = 0 (Conover)",
-                                                  **({"units": units} if units else {}))
+    ds["slope"] = v["slope"].assign_attrs(
+        long_name=f"Theil-Sen slope of {what}", units=su, cell_methods=f"{dim}: median (of pairwise slopes)"
+    )
+    ds["slope_low"] = v["slope_low"].assign_attrs(
+        long_name=f"lower bound of the {1 - alpha:.0%} confidence interval of the slope", units=su
+    )
+    ds["slope_high"] = v["slope_high"].assign_attrs(
+        long_name=f"upper bound of the {1 - alpha:.0%} confidence interval of the slope", units=su
+    )
+    ds["intercept"] = v["intercept"].assign_attrs(
+        long_name=f"intercept of the Kendall-Theil line at {dim} = 0 (Conover)", **({"units": units} if units else {})
+    )
     ds["s"] = v["s"].assign_attrs(long_name="Mann-Kendall score S", units="1")
     ds["var_s"] = v["var_s"].assign_attrs(long_name=f"variance of S ({variance})", units="1")
     ds["tau"] = v["tau"].assign_attrs(long_name="Kendall's tau", units="1")
     ds["z"] = v["z"].assign_attrs(long_name="standardised Mann-Kendall statistic (continuity-corrected)", units="1")
     ds["p"] = v["p"].assign_attrs(long_name="two-sided p-value of the Mann-Kendall test", units="1")
     ds["significant"] = (np.abs(v["z"]) > ndtri(1 - alpha / 2)).assign_attrs(
-        long_name=f"trend significant at alpha = {alpha} (two-sided, per pixel; see ftcloud.science.trends.fdr for field significance)")
+        long_name=f"trend significant at alpha = {alpha} (two-sided, per pixel; see ftcloud.science.trends.fdr for field significance)"
+    )
     ds["n"] = v["n"].astype(np.int32).assign_attrs(long_name=f"number of valid values along {dim}", units="1")
-    ds.attrs = {"variance": variance, "alpha": alpha, "min_count": min_count, "lag": "all" if lag is None else int(lag),
-                "history": history_stamp(f"mann_kendall(variance={variance!r})")}
+    ds.attrs = {
+        "variance": variance,
+        "alpha": alpha,
+        "min_count": min_count,
+        "lag": "all" if lag is None else int(lag),
+        "history": history_stamp(f"mann_kendall(variance={variance!r})"),
+    }
     return ds
 
 
@@ -622,28 +685,41 @@ def fdr(pvalues: xr.DataArray, q: float = 0.05, dims: Sequence[Hashable] | None 
         raise ValidationError(f"fdr: dims {missing} not in the p-values' dims {pvalues.dims}")
     p = pvalues.chunk({d: -1 for d in dims}) if pvalues.chunks is not None else pvalues
     adj = xr.apply_ufunc(
-        lambda a: _bh_adjust_last(a, len(dims)), p, input_core_dims=[dims], output_core_dims=[dims],
-        dask="parallelized", output_dtypes=[np.float64],
+        lambda a: _bh_adjust_last(a, len(dims)),
+        p,
+        input_core_dims=[dims],
+        output_core_dims=[dims],
+        dask="parallelized",
+        output_dtypes=[np.float64],
     )
     out = (adj <= q).transpose(*pvalues.dims)
     out.name = "significant_fdr"
-    out.attrs = {"long_name": f"significant after Benjamini-Hochberg FDR control at q = {q}",
-                 "q": q, "method": "Benjamini-Hochberg (1995)", "history": history_stamp("fdr")}
+    out.attrs = {
+        "long_name": f"significant after Benjamini-Hochberg FDR control at q = {q}",
+        "q": q,
+        "method": "Benjamini-Hochberg (1995)",
+        "history": history_stamp("fdr"),
+    }
     return out
 
 
 def _bh_adjust_last(a: np.ndarray, ncore: int) -> np.ndarray:
     """BH adjustment over the last ``ncore`` axes, separately for each leading index."""
     lead = a.shape[: a.ndim - ncore]
-    flat = a.reshape((-1,) + a.shape[a.ndim - ncore:])
+    flat = a.reshape((-1,) + a.shape[a.ndim - ncore :])
     out = np.stack([_bh_adjust(f) for f in flat]) if flat.shape[0] else flat.astype(np.float64)
-    return out.reshape(lead + a.shape[a.ndim - ncore:])
+    return out.reshape(lead + a.shape[a.ndim - ncore :])
 
 
-def stratum_masks(region: xr.DataArray, stability: xr.DataArray | None = None, *,
-                  stability_region: Hashable = "qinghai_tibet", names: Mapping | None = None,
-                  stability_names: Mapping | None = None,
-                  skip: Sequence[Hashable] = ("none", 0)) -> list[tuple[str, str, np.ndarray]]:
+def stratum_masks(
+    region: xr.DataArray,
+    stability: xr.DataArray | None = None,
+    *,
+    stability_region: Hashable = "qinghai_tibet",
+    names: Mapping | None = None,
+    stability_names: Mapping | None = None,
+    skip: Sequence[Hashable] = ("none", 0),
+) -> list[tuple[str, str, np.ndarray]]:
     """The strata of Table 2 as ``(group, name, mask)``, in the table's order.
 
     One row per region (``group = "region"``), all regions pooled (``"all"``), and one per
@@ -672,8 +748,10 @@ def stratum_masks(region: xr.DataArray, stability: xr.DataArray | None = None, *
         code = [k for k, nm in rnames.items() if nm == stability_region]
         in_region = reg.values == (code[0] if code else stability_region)
         if not in_region.any():
-            raise ValidationError(f"regional_table: no pixel of region {stability_region!r}; "
-                                  f"regions: {sorted(map(str, rnames.values())) or rvals}")
+            raise ValidationError(
+                f"regional_table: no pixel of region {stability_region!r}; "
+                f"regions: {sorted(map(str, rnames.values())) or rvals}"
+            )
         svals = pd.unique(np.asarray(st.values)[in_region])
         for v in sorted(svals):
             name = snames.get(v.item() if hasattr(v, "item") else v, str(v))
@@ -683,8 +761,9 @@ def stratum_masks(region: xr.DataArray, stability: xr.DataArray | None = None, *
     return groups
 
 
-def regional_series(frozen_days: xr.DataArray, masks: Sequence[tuple[str, str, np.ndarray]],
-                    dim: str = "year") -> xr.DataArray:
+def regional_series(
+    frozen_days: xr.DataArray, masks: Sequence[tuple[str, str, np.ndarray]], dim: str = "year"
+) -> xr.DataArray:
     """Stratum-mean series ``(stratum, dim)``: per year, the mean over the stratum's pixels valid that year.
 
     ``FD_R(y) = sum_p m_p FD(y, p) / sum_p m_p [FD(y, p) valid]`` (an area mean: EASE-Grid 2.0
@@ -700,11 +779,21 @@ def regional_series(frozen_days: xr.DataArray, masks: Sequence[tuple[str, str, n
     return series.assign_coords(stratum=[n for _, n, _ in masks], group=("stratum", [g for g, _, _ in masks]))
 
 
-def regional_table(frozen_days: xr.DataArray, region: xr.DataArray, stability: xr.DataArray | None = None, *,
-                   stability_region: Hashable = "qinghai_tibet", names: Mapping | None = None,
-                   stability_names: Mapping | None = None, skip: Sequence[Hashable] = ("none", 0),
-                   dim: str = "year", alpha: float = 0.05, min_count: int = 10, variance: str = "original",
-                   lag: int | None = 1) -> pd.DataFrame:
+def regional_table(
+    frozen_days: xr.DataArray,
+    region: xr.DataArray,
+    stability: xr.DataArray | None = None,
+    *,
+    stability_region: Hashable = "qinghai_tibet",
+    names: Mapping | None = None,
+    stability_names: Mapping | None = None,
+    skip: Sequence[Hashable] = ("none", 0),
+    dim: str = "year",
+    alpha: float = 0.05,
+    min_count: int = 10,
+    variance: str = "original",
+    lag: int | None = 1,
+) -> pd.DataFrame:
     """The paper's Table 2: per region (and permafrost class) mean frozen days and regional trend.
 
     Parameters
@@ -752,29 +841,50 @@ def regional_table(frozen_days: xr.DataArray, region: xr.DataArray, stability: x
             raise ValidationError(f"regional_table: region dim {d!r} not in frozen_days dims {frozen_days.dims}")
     extra = [d for d in frozen_days.dims if d not in spatial and d != dim]
     if extra:
-        raise ValidationError(f"regional_table: frozen_days has extra dims {extra}; average or select them first (e.g. .mean('pass'))")
+        raise ValidationError(
+            f"regional_table: frozen_days has extra dims {extra}; average or select them first (e.g. .mean('pass'))"
+        )
     if variance not in VARIANCE_METHODS:
         raise ValidationError(f"regional_table: variance must be one of {VARIANCE_METHODS}, got {variance!r}")
     lag = _check_lag(lag, "regional_table")
-    groups = stratum_masks(region, stability, stability_region=stability_region, names=names,
-                           stability_names=stability_names, skip=skip)
+    groups = stratum_masks(
+        region, stability, stability_region=stability_region, names=names, stability_names=stability_names, skip=skip
+    )
     if not groups:
         raise ValidationError("regional_table: no region left after skipping " + repr(list(skip)))
     series = regional_series(frozen_days, groups, dim=dim).drop_vars(["stratum", "group"]).compute()
     series.attrs = dict(frozen_days.attrs)
-    mk = mann_kendall(series.assign_coords(stratum=np.arange(len(groups))), dim=dim, alpha=alpha, min_count=min_count,
-                      variance=variance, lag=lag).compute()
+    mk = mann_kendall(
+        series.assign_coords(stratum=np.arange(len(groups))),
+        dim=dim,
+        alpha=alpha,
+        min_count=min_count,
+        variance=variance,
+        lag=lag,
+    ).compute()
     rows = []
     for i, (grp, name, mask) in enumerate(groups):
-        rows.append({
-            "group": grp, "name": name, "n_pixels": int(mask.sum()),
-            "mean_frozen_days": float(series.isel(stratum=i).mean(skipna=True)),
-            "sen_slope": float(mk.slope[i]), "slope_low": float(mk.slope_low[i]), "slope_high": float(mk.slope_high[i]),
-            "tau": float(mk.tau[i]), "p": float(mk.p[i]), "significant": bool(mk.significant[i]),
-        })
+        rows.append(
+            {
+                "group": grp,
+                "name": name,
+                "n_pixels": int(mask.sum()),
+                "mean_frozen_days": float(series.isel(stratum=i).mean(skipna=True)),
+                "sen_slope": float(mk.slope[i]),
+                "slope_low": float(mk.slope_low[i]),
+                "slope_high": float(mk.slope_high[i]),
+                "tau": float(mk.tau[i]),
+                "p": float(mk.p[i]),
+                "significant": bool(mk.significant[i]),
+            }
+        )
     df = pd.DataFrame(rows)
-    df.attrs = {"slope_units": mk.slope.attrs.get("units"), "frozen_days_units": frozen_days.attrs.get("units", "days"),
-                "variance": variance, "lag": mk.attrs["lag"]}
+    df.attrs = {
+        "slope_units": mk.slope.attrs.get("units"),
+        "frozen_days_units": frozen_days.attrs.get("units", "days"),
+        "variance": variance,
+        "lag": mk.attrs["lag"],
+    }
     return df
 
 
@@ -782,8 +892,9 @@ def regional_table(frozen_days: xr.DataArray, region: xr.DataArray, stability: x
 # the paper's Table 2
 
 
-def stability_in(region: xr.DataArray, stability: xr.DataArray | None,
-                 stability_region: str = "qinghai_tibet") -> xr.DataArray | None:
+def stability_in(
+    region: xr.DataArray, stability: xr.DataArray | None, stability_region: str = "qinghai_tibet"
+) -> xr.DataArray | None:
     """``stability`` if the window holds a pixel of ``stability_region`` (Table 2's permafrost rows), else None."""
     if stability is None:
         return None
@@ -791,16 +902,27 @@ def stability_in(region: xr.DataArray, stability: xr.DataArray | None,
     return stability if bool(np.isin(np.asarray(region.values), code or [stability_region]).any()) else None
 
 
-def table2(fd: xr.DataArray, region: xr.DataArray, stability: xr.DataArray | None, alpha: float = 0.05,
-           truth_fd: xr.DataArray | None = None, planted: xr.DataArray | None = None, variance: str = "original",
-           lag: int | None = 1) -> pd.DataFrame:
+def table2(
+    fd: xr.DataArray,
+    region: xr.DataArray,
+    stability: xr.DataArray | None,
+    alpha: float = 0.05,
+    truth_fd: xr.DataArray | None = None,
+    planted: xr.DataArray | None = None,
+    variance: str = "original",
+    lag: int | None = 1,
+) -> pd.DataFrame:
     """The paper's Table 2 of ``fd`` (year, y, x), with the truth's Table 2 and the planted slopes beside it."""
     stab = stability_in(region, stability)
     df = regional_table(fd, region, stab, alpha=alpha, variance=variance, lag=lag)
     if truth_fd is not None:
         tdf = regional_table(truth_fd, region, stab, alpha=alpha, variance=variance, lag=lag)
-        tdf = tdf[["group", "name", "mean_frozen_days", "sen_slope", "slope_low", "slope_high", "p"]].add_prefix("truth_")
-        df = df.merge(tdf, left_on=["group", "name"], right_on=["truth_group", "truth_name"], how="left").drop(columns=["truth_group", "truth_name"])
+        tdf = tdf[["group", "name", "mean_frozen_days", "sen_slope", "slope_low", "slope_high", "p"]].add_prefix(
+            "truth_"
+        )
+        df = df.merge(tdf, left_on=["group", "name"], right_on=["truth_group", "truth_name"], how="left").drop(
+            columns=["truth_group", "truth_name"]
+        )
     if planted is not None:
         masks = {(g, n): m for g, n, m in stratum_masks(region, stab)}
         pv = np.asarray(planted.values, dtype=np.float64)
@@ -815,5 +937,7 @@ def table2(fd: xr.DataArray, region: xr.DataArray, stability: xr.DataArray | Non
         df["planted_n_pixels"] = npl
         df["planted_in_ci"] = (df["planted_slope"] >= df["slope_low"]) & (df["planted_slope"] <= df["slope_high"])
         if "truth_slope_low" in df:
-            df["planted_in_truth_ci"] = (df["planted_slope"] >= df["truth_slope_low"]) & (df["planted_slope"] <= df["truth_slope_high"])
+            df["planted_in_truth_ci"] = (df["planted_slope"] >= df["truth_slope_low"]) & (
+                df["planted_slope"] <= df["truth_slope_high"]
+            )
     return df

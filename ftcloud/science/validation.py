@@ -41,7 +41,17 @@ __all__ = [
 
 #: accepted spellings of the units attribute (compared case-sensitively for K, as UDUNITS does)
 KELVIN_UNITS = ("K", "kelvin", "Kelvin")
-CELSIUS_UNITS = ("degC", "°C", "celsius", "Celsius", "deg_C", "degree_Celsius", "degrees_Celsius", "degree_C", "degrees_C")
+CELSIUS_UNITS = (
+    "degC",
+    "°C",
+    "celsius",
+    "Celsius",
+    "deg_C",
+    "degree_Celsius",
+    "degrees_Celsius",
+    "degree_C",
+    "degrees_C",
+)
 #: how sub-daily samples become one daily state
 DAILY_AGGREGATIONS = ("mean", "min", "max", "any")
 #: fewest pixel-days (station-days) behind an accuracy that a table reports; fewer -> masked.
@@ -82,8 +92,9 @@ def _threshold_in_units(da: xr.DataArray, threshold: float) -> tuple[xr.DataArra
     return da.astype(np.float64), t0, u
 
 
-def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "mean", dim: str = "time",
-                        min_samples: int | None = None) -> xr.DataArray:
+def ft_from_temperature(
+    da: xr.DataArray, threshold: float = 0.0, how: str = "mean", dim: str = "time", min_samples: int | None = None
+) -> xr.DataArray:
     """Daily FT codes from soil temperature with a strict 0 degC threshold.
 
     Parameters
@@ -174,18 +185,28 @@ def ft_from_temperature(da: xr.DataArray, threshold: float = 0.0, how: str = "me
             count = count.reindex({dim: full}, fill_value=0)
         frozen = agg < t0
         out = xr.where(count >= need, frozen.astype(np.uint8), FT_MISSING).astype(np.uint8)
-        attrs_extra.update({
-            "cell_methods": f"{dim}: {'minimum' if how in ('min', 'any') else 'maximum' if how == 'max' else 'mean'} within days",
-            "daily_aggregation": how, "min_samples_per_day": need, "nominal_samples_per_day": per_day,
-        })
+        attrs_extra.update(
+            {
+                "cell_methods": f"{dim}: {'minimum' if how in ('min', 'any') else 'maximum' if how == 'max' else 'mean'} within days",
+                "daily_aggregation": how,
+                "min_samples_per_day": need,
+                "nominal_samples_per_day": per_day,
+            }
+        )
     out.name = "ft"
     out.attrs = ft_attrs(f"freeze/thaw state from soil temperature < {threshold:g} degC", gridded=False, **attrs_extra)
     out.attrs["history"] = history_stamp(f"ft_from_temperature(how={how!r}, threshold={threshold})")
     return out
 
 
-def sample_at_stations(product: xr.DataArray | xr.Dataset, station_rows, station_cols,
-                       y_dim: str = "y", x_dim: str = "x", station_dim: str = "station"):
+def sample_at_stations(
+    product: xr.DataArray | xr.Dataset,
+    station_rows,
+    station_cols,
+    y_dim: str = "y",
+    x_dim: str = "x",
+    station_dim: str = "station",
+):
     """The product at each station's pixel (nearest 9 km cell), missing where the station is outside.
 
     Parameters
@@ -215,13 +236,26 @@ def sample_at_stations(product: xr.DataArray | xr.Dataset, station_rows, station
     >>> insitu = xr.open_zarr(store + "/insitu/networks")  # doctest: +SKIP
     >>> sample_at_stations(ds.ft, insitu.pixel_row, insitu.pixel_col)  # doctest: +SKIP
     """
-    rows = station_rows if isinstance(station_rows, xr.DataArray) else xr.DataArray(np.asarray(station_rows), dims=station_dim)
-    cols = station_cols if isinstance(station_cols, xr.DataArray) else xr.DataArray(np.asarray(station_cols), dims=station_dim)
+    rows = (
+        station_rows
+        if isinstance(station_rows, xr.DataArray)
+        else xr.DataArray(np.asarray(station_rows), dims=station_dim)
+    )
+    cols = (
+        station_cols
+        if isinstance(station_cols, xr.DataArray)
+        else xr.DataArray(np.asarray(station_cols), dims=station_dim)
+    )
     if rows.ndim != 1 or cols.ndim != 1 or rows.dims != cols.dims or rows.size != cols.size:
-        raise ValidationError(f"sample_at_stations: station_rows and station_cols must be 1-D on the same dim, got {rows.dims} {cols.dims}")
+        raise ValidationError(
+            f"sample_at_stations: station_rows and station_cols must be 1-D on the same dim, got {rows.dims} "
+            f"{cols.dims}"
+        )
     for d in (y_dim, x_dim):
         if d not in product.dims:
-            raise ValidationError(f"sample_at_stations: the product has no dimension {d!r}; dims are {tuple(product.dims)}")
+            raise ValidationError(
+                f"sample_at_stations: the product has no dimension {d!r}; dims are {tuple(product.dims)}"
+            )
     ny, nx = product.sizes[y_dim], product.sizes[x_dim]
     r = np.asarray(rows.values).astype(np.int64)
     c = np.asarray(cols.values).astype(np.int64)
@@ -257,8 +291,13 @@ def _indicators(x: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     return x == 1, x == 0
 
 
-def classification_accuracy(product: xr.DataArray, reference: xr.DataArray, dim: str | Sequence[str] = "time",
-                            by: str | Sequence[str] | None = None, time_dim: str = "time") -> xr.Dataset:
+def classification_accuracy(
+    product: xr.DataArray,
+    reference: xr.DataArray,
+    dim: str | Sequence[str] = "time",
+    by: str | Sequence[str] | None = None,
+    time_dim: str = "time",
+) -> xr.Dataset:
     """Frozen, thawed and overall classification accuracy of a product against a reference.
 
     Parameters
@@ -325,7 +364,9 @@ def classification_accuracy(product: xr.DataArray, reference: xr.DataArray, dim:
     for key in keys:
         if key == "season":
             if time_dim not in dims:
-                raise ValidationError(f"classification_accuracy: by='season' needs {time_dim!r} among the counted dims {dims}")
+                raise ValidationError(
+                    f"classification_accuracy: by='season' needs {time_dim!r} among the counted dims {dims}"
+                )
             labels = season_of(product[time_dim].values)
             names = list(SEASON_MONTHS)
             along = time_dim
@@ -335,14 +376,18 @@ def classification_accuracy(product: xr.DataArray, reference: xr.DataArray, dim:
             c = product.coords[key]
             if c.ndim != 1 or c.dims[0] not in dims:
                 raise ValidationError(
-                    f"classification_accuracy: by={key!r} must be a 1-D coordinate along one of the counted dims {dims}; "
-                    f"it lies along {c.dims}")
+                    f"classification_accuracy: by={key!r} must be a 1-D coordinate along one of the counted dims "
+                    f"{dims}; "
+                    f"it lies along {c.dims}"
+                )
             along = c.dims[0]
             labels = np.asarray(c.values)
             names = sorted(pd.unique(labels).tolist(), key=str)
         else:
-            raise ValidationError(f"classification_accuracy: cannot group by {key!r}: not 'season' nor a coordinate "
-                                  f"({', '.join(map(str, product.coords))})")
+            raise ValidationError(
+                f"classification_accuracy: cannot group by {key!r}: not 'season' nor a coordinate "
+                f"({', '.join(map(str, product.coords))})"
+            )
         oh = np.stack([np.asarray(labels == nm) for nm in names], axis=-1).astype(np.int64)
         factors.append(xr.DataArray(oh, dims=(along, f"{key}__group")))  # renamed after the sum (key may equal along)
         group_coords[key] = names
@@ -360,18 +405,27 @@ def classification_accuracy(product: xr.DataArray, reference: xr.DataArray, dim:
     out["CA_T"] = (tt.astype(f64) / (tt + ft).where(tt + ft > 0)).astype(f64)
     out["CA_O"] = ((ff + tt).astype(f64) / out["n"].where(out["n"] > 0)).astype(f64)
     meta = {
-        "N_FF": "product frozen, reference frozen", "N_TF": "product thawed, reference frozen",
-        "N_TT": "product thawed, reference thawed", "N_FT": "product frozen, reference thawed",
+        "N_FF": "product frozen, reference frozen",
+        "N_TF": "product thawed, reference frozen",
+        "N_TT": "product thawed, reference thawed",
+        "N_FT": "product frozen, reference thawed",
     }
     for k, ln in meta.items():
-        out[k].attrs = {"long_name": f"number of pairs: {ln}", "units": "1", "cell_methods": f"{' '.join(d + ':' for d in dims)} sum"}
+        out[k].attrs = {
+            "long_name": f"number of pairs: {ln}",
+            "units": "1",
+            "cell_methods": f"{' '.join(d + ':' for d in dims)} sum",
+        }
     out["n"].attrs = {"long_name": "number of pairs valid in both", "units": "1"}
     out["CA_F"].attrs = {"long_name": "frozen classification accuracy N[F/F] / (N[F/F] + N[T/F])", "units": "1"}
     out["CA_T"].attrs = {"long_name": "thawed classification accuracy N[T/T] / (N[T/T] + N[F/T])", "units": "1"}
     out["CA_O"].attrs = {"long_name": "overall classification accuracy (N[F/F] + N[T/T]) / N", "units": "1"}
-    out.attrs = {"counted_over": " ".join(dims), "grouped_by": " ".join(keys) if keys else "none",
-                 "seasons": "; ".join(f"{k}: months {', '.join(map(str, v))}" for k, v in SEASON_MONTHS.items()),
-                 "history": history_stamp("classification_accuracy")}
+    out.attrs = {
+        "counted_over": " ".join(dims),
+        "grouped_by": " ".join(keys) if keys else "none",
+        "seasons": "; ".join(f"{k}: months {', '.join(map(str, v))}" for k, v in SEASON_MONTHS.items()),
+        "history": history_stamp("classification_accuracy"),
+    }
     return out
 
 
@@ -408,7 +462,9 @@ def mask_sparse_accuracies(table, min_count: int = MIN_TABLE_COUNT):
     for ca, cols in CA_COUNTS.items():
         missing = [c for c in (ca, *cols) if c not in table]
         if missing:
-            raise ValidationError(f"mask_sparse_accuracies: the table has no {missing}; expected the output of classification_accuracy")
+            raise ValidationError(
+                f"mask_sparse_accuracies: the table has no {missing}; expected the output of classification_accuracy"
+            )
         denom = sum(table[c] for c in cols)
         out[ca] = table[ca].where(denom >= int(min_count))
     return out
@@ -436,8 +492,12 @@ def _ca_cube(product: xr.DataArray, reference: xr.DataArray) -> xr.Dataset:
     return out.reindex(season=list(SEASONS))
 
 
-def direct_validation(products: Mapping[str, xr.DataArray], reference: xr.DataArray,
-                      truth: xr.DataArray | None = None, period: tuple[str, str] = TEST_PERIOD) -> xr.Dataset:
+def direct_validation(
+    products: Mapping[str, xr.DataArray],
+    reference: xr.DataArray,
+    truth: xr.DataArray | None = None,
+    period: tuple[str, str] = TEST_PERIOD,
+) -> xr.Dataset:
     """CA_F, CA_T, CA_O of gridded FT products against in-situ FT, per network, season and pass.
 
     Parameters
@@ -482,16 +542,21 @@ def direct_validation(products: Mapping[str, xr.DataArray], reference: xr.DataAr
             t_al, r_al = xr.align(truth_st, ref, join="inner")
             tref = t_al.where(ft_valid(r_al))  # the same station-days as the in-situ comparison
             by_ref["truth"].append(_ca_cube(p, tref))
-    out = xr.concat([xr.concat(v, dim=pd.Index(names, name="product"), combine_attrs="override") for v in by_ref.values()],
-                    dim=pd.Index(list(by_ref), name="reference"), combine_attrs="override")
+    out = xr.concat(
+        [xr.concat(v, dim=pd.Index(names, name="product"), combine_attrs="override") for v in by_ref.values()],
+        dim=pd.Index(list(by_ref), name="reference"),
+        combine_attrs="override",
+    )
     out = out.transpose("reference", "product", "season", "network", "pass")
-    out.attrs.update({
-        "title": "direct validation against in-situ networks (SPEC section 5)",
-        "period": f"{period[0]}/{period[1]}",
-        "insitu_rule": ref.attrs.get("rule", ""),
-        "reference_truth": "the twin's hidden truth at the station pixels on the station-days with valid in-situ FT",
-        "history": history_stamp("direct_validation"),
-    })
+    out.attrs.update(
+        {
+            "title": "direct validation against in-situ networks (SPEC section 5)",
+            "period": f"{period[0]}/{period[1]}",
+            "insitu_rule": ref.attrs.get("rule", ""),
+            "reference_truth": "the twin's hidden truth at the station pixels on the station-days with valid in-situ FT",
+            "history": history_stamp("direct_validation"),
+        }
+    )
     return out
 
 
@@ -504,4 +569,20 @@ def _direct_table(ds: xr.Dataset, min_count: int = MIN_TABLE_COUNT) -> pd.DataFr
     """
     df = ds[["N_FF", "N_TF", "N_TT", "N_FT", "n", "CA_F", "CA_T", "CA_O"]].to_dataframe().reset_index()
     df = mask_sparse_accuracies(df, min_count)
-    return df[["reference", "product", "network", "season", "pass", "n", "N_FF", "N_TF", "N_TT", "N_FT", "CA_F", "CA_T", "CA_O"]]
+    return df[
+        [
+            "reference",
+            "product",
+            "network",
+            "season",
+            "pass",
+            "n",
+            "N_FF",
+            "N_TF",
+            "N_TT",
+            "N_FT",
+            "CA_F",
+            "CA_T",
+            "CA_O",
+        ]
+    ]

@@ -71,13 +71,25 @@ def _open_lazy(url, storage_options, what, decode_times, mask_and_scale) -> xr.D
         if local:
             path = url.replace("file://", "")
             kw = {"phony_dims": "access"} if kind == "hdf5" else {}
-            return xr.open_dataset(path, engine="h5netcdf" if kind == "hdf5" else "scipy", decode_times=decode_times,
-                                   mask_and_scale=mask_and_scale, cache=False, **kw)
+            return xr.open_dataset(
+                path,
+                engine="h5netcdf" if kind == "hdf5" else "scipy",
+                decode_times=decode_times,
+                mask_and_scale=mask_and_scale,
+                cache=False,
+                **kw,
+            )
         if kind == "netcdf3":
             return None  # scipy needs the bytes: read whole
         f = fsspec.open(url, "rb", **(storage_options or {})).open()
-        ds = xr.open_dataset(f, engine="h5netcdf", decode_times=decode_times, mask_and_scale=mask_and_scale,
-                             cache=False, phony_dims="access")
+        ds = xr.open_dataset(
+            f,
+            engine="h5netcdf",
+            decode_times=decode_times,
+            mask_and_scale=mask_and_scale,
+            cache=False,
+            phony_dims="access",
+        )
         inner = ds._close
 
         def close():
@@ -128,12 +140,18 @@ def open_xarray_file(
                 return ds.load()
         if kind == "hdf5":
             ds = xr.open_dataset(
-                io.BytesIO(data), engine="h5netcdf", group=group, decode_times=decode_times,
-                mask_and_scale=mask_and_scale, phony_dims="access",
+                io.BytesIO(data),
+                engine="h5netcdf",
+                group=group,
+                decode_times=decode_times,
+                mask_and_scale=mask_and_scale,
+                phony_dims="access",
             )
             return ds.load()
         if kind == "netcdf3":
-            ds = xr.open_dataset(io.BytesIO(data), engine="scipy", decode_times=decode_times, mask_and_scale=mask_and_scale)
+            ds = xr.open_dataset(
+                io.BytesIO(data), engine="scipy", decode_times=decode_times, mask_and_scale=mask_and_scale
+            )
             return ds.load()
     except FTCloudError:
         raise
@@ -168,7 +186,7 @@ def require_not_all_fill(da: xr.DataArray, url: str, what: str, block_bytes: int
         blocks = [da]
     else:
         per = max(1, int(block_bytes // max(1, int(np.prod(da.shape[1:])) * 8)))
-        blocks = (da[k:k + per] for k in range(0, da.shape[0], per))
+        blocks = (da[k : k + per] for k in range(0, da.shape[0], per))
     for b in blocks:
         if np.isfinite(np.asarray(b.values, dtype="f8")).any():
             return
@@ -188,9 +206,7 @@ def check_time_axis(times, url: str, what: str, expected: Sequence | None = None
         exp = pd.DatetimeIndex(expected)
         missing = exp.difference(t)
         if len(missing):
-            raise TimeAxisError(
-                f"{what} {url}: {len(missing)} expected time stamp(s) missing, first {missing[0]}"
-            )
+            raise TimeAxisError(f"{what} {url}: {len(missing)} expected time stamp(s) missing, first {missing[0]}")
     return t
 
 

@@ -38,8 +38,9 @@ def era5_url(root: str, month: pd.Timestamp) -> str:
     return f"{root.rstrip('/')}/era5land/era5land_{month:%Y%m}.nc"
 
 
-def open_era5(url: str, variables=VARIABLES, *, storage_options: dict | None = None, units: dict | None = None,
-              lazy: bool = False) -> xr.Dataset:
+def open_era5(
+    url: str, variables=VARIABLES, *, storage_options: dict | None = None, units: dict | None = None, lazy: bool = False
+) -> xr.Dataset:
     """Open one ERA5 / ERA5-Land file (NetCDF, packed NetCDF or GRIB) and check it at the door.
 
     Returns a dataset with dims (time, latitude, longitude), packing undone and fill values
@@ -65,8 +66,10 @@ def _checked_era5(ds: xr.Dataset, url: str, variables, units) -> xr.Dataset:
     for v in variables:
         accepted = (units or {}).get(v) or (PREDICTORS[v].accepted_units if v in PREDICTORS else None)
         if accepted is None:
-            raise ValidationError(f"{url}: no expected units known for ERA5-Land variable {v!r}; pass "
-                                  f"units={{'{v}': ('K',)}} (the units it may carry) to open_era5")
+            raise ValidationError(
+                f"{url}: no expected units known for ERA5-Land variable {v!r}; pass "
+                f"units={{'{v}': ('K',)}} (the units it may carry) to open_era5"
+            )
         require_units(ds[v], (accepted,) if isinstance(accepted, str) else accepted, url, WHAT)
         require_not_all_fill(ds[v], url, WHAT)
     check_time_axis(ds["time"].values, url, WHAT)
@@ -91,8 +94,9 @@ def _previous_hour(times: pd.DatetimeIndex, idx: np.ndarray, url: str) -> tuple[
     return prev_idx.reshape(idx.shape), reset.reshape(idx.shape)
 
 
-def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: str = "<memory>",
-                  block_days: int = 8) -> xr.Dataset:
+def era5_to_steps(
+    ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: str = "<memory>", block_days: int = 8
+) -> xr.Dataset:
     """Select the step hours for ``days`` (local dates) and regrid onto ``window``.
 
     Returns float32 variables ``stl1`` (K), ``swvl1`` (m3 m-3), ``sde`` (m) and ``pr``
@@ -133,7 +137,9 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
                     )
                 prev_idx, reset = _previous_hour(times, idx, url)
                 plan.append((p, k, idx, prev_idx, reset))
-        hours = np.unique(np.concatenate([np.concatenate([i.ravel(), np.maximum(q, 0).ravel()]) for _, _, i, q, _ in plan]))
+        hours = np.unique(
+            np.concatenate([np.concatenate([i.ravel(), np.maximum(q, 0).ravel()]) for _, _, i, q, _ in plan])
+        )
         # one contiguous read of the hours' range (fancy indexing reads hour by hour: slow)
         box = {"time": slice(int(hours[0]), int(hours[-1]) + 1), "latitude": rows, "longitude": cols}
         try:
@@ -167,7 +173,15 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
     result = result.assign_coords(
         {
             "pass": ("pass", list(PASSES), {"long_name": "overpass (local solar time 06:00 AM / 18:00 PM)"}),
-            "step": ("step", np.arange(3, dtype="i1"), {"long_name": "predictor step before the overpass", "local_hours_AM": "3 4 5", "local_hours_PM": "15 16 17"}),
+            "step": (
+                "step",
+                np.arange(3, dtype="i1"),
+                {
+                    "long_name": "predictor step before the overpass",
+                    "local_hours_AM": "3 4 5",
+                    "local_hours_PM": "15 16 17",
+                },
+            ),
         }
     )
     result["crs"] = window.template()["crs"]
@@ -175,7 +189,9 @@ def era5_to_steps(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, ur
     return set_time(result, days)
 
 
-def preprocess_month(url: str, month: pd.Timestamp, window: GridWindow, start, end, storage_options: dict | None = None) -> xr.Dataset:
+def preprocess_month(
+    url: str, month: pd.Timestamp, window: GridWindow, start, end, storage_options: dict | None = None
+) -> xr.Dataset:
     """Open one monthly file and produce the month's days (clipped to [start, end]); the file
     is opened lazily, so only the window's source box and the days' hours are read."""
     ds = open_era5(url, storage_options=storage_options, lazy=True)

@@ -32,7 +32,9 @@ def imerg_url(root: str, start: pd.Timestamp) -> str:
     )
 
 
-def read_imerg_granule(url: str, storage_options: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Timestamp]:
+def read_imerg_granule(
+    url: str, storage_options: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Timestamp]:
     """(precipitation[lat, lon] mm/hr with NaN fill, lat, lon, start time) of one granule."""
     import h5py
 
@@ -62,7 +64,9 @@ def read_imerg_granule(url: str, storage_options: dict | None = None) -> tuple[n
     except Exception as e:  # noqa: BLE001
         raise SourceFileError(f"{IMERG_WHAT} {url} is corrupt or truncated: {type(e).__name__}: {e}") from e
     if arr.shape != (lon.size, lat.size):
-        raise ValidationError(f"{IMERG_WHAT} {url}: precipitation has shape {arr.shape}, expected (lon, lat) = {(lon.size, lat.size)}")
+        raise ValidationError(
+            f"{IMERG_WHAT} {url}: precipitation has shape {arr.shape}, expected (lon, lat) = {(lon.size, lat.size)}"
+        )
     arr = np.where(np.isclose(arr, np.float32(np.asarray(fill).ravel()[0])) | (arr < 0), np.nan, arr).T
     if not np.isfinite(arr).any():
         raise SourceFileError(f"{IMERG_WHAT} {url}: variable 'precipitation' holds only fill values")

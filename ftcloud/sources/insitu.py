@@ -25,7 +25,9 @@ def read_network_station(url: str, times: pd.DatetimeIndex, storage_options: dic
         raise SourceFileError(f"in-situ station file {url} is not a readable CSV: {e}") from e
     for col in ("timestamp_utc", "tsoil_degC"):
         if col not in df.columns:
-            raise MissingVariableError(f"in-situ station file {url}: column {col!r} not found; columns: {', '.join(df.columns)}")
+            raise MissingVariableError(
+                f"in-situ station file {url}: column {col!r} not found; columns: {', '.join(df.columns)}"
+            )
     t = pd.DatetimeIndex(pd.to_datetime(df["timestamp_utc"], format="%Y-%m-%dT%H:%M"))
     check_time_axis(t.values, url, "in-situ station file")
     s = pd.Series(pd.to_numeric(df["tsoil_degC"], errors="coerce").to_numpy("f4"), index=t)
@@ -34,8 +36,17 @@ def read_network_station(url: str, times: pd.DatetimeIndex, storage_options: dic
 
 def networks_dataset(meta: pd.DataFrame, series: np.ndarray, times: pd.DatetimeIndex, window: GridWindow) -> xr.Dataset:
     ds = xr.Dataset(
-        {"tsoil": (("station", "time"), series, {"units": "degC", "standard_name": "soil_temperature", "long_name": "in-situ soil temperature"})},
-        coords={"station": ("station", meta["station"].astype(str).to_numpy().astype("U32")), "time": ("time", times.values)},
+        {
+            "tsoil": (
+                ("station", "time"),
+                series,
+                {"units": "degC", "standard_name": "soil_temperature", "long_name": "in-situ soil temperature"},
+            )
+        },
+        coords={
+            "station": ("station", meta["station"].astype(str).to_numpy().astype("U32")),
+            "time": ("time", times.values),
+        },
     )
     ds = ds.assign_coords(station_pixel_coords(meta, window))
     ds["time"].encoding = dict(TIME_ENCODING_30MIN)
@@ -53,8 +64,16 @@ def station_pixel_coords(meta: pd.DataFrame, window: GridWindow) -> dict:
     coords = {
         "lat": ("station", meta["lat"].to_numpy("f8"), {"units": "degrees_north"}),
         "lon": ("station", meta["lon"].to_numpy("f8"), {"units": "degrees_east"}),
-        "pixel_row": ("station", np.where(inside, r, -1).astype("i4"), {"long_name": "row of the 9 km pixel within the store window, -1 outside"}),
-        "pixel_col": ("station", np.where(inside, c, -1).astype("i4"), {"long_name": "column of the 9 km pixel within the store window, -1 outside"}),
+        "pixel_row": (
+            "station",
+            np.where(inside, r, -1).astype("i4"),
+            {"long_name": "row of the 9 km pixel within the store window, -1 outside"},
+        ),
+        "pixel_col": (
+            "station",
+            np.where(inside, c, -1).astype("i4"),
+            {"long_name": "column of the 9 km pixel within the store window, -1 outside"},
+        ),
     }
     for col in ("network", "elevation_m", "depth_cm"):
         if col in meta.columns:
@@ -63,16 +82,22 @@ def station_pixel_coords(meta: pd.DataFrame, window: GridWindow) -> dict:
     return coords
 
 
-def read_cma(url_stations: str, url_daily: str, days: pd.DatetimeIndex, window: GridWindow, storage_options: dict | None = None) -> xr.Dataset:
+def read_cma(
+    url_stations: str, url_daily: str, days: pd.DatetimeIndex, window: GridWindow, storage_options: dict | None = None
+) -> xr.Dataset:
     meta = pd.read_csv(io.BytesIO(open_bytes(url_stations, storage_options, "CMA station list")))
     df = pd.read_csv(io.BytesIO(open_bytes(url_daily, storage_options, "CMA daily 0 cm temperature file")))
     for col in ("station", "date", "t0_min_degC", "t0_max_degC"):
         if col not in df.columns:
-            raise MissingVariableError(f"CMA daily file {url_daily}: column {col!r} not found; columns: {', '.join(df.columns)}")
+            raise MissingVariableError(
+                f"CMA daily file {url_daily}: column {col!r} not found; columns: {', '.join(df.columns)}"
+            )
     df["date"] = pd.to_datetime(df["date"], format="%Y-%m-%d")
     if df.duplicated(["station", "date"]).any():
         d = df[df.duplicated(["station", "date"])].iloc[0]
-        raise ValidationError(f"CMA daily file {url_daily}: duplicate record for station {d['station']} on {d['date']:%Y-%m-%d}")
+        raise ValidationError(
+            f"CMA daily file {url_daily}: duplicate record for station {d['station']} on {d['date']:%Y-%m-%d}"
+        )
     meta = meta.sort_values("station").reset_index(drop=True)
     stations = meta["station"].astype(str).to_numpy().astype("U32")
     df["station"] = df["station"].astype(str)
@@ -82,8 +107,16 @@ def read_cma(url_stations: str, url_daily: str, days: pd.DatetimeIndex, window: 
         out[v] = wide.to_numpy("f4").T
     ds = xr.Dataset(
         {
-            "t0_min": (("station", "time"), out["t0_min_degC"], {"units": "degC", "long_name": "daily minimum 0 cm land surface temperature"}),
-            "t0_max": (("station", "time"), out["t0_max_degC"], {"units": "degC", "long_name": "daily maximum 0 cm land surface temperature"}),
+            "t0_min": (
+                ("station", "time"),
+                out["t0_min_degC"],
+                {"units": "degC", "long_name": "daily minimum 0 cm land surface temperature"},
+            ),
+            "t0_max": (
+                ("station", "time"),
+                out["t0_max_degC"],
+                {"units": "degC", "long_name": "daily maximum 0 cm land surface temperature"},
+            ),
         },
         coords={"station": ("station", stations)},
     )

@@ -55,10 +55,10 @@ class Packing:
 
 #: the predictors' packing (module docstring); changing it changes every store's plan fingerprint
 PREDICTOR_PACKING = {
-    "stl1": Packing(0.005, 273.15, "K"),       # 109.3 .. 437.0 K
-    "swvl1": Packing(2e-5, 0.3, "m3 m-3"),     # -0.355 .. 0.955
-    "sde": Packing(0.001, 32.0, "m"),          # -0.77 .. 64.8 m
-    "pr": Packing(0.002, 65.0, "mm h-1"),      # -0.53 .. 130.5 mm/h
+    "stl1": Packing(0.005, 273.15, "K"),  # 109.3 .. 437.0 K
+    "swvl1": Packing(2e-5, 0.3, "m3 m-3"),  # -0.355 .. 0.955
+    "sde": Packing(0.001, 32.0, "m"),  # -0.77 .. 64.8 m
+    "pr": Packing(0.002, 65.0, "mm h-1"),  # -0.53 .. 130.5 mm/h
 }
 
 
@@ -73,8 +73,13 @@ def encoding(name: str, packing: dict | None = None) -> dict:
     p = (packing or PREDICTOR_PACKING).get(name)
     if p is None:
         return {}
-    return {"dtype": "int16", "scale_factor": p.scale_factor, "add_offset": p.add_offset, "_FillValue": FILL,
-            "compressor": compressor()}
+    return {
+        "dtype": "int16",
+        "scale_factor": p.scale_factor,
+        "add_offset": p.add_offset,
+        "_FillValue": FILL,
+        "compressor": compressor(),
+    }
 
 
 def _first_outside(da, lo: float, hi: float, where):
@@ -104,26 +109,31 @@ def check_packable(ds, packing: dict | None, where) -> None:
         found = _first_outside(ds[name], lo, hi, where)
         if found:
             label, val, _ = found
-            raise ValidationError(f"{label}: variable {name!r} has value {val:g} {p.units}, expected "
-                                  f"{lo:g} .. {hi:g} {p.units} (the range its int16 packing holds)")
+            raise ValidationError(
+                f"{label}: variable {name!r} has value {val:g} {p.units}, expected "
+                f"{lo:g} .. {hi:g} {p.units} (the range its int16 packing holds)"
+            )
 
 
 #: physical ranges checked at the door for every stored variable (output names): a value outside
 #: is an error naming the file, the date, the value and the range (never clipped or masked).
 #: Dynamic predictors from :data:`ftcloud.core.metadata.PREDICTORS`; statics assumed.
 PHYSICAL_RANGES = {
-    "stl1": (180.0, 350.0, "K"),        # Earth's recorded soil temperatures lie well inside (assumed)
-    "swvl1": (0.0, 1.0, "m3 m-3"),      # a volume fraction
-    "sde": (0.0, 50.0, "m"),            # deeper than any seasonal snowpack (assumed)
-    "pr": (0.0, 130.0, "mm h-1"),       # ERA5-Land hourly maxima are below 100 mm/h (assumed); packing holds 130.5
+    "stl1": (180.0, 350.0, "K"),  # Earth's recorded soil temperatures lie well inside (assumed)
+    "swvl1": (0.0, 1.0, "m3 m-3"),  # a volume fraction
+    "sde": (0.0, 50.0, "m"),  # deeper than any seasonal snowpack (assumed)
+    "pr": (0.0, 130.0, "mm h-1"),  # ERA5-Land hourly maxima are below 100 mm/h (assumed); packing holds 130.5
     "pr_imerg": (0.0, 500.0, "mm h-1"),
     "tci": (0.0, 5000.0, "m"),
     "aow": (0.0, 1.0, "1"),
     "elevation": (-500.0, 9000.0, "m"),
 }
 
-_HINTS = {"stl1": " (values in degC labelled K?)", "swvl1": " (percent instead of a fraction?)",
-          "sde": " (mm or cm instead of m?)"}
+_HINTS = {
+    "stl1": " (values in degC labelled K?)",
+    "swvl1": " (percent instead of a fraction?)",
+    "sde": " (mm or cm instead of m?)",
+}
 
 
 def check_physical(ds, where, ranges: dict | None = None) -> None:
@@ -137,8 +147,10 @@ def check_physical(ds, where, ranges: dict | None = None) -> None:
         if found:
             label, val, n_bad = found
             hint = _HINTS.get(name, "") if abs(val) < 100 or name != "stl1" else ""
-            raise ValidationError(f"{label}: variable {name!r} has value {val:g} {units}, outside its physical "
-                                  f"range {lo:g} .. {hi:g} {units}{hint}; {n_bad} value(s) of this input are outside")
+            raise ValidationError(
+                f"{label}: variable {name!r} has value {val:g} {units}, outside its physical "
+                f"range {lo:g} .. {hi:g} {units}{hint}; {n_bad} value(s) of this input are outside"
+            )
 
 
 def decode(raw: np.ndarray, attrs: dict, fill=None) -> np.ndarray:

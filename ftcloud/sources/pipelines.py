@@ -19,7 +19,14 @@ import pandas as pd
 from ftcloud.core.grid import GridWindow
 from ftcloud.io.stores import filesystem
 from ftcloud.sources import era5land, imerg, insitu, statics, targets
-from ftcloud.sources.common import TIME_ENCODING, TIME_ENCODING_30MIN, chunk_plan, daily_index, months_between, open_bytes
+from ftcloud.sources.common import (
+    TIME_ENCODING,
+    TIME_ENCODING_30MIN,
+    chunk_plan,
+    daily_index,
+    months_between,
+    open_bytes,
+)
 from ftcloud.sources.packing import PREDICTOR_PACKING
 from ftcloud import layout
 
@@ -87,7 +94,9 @@ class SourceRecipe:
         items = list(self.pattern.items())
         opener = functools.partial(_open_counted, name=self.name, opener=self.opener)
         # the encoding given to to_zarr replaces the template's, so it must carry the chunks too
-        encoding = {"time": {**self.time_encoding, "chunks": (self.target_chunks["time"],)}} if self.time_encoding else {}
+        encoding = (
+            {"time": {**self.time_encoding, "chunks": (self.target_chunks["time"],)}} if self.time_encoding else {}
+        )
         store = StoreToZarr(
             combine_dims=self.pattern.combine_dim_keys,
             store_name=store_name,
@@ -143,19 +152,35 @@ def _open_era5_item(url, a, b, rows, cols, *, months, index, window, storage_opt
 ERA5_TILE = 512
 
 
-def era5land_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None,
-                    tile: int | None = ERA5_TILE) -> SourceRecipe:
+def era5land_recipe(
+    source: str, window: GridWindow, start, end, chunks: dict, storage_options=None, tile: int | None = ERA5_TILE
+) -> SourceRecipe:
     months = months_between(start, end)
     by_url = {era5land.era5_url(source, m): m for m in months}
     pattern = _pattern(lambda time: era5land.era5_url(source, time), "time", months)
-    opener = functools.partial(_open_era5, months=by_url, window=window, start=start, end=end, storage_options=storage_options)
+    opener = functools.partial(
+        _open_era5, months=by_url, window=window, start=start, end=end, storage_options=storage_options
+    )
     index = daily_index(start, end)
     sizes = {"time": len(index), "pass": 2, "y": window.shape[0], "x": window.shape[1]}
-    spans = [_span(index, max(m, pd.Timestamp(start)), min(m + pd.offsets.MonthEnd(0), pd.Timestamp(end))) for m in months]
-    item_opener = functools.partial(_open_era5_item, months=by_url, index=index, window=window,
-                                    storage_options=storage_options)
-    return SourceRecipe("era5land", pattern, opener, chunk_plan(sizes, chunks), index=index, spans=spans,
-                        packing=dict(PREDICTOR_PACKING), tile=tile, window=window, item_opener=item_opener)
+    spans = [
+        _span(index, max(m, pd.Timestamp(start)), min(m + pd.offsets.MonthEnd(0), pd.Timestamp(end))) for m in months
+    ]
+    item_opener = functools.partial(
+        _open_era5_item, months=by_url, index=index, window=window, storage_options=storage_options
+    )
+    return SourceRecipe(
+        "era5land",
+        pattern,
+        opener,
+        chunk_plan(sizes, chunks),
+        index=index,
+        spans=spans,
+        packing=dict(PREDICTOR_PACKING),
+        tile=tile,
+        window=window,
+        item_opener=item_opener,
+    )
 
 
 def _open_imerg(key, *, days, source, window, storage_options):
@@ -167,8 +192,14 @@ def imerg_recipe(source: str, window: GridWindow, start, end, chunks: dict, stor
     by_key = {f"{source}/imerg#{d:%Y-%m-%d}": d for d in days}
     pattern = _pattern(lambda time: f"{source}/imerg#{time:%Y-%m-%d}", "time", list(days), nitems=1)
     opener = functools.partial(_open_imerg, days=by_key, source=source, window=window, storage_options=storage_options)
-    return SourceRecipe("imerg", pattern, opener, chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
-                        index=days, spans=[(i, i + 1) for i in range(len(days))])
+    return SourceRecipe(
+        "imerg",
+        pattern,
+        opener,
+        chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
+        index=days,
+        spans=[(i, i + 1) for i in range(len(days))],
+    )
 
 
 def _open_smap(url, *, days, window, storage_options):
@@ -180,8 +211,14 @@ def smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, stora
     by_url = {targets.smap_url(source, d): d for d in days}
     pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
     opener = functools.partial(_open_smap, days=by_url, window=window, storage_options=storage_options)
-    return SourceRecipe("smap_e_ft", pattern, opener, chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks),
-                        index=days, spans=[(i, i + 1) for i in range(len(days))])
+    return SourceRecipe(
+        "smap_e_ft",
+        pattern,
+        opener,
+        chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks),
+        index=days,
+        spans=[(i, i + 1) for i in range(len(days))],
+    )
 
 
 def _open_esdr(url, *, years, window, start, end, storage_options):
@@ -192,12 +229,26 @@ def esdr_recipe(source: str, window: GridWindow, start, end, chunks: dict, stora
     years = list(range(pd.Timestamp(start).year, pd.Timestamp(end).year + 1))
     by_url = {targets.esdr_url(source, y): y for y in years}
     pattern = _pattern(lambda time: targets.esdr_url(source, time), "time", years)
-    opener = functools.partial(_open_esdr, years=by_url, window=window, start=start, end=end, storage_options=storage_options)
+    opener = functools.partial(
+        _open_esdr, years=by_url, window=window, start=start, end=end, storage_options=storage_options
+    )
     index = daily_index(start, end)
-    spans = [_span(index, max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)), min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)))
-             for y in years]
-    return SourceRecipe("esdr_ft", pattern, opener, chunk_plan({"time": len(index), "y": window.shape[0], "x": window.shape[1]}, chunks),
-                        index=index, spans=spans)
+    spans = [
+        _span(
+            index,
+            max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)),
+            min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)),
+        )
+        for y in years
+    ]
+    return SourceRecipe(
+        "esdr_ft",
+        pattern,
+        opener,
+        chunk_plan({"time": len(index), "y": window.shape[0], "x": window.shape[1]}, chunks),
+        index=index,
+        spans=spans,
+    )
 
 
 def first_smap_url(source: str, start, end, storage_options=None) -> str:
@@ -215,13 +266,17 @@ def _open_statics(key, *, blocks, smap_url, aux_url, window, storage_options):
     return statics.statics_from_sources(smap_url, aux_url, window, storage_options, rows=rows)
 
 
-def statics_recipe(source: str, window: GridWindow, smap_url: str, storage_options=None, tile: int = 128) -> SourceRecipe:
+def statics_recipe(
+    source: str, window: GridWindow, smap_url: str, storage_options=None, tile: int = 128
+) -> SourceRecipe:
     """Static layers, written in row blocks of ``tile`` (pangeo-forge needs a concat dimension)."""
     aux_url = f"{source.rstrip('/')}/auxiliary/auxiliary_9km.nc"
     starts = list(range(0, window.shape[0], tile))
     blocks = {f"{source}/statics#rows{r}": slice(r, min(r + tile, window.shape[0])) for r in starts}
     pattern = _pattern(lambda y: f"{source}/statics#rows{y}", "y", starts)
-    opener = functools.partial(_open_statics, blocks=blocks, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options)
+    opener = functools.partial(
+        _open_statics, blocks=blocks, smap_url=smap_url, aux_url=aux_url, window=window, storage_options=storage_options
+    )
     chunks = chunk_plan({"y": window.shape[0], "x": window.shape[1]}, {"y": tile, "x": tile})
     return SourceRecipe("statics", pattern, opener, chunks, time_encoding=None, concat_dim="y")
 
@@ -232,7 +287,9 @@ def _open_station(url, *, meta, times, window, storage_options):
     return insitu.networks_dataset(row.drop(columns="url"), series, times, window)
 
 
-def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe | None:
+def networks_recipe(
+    source: str, window: GridWindow, start, end, chunks: dict, storage_options=None
+) -> SourceRecipe | None:
     meta_url = f"{source.rstrip('/')}/insitu/networks/stations.csv"
     fs, path = filesystem(meta_url, storage_options)
     if not fs.exists(path):
@@ -240,7 +297,9 @@ def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     meta = pd.read_csv(io.BytesIO(open_bytes(meta_url, storage_options, "in-situ station list")))
     if meta.empty:
         return None
-    meta["url"] = [f"{source.rstrip('/')}/insitu/networks/{n}/{s}.csv" for n, s in zip(meta["network"], meta["station"])]
+    meta["url"] = [
+        f"{source.rstrip('/')}/insitu/networks/{n}/{s}.csv" for n, s in zip(meta["network"], meta["station"])
+    ]
     s = max(pd.Timestamp(start), pd.Timestamp("2018-01-01"))
     e = min(pd.Timestamp(end) + pd.Timedelta(hours=23, minutes=30), pd.Timestamp("2020-12-31 23:30"))
     if s > e:
@@ -249,14 +308,20 @@ def networks_recipe(source: str, window: GridWindow, start, end, chunks: dict, s
     pattern = _pattern(lambda station: station, "station", list(meta["url"]), nitems=1)
     opener = functools.partial(_open_station, meta=meta, times=times, window=window, storage_options=storage_options)
     return SourceRecipe(
-        "networks", pattern, opener, chunk_plan({"station": len(meta), "time": len(times)}, {"station": 1, **chunks}),
-        time_encoding=dict(TIME_ENCODING_30MIN), concat_dim="station",
+        "networks",
+        pattern,
+        opener,
+        chunk_plan({"station": len(meta), "time": len(times)}, {"station": 1, **chunks}),
+        time_encoding=dict(TIME_ENCODING_30MIN),
+        concat_dim="station",
     )
 
 
 def _open_cma(_key, *, source, days, window, storage_options):
     root = source.rstrip("/")
-    return insitu.read_cma(f"{root}/insitu/cma/stations.csv", f"{root}/insitu/cma/t0cm_daily.csv", days, window, storage_options)
+    return insitu.read_cma(
+        f"{root}/insitu/cma/stations.csv", f"{root}/insitu/cma/t0cm_daily.csv", days, window, storage_options
+    )
 
 
 def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None) -> SourceRecipe | None:
@@ -302,14 +367,24 @@ def _plan_statics(r: PlanRequest) -> SourceRecipe:
 
 #: one entry per source, in ingest order (== SOURCES)
 REGISTRY: dict[str, Callable[[PlanRequest], SourceRecipe | None]] = {
-    "era5land": lambda r: era5land_recipe(r.source, r.window, r.start, r.end, r.chunks["predictors"], r.storage_options),
+    "era5land": lambda r: era5land_recipe(
+        r.source, r.window, r.start, r.end, r.chunks["predictors"], r.storage_options
+    ),
     "imerg": _plan_imerg,
-    "smap_e_ft": lambda r: (smap_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
-                            if r.targets_start <= pd.Timestamp(r.end) else None),
-    "esdr_ft": lambda r: (esdr_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
-                          if r.targets_start <= pd.Timestamp(r.end) else None),
+    "smap_e_ft": lambda r: (
+        smap_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
+        if r.targets_start <= pd.Timestamp(r.end)
+        else None
+    ),
+    "esdr_ft": lambda r: (
+        esdr_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["targets"], r.storage_options)
+        if r.targets_start <= pd.Timestamp(r.end)
+        else None
+    ),
     "statics": _plan_statics,
-    "networks": lambda r: networks_recipe(r.source, r.window, r.start, r.end, r.chunks.get("insitu", {}), r.storage_options),
+    "networks": lambda r: networks_recipe(
+        r.source, r.window, r.start, r.end, r.chunks.get("insitu", {}), r.storage_options
+    ),
     "cma": lambda r: cma_recipe(r.source, r.window, r.start, r.end, r.storage_options),
 }
 assert tuple(REGISTRY) == SOURCES, "REGISTRY and layout.GROUPS must list the same sources in the same order"

@@ -44,8 +44,17 @@ log = logging.getLogger(__name__)
 MARKERS = ".ftcloud_regions"
 PLAN_ATTR = "ftcloud_plan"
 
-__all__ = ["WorkItem", "work_items", "plan_fingerprint", "write_skeleton", "write_item", "write_whole", "done_items",
-           "write_recipe", "MARKERS"]
+__all__ = [
+    "WorkItem",
+    "work_items",
+    "plan_fingerprint",
+    "write_skeleton",
+    "write_item",
+    "write_whole",
+    "done_items",
+    "write_recipe",
+    "MARKERS",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,10 @@ def work_items(recipe) -> list[WorkItem]:
         ny, nx = recipe.window.shape
         # the tile in each dimension: the largest multiple of that dimension's chunk not above
         # ``tile`` (at least one chunk), so that no two items ever write the same chunk
-        ty, tx = (max(c, (int(recipe.tile) // c) * c) for c in
-                  (int(recipe.target_chunks.get("y", ny)), int(recipe.target_chunks.get("x", nx))))
+        ty, tx = (
+            max(c, (int(recipe.tile) // c) * c)
+            for c in (int(recipe.target_chunks.get("y", ny)), int(recipe.target_chunks.get("x", nx)))
+        )
         tiles = [((r, min(r + ty, ny)), (c, min(c + tx, nx))) for r in range(0, ny, ty) for c in range(0, nx, tx)]
     items = []
     for a in range(0, n, size):
@@ -96,8 +107,9 @@ def plan_fingerprint(recipe, items: list[WorkItem], sources: dict | None = None)
     doc = {
         "sources": sorted((sources or {}).items()),
         "recipe": recipe.name,
-        "items": [[it.start, it.stop, list(it.urls)] + ([list(it.rows), list(it.cols)] if it.rows else [])
-                  for it in items],
+        "items": [
+            [it.start, it.stop, list(it.urls)] + ([list(it.rows), list(it.cols)] if it.rows else []) for it in items
+        ],
         "chunks": recipe.target_chunks,
         "index": [str(v) for v in (recipe.index if recipe.index is not None else [])],
         "time_encoding": recipe.time_encoding,
@@ -120,16 +132,18 @@ def _combine(recipe, urls) -> xr.Dataset:
         parts.append(ds)
     if len(parts) == 1:
         return parts[0]
-    return xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override",
-                     combine_attrs="override")
+    return xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override", combine_attrs="override")
 
 
 def _encoding(ds: xr.Dataset, recipe) -> dict:
     enc = {}
     chunks = recipe.target_chunks
     for name, v in ds.variables.items():
-        e = {k: v.encoding[k] for k in ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar")
-             if k in v.encoding}
+        e = {
+            k: v.encoding[k]
+            for k in ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar")
+            if k in v.encoding
+        }
         if name in ds.data_vars and v.ndim:
             e["chunks"] = tuple(int(min(chunks.get(d, s), s)) for d, s in zip(v.dims, v.shape))
         if name == "time" and recipe.time_encoding:
@@ -167,7 +181,9 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
             continue
         shape = tuple(n if d == dim else s for d, s in zip(v.dims, v.shape))
         chunks = tuple(int(min(recipe.target_chunks.get(d, s), s)) for d, s in zip(v.dims, shape))
-        tmpl[name] = xr.Variable(v.dims, da.zeros(shape, dtype=v.dtype, chunks=chunks), attrs=v.attrs, encoding=v.encoding)
+        tmpl[name] = xr.Variable(
+            v.dims, da.zeros(shape, dtype=v.dtype, chunks=chunks), attrs=v.attrs, encoding=v.encoding
+        )
     enc = _encoding(tmpl, recipe)
     for name in tmpl.variables:
         tmpl[name].encoding = {}
@@ -236,23 +252,32 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
     """Open the item's inputs, take exactly its positions and write its region; then its marker."""
     _deterministic_codecs()
     dim = recipe.concat_dim
-    want = pd.Index(recipe.index[item.start:item.stop], name=dim)
+    want = pd.Index(recipe.index[item.start : item.stop], name=dim)
     region = {dim: slice(item.start, item.stop)}
     if item.rows is not None:
         # a tile: each input opened for the item's positions and tile only (memory: the item)
         spans = dict(zip(recipe.urls, recipe.spans))
-        parts = [recipe.item_opener(u, max(item.start, spans[u][0]), min(item.stop, spans[u][1]), item.rows, item.cols)
-                 for u in item.urls]
-        ds = parts[0] if len(parts) == 1 else xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal",
-                                                         compat="override", combine_attrs="override")
+        parts = [
+            recipe.item_opener(u, max(item.start, spans[u][0]), min(item.stop, spans[u][1]), item.rows, item.cols)
+            for u in item.urls
+        ]
+        ds = (
+            parts[0]
+            if len(parts) == 1
+            else xr.concat(
+                parts, dim=dim, data_vars="minimal", coords="minimal", compat="override", combine_attrs="override"
+            )
+        )
         region.update(y=slice(*item.rows), x=slice(*item.cols))
     else:
         ds = _combine(recipe, item.urls)
     got = pd.Index(ds[dim].values)
     missing = want.difference(got)
     if len(missing):
-        raise TimeAxisError(f"{recipe.name}: the inputs {', '.join(item.urls[:2])}{' ...' if len(item.urls) > 2 else ''} "
-                            f"give no {dim} {missing[0]} (expected {len(want)} values from {want[0]} to {want[-1]})")
+        raise TimeAxisError(
+            f"{recipe.name}: the inputs {', '.join(item.urls[:2])}{' ...' if len(item.urls) > 2 else ''} "
+            f"give no {dim} {missing[0]} (expected {len(want)} values from {want[0]} to {want[-1]})"
+        )
     ds = ds.sel({dim: want})
     ds = ds.drop_vars([n for n, v in ds.variables.items() if dim not in v.dims]).load()
     packing.check_physical(ds, lambda pos: _source_of(recipe, item, pos.get(dim, 0)))
@@ -262,9 +287,21 @@ def write_item(recipe, item: WorkItem, url: str, storage_options: dict | None, f
         ds[name].encoding = {}
     ds.to_zarr(get_mapper(url, storage_options), region=region, consolidated=False)
     # one small object written whole (write-then-rename locally, one PUT on an object store)
-    put_whole(_marker(url, item.index), json.dumps({"plan": fingerprint, "index": item.index, "start": item.start,
-                                                    "stop": item.stop, "rows": item.rows, "cols": item.cols,
-                                                    "sha256": digest}).encode(), storage_options)
+    put_whole(
+        _marker(url, item.index),
+        json.dumps(
+            {
+                "plan": fingerprint,
+                "index": item.index,
+                "start": item.start,
+                "stop": item.stop,
+                "rows": item.rows,
+                "cols": item.cols,
+                "sha256": digest,
+            }
+        ).encode(),
+        storage_options,
+    )
     return item.stop - item.start
 
 
@@ -313,9 +350,18 @@ def _write_one(item: WorkItem, *, recipe, url, storage_options, fingerprint) -> 
     return n
 
 
-def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runner: str = "DirectRunner",
-                 workers: int = 1, runner_options: dict | None = None, client=None, on_item=None,
-                 sources: dict | None = None) -> dict:
+def write_recipe(
+    recipe,
+    url: str,
+    storage_options: dict | None = None,
+    *,
+    runner: str = "DirectRunner",
+    workers: int = 1,
+    runner_options: dict | None = None,
+    client=None,
+    on_item=None,
+    sources: dict | None = None,
+) -> dict:
     """Write ``recipe`` into the zarr group ``url``: skeleton, then the work items on a Beam runner,
     or, with ``client`` (a ``distributed.Client``: a LocalCluster, a dask-gateway cluster), as
     dask tasks on that cluster (Beam's DaskRunner cannot pass a gateway's TLS credentials).
@@ -367,14 +413,22 @@ def write_recipe(recipe, url: str, storage_options: dict | None = None, *, runne
 
         fn = functools.partial(_write_one, recipe=recipe, url=url, storage_options=storage_options, fingerprint=fp)
         label = recipe.name
-        run_beam(lambda p: p | f"{label}: regions" >> beam.Create(todo) | f"{label}: write" >> beam.Map(fn),
-                 runner=runner, workers=workers, options=runner_options)
+        run_beam(
+            lambda p: p | f"{label}: regions" >> beam.Create(todo) | f"{label}: write" >> beam.Map(fn),
+            runner=runner,
+            workers=workers,
+            options=runner_options,
+        )
     digests = done_items(url, storage_options, fp)
     missing = [it.index for it in items if it.index not in digests]
     if missing:
         raise TimeAxisError(f"{recipe.name}: regions {missing[:5]} of {url} have no record after writing; not complete")
-    return {"items": len(items), "skipped": len(items) - len(todo), "fingerprint": fp,
-            "content": _content(recipe, items, digests, skeleton)}
+    return {
+        "items": len(items),
+        "skipped": len(items) - len(todo),
+        "fingerprint": fp,
+        "content": _content(recipe, items, digests, skeleton),
+    }
 
 
 def _content(recipe, items: list[WorkItem], digests: dict, skeleton: str | None = None) -> str:

@@ -13,8 +13,9 @@ from ftcloud.sources.common import (
 from ftcloud.sources.targets import SMAP_WHAT, _window_slice, open_smap
 
 
-def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storage_options: dict | None = None,
-                         rows: slice = slice(None)) -> xr.Dataset:
+def statics_from_sources(
+    smap_url: str, aux_url: str, window: GridWindow, storage_options: dict | None = None, rows: slice = slice(None)
+) -> xr.Dataset:
     """TCI, open-water fraction, lat, lon (from a SMAP granule) plus the auxiliary class maps.
 
     ``rows`` selects a block of the window's rows (the recipe writes statics in row blocks).
@@ -33,7 +34,12 @@ def statics_from_sources(smap_url: str, aux_url: str, window: GridWindow, storag
     out["tci"] = (("y", "x"), am("terrain_complexity_index"), {"units": "m", "long_name": STATICS["tci"][0]})
     out["aow"] = (("y", "x"), am("open_water_body_fraction"), {"units": "1", "long_name": STATICS["aow"][0]})
     aux = open_xarray_file(aux_url, storage_options=storage_options, what="auxiliary map file")
-    require_variables(aux, ["x", "y", "elevation", "land_cover", "koppen", "region", "permafrost_stability"], aux_url, "auxiliary map file")
+    require_variables(
+        aux,
+        ["x", "y", "elevation", "land_cover", "koppen", "region", "permafrost_stability"],
+        aux_url,
+        "auxiliary map file",
+    )
     window.check_coords(aux["x"].values, aux["y"].values, f"auxiliary map file {aux_url}")
     for v in ("elevation", "land_cover", "koppen", "region", "permafrost_stability"):
         da = aux[v]

@@ -16,7 +16,14 @@ import xarray as xr
 from ftcloud.errors import GridMismatchError, MissingVariableError, SourceFileError, ValidationError
 from ftcloud.core.grid import EASE2_25KM, EASE2Regridder, GridWindow, covering_window
 from ftcloud.core.metadata import FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
-from ftcloud.sources.common import check_time_axis, daily_index, open_bytes, open_xarray_file, require_variables, set_time
+from ftcloud.sources.common import (
+    check_time_axis,
+    daily_index,
+    open_bytes,
+    open_xarray_file,
+    require_variables,
+    set_time,
+)
 from ftcloud.core.timeutil import PASSES
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,10 @@ def _window_slice(x: np.ndarray, y: np.ndarray, window: GridWindow, url: str, wh
     tol = g.cell_size * 1e-3
     cols = g.col_of(x)
     rows = g.row_of(y)
-    if np.abs(cols - np.round(cols)).max() * g.cell_size > tol or np.abs(rows - np.round(rows)).max() * g.cell_size > tol:
+    if (
+        np.abs(cols - np.round(cols)).max() * g.cell_size > tol
+        or np.abs(rows - np.round(rows)).max() * g.cell_size > tol
+    ):
         raise GridMismatchError(f"{what} {url}: x/y are not {g.name} cell centres")
     c0 = int(np.round(cols[0]))
     r0 = int(np.round(rows[0]))
@@ -71,7 +81,9 @@ def open_smap(url: str, *, storage_options: dict | None = None, variables=None) 
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
             if SMAP_GROUP not in f:
-                raise MissingVariableError(f"{SMAP_WHAT} {url}: group {SMAP_GROUP!r} not found; it has {', '.join(f.keys())}")
+                raise MissingVariableError(
+                    f"{SMAP_WHAT} {url}: group {SMAP_GROUP!r} not found; it has {', '.join(f.keys())}"
+                )
             g = f[SMAP_GROUP]
             out = {}
             names = list(g.keys()) if variables is None else [n for n in (*variables, "x", "y", "am_pm") if n in g]
@@ -80,8 +92,11 @@ def open_smap(url: str, *, storage_options: dict | None = None, variables=None) 
                 if not isinstance(d, h5py.Dataset) or d.ndim not in _SMAP_DIMS:
                     continue
                 dims = _SMAP_DIMS[d.ndim] or (name,)
-                attrs = {k: (d.attrs[k].decode() if isinstance(d.attrs[k], bytes) else d.attrs[k])
-                         for k in ("_FillValue", "units", "long_name", "flag_values", "flag_meanings") if k in d.attrs}
+                attrs = {
+                    k: (d.attrs[k].decode() if isinstance(d.attrs[k], bytes) else d.attrs[k])
+                    for k in ("_FillValue", "units", "long_name", "flag_values", "flag_meanings")
+                    if k in d.attrs
+                }
                 if "_FillValue" in attrs:
                     attrs["_FillValue"] = np.asarray(attrs["_FillValue"]).ravel()[0]
                 out[name] = (dims, d[()], attrs)
@@ -96,11 +111,16 @@ def open_smap(url: str, *, storage_options: dict | None = None, variables=None) 
 def smap_to_ft(ds: xr.Dataset, window: GridWindow, day: pd.Timestamp, url: str = "<memory>") -> xr.Dataset:
     if "freeze_thaw" not in ds:
         # the real SPL3FTP v004 test granule has none: name what the file does have
-        raise MissingVariableError(f"{SMAP_WHAT} {url}: variable 'freeze_thaw' not found; the group has: {', '.join(sorted(map(str, ds.variables)))}")
+        raise MissingVariableError(
+            f"{SMAP_WHAT} {url}: variable 'freeze_thaw' not found; the group has: "
+            f"{', '.join(sorted(map(str, ds.variables)))}"
+        )
     require_variables(ds, ["x", "y"], url, SMAP_WHAT)
     ft = ds["freeze_thaw"]
     if ft.dims[0] != "am_pm" or ft.sizes["am_pm"] != 2:
-        raise ValidationError(f"{SMAP_WHAT} {url}: freeze_thaw has dims {ft.dims}, expected ('am_pm', 'y', 'x') with am_pm = 2")
+        raise ValidationError(
+            f"{SMAP_WHAT} {url}: freeze_thaw has dims {ft.dims}, expected ('am_pm', 'y', 'x') with am_pm = 2"
+        )
     rows, cols = _window_slice(ds["x"].values, ds["y"].values, window, url, SMAP_WHAT)
     raw = np.asarray(ft.values)[:, rows, cols]
     fill = ft.attrs.get("_FillValue", ft.encoding.get("_FillValue", 254))
@@ -109,7 +129,10 @@ def smap_to_ft(ds: xr.Dataset, window: GridWindow, day: pd.Timestamp, url: str =
     out[raw == 1] = FT_FROZEN
     bad = ~np.isin(raw, [0, 1, fill])
     if bad.any():
-        raise ValidationError(f"{SMAP_WHAT} {url}: freeze_thaw holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0, 1 or fill {fill}")
+        raise ValidationError(
+            f"{SMAP_WHAT} {url}: freeze_thaw holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0, 1 or fill "
+            f"{fill}"
+        )
     if (out == FT_MISSING).all():
         # a day without any retrieval over the window is normal for a target (safe mode, swath gaps):
         # it is ingested as missing, not an error (an all-fill *predictor* file is an error)
@@ -144,7 +167,9 @@ def esdr_to_ft(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: 
     fill = ds["ft_status"].attrs.get("_FillValue", ds["ft_status"].encoding.get("_FillValue", 254))
     bad = ~known & (raw != fill)
     if bad.any():
-        raise ValidationError(f"{ESDR_WHAT} {url}: ft_status holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0-3 or fill {fill}")
+        raise ValidationError(
+            f"{ESDR_WHAT} {url}: ft_status holds codes {np.unique(raw[bad])[:5].tolist()}, expected 0-3 or fill {fill}"
+        )
     if not known.any():
         # a whole year without data is not a gap but a wrong or empty file
         raise SourceFileError(f"{ESDR_WHAT} {url}: variable 'ft_status' holds only fill values in the target window")
@@ -168,8 +193,11 @@ def esdr_to_ft(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: 
     return set_time(res.set_coords("crs"), days)
 
 
-def preprocess_esdr(url: str, year: int, window: GridWindow, start, end, storage_options: dict | None = None) -> xr.Dataset:
+def preprocess_esdr(
+    url: str, year: int, window: GridWindow, start, end, storage_options: dict | None = None
+) -> xr.Dataset:
     ds = open_xarray_file(url, storage_options=storage_options, what=ESDR_WHAT, mask_and_scale=False)
-    days = daily_index(max(pd.Timestamp(year, 1, 1), pd.Timestamp(start)), min(pd.Timestamp(year, 12, 31), pd.Timestamp(end)))
+    days = daily_index(
+        max(pd.Timestamp(year, 1, 1), pd.Timestamp(start)), min(pd.Timestamp(year, 12, 31), pd.Timestamp(end))
+    )
     return esdr_to_ft(ds, window, days, url)
-

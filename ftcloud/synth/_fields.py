@@ -183,9 +183,24 @@ def plateau(lon, lat) -> np.ndarray:
 
 _COAST = np.array(
     [
-        (18.0, 109.0), (20.0, 110.5), (21.5, 111.5), (22.5, 114.5), (23.5, 117.0), (25.0, 119.3),
-        (27.0, 120.6), (29.0, 122.0), (31.0, 121.9), (32.5, 121.0), (34.5, 119.8), (36.0, 120.5),
-        (37.5, 122.6), (39.0, 121.6), (40.0, 122.5), (41.0, 124.5), (42.5, 130.5), (45.0, 134.5),
+        (18.0, 109.0),
+        (20.0, 110.5),
+        (21.5, 111.5),
+        (22.5, 114.5),
+        (23.5, 117.0),
+        (25.0, 119.3),
+        (27.0, 120.6),
+        (29.0, 122.0),
+        (31.0, 121.9),
+        (32.5, 121.0),
+        (34.5, 119.8),
+        (36.0, 120.5),
+        (37.5, 122.6),
+        (39.0, 121.6),
+        (40.0, 122.5),
+        (41.0, 124.5),
+        (42.5, 130.5),
+        (45.0, 134.5),
         (54.0, 141.0),
     ]
 )
@@ -275,7 +290,9 @@ class World:
     def land_cover(self, lon, lat, elev, tci, owf, p_ann) -> np.ndarray:
         lon = np.asarray(lon, "f8")
         lat = np.asarray(lat, "f8")
-        u = hash_uniform(self.seed, S_LANDCOVER, np.round(lon * 20).astype(np.int64), np.round(lat * 20).astype(np.int64))
+        u = hash_uniform(
+            self.seed, S_LANDCOVER, np.round(lon * 20).astype(np.int64), np.round(lat * 20).astype(np.int64)
+        )
         lc = np.full(lon.shape, 4, dtype="u1")  # grassland
         lc = np.where((p_ann > 250) & (p_ann < 450) & (elev < 3000), 3, lc)  # shrub
         forest = ((p_ann > 600) & (elev < 3900) & ((tci > 70) | (p_ann > 900))) | ((p_ann > 1000) & (elev < 2500))

@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from ftcloud.study import SEASON_MONTHS, TARGETS_START
-from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, GridWindow, covering_window, latlon_source_box, region_window, xy_to_lonlat
+from ftcloud.core.grid import (
+    EASE2_9KM,
+    EASE2_25KM,
+    GridWindow,
+    covering_window,
+    latlon_source_box,
+    region_window,
+    xy_to_lonlat,
+)
 from ftcloud.synth import _fields as F
 from ftcloud.synth import _physics as PH
 from ftcloud.synth import _writers as W
@@ -135,7 +143,9 @@ class _Generator:
         ref = self.start - np.timedelta64(self.params.truth.spinup_days + 2, "D")
         jul = np.datetime64(f"{_year(ref)}-07-01")
         self.sim_start = jul if jul <= ref else np.datetime64(f"{_year(ref) - 1}-07-01")
-        self.files: dict[str, list[Path]] = {k: [] for k in ("era5land", "imerg", "smap_e_ft", "esdr_ft", "auxiliary", "insitu", "truth")}
+        self.files: dict[str, list[Path]] = {
+            k: [] for k in ("era5land", "imerg", "smap_e_ft", "esdr_ft", "auxiliary", "insitu", "truth")
+        }
 
     # ---------------------------------------------------------------------------------
     def setup(self):
@@ -174,7 +184,9 @@ class _Generator:
         veg9 = np.vectorize(lambda k: p.esdr.vegetation.get(int(k), 0.0))(self.p9.land_cover).astype("f8")
         self.veg25 = np.bincount(self.cell25, weights=veg9, minlength=n25) / self.count25
         self.sea25 = np.bincount(self.cell25, weights=self.p9.sea.astype("f8"), minlength=n25) / self.count25 > 0.5
-        g25r, g25c = np.meshgrid(np.arange(self.w25.row0, self.w25.row1), np.arange(self.w25.col0, self.w25.col1), indexing="ij")
+        g25r, g25c = np.meshgrid(
+            np.arange(self.w25.row0, self.w25.row1), np.arange(self.w25.col0, self.w25.col1), indexing="ij"
+        )
         self.key25 = (g25r.ravel(), g25c.ravel())
         # ERA5-Land box
         self.era_lats, self.era_lons = latlon_source_box(win)
@@ -200,7 +212,9 @@ class _Generator:
         self.st = self._make_stations() if self.insitu else None
         self.ps = None
         if self.st is not None and len(self.st.lon):
-            self.ps = PH.PointSet(self.twin, self.st.lon, self.st.lat, 1000 + self.st.net_index, self.st.number, "stations")
+            self.ps = PH.PointSet(
+                self.twin, self.st.lon, self.st.lat, 1000 + self.st.net_index, self.st.number, "stations"
+            )
             self.ps.add_station_variants()
         # daily buffers
         first = PH.day_number(self.sim_start) - 2
@@ -230,8 +244,10 @@ class _Generator:
         self.years = years
         self.fd = np.zeros((years.size, 2, ci.size), np.int32)
         self.fd_days = np.zeros(years.size, np.int32)
-        self.history = (f"ftcloud synth {TWIN_VERSION} (digital twin, seed={self.seed}, region={self.region_name}); "
-                        "synthetic data, not an observation")
+        self.history = (
+            f"ftcloud synth {TWIN_VERSION} (digital twin, seed={self.seed}, region={self.region_name}); "
+            "synthetic data, not an observation"
+        )
 
     # ---------------------------------------------------------------------------------
     def _make_stations(self) -> _Stations:
@@ -295,8 +311,15 @@ class _Generator:
             idx.append(-1)
             depth.append(0)
             num.append(j)
-        return _Stations(np.array(lons, "f8"), np.array(lats, "f8"), nets, names, np.array(idx, np.int64), np.array(depth),
-                         np.array(num, np.int64))
+        return _Stations(
+            np.array(lons, "f8"),
+            np.array(lats, "f8"),
+            nets,
+            names,
+            np.array(idx, np.int64),
+            np.array(depth),
+            np.array(num, np.int64),
+        )
 
     # ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -304,8 +327,15 @@ class _Generator:
 
         self.setup()
         win = self.window
-        log.info("ftcloud synth: region %s %s, %s..%s, seed %d -> %s", self.region_name, win.shape, self.start, self.end,
-                 self.seed, self.out)
+        log.info(
+            "ftcloud synth: region %s %s, %s..%s, seed %d -> %s",
+            self.region_name,
+            win.shape,
+            self.start,
+            self.end,
+            self.seed,
+            self.out,
+        )
         dates_all = np.arange(self.start, self.end + 1)
         self.truth_file = W.TruthFile(self.out / "truth" / "truth_ft_9km.nc", win, dates_all, self.history)
         self.esdr_open: W.EsdrYear | None = None
@@ -425,11 +455,29 @@ class _Generator:
         years = np.array([_year(d) for d in dates])
         pix = np.stack([p.pixel_year_sd * F.hash_normal(seed, F.S_SMAP_PIXYEAR, k1, k2, y) for y in years])[:, None, :]
         veg = np.vectorize(lambda k: p.vegetation.get(int(k), 0.0))(ps.land_cover[ci]).astype("f8")
-        veg = veg[None, None, :] * np.array([p.vegetation_pass_factor["AM"], p.vegetation_pass_factor["PM"]])[None, :, None]
-        p_f = p.frozen_as_thawed + p.near_zero_frozen * near0 + p.wet_snow * wet + p.transition_season * trans \
-            + p.tci_per_400m * tci + p.open_water * owf + veg + pix
-        p_t = p.thawed_as_frozen + p.near_zero_thawed * near0 + 0.5 * p.transition_season * trans \
-            + 0.5 * p.tci_per_400m * tci + 0.5 * p.open_water * owf + 0.5 * veg + pix
+        veg = (
+            veg[None, None, :]
+            * np.array([p.vegetation_pass_factor["AM"], p.vegetation_pass_factor["PM"]])[None, :, None]
+        )
+        p_f = (
+            p.frozen_as_thawed
+            + p.near_zero_frozen * near0
+            + p.wet_snow * wet
+            + p.transition_season * trans
+            + p.tci_per_400m * tci
+            + p.open_water * owf
+            + veg
+            + pix
+        )
+        p_t = (
+            p.thawed_as_frozen
+            + p.near_zero_thawed * near0
+            + 0.5 * p.transition_season * trans
+            + 0.5 * p.tci_per_400m * tci
+            + 0.5 * p.open_water * owf
+            + 0.5 * veg
+            + pix
+        )
         perr = np.clip(np.where(ft == 1, p_f, p_t), 0.0, 0.6)
         del p_f, p_t, near0
         rho = p.error_ar1
@@ -449,7 +497,9 @@ class _Generator:
             ang = np.deg2rad(p.swath_angle_deg[pname])
             u = xk * np.cos(ang) + yk * np.sin(ang)
             off = ((days * p.swath_daily_shift) % 1.0 + 0.5 * j)[:, None] * p.swath_period_km
-            miss[:, j, :] = np.mod(u[None, :] + off, p.swath_period_km) < p.swath_gap_fraction[pname] * p.swath_period_km
+            miss[:, j, :] = (
+                np.mod(u[None, :] + off, p.swath_period_km) < p.swath_gap_fraction[pname] * p.swath_period_km
+            )
         dmiss = F.hash_uniform(seed, F.S_SMAP_DAY, days[:, None], np.arange(2)[None, :]) < p.day_missing_probability
         miss |= dmiss[:, :, None]
         for a, b in p.outages:
@@ -465,11 +515,35 @@ class _Generator:
         n25 = self.n25
         nd = days.size
         ft = truth["ft"]
-        land = (ft <= 1)
-        frac = np.stack([np.stack([np.bincount(self.cell25, weights=(ft[i, j] == 1).astype("f8"), minlength=n25)
-                                   for j in range(2)]) for i in range(nd)]) / self.count25
-        Tm = np.stack([np.stack([np.bincount(self.cell25, weights=np.where(land[i, j], truth["T"][i, j], 0.0), minlength=n25)
-                                 for j in range(2)]) for i in range(nd)]) / self.count25
+        land = ft <= 1
+        frac = (
+            np.stack(
+                [
+                    np.stack(
+                        [
+                            np.bincount(self.cell25, weights=(ft[i, j] == 1).astype("f8"), minlength=n25)
+                            for j in range(2)
+                        ]
+                    )
+                    for i in range(nd)
+                ]
+            )
+            / self.count25
+        )
+        Tm = (
+            np.stack(
+                [
+                    np.stack(
+                        [
+                            np.bincount(self.cell25, weights=np.where(land[i, j], truth["T"][i, j], 0.0), minlength=n25)
+                            for j in range(2)
+                        ]
+                    )
+                    for i in range(nd)
+                ]
+            )
+            / self.count25
+        )
         if self.esdr_g is None:
             self.esdr_g = frac[0].copy()
         a = p.smoothing_weight_today
@@ -533,7 +607,7 @@ class _Generator:
         utc_dates = np.arange(a, b + 1)
         hours = np.array(self.era_hours, np.int64)
         times = (utc_dates.astype("datetime64[h]")[:, None] + hours[None, :].astype("timedelta64[h]")).ravel()
-        t = (PH.day_number(a) + np.repeat(np.arange(utc_dates.size), hours.size) + np.tile(hours, utc_dates.size) / 24.0)
+        t = PH.day_number(a) + np.repeat(np.arange(utc_dates.size), hours.size) + np.tile(hours, utc_dates.size) / 24.0
         ps, de = self.pe, self.de
         e = p.era5
         sw = p.soil_water
@@ -581,7 +655,9 @@ class _Generator:
             return
         p = self.params.imerg
         seed = self.seed
-        starts = np.unique((np.array([PH.day_number(d) for d in sel])[:, None] * 1440 + self.imerg_minutes[None, :]).ravel())
+        starts = np.unique(
+            (np.array([PH.day_number(d) for d in sel])[:, None] * 1440 + self.imerg_minutes[None, :]).ravel()
+        )
         udays = np.unique(starts // 1440)
         st = self.dI.stateless(udays, "truth")
         ps = self.pi
@@ -592,8 +668,12 @@ class _Generator:
             c, w = st["c"][k], st["wd"][k]
             rate = st["P"][k] * (PH.storm_cdf(h0 + 0.5, c, w) - PH.storm_cdf(h0, c, w)) / 0.5
             half = int(s // 30)
-            rate = rate * np.exp(p.lognormal_sigma * F.hash_normal(seed, F.S_IMERG, ps.k1, ps.k2, half) - 0.5 * p.lognormal_sigma**2)
-            miss = (rate < p.detection_threshold_mm_h) & (F.hash_uniform(seed, F.S_IMERG_DET, ps.k1, ps.k2, half) < p.miss_probability)
+            rate = rate * np.exp(
+                p.lognormal_sigma * F.hash_normal(seed, F.S_IMERG, ps.k1, ps.k2, half) - 0.5 * p.lognormal_sigma**2
+            )
+            miss = (rate < p.detection_threshold_mm_h) & (
+                F.hash_uniform(seed, F.S_IMERG_DET, ps.k1, ps.k2, half) < p.miss_probability
+            )
             rate = np.where(miss, 0.0, rate)
             rate = np.where(st["fs"][k] > 0.5, rate * p.snow_factor, rate)
             rate = np.round(rate, 4)
@@ -621,12 +701,19 @@ class _Generator:
             if a > b:
                 continue
             nslots = int((b - a).astype(int) + 1) * 48
-            self.net_series[name] = {"cols": cols, "first": a, "last": b,
-                                     "data": np.full((nslots, cols.size), np.nan, "f4")}
+            self.net_series[name] = {
+                "cols": cols,
+                "first": a,
+                "last": b,
+                "data": np.full((nslots, cols.size), np.nan, "f4"),
+            }
         cma_cols = np.nonzero(self.st.net_index < 0)[0]
         nd = int((self.end - self.start).astype(int) + 1)
-        self.cma = {"cols": cma_cols, "min": np.full((nd, cma_cols.size), np.nan, "f4"),
-                    "max": np.full((nd, cma_cols.size), np.nan, "f4")}
+        self.cma = {
+            "cols": cma_cols,
+            "min": np.full((nd, cma_cols.size), np.nan, "f4"),
+            "max": np.full((nd, cma_cols.size), np.nan, "f4"),
+        }
 
     def _insitu(self, dates, days):
         sp = self.params.stations
@@ -683,7 +770,9 @@ class _Generator:
                 key = (int(self.ps.k1[col]), int(self.ps.k2[col]))
                 gap = F.hash_uniform(seed, F.S_ST_GAP, *key, np.arange(nslots)) < sp.single_gap_probability
                 v[gap] = np.nan
-                n_out = int(np.floor(sp.outages_per_station_year * years + F.hash_uniform(seed, F.S_ST_OUTAGE, *key, -1)))
+                n_out = int(
+                    np.floor(sp.outages_per_station_year * years + F.hash_uniform(seed, F.S_ST_OUTAGE, *key, -1))
+                )
                 for k in range(n_out):
                     s0 = int(F.hash_uniform(seed, F.S_ST_OUTAGE, *key, k, 0) * nslots)
                     lo, hi = sp.outage_days
@@ -696,7 +785,9 @@ class _Generator:
                 path = base / "networks" / name / f"{st.name[col]}.csv"
                 W.write_text(path, text)
                 self.files["insitu"].append(path)
-                rows.append(f"{name},{st.name[col]},{st.lat[col]:.5f},{st.lon[col]:.5f},{self.ps.elev[col]:.1f},{st.depth[col]}")
+                rows.append(
+                    f"{name},{st.name[col]},{st.lat[col]:.5f},{st.lon[col]:.5f},{self.ps.elev[col]:.1f},{st.depth[col]}"
+                )
         path = base / "networks" / "stations.csv"
         W.write_text(path, "\n".join(rows) + "\n")
         self.files["insitu"].append(path)
@@ -728,16 +819,45 @@ class _Generator:
         ps = self.p9
         kop = koppen(ps, self.params)
         variables = {
-            "elevation": ((), self._crop(ps.elev).astype("f4"), {"units": "m", "long_name": "surface elevation", "standard_name": "surface_altitude"}),
-            "land_cover": ((), self._crop(ps.land_cover), W.flag_attrs(LAND_COVER_CLASSES, "land cover class (CLCD legend)")),
-            "koppen": ((), self._crop(kop), W.flag_attrs({k: v for k, v in KOPPEN_CLASSES.items()}, "Koppen-Geiger main climate group")),
+            "elevation": (
+                (),
+                self._crop(ps.elev).astype("f4"),
+                {"units": "m", "long_name": "surface elevation", "standard_name": "surface_altitude"},
+            ),
+            "land_cover": (
+                (),
+                self._crop(ps.land_cover),
+                W.flag_attrs(LAND_COVER_CLASSES, "land cover class (CLCD legend)"),
+            ),
+            "koppen": (
+                (),
+                self._crop(kop),
+                W.flag_attrs({k: v for k, v in KOPPEN_CLASSES.items()}, "Koppen-Geiger main climate group"),
+            ),
             "region": ((), self._crop(ps.region), W.flag_attrs(REGION_CODES, "geographic region of China")),
-            "permafrost_stability": ((), self._crop(ps.stability), W.flag_attrs(STABILITY_CLASSES, "permafrost thermal stability (Qinghai-Tibet)")),
-            "terrain_complexity_index": ((), self._crop(ps.tci).astype("f4"), {"units": "m", "long_name": "terrain complexity index (std. dev. of elevation in the cell)"}),
-            "open_water_body_fraction": ((), self._crop(ps.owf).astype("f4"), {"units": "1", "long_name": "fraction of the cell covered by open water"}),
+            "permafrost_stability": (
+                (),
+                self._crop(ps.stability),
+                W.flag_attrs(STABILITY_CLASSES, "permafrost thermal stability (Qinghai-Tibet)"),
+            ),
+            "terrain_complexity_index": (
+                (),
+                self._crop(ps.tci).astype("f4"),
+                {"units": "m", "long_name": "terrain complexity index (std. dev. of elevation in the cell)"},
+            ),
+            "open_water_body_fraction": (
+                (),
+                self._crop(ps.owf).astype("f4"),
+                {"units": "1", "long_name": "fraction of the cell covered by open water"},
+            ),
         }
         path = self.out / "auxiliary" / "auxiliary_9km.nc"
-        W.write_grid_file(path, self.window, variables, {"Conventions": "CF-1.8", "title": "ftcloud digital twin: auxiliary maps", "history": self.history})
+        W.write_grid_file(
+            path,
+            self.window,
+            variables,
+            {"Conventions": "CF-1.8", "title": "ftcloud digital twin: auxiliary maps", "history": self.history},
+        )
         self.files["auxiliary"].append(path)
 
     def _write_truth_summary(self) -> dict:
@@ -745,22 +865,71 @@ class _Generator:
         years = self.years
         complete = self.fd_days >= 365
         variables = {
-            "magt_1980": ((), self._crop(ps.magt).astype("f4"), {"units": "degC", "long_name": "truth mean annual ground temperature (0-7 cm) of 1980, climatological"}),
-            "warming_rate": ((), self._crop(ps.warming).astype("f4"), {"units": "K year-1", "long_name": "planted warming rate of the hidden soil"}),
-            "target_slope": ((), self._crop(ps.target_slope).astype("f4"), {"units": "days year-1", "long_name": "planted frozen-day slope (Table 2 of Cui et al. 2024); NaN where the default warming applies", "_FillValue": np.float32(np.nan)}),
-            "sensitivity": ((), self._crop(ps.sensitivity).astype("f4"), {"units": "days K-1", "long_name": "analytic dFD/dT = 365/(pi sqrt(A^2 - M^2)), mean of AM and PM"}),
-            "mean_temperature_1980": ((), self._crop(ps.M0).astype("f4"), {"units": "degC", "long_name": "mean M of the uncompressed 0-7 cm soil temperature in 1980"}),
-            "annual_amplitude": ((), self._crop(ps.A).astype("f4"), {"units": "K", "long_name": "annual half-amplitude A of the daily mean 0-7 cm soil temperature"}),
-            "permafrost_stability": ((), self._crop(ps.stability), W.flag_attrs(STABILITY_CLASSES, "permafrost thermal stability (Qinghai-Tibet)")),
+            "magt_1980": (
+                (),
+                self._crop(ps.magt).astype("f4"),
+                {"units": "degC", "long_name": "truth mean annual ground temperature (0-7 cm) of 1980, climatological"},
+            ),
+            "warming_rate": (
+                (),
+                self._crop(ps.warming).astype("f4"),
+                {"units": "K year-1", "long_name": "planted warming rate of the hidden soil"},
+            ),
+            "target_slope": (
+                (),
+                self._crop(ps.target_slope).astype("f4"),
+                {
+                    "units": "days year-1",
+                    "long_name": "planted frozen-day slope (Table 2 of Cui et al. 2024); NaN where the default warming applies",
+                    "_FillValue": np.float32(np.nan),
+                },
+            ),
+            "sensitivity": (
+                (),
+                self._crop(ps.sensitivity).astype("f4"),
+                {"units": "days K-1", "long_name": "analytic dFD/dT = 365/(pi sqrt(A^2 - M^2)), mean of AM and PM"},
+            ),
+            "mean_temperature_1980": (
+                (),
+                self._crop(ps.M0).astype("f4"),
+                {"units": "degC", "long_name": "mean M of the uncompressed 0-7 cm soil temperature in 1980"},
+            ),
+            "annual_amplitude": (
+                (),
+                self._crop(ps.A).astype("f4"),
+                {"units": "K", "long_name": "annual half-amplitude A of the daily mean 0-7 cm soil temperature"},
+            ),
+            "permafrost_stability": (
+                (),
+                self._crop(ps.stability),
+                W.flag_attrs(STABILITY_CLASSES, "permafrost thermal stability (Qinghai-Tibet)"),
+            ),
             "region": ((), self._crop(ps.region), W.flag_attrs(REGION_CODES, "geographic region of China")),
-            "frozen_days": (("year", "pass"), self.fd.reshape((years.size, 2) + self.window.shape).astype("i2"),
-                            {"units": "1", "long_name": "number of truth frozen days per calendar year (only days inside the period)", "cell_methods": "time: sum"}),
+            "frozen_days": (
+                ("year", "pass"),
+                self.fd.reshape((years.size, 2) + self.window.shape).astype("i2"),
+                {
+                    "units": "1",
+                    "long_name": "number of truth frozen days per calendar year (only days inside the period)",
+                    "cell_methods": "time: sum",
+                },
+            ),
         }
         path = self.out / "truth" / "truth_summary_9km.nc"
-        W.write_grid_file(path, self.window, variables,
-                          {"Conventions": "CF-1.8", "title": "ftcloud digital twin: truth summary", "history": self.history},
-                          extra_dims={"year": years.astype("i4"), "pass": np.array(["AM", "PM"])},
-                          extra_vars={"days_in_period": (("year",), self.fd_days.astype("i4"), {"units": "1", "long_name": "number of days of the year inside the period"})})
+        W.write_grid_file(
+            path,
+            self.window,
+            variables,
+            {"Conventions": "CF-1.8", "title": "ftcloud digital twin: truth summary", "history": self.history},
+            extra_dims={"year": years.astype("i4"), "pass": np.array(["AM", "PM"])},
+            extra_vars={
+                "days_in_period": (
+                    ("year",),
+                    self.fd_days.astype("i4"),
+                    {"units": "1", "long_name": "number of days of the year inside the period"},
+                )
+            },
+        )
         self.files["truth"].append(path)
         # realised truth slopes per class / region over complete years
         realised = {}
@@ -779,7 +948,9 @@ class _Generator:
                 slope = float(np.polyfit(yrs, series, 1)[0])
                 realised[gname] = {
                     "n_pixels": int(m.sum()),
-                    "planted_slope_days_per_year": None if np.all(np.isnan(tgt[m])) else round(float(np.nanmean(tgt[m])), 4),
+                    "planted_slope_days_per_year": None
+                    if np.all(np.isnan(tgt[m]))
+                    else round(float(np.nanmean(tgt[m])), 4),
                     "realised_slope_days_per_year": round(slope, 4),
                     "mean_frozen_days": round(float(series.mean()), 2),
                     "warming_K_per_year_mean": round(float(ps.warming[self.crop_idx][m].mean()), 5),
@@ -816,14 +987,20 @@ class _Generator:
                 "shape_9km": list(self.window.shape),
                 "window_25km": self.w25.to_attrs(),
                 "shape_25km": list(self.w25.shape),
-                "era5_box": {"lat": [float(self.era_lats[0]), float(self.era_lats[-1])],
-                             "lon": [float(self.era_lons[0]), float(self.era_lons[-1])],
-                             "shape": [int(self.era_lats.size), int(self.era_lons.size)], "utc_hours": list(self.era_hours)},
+                "era5_box": {
+                    "lat": [float(self.era_lats[0]), float(self.era_lats[-1])],
+                    "lon": [float(self.era_lons[0]), float(self.era_lons[-1])],
+                    "shape": [int(self.era_lats.size), int(self.era_lons.size)],
+                    "utc_hours": list(self.era_hours),
+                },
             },
             "period": {
-                "start": str(self.start), "end": str(self.end), "simulation_start": str(self.sim_start),
+                "start": str(self.start),
+                "end": str(self.end),
+                "simulation_start": str(self.sim_start),
                 "targets_start": None if self.targets_start is None else str(self.targets_start),
-                "smap_start": str(self.smap_start), "esdr_start": str(self.esdr_start),
+                "smap_start": str(self.smap_start),
+                "esdr_start": str(self.esdr_start),
                 "imerg": None if self.imerg is None else [str(self.imerg[0]), str(self.imerg[1])],
             },
             "parameters": self.params.to_dict(),
@@ -832,9 +1009,14 @@ class _Generator:
             "truth_frozen_day_slopes": realised,
             "frozen_day_definition": "days frozen at the overpass, mean of AM and PM, per calendar year",
             "software": {
-                "ftcloud": ftv, "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-                "netCDF4": netCDF4.__version__, "netcdf_c": netCDF4.__netcdf4libversion__,
-                "hdf5": netCDF4.__hdf5libversion__, "h5py": h5py.__version__,
+                "ftcloud": ftv,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "scipy": scipy.__version__,
+                "netCDF4": netCDF4.__version__,
+                "netcdf_c": netCDF4.__netcdf4libversion__,
+                "hdf5": netCDF4.__hdf5libversion__,
+                "h5py": h5py.__version__,
             },
         }
         path = self.out / "truth" / "parameters.json"
@@ -845,8 +1027,13 @@ class _Generator:
         w = self.p9.warming[self.crop_idx][m]
         out = {"target_slope_days_per_year": slope, "n_pixels": int(m.sum())}
         if m.any():
-            out.update({"warming_K_per_year_mean": round(float(w.mean()), 5), "warming_K_per_year_min": round(float(w.min()), 5),
-                        "warming_K_per_year_max": round(float(w.max()), 5)})
+            out.update(
+                {
+                    "warming_K_per_year_mean": round(float(w.mean()), 5),
+                    "warming_K_per_year_min": round(float(w.min()), 5),
+                    "warming_K_per_year_max": round(float(w.max()), 5),
+                }
+            )
         return out
 
     def _finish(self) -> dict:
@@ -854,11 +1041,15 @@ class _Generator:
         nbytes = int(sum(p.stat().st_size for v in self.files.values() for p in v))
         success = {
             "parameters": {
-                "region": self.region_name, "start": str(self.start), "end": str(self.end), "seed": self.seed,
+                "region": self.region_name,
+                "start": str(self.start),
+                "end": str(self.end),
+                "seed": self.seed,
                 "imerg_start": None if self.imerg is None else str(self.imerg[0]),
                 "imerg_end": None if self.imerg is None else str(self.imerg[1]),
                 "targets_start": None if self.targets_start is None else str(self.targets_start),
-                "insitu": self.insitu, "twin_version": TWIN_VERSION,
+                "insitu": self.insitu,
+                "twin_version": TWIN_VERSION,
             },
             "files": counts,
             "bytes": nbytes,
@@ -876,7 +1067,10 @@ class _Generator:
             "n_files": int(sum(counts.values())),
             "bytes": nbytes,
             "seconds": round(seconds, 2),
-            "paths": {k: str(self.out / k) for k in ("era5land", "imerg", "smap_e_ft", "esdr_ft", "auxiliary", "insitu", "truth")},
+            "paths": {
+                k: str(self.out / k)
+                for k in ("era5land", "imerg", "smap_e_ft", "esdr_ft", "auxiliary", "insitu", "truth")
+            },
         }
 
 
@@ -912,9 +1106,20 @@ def _clean(out: Path):
     (out / MARKER).write_text(json.dumps({"writer": "ftcloud.synth", "twin_version": TWIN_VERSION}) + "\n")
 
 
-def generate(region, start, end, out, *, seed: int = 0, imerg_start=None, imerg_end=None,
-             targets_start=TARGETS_START, insitu: bool = True, progress: bool = True,
-             params: TwinParameters | None = None) -> dict:
+def generate(
+    region,
+    start,
+    end,
+    out,
+    *,
+    seed: int = 0,
+    imerg_start=None,
+    imerg_end=None,
+    targets_start=TARGETS_START,
+    insitu: bool = True,
+    progress: bool = True,
+    params: TwinParameters | None = None,
+) -> dict:
     """Write the digital twin's native source files and hidden truth into ``out``.
 
     Parameters

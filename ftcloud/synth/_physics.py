@@ -22,7 +22,9 @@ _LAST_SERIES_DAY = int((np.datetime64("2036-01-01", "D") - EPOCH).astype(int))
 
 # diurnal shape of 0-7 cm soil temperature vs local solar hour (peak at 14.5 h)
 _KNOT_H = np.array([0, 2, 4, 6, 7, 8, 10, 12, 14.5, 16, 17, 18, 19, 20, 22, 24], "f8")
-_KNOT_V = np.array([-0.55, -0.70, -0.84, -0.97, -0.95, -0.75, -0.10, 0.60, 1.0, 0.90, 0.75, 0.52, 0.30, 0.12, -0.20, -0.55])
+_KNOT_V = np.array(
+    [-0.55, -0.70, -0.84, -0.97, -0.95, -0.75, -0.10, 0.60, 1.0, 0.90, 0.75, 0.52, 0.30, 0.12, -0.20, -0.55]
+)
 
 
 def _normalised_knots():
@@ -86,8 +88,9 @@ def year_anomaly(seed: int, stream: int, lon: np.ndarray, lat: np.ndarray, t, sp
     y0 = np.floor(x).astype(np.int64)
     a = x - y0
     lo, hi = int(y0.min()), int(y0.max()) + 1
-    table = np.stack([F.value_noise(seed, stream * 100_000 + y, lon, lat, spacing_deg) / _VALUE_NOISE_SD
-                      for y in range(lo, hi + 1)])  # (ny, npts)
+    table = np.stack(
+        [F.value_noise(seed, stream * 100_000 + y, lon, lat, spacing_deg) / _VALUE_NOISE_SD for y in range(lo, hi + 1)]
+    )  # (ny, npts)
     i = np.broadcast_to(y0 - lo, np.broadcast_shapes(y0.shape, (1, lon.size)))
     a = np.broadcast_to(a, i.shape)
     v0 = _take(table, i)
@@ -200,8 +203,18 @@ class PointSet:
         self.bz /= np.sqrt((self.bz**2).sum(axis=1, keepdims=True))
         self.storm_local = 1.5 * twin.modes_storm.field(lon, lat)
         self._truth_statics()
-        self.variants = {"truth": Variant("truth", self.M0, self.A, self.D0, self.warming, c.diurnal_peak_hour,
-                                          p.truth.zero_curtain_strength, p.truth.zero_curtain_scale_K)}
+        self.variants = {
+            "truth": Variant(
+                "truth",
+                self.M0,
+                self.A,
+                self.D0,
+                self.warming,
+                c.diurnal_peak_hour,
+                p.truth.zero_curtain_strength,
+                p.truth.zero_curtain_scale_K,
+            )
+        }
 
     # --- climatology of the truth: MAGT, stability class, planted warming ----------------
     def _truth_statics(self):
@@ -225,7 +238,9 @@ class PointSet:
         e = td.class_edges
         cls = np.select(
             [self.magt < e[0], self.magt < e[1], self.magt < e[2], self.magt < e[3], self.magt <= e[4], self.freezes],
-            [1, 2, 3, 4, 5, 6], 0)
+            [1, 2, 3, 4, 5, 6],
+            0,
+        )
         self.stability = np.where((self.region == 1) & ~self.sea, cls, 0).astype("u1")
         # analytic sensitivity dFD/dT (days per K), mean of the two overpasses
         sens = np.zeros(self.n)
@@ -242,8 +257,10 @@ class PointSet:
         self.target_slope = target
         ok = np.isfinite(target) & (sens > 0)
         self.warming = np.where(
-            ok, np.abs(np.where(ok, target, 0.0)) * td.sensitivity_correction / np.where(ok, sens, 1.0),
-            td.default_warming_K_per_yr)
+            ok,
+            np.abs(np.where(ok, target, 0.0)) * td.sensitivity_correction / np.where(ok, sens, 1.0),
+            td.default_warming_K_per_yr,
+        )
 
     # --- observers ---------------------------------------------------------------------
     def add_era5_variant(self):
@@ -259,21 +276,53 @@ class PointSet:
         self.bee = b / np.sqrt((b**2).sum(axis=1, keepdims=True))
         lcb = np.vectorize(lambda k: e.land_cover_bias_K.get(int(k), 0.0))(self.land_cover).astype("f8")
         zk = zs / 1000.0
-        M0 = self.m_sl - c.lapse_rate_K_per_km * zk - e.lapse_error_K_per_km * (zk - 3.0) + lcb + e.tci_bias_K_per_m * self.tci
-        self.variants["era5"] = Variant("era5", M0, self.A * e.amplitude_factor, self.D0 * e.diurnal_factor,
-                                        self.warming, e.diurnal_peak_hour, e.zero_curtain_strength,
-                                        e.zero_curtain_scale_K, snow="era5", lead_days=e.season_lead_days,
-                                        lead_sd_days=e.season_lead_sd_days)
+        M0 = (
+            self.m_sl
+            - c.lapse_rate_K_per_km * zk
+            - e.lapse_error_K_per_km * (zk - 3.0)
+            + lcb
+            + e.tci_bias_K_per_m * self.tci
+        )
+        self.variants["era5"] = Variant(
+            "era5",
+            M0,
+            self.A * e.amplitude_factor,
+            self.D0 * e.diurnal_factor,
+            self.warming,
+            e.diurnal_peak_hour,
+            e.zero_curtain_strength,
+            e.zero_curtain_scale_K,
+            snow="era5",
+            lead_days=e.season_lead_days,
+            lead_sd_days=e.season_lead_sd_days,
+        )
 
     def add_station_variants(self):
         p = self.twin.p
         s, c, tr = p.stations, p.climate, p.truth
-        self.variants["probe"] = Variant("probe", self.M0, self.A, self.D0 * s.diurnal_damping_5cm, self.warming,
-                                         c.diurnal_peak_hour + s.lag_5cm_h, tr.zero_curtain_strength,
-                                         tr.zero_curtain_scale_K)
-        self.variants["surface"] = Variant("surface", self.M0, self.A, self.D0 * s.surface_diurnal_factor,
-                                           self.warming, s.surface_peak_hour, 0.2, 0.5,
-                                           weather=s.surface_weather_factor, insulated=False, clip_on_snow=True)
+        self.variants["probe"] = Variant(
+            "probe",
+            self.M0,
+            self.A,
+            self.D0 * s.diurnal_damping_5cm,
+            self.warming,
+            c.diurnal_peak_hour + s.lag_5cm_h,
+            tr.zero_curtain_strength,
+            tr.zero_curtain_scale_K,
+        )
+        self.variants["surface"] = Variant(
+            "surface",
+            self.M0,
+            self.A,
+            self.D0 * s.surface_diurnal_factor,
+            self.warming,
+            s.surface_peak_hour,
+            0.2,
+            0.5,
+            weather=s.surface_weather_factor,
+            insulated=False,
+            clip_on_snow=True,
+        )
 
 
 class Daily:
@@ -326,17 +375,26 @@ class Daily:
         ex = np.interp(z0, _ZGRID, twin.excess)
         P = ps.p_ann[None, :] / YEAR * m * np.maximum(Z - z0, 0.0) ** pr.intensity_power / ex
         cl = F.sig((Z - z0 + 0.3) / 0.2)
-        storm_c = (pr.storm_local_hour - ps.lon[None, :] / 15.0 + pr.storm_hour_sd * twin.storm_shift[days][:, None]
-                   + ps.storm_local)
+        storm_c = (
+            pr.storm_local_hour
+            - ps.lon[None, :] / 15.0
+            + pr.storm_hour_sd * twin.storm_shift[days][:, None]
+            + ps.storm_local
+        )
         storm_c = np.clip(storm_c, -2.0, 26.0)
         lo, hi = pr.storm_width_h
         storm_w = (lo + (hi - lo) * twin.storm_width[days])[:, None] * np.ones((1, ps.n))
         v = ps.variants[variant]
         yr = 1950.0 + tmid / YEAR
-        lead = v.lead_days + (v.lead_sd_days * year_anomaly(twin.seed, F.S_ERA_LEAD, ps.lon, ps.lat, tmid)
-                              if v.lead_sd_days else 0.0)
-        base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * 0.5 * (SL[:-1] + SL[1:])
-                + v.A * -np.cos(2 * np.pi * (tmid + lead - (c.coldest_doy - 1)) / YEAR))
+        lead = v.lead_days + (
+            v.lead_sd_days * year_anomaly(twin.seed, F.S_ERA_LEAD, ps.lon, ps.lat, tmid) if v.lead_sd_days else 0.0
+        )
+        base = (
+            v.M0
+            + v.w * (yr - p.trend.reference_year)
+            + c.slow_sigma_K * 0.5 * (SL[:-1] + SL[1:])
+            + v.A * -np.cos(2 * np.pi * (tmid + lead - (c.coldest_doy - 1)) / YEAR)
+        )
         sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
         Ta = base + c.air_offset_K + c.air_weather_factor * sigw * 0.5 * (W0[:-1] + W0[1:])
         fs = F.sig((sn.rain_snow_threshold_C - Ta) / sn.rain_snow_width_K)
@@ -396,7 +454,11 @@ class Daily:
                 if year != cur_year:
                     cur_year = year
                     mu, sd = e.melt_threshold_offset
-                    tm = sn.melt_threshold_C + mu + sd * F.hash_normal(self.twin.seed, F.S_ERA_MELT, self.ps.k1, self.ps.k2, year)
+                    tm = (
+                        sn.melt_threshold_C
+                        + mu
+                        + sd * F.hash_normal(self.twin.seed, F.S_ERA_MELT, self.ps.k1, self.ps.k2, year)
+                    )
             out[i] = swe
             swe = swe + snowfall[i]
             dT = Ta[i] - tm
@@ -490,10 +552,15 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
     W = _interp_daily(daily, "W0e" if variant == "era5" else "W0", i, fr)
     SL = _interp_daily(daily, "SL", i, fr)
     yr = 1950.0 + t / YEAR
-    lead = v.lead_days + (v.lead_sd_days * year_anomaly(ps.twin.seed, F.S_ERA_LEAD, ps.lon, ps.lat, t)
-                          if v.lead_sd_days else 0.0)
-    base = (v.M0 + v.w * (yr - p.trend.reference_year) + c.slow_sigma_K * SL
-            + v.A * -np.cos(2 * np.pi * (t + lead - (c.coldest_doy - 1)) / YEAR))
+    lead = v.lead_days + (
+        v.lead_sd_days * year_anomaly(ps.twin.seed, F.S_ERA_LEAD, ps.lon, ps.lat, t) if v.lead_sd_days else 0.0
+    )
+    base = (
+        v.M0
+        + v.w * (yr - p.trend.reference_year)
+        + c.slow_sigma_K * SL
+        + v.A * -np.cos(2 * np.pi * (t + lead - (c.coldest_doy - 1)) / YEAR)
+    )
     doy = np.mod(t, YEAR)
     sigw = c.weather_sigma[0] + c.weather_sigma[1] * np.cos(2 * np.pi * (doy - 14.0) / YEAR)
     spring = np.exp(-(((doy - 125.0) / 45.0) ** 2))
@@ -517,7 +584,11 @@ def temperature(daily: Daily, variant: str, t, extras: bool = False):
             T = np.where(sd > 0.02, np.minimum(T, 0.0), T)
     if variant == "era5":
         e = p.era5
-        T = T + e.noise_sigma_K * _interp_daily(daily, "noise", i, fr) + e.error_field_sigma_K * _interp_daily(daily, "eerr", i, fr)
+        T = (
+            T
+            + e.noise_sigma_K * _interp_daily(daily, "noise", i, fr)
+            + e.error_field_sigma_K * _interp_daily(daily, "eerr", i, fr)
+        )
         # cold-season cold bias over the plateau: 1 at the coldest day, 0 at the warmest
         winter = 0.5 * (1.0 + np.cos(2 * np.pi * (doy - (c.coldest_doy - 1)) / YEAR))
         T = T + e.cold_season_bias_K * ps.plat * winter

@@ -96,8 +96,16 @@ ERA5_VARS = {
 }
 
 
-def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, history: str, complevel: int = 1,
-                     variables: dict | None = None):
+def write_era5_month(
+    path: Path,
+    lats,
+    lons,
+    times: np.ndarray,
+    data: dict,
+    history: str,
+    complevel: int = 1,
+    variables: dict | None = None,
+):
     """One monthly ERA5-Land file; ``times`` datetime64[h]; ``data[name]`` (time, lat, lon) float.
 
     ``variables`` (name -> (units, long_name)) defaults to the four ERA5-Land predictors; tests
@@ -129,8 +137,14 @@ def write_era5_month(path: Path, lats, lons, times: np.ndarray, data: dict, hist
             for name, (units, long_name) in (variables or ERA5_VARS).items():
                 packed, scale, offset = pack_int16(data.pop(name))
                 var = ds.createVariable(
-                    name, "i2", ("time", "latitude", "longitude"), fill_value=ERA5_FILL, zlib=True,
-                    complevel=complevel, shuffle=True, chunksizes=(min(per_day, nt), len(lats), len(lons)),
+                    name,
+                    "i2",
+                    ("time", "latitude", "longitude"),
+                    fill_value=ERA5_FILL,
+                    zlib=True,
+                    complevel=complevel,
+                    shuffle=True,
+                    chunksizes=(min(per_day, nt), len(lats), len(lons)),
                 )
                 var.set_auto_maskandscale(False)
                 var.setncattr("scale_factor", scale)
@@ -179,8 +193,13 @@ def write_imerg_granule(path: Path, lats, lons, start: np.datetime64, precip: np
             la.attrs["standard_name"] = "latitude"
             la.make_scale("lat")
             p = g.create_dataset(
-                "precipitation", data=np.asarray(precip, "f4")[None], fillvalue=IMERG_FILL,
-                compression="gzip", compression_opts=2, shuffle=True, track_times=False,
+                "precipitation",
+                data=np.asarray(precip, "f4")[None],
+                fillvalue=IMERG_FILL,
+                compression="gzip",
+                compression_opts=2,
+                shuffle=True,
+                track_times=False,
             )
             p.attrs["units"] = "mm/hr"
             p.attrs.create("_FillValue", np.array([IMERG_FILL], "f4"))
@@ -237,8 +256,9 @@ def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict,
             _xy(g, window, crs_dtype="S1")  # SMAP's crs is a scalar string variable
             dims = ("am_pm", "y", "x")
             chunks = (2, ny, nx)
-            v = g.createVariable("freeze_thaw", "u1", dims, fill_value=np.uint8(254), zlib=True, complevel=complevel,
-                                 chunksizes=chunks)
+            v = g.createVariable(
+                "freeze_thaw", "u1", dims, fill_value=np.uint8(254), zlib=True, complevel=complevel, chunksizes=chunks
+            )
             v.long_name = "Freeze/thaw state of the landscape: 0 thawed, 1 frozen." + _LONG
             v.flag_values = np.array([0, 1], "u1")
             v.flag_meanings = "thawed frozen"
@@ -252,8 +272,16 @@ def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict,
                 ("altitude_dem", "meters", "The Earth surface elevation within the grid cell."),
             )
             for name, units, long_name in layers:
-                v = g.createVariable(name, "f4", dims, fill_value=np.float32(-9999.0), zlib=True,
-                                     complevel=complevel, shuffle=True, chunksizes=chunks)
+                v = g.createVariable(
+                    name,
+                    "f4",
+                    dims,
+                    fill_value=np.float32(-9999.0),
+                    zlib=True,
+                    complevel=complevel,
+                    shuffle=True,
+                    chunksizes=chunks,
+                )
                 v.long_name = long_name + _LONG
                 v.units = units
                 v.grid_mapping = "crs"
@@ -290,7 +318,10 @@ def _xy(ds, window: GridWindow, latlon: bool = False, crs_dtype: str = "i4"):
         crs[...] = 0
     if latlon:
         lon, lat = window.lonlat
-        for name, arr, units, sn in (("lat", lat, "degrees_north", "latitude"), ("lon", lon, "degrees_east", "longitude")):
+        for name, arr, units, sn in (
+            ("lat", lat, "degrees_north", "latitude"),
+            ("lon", lon, "degrees_east", "longitude"),
+        ):
             v = ds.createVariable(name, "f8", ("y", "x"), fill_value=False, zlib=True, complevel=4)
             v.standard_name = sn
             v.units = units
@@ -338,8 +369,15 @@ class EsdrYear(YearFile):
         v.standard_name = "time"
         v[:] = (dates - ESDR_EPOCH).astype(np.int64).astype(np.int32)
         _xy(ds, window25)
-        v = ds.createVariable("ft_status", "u1", ("time", "y", "x"), fill_value=np.uint8(254), zlib=True,
-                              complevel=4, chunksizes=(min(len(dates), 32), ny, nx))
+        v = ds.createVariable(
+            "ft_status",
+            "u1",
+            ("time", "y", "x"),
+            fill_value=np.uint8(254),
+            zlib=True,
+            complevel=4,
+            chunksizes=(min(len(dates), 32), ny, nx),
+        )
         v.long_name = "combined daily freeze/thaw status (AM 06:20 and PM 18:33 overpasses)"
         v.flag_values = np.array([0, 1, 2, 3], "u1")
         v.flag_meanings = "frozen thawed transitional inverse_transitional"
@@ -374,8 +412,15 @@ class TruthFile(YearFile):
         v.standard_name = "time"
         v[:] = (dates - TRUTH_EPOCH).astype(np.int64).astype(np.int32)
         _xy(ds, window, latlon=True)
-        v = ds.createVariable("ft", "u1", ("pass", "time", "y", "x"), fill_value=np.uint8(254), zlib=True,
-                              complevel=4, chunksizes=(1, min(len(dates), 32), ny, nx))
+        v = ds.createVariable(
+            "ft",
+            "u1",
+            ("pass", "time", "y", "x"),
+            fill_value=np.uint8(254),
+            zlib=True,
+            complevel=4,
+            chunksizes=(1, min(len(dates), 32), ny, nx),
+        )
         v.long_name = "true freeze/thaw state of the hidden soil at the overpass"
         v.flag_values = np.array([0, 1], "u1")
         v.flag_meanings = "thawed frozen"
@@ -392,8 +437,14 @@ class TruthFile(YearFile):
         self.ds["ft"][:, i0 : i0 + len(dates)] = ft
 
 
-def write_grid_file(path: Path, window: GridWindow, variables: dict, attrs: dict, extra_dims: dict | None = None,
-                    extra_vars: dict | None = None):
+def write_grid_file(
+    path: Path,
+    window: GridWindow,
+    variables: dict,
+    attrs: dict,
+    extra_dims: dict | None = None,
+    extra_vars: dict | None = None,
+):
     """A NetCDF file of 2-D (y, x) [or (dim, ..., y, x)] variables on an EASE2 window.
 
     ``variables[name] = (dims, array, var_attrs)`` with dims omitting y/x;

@@ -158,9 +158,7 @@ class TrendParams:
 
     reference_year: float = 1980.5
     # target frozen-day slopes (days/year) per QT permafrost stability class
-    qt_class_slopes: dict = field(
-        default_factory=lambda: {1: -0.31, 2: -0.22, 3: -0.11, 4: -0.09, 5: -0.05, 6: -0.02}
-    )
+    qt_class_slopes: dict = field(default_factory=lambda: {1: -0.31, 2: -0.22, 3: -0.11, 4: -0.09, 5: -0.05, 6: -0.02})
     region_slopes: dict = field(default_factory=lambda: {2: -0.32, 3: -0.29})
     default_warming_K_per_yr: float = 0.025  # where nothing freezes (south, QT class 0)
     # MAGT_1980 class edges (degC): very stable < -5 <= stable < -3 <= semi < -1.5 <= trans < -0.5 <= unstable <= 0.5 < SFG

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+
 def write_era5land_file(path, times, lats, lons, fields: dict, *, units: dict | None = None) -> None:
     """Write one ERA5-Land NetCDF4 file (the twin's writer: int16 packed, hours since 1900-01-01).
 
@@ -21,10 +22,19 @@ def write_era5land_file(path, times, lats, lons, fields: dict, *, units: dict | 
 
     from ftcloud.synth._writers import ERA5_VARS, write_era5_month
 
-    variables = {n: ((units or {}).get(n, ERA5_VARS.get(n, ("1", n))[0]), ERA5_VARS.get(n, ("1", n))[1]) for n in fields}
+    variables = {
+        n: ((units or {}).get(n, ERA5_VARS.get(n, ("1", n))[0]), ERA5_VARS.get(n, ("1", n))[1]) for n in fields
+    }
     times = pd.DatetimeIndex(times).values.astype("datetime64[h]")
-    write_era5_month(Path(path), np.asarray(lats), np.asarray(lons), times, dict(fields), "written by ftcloud.testing",
-                     variables=variables)
+    write_era5_month(
+        Path(path),
+        np.asarray(lats),
+        np.asarray(lons),
+        times,
+        dict(fields),
+        "written by ftcloud.testing",
+        variables=variables,
+    )
 
 
 def publish_demo(folder, start: str = "2009-01-01", end: str = "2020-12-31", seed: int = 0) -> dict:
@@ -48,8 +58,12 @@ def publish_demo(folder, start: str = "2009-01-01", end: str = "2020-12-31", see
         ft = ds["ft"].load()
     ft = ft.drop_vars([c for c in ft.coords if c not in ft.dims])
     codes = xr.where(ft.isnull(), 255, ft).astype("u1").transpose("pass", "time", "y", "x")
-    codes.attrs = {"long_name": "freeze/thaw state (twin truth standing in for ConvLSTM_FT)", "flag_values": [0, 1],
-                   "flag_meanings": "thawed frozen", "missing_value": 255}
+    codes.attrs = {
+        "long_name": "freeze/thaw state (twin truth standing in for ConvLSTM_FT)",
+        "flag_values": [0, 1],
+        "flag_meanings": "thawed frozen",
+        "missing_value": 255,
+    }
     url = os.path.join(folder, "ft_convlstm.zarr")
     xr.Dataset({"ft": codes}).to_zarr(url, mode="w", consolidated=True)
     mark_complete(url)

@@ -6,8 +6,16 @@ import contextlib
 
 #: environment variables a local gateway's scheduler and workers inherit beyond the backend's
 #: defaults: object-store settings only (test credentials for a moto server, never real ones)
-GATEWAY_INHERITED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE",
-                         "AWS_CONFIG_FILE", "FSSPEC_CONFIG_DIR", "OMP_NUM_THREADS", "HOME")
+GATEWAY_INHERITED_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "FSSPEC_CONFIG_DIR",
+    "OMP_NUM_THREADS",
+    "HOME",
+)
 
 
 def free_port() -> int:
@@ -63,8 +71,13 @@ def local_gateway(workdir, *, timeout_s: float = 60.0):
     conf = workdir / "gateway_config.py"
     conf.write_text("\n".join(cfg) + "\n")
     log = open(workdir / "gateway.log", "w")
-    proc = subprocess.Popen([py, "-m", "dask_gateway_server", "-f", str(conf)], cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [py, "-m", "dask_gateway_server", "-f", str(conf)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{proxy}"
     try:
         from dask_gateway import Gateway

@@ -13,12 +13,6 @@ import xarray as xr
 log = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
 _TIMEDELTA_UNITS = {"days": "day", "hours": "hour", "minutes": "minute", "seconds": "second"}
 
 

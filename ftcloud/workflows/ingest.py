@@ -37,7 +37,10 @@ class IngestResult:
     groups: dict = field(default_factory=dict)  # name -> {"files", "bytes", "seconds", "group"}
 
     def summary(self) -> str:
-        lines = [f"store {self.store}  ({self.window.name}: {self.window.shape[0]} x {self.window.shape[1]} cells, {self.start}..{self.end})"]
+        lines = [
+            f"store {self.store}  ({self.window.name}: {self.window.shape[0]} x {self.window.shape[1]} cells, "
+            f"{self.start}..{self.end})"
+        ]
         for name, g in self.groups.items():
             lines.append(f"  {g['group']:<22} {g['files']:>7} files {g['bytes'] / 1e6:9.1f} MB {g['seconds']:7.1f} s")
         return "\n".join(lines)
@@ -86,15 +89,34 @@ def _sizes(urls: list[str], storage_options) -> tuple[int, list[str], dict]:
     return total, missing, stamps
 
 
-def plan(source: str, window: GridWindow, start, end, targets_start, chunks: dict, sources=None, storage_options=None,
-         imerg: tuple | None = None) -> list[pipelines.SourceRecipe]:
+def plan(
+    source: str,
+    window: GridWindow,
+    start,
+    end,
+    targets_start,
+    chunks: dict,
+    sources=None,
+    storage_options=None,
+    imerg: tuple | None = None,
+) -> list[pipelines.SourceRecipe]:
     """The recipes to run, in order; optional sources without files are left out."""
     sources = tuple(sources or pipelines.SOURCES)
     unknown = [n for n in sources if n not in pipelines.REGISTRY]
     if unknown:
-        raise ValidationError(f"unknown source(s) {', '.join(map(repr, unknown))}; known: {', '.join(pipelines.SOURCES)}")
-    request = pipelines.PlanRequest(source, window, start, end,
-                                    max(pd.Timestamp(start), pd.Timestamp(targets_start)), chunks, storage_options, imerg)
+        raise ValidationError(
+            f"unknown source(s) {', '.join(map(repr, unknown))}; known: {', '.join(pipelines.SOURCES)}"
+        )
+    request = pipelines.PlanRequest(
+        source,
+        window,
+        start,
+        end,
+        max(pd.Timestamp(start), pd.Timestamp(targets_start)),
+        chunks,
+        storage_options,
+        imerg,
+    )
     out = []
     for name in sources:
         recipe = pipelines.REGISTRY[name](request)
@@ -111,7 +133,8 @@ def verify_time_axis(root: str, group: str, expected: pd.DatetimeIndex, storage_
         extra = got.difference(expected)
         missing = expected.difference(got)
         raise TimeAxisError(
-            f"{redact_url(join(root, group))}: time axis does not round-trip: {len(got)} stamps written, {len(expected)} expected"
+            f"{redact_url(join(root, group))}: time axis does not round-trip: {len(got)} stamps written, "
+            f"{len(expected)} expected"
             + (f"; first unexpected {extra[0]}" if len(extra) else "")
             + (f"; first missing {missing[0]}" if len(missing) else "")
         )
@@ -122,10 +145,15 @@ def _verify_window(root: str, group: str, window, storage_options=None) -> None:
     ds = open_group(root, group, storage_options, require_complete=False)
     if "y" not in ds.dims or "x" not in ds.dims:
         return
-    if (ds.sizes["y"], ds.sizes["x"]) != tuple(window.shape) or not np.allclose(ds["y"].values, window.y) \
-            or not np.allclose(ds["x"].values, window.x):
-        raise ValidationError(f"{redact_url(join(root, group))}: holds {ds.sizes['y']} x {ds.sizes['x']} cells, expected the "
-                              f"{window.shape[0]} x {window.shape[1]} cells of the window, in order; not marked complete")
+    if (
+        (ds.sizes["y"], ds.sizes["x"]) != tuple(window.shape)
+        or not np.allclose(ds["y"].values, window.y)
+        or not np.allclose(ds["x"].values, window.x)
+    ):
+        raise ValidationError(
+            f"{redact_url(join(root, group))}: holds {ds.sizes['y']} x {ds.sizes['x']} cells, expected the "
+            f"{window.shape[0]} x {window.shape[1]} cells of the window, in order; not marked complete"
+        )
 
 
 def ingest(
@@ -187,8 +215,10 @@ def ingest(
         nbytes, missing, stamps[r.name] = _sizes(urls, source_storage_options)
         if missing and r.name in REQUIRED + ("imerg",):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise SourceFileError(f"{r.name}: source file {redact_url(missing[0])} is missing{more}; nothing was "
-                                  f"written to {redact_url(store)}")
+            raise SourceFileError(
+                f"{r.name}: source file {redact_url(missing[0])} is missing{more}; nothing was "
+                f"written to {redact_url(store)}"
+            )
         sizes[r.name] = nbytes
 
     result = IngestResult(store, window, start, end)
@@ -200,38 +230,92 @@ def ingest(
         ensure_parent_groups(store, "x", storage_options)
         for n, r in enumerate(recipes, 1):
             result.groups[r.name] = _ingest_one(
-                r, n, len(recipes), source, store, window, start, end, targets_start, imerg, storage_options,
-                runner, workers, runner_options, client, writer, progress, stamps.get(r.name), held)
+                r,
+                n,
+                len(recipes),
+                source,
+                store,
+                window,
+                start,
+                end,
+                targets_start,
+                imerg,
+                storage_options,
+                runner,
+                workers,
+                runner_options,
+                client,
+                writer,
+                progress,
+                stamps.get(r.name),
+                held,
+            )
             result.groups[r.name]["bytes"] = sizes.get(r.name, 0)
     return result
 
 
-def _ingest_one(r, n, n_recipes, source, store, window, start, end, targets_start, imerg, storage_options, runner,
-                workers, runner_options, client, writer, progress, stamps, held) -> dict:
+def _ingest_one(
+    r,
+    n,
+    n_recipes,
+    source,
+    store,
+    window,
+    start,
+    end,
+    targets_start,
+    imerg,
+    storage_options,
+    runner,
+    workers,
+    runner_options,
+    client,
+    writer,
+    progress,
+    stamps,
+    held,
+) -> dict:
     """One recipe into a staging copy of its group, checked, marked complete there, then swapped in
     (:mod:`ftcloud.io.transaction`): a complete group is never destroyed by a failing re-ingest."""
     url = join(store, r.group)
     ensure_parent_groups(store, r.group, storage_options)
     recover(url, storage_options)
     stage = staging_url(url)
-    stage_group = stage[len(str(store).rstrip("/")) + 1:]
+    stage_group = stage[len(str(store).rstrip("/")) + 1 :]
     t0 = time.perf_counter()
     items = work_items(r)
     log.info("ingest %s: %d inputs, %d work items -> %s", r.name, len(r.urls), len(items), redact_url(url))
-    bar = tqdm(total=sum(len(it.urls) for it in items), desc=f"ingest {n}/{n_recipes} {r.name}", unit="file",
-               disable=not progress)
+    bar = tqdm(
+        total=sum(len(it.urls) for it in items),
+        desc=f"ingest {n}/{n_recipes} {r.name}",
+        unit="file",
+        disable=not progress,
+    )
     pipelines.PROGRESS[r.name] = bar.update
     try:
         if writer == "pangeo-forge":
             from ftcloud.sources.common import run_beam
 
             discard(stage, storage_options)
-            run_beam(lambda p, r=r: p | r.transform(store, storage_options, group=stage_group), runner=runner,
-                     workers=workers, options=runner_options)
+            run_beam(
+                lambda p, r=r: p | r.transform(store, storage_options, group=stage_group),
+                runner=runner,
+                workers=workers,
+                options=runner_options,
+            )
             wr = {"items": len(r.urls), "skipped": 0, "content": "run:" + uuid.uuid4().hex}
         elif writer == "regions":
-            wr = write_recipe(r, stage, storage_options, runner=runner, workers=workers, runner_options=runner_options,
-                              client=client, on_item=lambda it, bar=bar: bar.update(len(it.urls)), sources=stamps)
+            wr = write_recipe(
+                r,
+                stage,
+                storage_options,
+                runner=runner,
+                workers=workers,
+                runner_options=runner_options,
+                client=client,
+                on_item=lambda it, bar=bar: bar.update(len(it.urls)),
+                sources=stamps,
+            )
         else:
             raise ValidationError(f"ingest: writer {writer!r} is not one of 'regions', 'pangeo-forge'")
     finally:
@@ -258,14 +342,20 @@ def _ingest_one(r, n, n_recipes, source, store, window, start, end, targets_star
         record={"content": wr["content"], "recipe": r.name},
     )
     promote(stage, url, storage_options)
-    return {"group": r.group, "files": len(r.urls), "seconds": time.perf_counter() - t0, "work_items": wr["items"],
-            "resumed_items": wr["skipped"]}
+    return {
+        "group": r.group,
+        "files": len(r.urls),
+        "seconds": time.perf_counter() - t0,
+        "work_items": wr["items"],
+        "resumed_items": wr["skipped"],
+    }
 
 
 def _expected_days(r: pipelines.SourceRecipe, start, end, targets_start, imerg) -> pd.DatetimeIndex:
     if r.name in ("smap_e_ft", "esdr_ft"):
         return daily_index(max(pd.Timestamp(start), pd.Timestamp(targets_start)), end)
     if r.name == "imerg":
-        return daily_index(max(pd.Timestamp(imerg[0]), pd.Timestamp(start)), min(pd.Timestamp(imerg[1] or end), pd.Timestamp(end)))
+        return daily_index(
+            max(pd.Timestamp(imerg[0]), pd.Timestamp(start)), min(pd.Timestamp(imerg[1] or end), pd.Timestamp(end))
+        )
     return daily_index(start, end)
-

@@ -64,7 +64,8 @@ def tree_fingerprint(folder: str) -> str:
         what = "folder" if os.path.isdir(e.filename or "") else "file"
         return SourceFileError(
             f"{_shown(str(e.filename))}: cannot read this source {what} ({e.strerror or e}); `ftcloud run` "
-            "fingerprints everything under the source folder: make it readable or move it out of the folder")
+            "fingerprints everything under the source folder: make it readable or move it out of the folder"
+        )
 
     def onerror(e: OSError):
         raise unreadable(e)
@@ -155,8 +156,15 @@ class LazyCluster:
         self.client = None
 
 
-def run(config: str | None = None, out: str = "ftcloud-out", progress: bool = True, *, store: str | None = None,
-        cluster: str | None = None, overrides: dict | None = None) -> dict:
+def run(
+    config: str | None = None,
+    out: str = "ftcloud-out",
+    progress: bool = True,
+    *,
+    store: str | None = None,
+    cluster: str | None = None,
+    overrides: dict | None = None,
+) -> dict:
     """Run every stage; returns a summary with the time per stage and where outputs are.
 
     ``store`` and ``cluster`` override the config's ``store`` and ``cluster.kind``;
@@ -212,13 +220,25 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
         from ftcloud.synth import generate
 
         source = RunLayout(out).sources
-        synth_settings = {k: cfg[k] for k in ("region", "start", "end", "targets_start", "seed")} | {"imerg": cfg["imerg"]}
+        synth_settings = {k: cfg[k] for k in ("region", "start", "end", "targets_start", "seed")} | {
+            "imerg": cfg["imerg"]
+        }
         stage(
             "synth",
             _hash(synth_settings),
-            lambda: _jsonable(generate(cfg["region"], cfg["start"], cfg["end"], source, seed=cfg["seed"],
-                                       imerg_start=cfg["imerg"]["start"], imerg_end=cfg["imerg"]["end"],
-                                       targets_start=cfg["targets_start"], progress=progress)),
+            lambda: _jsonable(
+                generate(
+                    cfg["region"],
+                    cfg["start"],
+                    cfg["end"],
+                    source,
+                    seed=cfg["seed"],
+                    imerg_start=cfg["imerg"]["start"],
+                    imerg_end=cfg["imerg"]["end"],
+                    targets_start=cfg["targets_start"],
+                    progress=progress,
+                )
+            ),
             still_valid=lambda: os.path.exists(os.path.join(source, "_SUCCESS")),
         )
     store = cfg.get("store") or RunLayout(out).store
@@ -226,8 +246,10 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     src_fp = tree_fingerprint(source) if os.path.isdir(source) else source
 
     def ingest_done():
-        return all(store_status(join(store, g), so) in (None, "complete") for g in GROUPS.values()) \
+        return (
+            all(store_status(join(store, g), so) in (None, "complete") for g in GROUPS.values())
             and store_status(join(store, GROUPS["era5land"]), so) == "complete"
+        )
 
     ingest_fp = _hash([ingest_settings, src_fp])
     # "cluster": the work items as dask tasks on the run's cluster (a gateway cluster on a hub);
@@ -236,12 +258,22 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     stage(
         "ingest",
         ingest_fp,
-        lambda: {"groups": ingest(source, store, region=cfg["region"], start=cfg["start"], end=cfg["end"],
-                                  targets_start=cfg["targets_start"], chunks=cfg["chunks"], storage_options=so,
-                                  runner="DirectRunner" if ingest_runner == "cluster" else ingest_runner,
-                                  workers=int(cfg["ingest"].get("workers") or 1),
-                                  client=lazy() if ingest_runner == "cluster" else None,
-                                  progress=progress).groups},
+        lambda: {
+            "groups": ingest(
+                source,
+                store,
+                region=cfg["region"],
+                start=cfg["start"],
+                end=cfg["end"],
+                targets_start=cfg["targets_start"],
+                chunks=cfg["chunks"],
+                storage_options=so,
+                runner="DirectRunner" if ingest_runner == "cluster" else ingest_runner,
+                workers=int(cfg["ingest"].get("workers") or 1),
+                client=lazy() if ingest_runner == "cluster" else None,
+                progress=progress,
+            ).groups
+        },
         still_valid=ingest_done,
     )
     summary["store"] = store
@@ -278,8 +310,18 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     stage(
         "predict",
         predict_fp,
-        lambda: _jsonable(predict(store, models, product, plan=plan, storage_options=so, out_storage_options=so,
-                                  progress=progress, client=lazy())),
+        lambda: _jsonable(
+            predict(
+                store,
+                models,
+                product,
+                plan=plan,
+                storage_options=so,
+                out_storage_options=so,
+                progress=progress,
+                client=lazy(),
+            )
+        ),
         still_valid=lambda: store_status(product, so) == "complete",
     )
     summary["product"] = product
@@ -289,6 +331,7 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     from ftcloud.workflows.validate import validate
 
     val_dir, trends_dir = RunLayout(out).validation, RunLayout(out).trends
+
     def with_cluster(fn):
         def go():
             if str(cfg["cluster"].get("kind") or "local") == "local":
@@ -302,17 +345,36 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
                     return _jsonable(fn())
             lazy()
             return _jsonable(fn())
+
         return go
 
     truth = os.path.join(source, "truth") if not cfg.get("source") else None
-    stage("validate", _hash([predict_fp, "validate"]),
-          with_cluster(lambda: validate(store, product, val_dir, truth=truth, storage_options=so, product_storage_options=so,
-                                        progress=progress)),
-          still_valid=lambda: os.path.exists(os.path.join(val_dir, "validate-summary.json")))
-    stage("trends", _hash([predict_fp, "trends"]),
-          with_cluster(lambda: trends(product, store, trends_dir, truth=truth, storage_options=so, product_storage_options=so,
-                                      progress=progress)),
-          still_valid=lambda: os.path.exists(os.path.join(trends_dir, "trends-summary.json")))
+    stage(
+        "validate",
+        _hash([predict_fp, "validate"]),
+        with_cluster(
+            lambda: validate(
+                store, product, val_dir, truth=truth, storage_options=so, product_storage_options=so, progress=progress
+            )
+        ),
+        still_valid=lambda: os.path.exists(os.path.join(val_dir, "validate-summary.json")),
+    )
+    stage(
+        "trends",
+        _hash([predict_fp, "trends"]),
+        with_cluster(
+            lambda: trends(
+                product,
+                store,
+                trends_dir,
+                truth=truth,
+                storage_options=so,
+                product_storage_options=so,
+                progress=progress,
+            )
+        ),
+        still_valid=lambda: os.path.exists(os.path.join(trends_dir, "trends-summary.json")),
+    )
     summary["validation"] = val_dir
     summary["trends"] = trends_dir
 

@@ -54,8 +54,17 @@ def dry_run(cfg: dict) -> dict:
     window = region_window(cfg["region"])
     imerg = (cfg.get("imerg") or {}).get("start"), (cfg.get("imerg") or {}).get("end")
     sources = ["era5land", "imerg", "smap_e_ft", "esdr_ft"]
-    recipes = plan(cfg.get("source") or "dry-run://sources", window, cfg["start"], cfg["end"], cfg["targets_start"],
-                   cfg["chunks"], sources, None, imerg if imerg[0] else None)
+    recipes = plan(
+        cfg.get("source") or "dry-run://sources",
+        window,
+        cfg["start"],
+        cfg["end"],
+        cfg["targets_start"],
+        cfg["chunks"],
+        sources,
+        None,
+        imerg if imerg[0] else None,
+    )
     rows = []
     for r in recipes:
         items = work_items(r)
@@ -63,9 +72,17 @@ def dry_run(cfg: dict) -> dict:
         days = it.stop - it.start
         cells = _cells(it, window)
         total_days = len(r.index)
-        rows.append(ItemPlan(r.name, len(r.urls), len(items), days, cells,
-                             BASE_GB + PER_CELL_DAY_GB.get(r.name, 2.3e-7) * cells * days,
-                             BYTES_PER_CELL_DAY.get(r.name, 19.0) * window.shape[0] * window.shape[1] * total_days / 1e9))
+        rows.append(
+            ItemPlan(
+                r.name,
+                len(r.urls),
+                len(items),
+                days,
+                cells,
+                BASE_GB + PER_CELL_DAY_GB.get(r.name, 2.3e-7) * cells * days,
+                BYTES_PER_CELL_DAY.get(r.name, 19.0) * window.shape[0] * window.shape[1] * total_days / 1e9,
+            )
+        )
     cl = cfg.get("cluster") or {}
     ing = cfg.get("ingest") or {}
     on_cluster = str(ing.get("runner") or "DirectRunner") == "cluster"
@@ -74,10 +91,16 @@ def dry_run(cfg: dict) -> dict:
     mem = cl.get("worker_memory_gib") if on_cluster else None
     need = max(p.memory_gb for p in rows) * threads if rows else 0.0
     return {
-        "region": cfg["region"], "shape": list(window.shape), "period": [cfg["start"], cfg["end"]],
-        "items": rows, "runner": "cluster" if on_cluster else str(ing.get("runner") or "DirectRunner"),
-        "workers": workers, "items_per_worker": threads, "worker_memory_gib": mem,
-        "memory_needed_per_worker_gb": need, "fits": (mem is None) or need <= 0.85 * float(mem) * 1.0737,
+        "region": cfg["region"],
+        "shape": list(window.shape),
+        "period": [cfg["start"], cfg["end"]],
+        "items": rows,
+        "runner": "cluster" if on_cluster else str(ing.get("runner") or "DirectRunner"),
+        "workers": workers,
+        "items_per_worker": threads,
+        "worker_memory_gib": mem,
+        "memory_needed_per_worker_gb": need,
+        "fits": (mem is None) or need <= 0.85 * float(mem) * 1.0737,
         "store_gb": sum(p.store_gb for p in rows),
     }
 
@@ -90,12 +113,19 @@ def _cells(item, window) -> int:
 
 def format_plan(p: dict) -> str:
     df = pd.DataFrame([vars(r) for r in p["items"]])
-    lines = [f"ingest plan: {p['region']} ({p['shape'][0]} x {p['shape'][1]} cells), {p['period'][0]} .. {p['period'][1]}, "
-             f"runner {p['runner']}"]
+    lines = [
+        f"ingest plan: {p['region']} ({p['shape'][0]} x {p['shape'][1]} cells), {p['period'][0]} .. {p['period'][1]}, "
+        f"runner {p['runner']}"
+    ]
     lines.append(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     mem = p["worker_memory_gib"]
-    lines.append(f"store: {p['store_gb']:.0f} GB in all; largest item needs {max(r.memory_gb for r in p['items']):.2f} GB; "
-                 f"{p['items_per_worker']} item(s) at a time per worker need {p['memory_needed_per_worker_gb']:.1f} GB"
-                 + (f" of {mem} GiB: {'fits' if p['fits'] else 'DOES NOT FIT (fewer threads per worker or more memory)'}"
-                    if mem else ""))
+    lines.append(
+        f"store: {p['store_gb']:.0f} GB in all; largest item needs {max(r.memory_gb for r in p['items']):.2f} GB; "
+        f"{p['items_per_worker']} item(s) at a time per worker need {p['memory_needed_per_worker_gb']:.1f} GB"
+        + (
+            f" of {mem} GiB: {'fits' if p['fits'] else 'DOES NOT FIT (fewer threads per worker or more memory)'}"
+            if mem
+            else ""
+        )
+    )
     return "\n".join(lines)

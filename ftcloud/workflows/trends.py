@@ -50,14 +50,27 @@ class TrendGraph:
         """All three in one ``dask.compute`` (frozen days are computed once, shared by the trend tests)."""
         with warnings.catch_warnings():  # 0/0 of pixels without a valid day (water), NaN by design
             warnings.filterwarnings("ignore", "invalid value encountered in divide", RuntimeWarning)
-            both = xr.Dataset({"frozen_days": self.frozen_days, "significant_fdr": self.significant_fdr,
-                               **{f"mk_{k}": v for k, v in self.mk.data_vars.items()}}).compute()
+            both = xr.Dataset(
+                {
+                    "frozen_days": self.frozen_days,
+                    "significant_fdr": self.significant_fdr,
+                    **{f"mk_{k}": v for k, v in self.mk.data_vars.items()},
+                }
+            ).compute()
         mk = xr.Dataset({k[3:]: both[k] for k in both.data_vars if k.startswith("mk_")}, attrs=self.mk.attrs)
         return TrendGraph(self.product, both["frozen_days"], mk, both["significant_fdr"])
 
 
-def trend_graph(product: str, *, product_storage_options: dict | None = None, variance: str = "original",
-                lag: int | None = 1, alpha: float = 0.05, q: float = 0.05, min_valid: float = 0.9) -> TrendGraph:
+def trend_graph(
+    product: str,
+    *,
+    product_storage_options: dict | None = None,
+    variance: str = "original",
+    lag: int | None = 1,
+    alpha: float = 0.05,
+    q: float = 0.05,
+    min_valid: float = 0.9,
+) -> TrendGraph:
     """Open ``product`` and build the per-pixel trend graph without computing anything."""
     prod = open_product(product, product_storage_options)
     ft = prod["ft"]
@@ -75,10 +88,22 @@ def trend_graph(product: str, *, product_storage_options: dict | None = None, va
     return TrendGraph(prod, fd_all, mk, sig)
 
 
-def trends(product: str, store: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
-           product_storage_options: dict | None = None, variance: str = "original", lag: int | None = 1,
-           alpha: float = 0.05, q: float = 0.05,
-           min_valid: float = 0.9, figures: bool = True, progress: bool = True) -> dict:
+def trends(
+    product: str,
+    store: str,
+    out: str,
+    *,
+    truth: str | None = None,
+    storage_options: dict | None = None,
+    product_storage_options: dict | None = None,
+    variance: str = "original",
+    lag: int | None = 1,
+    alpha: float = 0.05,
+    q: float = 0.05,
+    min_valid: float = 0.9,
+    figures: bool = True,
+    progress: bool = True,
+) -> dict:
     """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures; returns a summary.
 
     Writes into ``out``: ``trends.zarr`` (``frozen_days`` (pass, year, y, x) with pass AM, PM and
@@ -96,8 +121,15 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
     summary: dict = {"product": product, "store": store, "out": os.path.abspath(out), "files": []}
 
     stages.start("frozen days")
-    graph = trend_graph(product, product_storage_options=product_storage_options, variance=variance, lag=lag,
-                        alpha=alpha, q=q, min_valid=min_valid)
+    graph = trend_graph(
+        product,
+        product_storage_options=product_storage_options,
+        variance=variance,
+        lag=lag,
+        alpha=alpha,
+        q=q,
+        min_valid=min_valid,
+    )
     prod = graph.product
     stages.done("frozen days")
 
@@ -118,27 +150,40 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
         complete = ts["days_in_period"] >= 365
         tfd = ts["frozen_days"].where(complete).mean("pass").astype(np.float64)
         yrs = np.intersect1d(tfd["year"].values, fd["year"].values)
-        truth_fd = tfd.sel(year=yrs).assign_attrs(units="days", long_name="truth frozen days per year (mean of AM and PM)")
+        truth_fd = tfd.sel(year=yrs).assign_attrs(
+            units="days", long_name="truth frozen days per year (mean of AM and PM)"
+        )
         truth_fd["year"].attrs = {"units": "year"}
         planted = ts.get("target_slope")
     tables = []
     for p in fd_all["pass"].values:
-        t = table2(fd_all.sel({"pass": p}, drop=True), region, stab, alpha=alpha,
-                   truth_fd=truth_fd if p == "mean" else None, planted=planted if p == "mean" else None,
-                   variance=variance, lag=lag)
+        t = table2(
+            fd_all.sel({"pass": p}, drop=True),
+            region,
+            stab,
+            alpha=alpha,
+            truth_fd=truth_fd if p == "mean" else None,
+            planted=planted if p == "mean" else None,
+            variance=variance,
+            lag=lag,
+        )
         t.insert(0, "pass", p)
         tables.append(t)
     tab = pd.concat(tables, ignore_index=True)
     tab.to_csv(os.path.join(out, layout.TABLE2_CSV), index=False)
     masks = stratum_masks(region, stability_in(region, stab))
-    series = xr.concat([regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values],
-                       dim=fd_all["pass"])
+    series = xr.concat(
+        [regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values], dim=fd_all["pass"]
+    )
     series = series.compute()
     tseries = regional_series(truth_fd, masks).compute() if truth_fd is not None else None
     sdf = series.to_dataframe(name="frozen_days").reset_index()
     if tseries is not None:
-        sdf = sdf.merge(tseries.to_dataframe(name="truth_frozen_days").reset_index()[["stratum", "year", "truth_frozen_days"]],
-                        on=["stratum", "year"], how="left")
+        sdf = sdf.merge(
+            tseries.to_dataframe(name="truth_frozen_days").reset_index()[["stratum", "year", "truth_frozen_days"]],
+            on=["stratum", "year"],
+            how="left",
+        )
     sdf.to_csv(os.path.join(out, "regional_series.csv"), index=False)
     with open(os.path.join(out, "table2.md"), "w") as f:
         f.write(_table2_markdown(tab, fd_all, variance, alpha))
@@ -150,9 +195,10 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
 
         os.makedirs(figdir, exist_ok=True)
         fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha).compute()
-        for grp, name, title in ((("region", "all"), "regional_series", "Regional mean frozen days (mean of AM and PM)"),
-                                 (("stability",), "stability_series",
-                                  "Frozen days by permafrost thermal stability (Qinghai-Tibet)")):
+        for grp, name, title in (
+            (("region", "all"), "regional_series", "Regional mean frozen days (mean of AM and PM)"),
+            (("stability",), "stability_series", "Frozen days by permafrost thermal stability (Qinghai-Tibet)"),
+        ):
             groups = list(series["group"].values)
             sel = [i for i, g in enumerate(groups) if g in grp]
             if groups.count("region") == 1:  # one region: "all regions" is the same series
@@ -160,13 +206,23 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
             if not sel:
                 continue
             fp = os.path.join(out, layout.FIGURES[name])
-            F.regional_series(series.sel({"pass": "mean"}).isel(stratum=sel), fits.isel(stratum=sel), fp, title=title,
-                              truth=tseries.isel(stratum=sel) if tseries is not None else None)
+            F.regional_series(
+                series.sel({"pass": "mean"}).isel(stratum=sel),
+                fits.isel(stratum=sel),
+                fp,
+                title=title,
+                truth=tseries.isel(stratum=sel) if tseries is not None else None,
+            )
             summary["files"].append(fp)
         fp = os.path.join(out, layout.FIGURES["slope_map"])
-        F.slope_map(mk["slope"].sel({"pass": "mean"}), sig.sel({"pass": "mean"}), mk["significant"].sel({"pass": "mean"}), fp,
-                    title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
-                          f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only")
+        F.slope_map(
+            mk["slope"].sel({"pass": "mean"}),
+            sig.sel({"pass": "mean"}),
+            mk["significant"].sel({"pass": "mean"}),
+            fp,
+            title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
+            f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only",
+        )
         summary["files"].append(fp)
     stages.done("figures")
 
@@ -175,18 +231,29 @@ def trends(product: str, store: str, out: str, *, truth: str | None = None, stor
     for k in ("slope", "slope_low", "slope_high", "intercept", "tau", "p", "significant", "n"):
         res[k] = mk[k]
     res["significant_fdr"] = sig
-    res["series"] = series.assign_attrs(long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days")
+    res["series"] = series.assign_attrs(
+        long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days"
+    )
     res = res.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else res
-    res.attrs = {"title": "ftcloud frozen-day trends (SPEC section 7)", "product": str(product), "variance": variance,
-                 "lag": "all" if lag is None else int(lag), "alpha": alpha,
-                 "fdr_q": q, "min_valid": min_valid, "history": history_stamp("ftcloud trends")}
+    res.attrs = {
+        "title": "ftcloud frozen-day trends (SPEC section 7)",
+        "product": str(product),
+        "variance": variance,
+        "lag": "all" if lag is None else int(lag),
+        "alpha": alpha,
+        "fdr_q": q,
+        "min_valid": min_valid,
+        "history": history_stamp("ftcloud trends"),
+    }
     _write_zarr(res, os.path.join(out, "trends.zarr"))
     for name in ("trends.zarr", layout.TABLE2_CSV, "table2.md", "regional_series.csv"):
         summary["files"].append(os.path.join(out, name))
     stages.done("write")
     stages.close()
     m = tab[tab["pass"] == "mean"]
-    summary["table2"] = [{k: (_r(v) if isinstance(v, float) else v) for k, v in r.items()} for r in m.to_dict("records")]
+    summary["table2"] = [
+        {k: (_r(v) if isinstance(v, float) else v) for k, v in r.items()} for r in m.to_dict("records")
+    ]
     summary["fdr_significant_fraction"] = {str(p): _r(float(sig.sel({"pass": p}).mean())) for p in sig["pass"].values}
     summary["stage_seconds"] = stages.times
     summary["seconds"] = round(time.perf_counter() - t_all, 1)

@@ -38,10 +38,22 @@ from ftcloud import layout
 log = logging.getLogger(__name__)
 
 
-def validate(store: str, product: str, out: str, *, truth: str | None = None, storage_options: dict | None = None,
-             product_storage_options: dict | None = None, test_period: tuple[str, str] = TEST_PERIOD,
-             ctc_period: tuple[str, str] = CTC_PERIOD, min_count: int = 30, half_window_h: float = 1.0,
-             map_start: str = "2018-04-01", figures: bool = True, progress: bool = True) -> dict:
+def validate(
+    store: str,
+    product: str,
+    out: str,
+    *,
+    truth: str | None = None,
+    storage_options: dict | None = None,
+    product_storage_options: dict | None = None,
+    test_period: tuple[str, str] = TEST_PERIOD,
+    ctc_period: tuple[str, str] = CTC_PERIOD,
+    min_count: int = 30,
+    half_window_h: float = 1.0,
+    map_start: str = "2018-04-01",
+    figures: bool = True,
+    progress: bool = True,
+) -> dict:
     """Direct validation against the networks, CTC at the CMA stations, figures; returns a summary.
 
     Writes into ``out``: ``direct_validation.{csv,md,zarr}``, ``ctc_stations.csv``,
@@ -105,7 +117,7 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
             common_t = np.intersect1d(common_t, other["time"].values)
         per_b = _period_clip(common_t, test_period) if len(common_t) else None
         if per_b is None or pd.Timestamp(per_b[0]) > pd.Timestamp(per_b[1]):
-            why = (f"the product, ERA5-Land and both targets share no day in {test_period[0]}..{test_period[1]}")
+            why = f"the product, ERA5-Land and both targets share no day in {test_period[0]}..{test_period[1]}"
             log.warning("baseline comparison skipped: %s", why)
             summary["skipped"].append(f"baseline comparison ({why})")
         else:
@@ -129,11 +141,17 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         summary["skipped"].append("CTC (no insitu/cma group)")
     if cma is not None:
         era = open_group(store, layout.ERA5LAND, storage_options)["stl1"]
-        per = _period_clip(np.intersect1d(np.intersect1d(conv["time"].values, era["time"].values), cma["time"].values), ctc_period)
+        per = _period_clip(
+            np.intersect1d(np.intersect1d(conv["time"].values, era["time"].values), cma["time"].values), ctc_period
+        )
         ctc = ctc_at_stations(conv, era, cma, truth=truth_ft, period=per, min_count=min_count)
         rows, cols = ctc["pixel_row"], ctc["pixel_col"]
         st_strata = sample_at_stations(statics[["land_cover", "koppen", "tci", "elevation"]], rows, cols).load()
-        strata = {"land_cover": (st_strata["land_cover"], None), "koppen": (st_strata["koppen"], None), "tci": (st_strata["tci"], "tci")}
+        strata = {
+            "land_cover": (st_strata["land_cover"], None),
+            "koppen": (st_strata["koppen"], None),
+            "tci": (st_strata["tci"], "tci"),
+        }
         sdf = ctc_summaries(ctc, strata)
         sdf.to_csv(os.path.join(out, layout.CTC_SUMMARY_CSV), index=False)
         stdf = _ctc_station_table(ctc, st_strata[["land_cover", "koppen", "tci"]])
@@ -154,8 +172,12 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
         dates = pd.date_range(map_start, periods=12, freq="MS")
         for p in conv["pass"].values:
             fp = os.path.join(out, layout.FIGURES["ft_maps"].format(p=p))
-            F.ft_maps({"ConvLSTM_FT": conv.sel({"pass": p}), "SMAP_E_FT": smap.sel({"pass": p})}, dates, fp,
-                      title=f"FT on the first day of each month, {p} pass")
+            F.ft_maps(
+                {"ConvLSTM_FT": conv.sel({"pass": p}), "SMAP_E_FT": smap.sel({"pass": p})},
+                dates,
+                fp,
+                title=f"FT on the first day of each month, {p} pass",
+            )
             summary["files"].append(fp)
         if direct is not None:
             d = ddf[ddf["reference"] == "insitu"]
@@ -171,13 +193,29 @@ def validate(store: str, product: str, out: str, *, truth: str | None = None, st
                 if p not in ctc["pass"].values:
                     continue
                 fp = os.path.join(out, layout.FIGURES["ctc"].format(n=n, p=p))
-                F.ctc_bivariate(ctc.sel({"pass": p}), xs, ys, statics["elevation"], fp, title=f"CTC sensitivity / specificity at the CMA stations, {p} pass")
+                F.ctc_bivariate(
+                    ctc.sel({"pass": p}),
+                    xs,
+                    ys,
+                    statics["elevation"],
+                    fp,
+                    title=f"CTC sensitivity / specificity at the CMA stations, {p} pass",
+                )
                 summary["files"].append(fp)
     stages.done("figures")
 
     stages.start("write")
-    for name in (layout.DIRECT_CSV, "direct_validation.md", "direct_validation.zarr", layout.BASELINES_CSV, "baselines.md",
-                 layout.CTC_SUMMARY_CSV, "ctc_summary.md", "ctc_stations.csv", "ctc.zarr"):
+    for name in (
+        layout.DIRECT_CSV,
+        "direct_validation.md",
+        "direct_validation.zarr",
+        layout.BASELINES_CSV,
+        "baselines.md",
+        layout.CTC_SUMMARY_CSV,
+        "ctc_summary.md",
+        "ctc_stations.csv",
+        "ctc.zarr",
+    ):
         if os.path.exists(os.path.join(out, name)):
             summary["files"].append(os.path.join(out, name))
     stages.done("write")
@@ -193,8 +231,9 @@ def _direct_headline(ddf: pd.DataFrame) -> dict:
     out: dict = {}
     d = ddf[(ddf["season"].isin(["all", "frozen"]))]
     for r in d.to_dict("records"):
-        out.setdefault(r["reference"], {}).setdefault(r["product"], {}).setdefault(r["network"], {}).setdefault(r["season"], {})[r["pass"]] = {
-            "CA_F": _r(r["CA_F"]), "CA_T": _r(r["CA_T"]), "CA_O": _r(r["CA_O"]), "n": int(r["n"])}
+        out.setdefault(r["reference"], {}).setdefault(r["product"], {}).setdefault(r["network"], {}).setdefault(
+            r["season"], {}
+        )[r["pass"]] = {"CA_F": _r(r["CA_F"]), "CA_T": _r(r["CA_T"]), "CA_O": _r(r["CA_O"]), "n": int(r["n"])}
     return out
 
 

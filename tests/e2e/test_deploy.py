@@ -63,7 +63,7 @@ def test_gateway_options_are_the_tested_file_and_behave(values):
     assert [f.field for f in opts.fields] == ["worker_cores", "worker_memory", "gpu"]
     handler = ns["ftcloud_cluster_options"]
 
-    class O:
+    class O:  # noqa: E742
         worker_cores, worker_memory, gpu = 4, 12.5, True
 
     cfg = handler(O)

@@ -42,7 +42,9 @@ def test_every_stage_runs_and_prints_what_it_does(first_run):
     assert re.search(r"\[cluster\] LocalCluster: 1 worker\(s\) x \d+ thread\(s\); dashboard: http://\S+/status", text)
     # the final summary: where things are and the headline numbers
     assert "ftcloud run finished:" in text and "report" in text and "fused" in text and "SMAP_E_FT" in text
-    assert zarr.open_group(str(first_run["out"] / "product" / "ft_convlstm.zarr"), mode="r")["ft"].shape[1] == 7 * 365 + 2
+    assert (
+        zarr.open_group(str(first_run["out"] / "product" / "ft_convlstm.zarr"), mode="r")["ft"].shape[1] == 7 * 365 + 2
+    )
 
 
 def test_report_is_self_contained_with_the_papers_findings(first_run):
@@ -52,8 +54,13 @@ def test_report_is_self_contained_with_the_papers_findings(first_run):
     imgs = re.findall(r"<img [^>]*src='([^']+)'", page)
     assert len(imgs) >= 9 and all(src.startswith("data:image/png;base64,") for src in imgs)
     assert not re.search(r"(src|href)=['\"]https?://", page)
-    for heading in ("Findings beside the paper", "Fusion vs SMAP_E_FT by season", "Categorical triple collocation",
-                    "Table 2", "Provenance"):
+    for heading in (
+        "Findings beside the paper",
+        "Fusion vs SMAP_E_FT by season",
+        "Categorical triple collocation",
+        "Table 2",
+        "Provenance",
+    ):
         assert heading in page
     find = pd.read_csv(rep / "findings.csv")
     gains = find[find["finding"].str.startswith("fused - SMAP_E_FT overall")]
@@ -66,7 +73,9 @@ def test_report_is_self_contained_with_the_papers_findings(first_run):
         tab = {r["product"]: r for r in card["metrics"]["common_vs_truth"]["frozen"]["table"]}
         assert tab["fused"]["n"] == tab["SMAP_E_FT"]["n"]  # one mask
         want = 100 * (tab["fused"]["CA_O"] - tab["SMAP_E_FT"]["CA_O"])
-        got = fus[(fus["pass"] == p) & (fus["season"] == "frozen") & (fus["product"] == "ConvLSTM_FT (fused)")]["gain_vs_SMAP_E_FT"]
+        got = fus[(fus["pass"] == p) & (fus["season"] == "frozen") & (fus["product"] == "ConvLSTM_FT (fused)")][
+            "gain_vs_SMAP_E_FT"
+        ]
         assert float(got.iloc[0]) == pytest.approx(want, abs=1e-9)
     # the report opens with the gains over every baseline, each with an interval and a sentence
     gob = pd.read_csv(rep / "gains_over_baselines.csv")
@@ -113,8 +122,20 @@ def test_run_with_the_store_on_s3_gives_the_local_results(first_run, s3, tmp_pat
     s3fs.S3FileSystem(**so).mkdir("ftcloud-run")
     (tmp_path / "cfg.yaml").write_text(CONFIG)
     out = tmp_path / "out"
-    rc = main(["--quiet", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--store", "s3://ftcloud-run/store",
-               "--storage-option", f"endpoint_url={s3['endpoint_url']}"])
+    rc = main(
+        [
+            "--quiet",
+            "run",
+            "--config",
+            str(tmp_path / "cfg.yaml"),
+            "--out",
+            str(out),
+            "--store",
+            "s3://ftcloud-run/store",
+            "--storage-option",
+            f"endpoint_url={s3['endpoint_url']}",
+        ]
+    )
     assert rc == 0
     s = _summary(out)
     assert s["store"] == "s3://ftcloud-run/store" and s["product"] == "s3://ftcloud-run/store/products/ft_convlstm.zarr"
@@ -142,10 +163,16 @@ def test_a_test_window_without_a_frozen_season_runs_and_reports_n_a(tmp_path):
     import sys
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text('region: tiny\nstart: "2015-04-01"\nend: "2018-06-30"\ntargets_start: "2015-04-01"\n'
-                   "train: {hidden: [4], epochs: 1, patience: 1}\n")
-    p = subprocess.run([sys.executable, "-m", "ftcloud.cli", "-q", "run", "--config", str(cfg), "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True, timeout=900)
+    cfg.write_text(
+        'region: tiny\nstart: "2015-04-01"\nend: "2018-06-30"\ntargets_start: "2015-04-01"\n'
+        "train: {hidden: [4], epochs: 1, patience: 1}\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "ftcloud.cli", "-q", "run", "--config", str(cfg), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "no frozen (Dec-Jan) day: scored n/a in the report" in p.stderr
     gains = pd.read_csv(tmp_path / "out" / "report" / "gains_over_baselines.csv", keep_default_na=False)

@@ -32,10 +32,10 @@ def _upload(local: str, url: str, so: dict) -> None:
     import s3fs
 
     fs = s3fs.S3FileSystem(**so)
-    bucket = url[len("s3://"):].split("/")[0]
+    bucket = url[len("s3://") :].split("/")[0]
     if not fs.exists(bucket):
         fs.mkdir(bucket)
-    fs.put(local.rstrip("/") + "/", url[len("s3://"):], recursive=True)
+    fs.put(local.rstrip("/") + "/", url[len("s3://") :], recursive=True)
 
 
 def _ft(url: str, so: dict | None = None) -> np.ndarray:
@@ -58,12 +58,27 @@ def test_prediction_on_gateway_workers_matches_local(tiny_store, tiny_model, s3,
         #    prediction tasks ask for it, so they can only run there), store and product on S3
         out = "s3://ftcloud-gateway/product_lib.zarr"
         plan = inference.InferencePlan(**PLAN, resources={"GPU": 1})
-        with connect("gateway", gateway_address=address, workers=2, gpu=True, worker_memory_gib=1, threads_per_worker=1,
-                     printer=lambda *_: None) as client:
+        with connect(
+            "gateway",
+            gateway_address=address,
+            workers=2,
+            gpu=True,
+            worker_memory_gib=1,
+            threads_per_worker=1,
+            printer=lambda *_: None,
+        ) as client:
             workers = client.scheduler_info()["workers"]
             assert len(workers) == 2 and all(w["resources"] == {"GPU": 1} for w in workers.values())
-            res = inference.predict(store, tiny_model, out, plan=plan, storage_options=so, out_storage_options=so,
-                                    progress=False, client=client)
+            res = inference.predict(
+                store,
+                tiny_model,
+                out,
+                plan=plan,
+                storage_options=so,
+                out_storage_options=so,
+                progress=False,
+                client=client,
+            )
             loaded = client.run(lambda: len(__import__("ftcloud.inference", fromlist=["x"])._MODEL_CACHE))
         assert res["regions"] > 0
         assert sum(loaded.values()) >= 2  # the models were loaded in the gateway's worker processes
@@ -72,9 +87,30 @@ def test_prediction_on_gateway_workers_matches_local(tiny_store, tiny_model, s3,
 
         # 2) the command line: `ftcloud predict --cluster gateway`, product on S3
         out_cli = "s3://ftcloud-gateway/product_cli.zarr"
-        rc = main(["--quiet", "predict", "--store", store, "--model", tiny_model, "--out", out_cli, "--cluster", "gateway",
-                   "--gateway-address", address, "--workers", "1", "--time-chunk", "16", "--batch-days", "8",
-                   "--storage-option", f"endpoint_url={s3['endpoint_url']}"])
+        rc = main(
+            [
+                "--quiet",
+                "predict",
+                "--store",
+                store,
+                "--model",
+                tiny_model,
+                "--out",
+                out_cli,
+                "--cluster",
+                "gateway",
+                "--gateway-address",
+                address,
+                "--workers",
+                "1",
+                "--time-chunk",
+                "16",
+                "--batch-days",
+                "8",
+                "--storage-option",
+                f"endpoint_url={s3['endpoint_url']}",
+            ]
+        )
         assert rc == 0
         printed = capsys.readouterr().out
         assert "[cluster] dask-gateway cluster" in printed and "1 worker(s)" in printed

@@ -105,7 +105,9 @@ def test_killed_run_resumes_without_recomputing(store, model_dir, tmp_path, monk
     with pytest.raises(Exception, match="did not finish"):
         open_group(str(tmp_path), ".killed.zarr.ftcloud-new")
     calls["n"] = 0
-    monkeypatch.setattr(inference.dask, "compute", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1])
+    monkeypatch.setattr(
+        inference.dask, "compute", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1]
+    )
     res = _predict(store, model_dir, out, time_chunk=16, batch_days=8, region_chunks=1)
     n_regions = 2 * 4  # 2 passes x ceil(59 / 16) time regions
     assert res["regions"] == calls["n"] == n_regions - 2  # the two finished regions were not recomputed
@@ -119,7 +121,9 @@ def test_model_is_loaded_once_per_worker(store, model_dir, tmp_path, monkeypatch
     real = inference.load_payload
     monkeypatch.setattr(inference, "load_payload", lambda p: (loads.append((p["pass"], p["fmt"])), real(p))[1])
     _predict(store, model_dir, tmp_path / "o.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8)
-    _predict(store, model_dir, tmp_path / "o2.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8, fmt="torchscript")
+    _predict(
+        store, model_dir, tmp_path / "o2.zarr", tile=4, space_chunk=4, time_chunk=16, batch_days=8, fmt="torchscript"
+    )
     # many blocks, one load per (pass, format); both exported formats run
     assert sorted(loads) == [("AM", "export"), ("AM", "torchscript"), ("PM", "export"), ("PM", "torchscript")]
 
@@ -155,9 +159,19 @@ def test_distributed_workers_give_the_same_bytes(store, model_dir, tmp_path):
 
     ref = tmp_path / "ref.zarr"
     _predict(store, model_dir, ref, time_chunk=16, batch_days=8)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         out = tmp_path / "dist.zarr"
-        inference.predict(store, model_dir, str(out), plan=inference.InferencePlan(time_chunk=16, batch_days=8), progress=False, client=client)
+        inference.predict(
+            store,
+            model_dir,
+            str(out),
+            plan=inference.InferencePlan(time_chunk=16, batch_days=8),
+            progress=False,
+            client=client,
+        )
         cached = client.run(lambda: len(__import__("ftcloud.inference", fromlist=["x"])._MODEL_CACHE))
     assert zarr.open_group(str(out))["ft"][:].tobytes() == zarr.open_group(str(ref))["ft"][:].tobytes()
     assert sum(cached.values()) >= 1 and all(v <= 2 for v in cached.values())  # at most one model per pass per worker

@@ -37,8 +37,10 @@ def _chunks(root: Path) -> dict:
             if p.name == ".zattrs":
                 doc.pop("history", None)
             else:
-                doc = {k: {kk: vv for kk, vv in v.items() if kk != "history"} if k.endswith(".zattrs") else v
-                       for k, v in doc["metadata"].items()}
+                doc = {
+                    k: {kk: vv for kk, vv in v.items() if kk != "history"} if k.endswith(".zattrs") else v
+                    for k, v in doc["metadata"].items()
+                }
             out[rel] = json.dumps(doc, sort_keys=True)
         elif p.name == ".ftcloud-status.json":  # the status record, less its time stamp
             doc = json.loads(p.read_text())
@@ -72,12 +74,18 @@ def test_tiles_of_a_region_write_the_same_bytes_as_one_window(src, tmp_path):
     tiled = pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=8)
     items = regions.work_items(tiled)
     assert len(items) == 3 * 4  # 3 time chunks x (2 x 2 tiles)
-    assert {(it.rows, it.cols) for it in items} == {((0, 8), (0, 8)), ((0, 8), (8, 13)), ((8, 10), (0, 8)), ((8, 10), (8, 13))}
+    assert {(it.rows, it.cols) for it in items} == {
+        ((0, 8), (0, 8)),
+        ((0, 8), (8, 13)),
+        ((8, 10), (0, 8)),
+        ((8, 10), (8, 13)),
+    }
     # a tile that is not a multiple of the chunks becomes the largest multiple below it (4 here):
     # items still cover whole chunks only
     odd = regions.work_items(pipelines.era5land_recipe(str(src), win, START, END, chunks, tile=6))
-    assert {(it.rows, it.cols) for it in odd} == {((r, min(r + 4, 10)), (c, min(c + 4, 13)))
-                                                  for r in (0, 4, 8) for c in (0, 4, 8, 12)}
+    assert {(it.rows, it.cols) for it in odd} == {
+        ((r, min(r + 4, 10)), (c, min(c + 4, 13))) for r in (0, 4, 8) for c in (0, 4, 8, 12)
+    }
     regions.write_recipe(whole, str(tmp_path / "whole"))
     regions.write_recipe(tiled, str(tmp_path / "tiled"))
     a, b = _chunks(tmp_path / "whole"), _chunks(tmp_path / "tiled")
@@ -91,7 +99,6 @@ def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     regions that are not done and ends with the same bytes as an uninterrupted ingest."""
     from ftcloud.errors import FTCloudError
     from ftcloud.workflows.ingest import ingest
-
 
     clean = tmp_path / "clean"
     ingest(str(src), str(clean), sources=["era5land"], progress=False)
@@ -116,7 +123,11 @@ def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     assert len(list((staged / regions.MARKERS).iterdir())) == 2
 
     resumed = []
-    monkeypatch.setattr(regions, "write_item", lambda recipe, item, *a, **k: (resumed.append(item.index), real(recipe, item, *a, **k))[1])
+    monkeypatch.setattr(
+        regions,
+        "write_item",
+        lambda recipe, item, *a, **k: (resumed.append(item.index), real(recipe, item, *a, **k))[1],
+    )
     res = ingest(str(src), str(store), sources=["era5land"], progress=False)
     assert sorted(resumed) == [2] and res.groups["era5land"]["resumed_items"] == 2
     assert store_status(str(store / "predictors" / "era5land")) == "complete"
@@ -131,8 +142,10 @@ def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path)
 
     local = tmp_path / "local"
     ingest(str(src), str(local), progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cl, \
-            Client(cl) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cl,
+        Client(cl) as client,
+    ):
         ingest(str(src), str(tmp_path / "dask"), progress=False, dask_address=cl.scheduler_address)
         # the work items ran as tasks of this scheduler, on its two worker processes
         seen = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.transition_log))
@@ -140,8 +153,11 @@ def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path)
         assert len(client.scheduler_info()["workers"]) == 2
         # the same items as plain dask tasks of a client (how `ftcloud run` ingests on a gateway cluster)
         ingest(str(src), str(tmp_path / "tasks"), progress=False, client=client)
-        ran = client.run_on_scheduler(lambda dask_scheduler: {str(t[0]) for t in dask_scheduler.transition_log
-                                                              if str(t[0]).startswith("ingest-") and t[2] == "memory"})
+        ran = client.run_on_scheduler(
+            lambda dask_scheduler: {
+                str(t[0]) for t in dask_scheduler.transition_log if str(t[0]).startswith("ingest-") and t[2] == "memory"
+            }
+        )
         assert {k.split("-")[1] for k in ran} >= {"era5land", "smap_e_ft", "esdr_ft"}, ran
     assert _chunks(tmp_path / "tasks") == _chunks(local)
     assert _chunks(tmp_path / "dask") == _chunks(local)
@@ -161,7 +177,11 @@ def test_scaling_benchmark_quick_runs():
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "scaling.py"), "--quick"], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "scaling.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "fitted exponent of time" in p.stdout and "peak RSS" in p.stdout

@@ -41,7 +41,14 @@ def store(twin, tmp_path_factory):
 
 
 def test_all_groups_complete_with_cf_metadata(store):
-    for group in ("predictors/era5land", "predictors/imerg", "targets/smap_e_ft", "targets/esdr_ft", "statics", "insitu/cma"):
+    for group in (
+        "predictors/era5land",
+        "predictors/imerg",
+        "targets/smap_e_ft",
+        "targets/esdr_ft",
+        "statics",
+        "insitu/cma",
+    ):
         assert store_status(str(store / group)) == "complete", group
         ds = open_group(str(store), group)
         assert ds.attrs["Conventions"] == "CF-1.8" and "ftcloud" in ds.attrs["history"]
@@ -59,7 +66,10 @@ def test_all_groups_complete_with_cf_metadata(store):
 def test_smap_target_equals_the_granules(twin, store):
     ds = open_group(str(store), "targets/smap_e_ft")
     assert ds["smap_e_ft"].dtype == np.uint8
-    assert list(ds["smap_e_ft"].attrs["flag_values"]) == [0, 1] and ds["smap_e_ft"].attrs["flag_meanings"] == "thawed frozen"
+    assert (
+        list(ds["smap_e_ft"].attrs["flag_values"]) == [0, 1]
+        and ds["smap_e_ft"].attrs["flag_meanings"] == "thawed frozen"
+    )
     for day in pd.date_range(START, END, freq="D"):
         with h5py.File(smap_url(str(twin), day)) as f:
             g = f["Freeze_Thaw_Retrieval_Data_Global"]
@@ -67,7 +77,7 @@ def test_smap_target_equals_the_granules(twin, store):
             x, y = g["x"][:], g["y"][:]
         c0 = int(np.argmin(np.abs(x - WINDOW.x[0])))
         r0 = int(np.argmin(np.abs(y - WINDOW.y[0])))
-        raw = raw[:, r0:r0 + WINDOW.shape[0], c0:c0 + WINDOW.shape[1]]
+        raw = raw[:, r0 : r0 + WINDOW.shape[0], c0 : c0 + WINDOW.shape[1]]
         expect = np.where(raw == 254, 255, raw)
         np.testing.assert_array_equal(ds["smap_e_ft"].sel(time=day).values, expect)
 
@@ -151,8 +161,15 @@ def test_imerg_rate_is_mean_of_two_half_hours(twin, store):
     x0, y0 = int(fx), int(fy)
     wx, wy = fx - x0, fy - y0
     m = mean.astype("f8")
-    expect = (m[x0, y0] * (1 - wx) * (1 - wy) + m[x0 + 1, y0] * wx * (1 - wy) + m[x0, y0 + 1] * (1 - wx) * wy + m[x0 + 1, y0 + 1] * wx * wy)
-    assert float(ds["pr_imerg"].sel(time=day, step=1).sel({"pass": "PM"}).values[i, j]) == pytest.approx(expect, rel=1e-5, abs=1e-6)
+    expect = (
+        m[x0, y0] * (1 - wx) * (1 - wy)
+        + m[x0 + 1, y0] * wx * (1 - wy)
+        + m[x0, y0 + 1] * (1 - wx) * wy
+        + m[x0 + 1, y0 + 1] * wx * wy
+    )
+    assert float(ds["pr_imerg"].sel(time=day, step=1).sel({"pass": "PM"}).values[i, j]) == pytest.approx(
+        expect, rel=1e-5, abs=1e-6
+    )
 
 
 def test_network_stations_keep_names_and_pixels(twin, store):
@@ -189,7 +206,9 @@ def _copy(twin, tmp_path):
 def test_missing_smap_granule_is_named_and_nothing_written(twin, tmp_path):
     src = _copy(twin, tmp_path)
     os.remove(smap_url(str(src), pd.Timestamp("2019-01-02")))
-    with pytest.raises(SourceFileError, match=r"SMAP_L3_FT_P_E_20190102_R18290_001\.h5 is missing; nothing was written"):
+    with pytest.raises(
+        SourceFileError, match=r"SMAP_L3_FT_P_E_20190102_R18290_001\.h5 is missing; nothing was written"
+    ):
         ingest(str(src), str(tmp_path / "store"), sources=["smap_e_ft"], progress=False)
     assert not (tmp_path / "store" / "targets").exists()
 

@@ -56,8 +56,9 @@ export_model(FusedFTModel(net, torch.linspace(0, 1, 8), torch.linspace(1, 2, 8))
 
 
 def _export_in_child(out: Path, hash_seed: str) -> None:
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed,
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
     proc = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -68,7 +69,9 @@ def test_exports_are_byte_identical_across_processes_hash_seeds_and_history(tmp_
     # this process has scripted other modules before (and its own hash seed): types cached, names mangled
     with _no_raise():
         torch.jit.script(torch.nn.Conv2d(3, 5, 7))
-        torch.jit.script(FusedFTModel(DualHeadConvLSTM(ModelConfig(hidden=(6,), kernel=5)), torch.zeros(8), torch.ones(8)))
+        torch.jit.script(
+            FusedFTModel(DualHeadConvLSTM(ModelConfig(hidden=(6,), kernel=5)), torch.zeros(8), torch.ones(8))
+        )
     card_c = export_model(_model(), str(tmp_path / "c"), "AM", {"halo": 3})
     for name in NAMES:
         a, b, c = ((tmp_path / d / name).read_bytes() for d in "abc")
@@ -92,7 +95,12 @@ def test_reproducible_files_load_and_match_the_eager_model(tmp_path):
     with _no_raise():
         ts = torch.jit.load(str(tmp_path / NAMES[0]))
     ep = torch.export.load(str(tmp_path / NAMES[1])).module()
-    for mod in (ts, ep, load_model(str(tmp_path), "AM", "torchscript")[0], load_model(str(tmp_path), "AM", "export")[0]):
+    for mod in (
+        ts,
+        ep,
+        load_model(str(tmp_path), "AM", "torchscript")[0],
+        load_model(str(tmp_path), "AM", "export")[0],
+    ):
         with torch.no_grad():
             ft, p = mod(x)
         np.testing.assert_array_equal(ft.numpy(), ref_ft.numpy())
@@ -138,12 +146,15 @@ def _assert_one_line(e, card_path: Path, *words):
         assert w in msg, msg
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{not json", ("not valid JSON", "line 1")),
-    ("[1, 2]", ("JSON list, not an object",)),
-    (b'{"files": "\xff"}', ("not UTF-8 text",)),
-    ("", ("not valid JSON",)),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", ("not valid JSON", "line 1")),
+        ("[1, 2]", ("JSON list, not an object",)),
+        (b'{"files": "\xff"}', ("not UTF-8 text",)),
+        ("", ("not valid JSON",)),
+    ],
+)
 def test_a_card_that_is_not_a_json_object_is_one_line(exported, text, words):
     d, _ = exported
     p = _write_card(d, text)
@@ -197,8 +208,9 @@ def test_cli_predict_with_a_broken_card_is_one_line_and_exit_2(tiny_store, expor
 
     d, card = exported
     export_model(_model(), str(d), "PM", {"halo": 3})
-    _write_card(d, json.dumps({**card, "files": {**card["files"], "export": {**card["files"]["export"],
-                                                                              "name": "../x.pt2"}}}))
+    _write_card(
+        d, json.dumps({**card, "files": {**card["files"], "export": {**card["files"]["export"], "name": "../x.pt2"}}})
+    )
     rc = main(["predict", "--store", tiny_store, "--model", str(d), "--out", str(tmp_path / "ft.zarr"), "--pass", "AM"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "not a plain file name" in err, err
@@ -209,26 +221,50 @@ def test_cli_predict_with_a_broken_card_is_one_line_and_exit_2(tiny_store, expor
 
 
 def _row(product, **kw):
-    return {"product": product, "CA_O": 0.9, "CA_O_lo": 0.85, "CA_O_hi": 0.95, "CA_F": 0.8, "CA_T": 0.95,
-            "n": 1000, "n_F": 300, "n_T": 700, **kw}
+    return {
+        "product": product,
+        "CA_O": 0.9,
+        "CA_O_lo": 0.85,
+        "CA_O_hi": 0.95,
+        "CA_F": 0.8,
+        "CA_T": 0.95,
+        "n": 1000,
+        "n_F": 300,
+        "n_T": 700,
+        **kw,
+    }
 
 
 PRODUCTS = ("smap_head", "esdr_head", "fused", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")
 
 
 def _block(**fused):
-    return {"table": [_row(p, **(fused if p == "fused" else {})) for p in PRODUCTS],
-            "gains": [{"product": p, "gain": 0.01, "gain_lo": None, "gain_hi": None} for p in PRODUCTS if p != "fused"]}
+    return {
+        "table": [_row(p, **(fused if p == "fused" else {})) for p in PRODUCTS],
+        "gains": [{"product": p, "gain": 0.01, "gain_lo": None, "gain_hi": None} for p in PRODUCTS if p != "fused"],
+    }
 
 
 def _card(**fused):
     """A card whose test window (Apr-Jun) has no frozen season, with undefined values in it."""
     common = {"all": _block(**fused), "transition": _block(), "thawed": _block(n_F=None, CA_F=None)}
-    return {"pass": "AM", "architecture": {"hidden": [4]}, "halo": 3,
-            "training": {"store": "s.zarr", "target_period": ["2015-04-01", "2018-06-30"], "best_epoch": None,
-                         "history": [], "seconds": None},
-            "metrics": {"period": ["2018-04-01", "2018-06-30"], "common_vs_truth": common,
-                        "common_vs_SMAP_E_FT": {"all": _block(CA_O=None, n=None)}}}
+    return {
+        "pass": "AM",
+        "architecture": {"hidden": [4]},
+        "halo": 3,
+        "training": {
+            "store": "s.zarr",
+            "target_period": ["2015-04-01", "2018-06-30"],
+            "best_epoch": None,
+            "history": [],
+            "seconds": None,
+        },
+        "metrics": {
+            "period": ["2018-04-01", "2018-06-30"],
+            "common_vs_truth": common,
+            "common_vs_SMAP_E_FT": {"all": _block(CA_O=None, n=None)},
+        },
+    }
 
 
 def test_report_prints_na_for_undefined_values():
@@ -292,8 +328,10 @@ def test_a_test_split_without_a_season_warns_once_before_training(caplog):
         train, val, test = check_splits(times)  # the paper's splits on a store that ends in June 2018
     msgs = [r.getMessage() for r in caplog.records]
     assert len(msgs) == 1 and "\n" not in msgs[0], msgs
-    assert msgs[0] == ("test split 2018-04-01..2020-12-31 holds 91 days of the store (2018-04-01..2018-06-30) and no "
-                       "frozen (Dec-Jan) day: scored n/a in the report")
+    assert msgs[0] == (
+        "test split 2018-04-01..2020-12-31 holds 91 days of the store (2018-04-01..2018-06-30) and no "
+        "frozen (Dec-Jan) day: scored n/a in the report"
+    )
     assert test.sum() == 91 and train.any() and val.any()
     caplog.clear()
     with caplog.at_level("WARNING", logger="ftcloud.model.training"):

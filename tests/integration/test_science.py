@@ -31,8 +31,14 @@ from ftcloud.workflows import trends as wf_trends
 from ftcloud.workflows import validate as wf_validate
 from ftcloud.cli import main
 
-PNGS_VALIDATE = ("fig03_ft_maps_AM.png", "fig03_ft_maps_PM.png", "fig04_accuracy_by_network.png",
-                 "fig05_accuracy_by_season.png", "fig06_ctc_AM.png", "fig07_ctc_PM.png")
+PNGS_VALIDATE = (
+    "fig03_ft_maps_AM.png",
+    "fig03_ft_maps_PM.png",
+    "fig04_accuracy_by_network.png",
+    "fig05_accuracy_by_season.png",
+    "fig06_ctc_AM.png",
+    "fig07_ctc_PM.png",
+)
 PNGS_TRENDS = ("fig11_regional_series.png", "fig12_stability_series.png", "slope_map.png")
 MOCK_FLIP = 0.08
 
@@ -41,7 +47,13 @@ def _write_product(ft: xr.DataArray, url: str) -> str:
     """Write FT codes (pass, time, y, x) as an ftcloud product group marked complete."""
     from ftcloud.io.stores import mark_complete
 
-    ds = xr.Dataset({"ft": ft.astype("u1").assign_attrs(long_name="mock fused FT", flag_values=[0, 1], flag_meanings="thawed frozen")})
+    ds = xr.Dataset(
+        {
+            "ft": ft.astype("u1").assign_attrs(
+                long_name="mock fused FT", flag_values=[0, 1], flag_meanings="thawed frozen"
+            )
+        }
+    )
     ds.to_zarr(url, mode="w", consolidated=True)
     mark_complete(url)
     return url
@@ -61,7 +73,9 @@ def twin_2018(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("science2018")
     src, store = root / "src", root / "store"
-    generate("tiny", "2018-01-01", "2018-12-31", str(src), seed=0, insitu=True, targets_start="2018-01-01", progress=False)
+    generate(
+        "tiny", "2018-01-01", "2018-12-31", str(src), seed=0, insitu=True, targets_start="2018-01-01", progress=False
+    )
     ingest(str(src), str(store), progress=False)
     truth = _truth_codes(src / "truth")
     rng = np.random.default_rng(7)
@@ -77,7 +91,9 @@ def twin_20y(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("science20y")
     src = root / "src"
-    generate("tiny", "2001-01-01", "2020-12-31", str(src), seed=0, insitu=False, targets_start="2100-01-01", progress=False)
+    generate(
+        "tiny", "2001-01-01", "2020-12-31", str(src), seed=0, insitu=False, targets_start="2100-01-01", progress=False
+    )
     product = _write_product(_truth_codes(src / "truth"), str(root / "truth_as_product.zarr"))
     return {"root": root, "src": src, "product": product}
 
@@ -97,9 +113,18 @@ def _assert_png(path):
 
 def test_validate_cli_end_to_end(twin_2018, tmp_path):
     out = tmp_path / "validate"
-    assert main(["-q", "validate", "--store", twin_2018["store"], "--product", twin_2018["product"], "--out", str(out)]) == 0
-    for name in ("direct_validation.csv", "direct_validation.md", "ctc_summary.csv", "ctc_summary.md", "ctc_stations.csv",
-                 "validate-summary.json"):
+    assert (
+        main(["-q", "validate", "--store", twin_2018["store"], "--product", twin_2018["product"], "--out", str(out)])
+        == 0
+    )
+    for name in (
+        "direct_validation.csv",
+        "direct_validation.md",
+        "ctc_summary.csv",
+        "ctc_summary.md",
+        "ctc_stations.csv",
+        "validate-summary.json",
+    ):
         assert (out / name).stat().st_size > 100, name
     for name in PNGS_VALIDATE:
         _assert_png(out / "figures" / name)
@@ -145,10 +170,24 @@ def test_validate_cli_end_to_end(twin_2018, tmp_path):
     per = summary["baselines_period"]
     days = pd.date_range(*per)
     conv = xr.open_zarr(twin_2018["product"])["ft"].sel({"pass": "AM"}).sel(time=days).values
-    stl1 = xr.open_zarr(os.path.join(twin_2018["store"], "predictors", "era5land"))["stl1"].sel({"pass": "AM"}).isel(step=2)
+    stl1 = (
+        xr.open_zarr(os.path.join(twin_2018["store"], "predictors", "era5land"))["stl1"]
+        .sel({"pass": "AM"})
+        .isel(step=2)
+    )
     stl1 = stl1.sel(time=days).transpose("time", "y", "x").values
-    smap = xr.open_zarr(os.path.join(twin_2018["store"], "targets", "smap_e_ft"))["smap_e_ft"].sel({"pass": "AM"}).sel(time=days).values
-    esdr = xr.open_zarr(os.path.join(twin_2018["store"], "targets", "esdr_ft"))["esdr_ft"].sel({"pass": "AM"}).sel(time=days).values
+    smap = (
+        xr.open_zarr(os.path.join(twin_2018["store"], "targets", "smap_e_ft"))["smap_e_ft"]
+        .sel({"pass": "AM"})
+        .sel(time=days)
+        .values
+    )
+    esdr = (
+        xr.open_zarr(os.path.join(twin_2018["store"], "targets", "esdr_ft"))["esdr_ft"]
+        .sel({"pass": "AM"})
+        .sel(time=days)
+        .values
+    )
     tr = _truth_codes(twin_2018["src"] / "truth").sel({"pass": "AM"}).sel(time=days).values
     ok = np.isin(conv, (0, 1)) & np.isfinite(stl1) & np.isin(smap, (0, 1)) & np.isin(esdr, (0, 1)) & np.isin(tr, (0, 1))
     row = b[(b["reference"] == "truth") & (b["pass"] == "AM") & (b["season"] == "all") & (b["product"] == "SMAP_E_FT")]
@@ -178,8 +217,14 @@ def test_validate_cli_end_to_end(twin_2018, tmp_path):
 def test_validate_skips_missing_insitu(twin_2018, tmp_path):
     store = tmp_path / "store"
     shutil.copytree(twin_2018["store"], store, ignore=shutil.ignore_patterns("insitu"))
-    res = wf_validate.validate(str(store), twin_2018["product"], str(tmp_path / "out"), truth=str(twin_2018["src"] / "truth"),
-                           figures=False, progress=False)
+    res = wf_validate.validate(
+        str(store),
+        twin_2018["product"],
+        str(tmp_path / "out"),
+        truth=str(twin_2018["src"] / "truth"),
+        figures=False,
+        progress=False,
+    )
     assert len(res["skipped"]) == 2
     assert not (tmp_path / "out" / "direct_validation.csv").exists()
 
@@ -188,7 +233,9 @@ def test_commands_without_truth(twin_2018, twin_20y, tmp_path, monkeypatch):
     """Outside the twin (no truth folder) the same tables come out, without the truth columns."""
     monkeypatch.setattr(wf_validate, "find_truth", lambda *a, **k: None)
     monkeypatch.setattr(wf_trends, "find_truth", lambda *a, **k: None)
-    res = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False)
+    res = wf_validate.validate(
+        twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False
+    )
     assert res["truth"] is None and not res["skipped"]
     assert set(pd.read_csv(tmp_path / "v" / "direct_validation.csv")["reference"]) == {"insitu"}
     s = pd.read_csv(tmp_path / "v" / "ctc_summary.csv")
@@ -212,8 +259,23 @@ def test_trends_cli_recovers_planted_slopes(twin_2018, twin_20y, tmp_path):
     # the statics of the 2018 store describe the same cells (the twin's static world depends on the seed only)
     assert (open_group(twin_2018["store"], "statics")["region"].values == region).all()
     out = tmp_path / "trends"
-    assert main(["-q", "trends", "--product", twin_20y["product"], "--store", twin_2018["store"], "--truth", str(truth_dir),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "trends",
+                "--product",
+                twin_20y["product"],
+                "--store",
+                twin_2018["store"],
+                "--truth",
+                str(truth_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name in ("table2.csv", "table2.md", "regional_series.csv", "trends-summary.json"):
         assert (out / name).stat().st_size > 100, name
     for name in PNGS_TRENDS:
@@ -238,11 +300,20 @@ def test_trends_cli_recovers_planted_slopes(twin_2018, twin_20y, tmp_path):
     #    41 years, as docs/twin.md reports). The tolerance is the 95 % Sen/Mann-Kendall confidence
     #    interval of each regional series (Sen 1968; ~ +-2 SE), computed by regional_table itself.
     planted = m[m["planted_n_pixels"] > 0]
-    assert set(planted.index) >= {"qinghai_tibet", "semi_stable", "transitional", "unstable", "seasonally_frozen_ground"}
+    assert set(planted.index) >= {
+        "qinghai_tibet",
+        "semi_stable",
+        "transitional",
+        "unstable",
+        "seasonally_frozen_ground",
+    }
     assert planted["planted_in_ci"].all(), planted[["sen_slope", "slope_low", "slope_high", "planted_slope"]]
     half = (planted["slope_high"] - planted["slope_low"]) / 2
     assert (half < 1.0).all(), half  # not vacuous: a slope per day, or per decade, would fall outside
-    assert abs(m.loc["stable", "planted_slope"] - (-0.22)) < 1e-6 and abs(m.loc["unstable", "planted_slope"] - (-0.05)) < 1e-6
+    assert (
+        abs(m.loc["stable", "planted_slope"] - (-0.22)) < 1e-6
+        and abs(m.loc["unstable", "planted_slope"] - (-0.05)) < 1e-6
+    )
     md = (out / "table2.md").read_text()
     assert "| stability | seasonally_frozen_ground |" in md and "planted_slope" in md
 
@@ -259,7 +330,7 @@ def _gridded(twin):
     esdr = open_group(store, "targets/esdr_ft")["esdr_ft"].transpose("pass", "time", "y", "x").load()
     era = reference.era5_ft(open_group(store, "predictors/era5land")["stl1"]).transpose("pass", "time", "y", "x").load()
     truth = inputs.open_truth_ft(str(twin["src"] / "truth"), smap).load()
-    strip = lambda a: a.drop_vars([c for c in a.coords if c not in a.dims])
+    strip = lambda a: a.drop_vars([c for c in a.coords if c not in a.dims])  # noqa: E731
     return {k: strip(v) for k, v in {"SMAP_E_FT": smap, "ESDR_FT": esdr, "ERA5_FT": era, "truth": truth}.items()}
 
 
@@ -276,11 +347,18 @@ def _ctc_errors(products: dict, truth: xr.DataArray) -> pd.DataFrame:
     for prod in products:
         for p in ("AM", "PM"):
             o = ok.sel({"pass": p})
+
             def mean(v, prod=prod, p=p, o=o):
                 return float(res[v].sel(product=prod, **{"pass": p}).where(o).mean())
 
-            rows.append({"product": prod, "pass": p, **{f"d_{v}": mean(v) - mean(f"truth_{v}") for v in ("psi", "eta", "pi")},
-                         "truth_pi": mean("truth_pi")})
+            rows.append(
+                {
+                    "product": prod,
+                    "pass": p,
+                    **{f"d_{v}": mean(v) - mean(f"truth_{v}") for v in ("psi", "eta", "pi")},
+                    "truth_pi": mean("truth_pi"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -314,10 +392,13 @@ def test_ctc_estimates_actual_accuracy_within_002(twin_2018, pair):
     assert (worst <= 0.02).all(), err
 
 
-@pytest.mark.xfail(strict=True, reason="ERA5_FT and ESDR_FT errors are conditionally dependent on the twin (r = 0.15-0.22 "
-                                      "given the truth): CTC overestimates their AM specificity by ~0.03-0.04 (this window, "
-                                      "2015-2020: ERA5_FT +0.036, ESDR_FT +0.031; 2018: +0.033, +0.028) and ERA5_FT's AM "
-                                      "balanced accuracy by 0.021")
+@pytest.mark.xfail(
+    strict=True,
+    reason="ERA5_FT and ESDR_FT errors are conditionally dependent on the twin (r = 0.15-0.22 "
+    "given the truth): CTC overestimates their AM specificity by ~0.03-0.04 (this window, "
+    "2015-2020: ERA5_FT +0.036, ESDR_FT +0.031; 2018: +0.033, +0.028) and ERA5_FT's AM "
+    "balanced accuracy by 0.021",
+)
 def test_ctc_all_twin_products_within_002(twin_2018):
     g = _gridded(twin_2018)
     err = _ctc_errors({"ERA5_FT": g["ERA5_FT"], "SMAP_E_FT": g["SMAP_E_FT"], "ESDR_FT": g["ESDR_FT"]}, g["truth"])
@@ -334,8 +415,12 @@ def test_network_ft_reads_the_local_solar_overpass():
     t = pd.date_range("2019-01-01", "2019-01-04 23:30", freq="30min")
     hours = t.hour + t.minute / 60
     temp = np.where((hours >= 23) | (hours <= 1), -1.0, 2.0)
-    da = xr.DataArray(temp[None, :], dims=("station", "time"), coords={"station": ["s"], "time": t, "lon": ("station", [90.0])},
-                      attrs={"units": "degC"})
+    da = xr.DataArray(
+        temp[None, :],
+        dims=("station", "time"),
+        coords={"station": ["s"], "time": t, "lon": ("station", [90.0])},
+        attrs={"units": "degC"},
+    )
     ft = reference.network_ft(da)
     assert ft.dims == ("pass", "station", "time")
     # local day 2019-01-01 starts at 18:00 UTC of 2018-12-31: its AM window is complete from the 2nd on
@@ -343,7 +428,13 @@ def test_network_ft_reads_the_local_solar_overpass():
     pm = ft.sel({"pass": "PM"}).isel(station=0).sel(time=slice("2019-01-01", "2019-01-04")).values
     assert (am == 1).all() and (pm == 0).all()
     # the same series read in UTC (no shift) would be thawed at 06:00
-    utc = reference.network_ft(da, lon=[0.0]).sel({"pass": "AM"}).isel(station=0).sel(time=slice("2019-01-02", "2019-01-04")).values
+    utc = (
+        reference.network_ft(da, lon=[0.0])
+        .sel({"pass": "AM"})
+        .isel(station=0)
+        .sel(time=slice("2019-01-02", "2019-01-04"))
+        .values
+    )
     assert (utc == 0).all()
     # too few readings in the window -> missing
     gappy = da.where((hours < 23) & (hours > 1))
@@ -354,16 +445,22 @@ def test_meteorology_and_era5_rules():
     t = pd.date_range("2019-01-01", periods=3, freq="D")
     t4 = pd.date_range("2019-01-01", periods=4, freq="D")
     # hand-computed: AM frozen iff t0_max < 0, PM frozen iff t0_min < 0 (strictly; exactly 0 is thawed)
-    cma = xr.Dataset({"t0_min": (("station", "time"), [[-3.0, -1.5, 0.0, np.nan]], {"units": "degC"}),
-                      "t0_max": (("station", "time"), [[2.0, -0.5, 0.0, -1.0]], {"units": "degC"})},
-                     coords={"station": ["a"], "time": t4})
+    cma = xr.Dataset(
+        {
+            "t0_min": (("station", "time"), [[-3.0, -1.5, 0.0, np.nan]], {"units": "degC"}),
+            "t0_max": (("station", "time"), [[2.0, -0.5, 0.0, -1.0]], {"units": "degC"}),
+        },
+        coords={"station": ["a"], "time": t4},
+    )
     m = reference.meteorology_ft(cma)
     assert m.sel({"pass": "AM"}).values.tolist() == [[0, 1, 0, 1]]
     assert m.sel({"pass": "PM"}).values.tolist() == [[1, 1, 0, 255]]
     vals = np.full((3, 2, 3, 1), 300.0)  # (time, pass, step, y); only step 2 counts
     vals[:, 0, 2, 0] = [273.0, 273.2, 274.0]
     vals[:, 1, 2, 0] = [270.0, 280.0, 273.15]
-    stl1 = xr.DataArray(vals, dims=("time", "pass", "step", "y"), coords={"time": t, "pass": ["AM", "PM"]}, attrs={"units": "K"})
+    stl1 = xr.DataArray(
+        vals, dims=("time", "pass", "step", "y"), coords={"time": t, "pass": ["AM", "PM"]}, attrs={"units": "K"}
+    )
     e = reference.era5_ft(stl1)
     assert e.sel({"pass": "AM"}).values.ravel().tolist() == [1, 0, 0]
     assert e.sel({"pass": "PM"}).values.ravel().tolist() == [1, 0, 0]  # strictly below 273.15 K
@@ -373,16 +470,30 @@ def test_to_markdown_and_masks():
     df = pd.DataFrame({"a": ["x", "y"], "v": [0.12345, np.nan], "ok": [True, False], "n": [3, 4]})
     md = tables.to_markdown(df, digits=2)
     assert md.splitlines()[0] == "| a | v | ok | n |" and "| x | 0.12 | yes | 3 |" in md and "| y |  | no | 4 |" in md
-    region = xr.DataArray(np.array([[1, 1], [2, 0]], "u1"), dims=("y", "x"),
-                          attrs={"flag_values": [0, 1, 2], "flag_meanings": "none qinghai_tibet northwest"})
-    stab = xr.DataArray(np.array([[1, 6], [0, 0]], "u1"), dims=("y", "x"),
-                        attrs={"flag_values": [0, 1, 6], "flag_meanings": "none very_stable seasonally_frozen_ground"})
+    region = xr.DataArray(
+        np.array([[1, 1], [2, 0]], "u1"),
+        dims=("y", "x"),
+        attrs={"flag_values": [0, 1, 2], "flag_meanings": "none qinghai_tibet northwest"},
+    )
+    stab = xr.DataArray(
+        np.array([[1, 6], [0, 0]], "u1"),
+        dims=("y", "x"),
+        attrs={"flag_values": [0, 1, 6], "flag_meanings": "none very_stable seasonally_frozen_ground"},
+    )
     masks = sci_trends.stratum_masks(region, stab)
     assert [(g, n, int(mk.sum())) for g, n, mk in masks] == [
-        ("region", "qinghai_tibet", 2), ("region", "northwest", 1), ("all", "all regions", 3),
-        ("stability", "very_stable", 1), ("stability", "seasonally_frozen_ground", 1)]
-    fd = xr.DataArray(np.arange(40, dtype=float).reshape(10, 2, 2), dims=("year", "y", "x"),
-                      coords={"year": np.arange(2000, 2010)}, attrs={"units": "days"})
+        ("region", "qinghai_tibet", 2),
+        ("region", "northwest", 1),
+        ("all", "all regions", 3),
+        ("stability", "very_stable", 1),
+        ("stability", "seasonally_frozen_ground", 1),
+    ]
+    fd = xr.DataArray(
+        np.arange(40, dtype=float).reshape(10, 2, 2),
+        dims=("year", "y", "x"),
+        coords={"year": np.arange(2000, 2010)},
+        attrs={"units": "days"},
+    )
     tab = sci_trends.table2(fd, region, stab)
     assert list(zip(tab["group"], tab["name"])) == [(g, n) for g, n, _ in masks]
     s = sci_trends.regional_series(fd, masks)
@@ -422,12 +533,16 @@ def test_era5_ft_takes_the_05h_17h_step_and_fails_clearly_without_it():
     assert reference.era5_ft(pre).sel({"pass": "AM"}).values.ravel().tolist() == [0, 0, 1]
     # float32 exactly at 273.15 K is thawed, one ulp below frozen
     at = np.float32(273.15)
-    e32 = reference.era5_ft(_stl1_steps([[frozen] * 3, [frozen] * 3, [at, np.nextafter(at, np.float32(0)), at]], dtype="f4"))
+    e32 = reference.era5_ft(
+        _stl1_steps([[frozen] * 3, [frozen] * 3, [at, np.nextafter(at, np.float32(0)), at]], dtype="f4")
+    )
     assert e32.sel({"pass": "PM"}).values.ravel().tolist() == [0, 1, 0]
     # clear ftcloud errors, naming the variable and what was expected
-    bad = [(_stl1_steps(per_step).isel(step=slice(0, 2)), "2 value"),  # too short
-           (_stl1_steps(per_step, coord=False).isel(step=2), "no 'step' axis"),  # absent, nothing says which hour it is
-           (_stl1_steps(per_step).isel(step=0), "reduced to step 0")]  # the 03 h step
+    bad = [
+        (_stl1_steps(per_step).isel(step=slice(0, 2)), "2 value"),  # too short
+        (_stl1_steps(per_step, coord=False).isel(step=2), "no 'step' axis"),  # absent, nothing says which hour it is
+        (_stl1_steps(per_step).isel(step=0), "reduced to step 0"),
+    ]  # the 03 h step
     for da, msg in bad:
         with pytest.raises(ValidationError, match=msg) as ei:
             reference.era5_ft(da)
@@ -439,8 +554,15 @@ def _direct_ds(counts):
     seasons = list(study.SEASONS)
     arr = np.array([counts[s] for s in seasons], dtype=np.int64)  # (season, 4)
     shape = (1, 1, len(seasons), 1, 1)
-    ds = xr.Dataset(coords={"reference": ["insitu"], "product": ["ConvLSTM_FT"], "season": seasons, "network": ["all"],
-                            "pass": ["AM"]})
+    ds = xr.Dataset(
+        coords={
+            "reference": ["insitu"],
+            "product": ["ConvLSTM_FT"],
+            "season": seasons,
+            "network": ["all"],
+            "pass": ["AM"],
+        }
+    )
     dims = ("reference", "product", "season", "network", "pass")
     for i, k in enumerate(("N_FF", "N_TF", "N_TT", "N_FT")):
         ds[k] = (dims, arr[:, i].reshape(shape))
@@ -456,10 +578,19 @@ def test_direct_tables_mask_accuracies_over_few_station_days():
 
     assert MIN_TABLE_COUNT == 20
     # frozen season: 3 + 1 thawed pairs (CA_T over 4 station-days: masked); thawed season: 19 frozen pairs (masked)
-    counts = {"all": [400, 40, 500, 60], "frozen": [300, 30, 3, 1], "transition": [90, 9, 200, 40], "thawed": [10, 9, 297, 19]}
+    counts = {
+        "all": [400, 40, 500, 60],
+        "frozen": [300, 30, 3, 1],
+        "transition": [90, 9, 200, 40],
+        "thawed": [10, 9, 297, 19],
+    }
     ddf = validation._direct_table(_direct_ds(counts))
     r = ddf.set_index("season")
-    assert np.isnan(r.loc["frozen", "CA_T"]) and r.loc["frozen", "CA_F"] == 300 / 330 and r.loc["frozen", "CA_O"] == 303 / 334
+    assert (
+        np.isnan(r.loc["frozen", "CA_T"])
+        and r.loc["frozen", "CA_F"] == 300 / 330
+        and r.loc["frozen", "CA_O"] == 303 / 334
+    )
     assert np.isnan(r.loc["thawed", "CA_F"]) and r.loc["thawed", "CA_T"] == 297 / 316
     assert r.loc["all", ["CA_F", "CA_T", "CA_O"]].tolist() == [400 / 440, 500 / 560, 900 / 1000]
     assert r.loc["frozen", "N_TT"] == 3  # the counts stay
@@ -479,7 +610,11 @@ def _ctc_stations(rng):
     for sens, spec in ((0.95, 0.85), (0.80, 0.92), (0.88, 0.88)):
         u = rng.random(truth.shape)
         xs.append(np.where(truth, u < sens, u >= spec).astype("u1"))
-    sparse = [[0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1], [0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 0], [0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1]]
+    sparse = [
+        [0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1],
+        [0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 0],
+        [0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1],
+    ]
     for x, s in zip(xs, sparse):
         x[:, -1] = 255
         x[:12, -1] = s  # a CTC defined over 12 days (min_count=5 below), psi 0.69, eta 0.87
@@ -523,4 +658,6 @@ def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
     assert st.loc[("ERA5_FT", "s30"), "reason"] == "too_few_samples" and np.isnan(st.loc[("ERA5_FT", "s30"), "psi"])
     flagged = [f"s{i:02d}" for i in np.flatnonzero(reason == 6)]
     rows = st.loc[[("ERA5_FT", s) for s in flagged]]
-    assert (rows["reason"] == "estimate_out_of_range").all() and rows["psi"].isna().all() and rows["eta_raw"].notna().all()
+    assert (
+        (rows["reason"] == "estimate_out_of_range").all() and rows["psi"].isna().all() and rows["eta_raw"].notna().all()
+    )

@@ -24,7 +24,9 @@ START, END = "2018-12-20", "2019-02-10"
 def twin(tmp_path_factory):
     root = tmp_path_factory.mktemp("packing")
     generate("tiny", START, END, str(root / "src"), seed=4, targets_start=START, insitu=False, progress=False)
-    ingest(str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+    ingest(
+        str(root / "src"), str(root / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False
+    )
     return root
 
 
@@ -33,8 +35,10 @@ def test_predictors_are_packed_and_decode_within_the_stated_precision(twin):
     ds = xr.open_zarr(str(twin / "store" / "predictors" / "era5land"))
     win = region_window("tiny")
     # the source's own values, opened the way the recipe opens them (float32), month by month
-    parts = [era5land.preprocess_month(era5land.era5_url(str(twin / "src"), m), m, win, START, END)
-             for m in months_between(START, END)]
+    parts = [
+        era5land.preprocess_month(era5land.era5_url(str(twin / "src"), m), m, win, START, END)
+        for m in months_between(START, END)
+    ]
     ref = xr.concat(parts, dim="time")
     for name, p in PREDICTOR_PACKING.items():
         a = grp[name]
@@ -53,12 +57,16 @@ def test_predictors_are_packed_and_decode_within_the_stated_precision(twin):
         assert err.max() > 0 or name == "sde"  # lossy indeed (snow-free tiny windows may hold zeros only)
 
 
-@pytest.mark.parametrize("var,value,expected", [
-    ("stl1", 512.0, "outside its physical range 180 .. 350 K"),  # int16 would hold it; it is not a soil temperature
-    ("swvl1", 0.99, "expected -0.35534 .. 0.95534 m3 m-3 (the range its int16 packing holds)"),  # would wrap
-])
+@pytest.mark.parametrize(
+    "var,value,expected",
+    [
+        ("stl1", 512.0, "outside its physical range 180 .. 350 K"),  # int16 would hold it; it is not a soil temperature
+        ("swvl1", 0.99, "expected -0.35534 .. 0.95534 m3 m-3 (the range its int16 packing holds)"),  # would wrap
+    ],
+)
 def test_a_value_outside_the_physical_or_packable_range_is_one_line_and_no_complete_store(
-        twin, tmp_path, monkeypatch, capsys, var, value, expected):
+    twin, tmp_path, monkeypatch, capsys, var, value, expected
+):
     from ftcloud.cli import main
 
     real = era5land.preprocess_month
@@ -88,11 +96,17 @@ def test_packed_store_is_smaller_than_float32(twin):
     import numcodecs
 
     root = twin / "store" / "predictors" / "era5land"
-    packed = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root / "stl1") for f in fs if not f.startswith("."))
+    packed = sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root / "stl1") for f in fs if not f.startswith(".")
+    )
     raw = xr.open_zarr(str(root))["stl1"].values.astype("f4")
     lz4 = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     # the old layout: 32-day chunks of one pass, float32, lz4
-    old = sum(len(lz4.encode(np.ascontiguousarray(raw[t:t + 32, p:p + 1]))) for t in range(0, raw.shape[0], 32) for p in (0, 1))
+    old = sum(
+        len(lz4.encode(np.ascontiguousarray(raw[t : t + 32, p : p + 1])))
+        for t in range(0, raw.shape[0], 32)
+        for p in (0, 1)
+    )
     assert packed < 0.7 * old, (packed, old)
 
 
@@ -111,7 +125,9 @@ def test_store_targets_read_on_demand_equal_xarray(twin):
         assert t.shape == eager.shape and np.array_equal(np.asarray(t), eager)
         idx = np.array([1, 2, 30, 40])
         assert np.array_equal(t.read(idx, slice(3, 9), slice(0, 4)), eager[idx][:, 3:9, 0:4])
-    truth = xr.open_dataset(str(twin / "src" / "truth" / "truth_ft_9km.nc"))["ft"].sel({"pass": "PM"}).sel(time=data.times)
+    truth = (
+        xr.open_dataset(str(twin / "src" / "truth" / "truth_ft_9km.nc"))["ft"].sel({"pass": "PM"}).sel(time=data.times)
+    )
     tv = truth.values
     assert np.array_equal(np.asarray(data.truth), np.where(np.isfinite(tv), tv, 255).astype("u1"))
 
@@ -124,7 +140,7 @@ def test_streamed_target_summary_equals_the_whole_array_rule():
     y[:, 1, 1] = 255  # never observed
     y[:140, 2, 3] = 255  # missing on 140 of 150 days
     train = rng.random(150) < 0.7
-    (perm, counts), = target_summary([y], train, 0.9, block_days=17)
+    ((perm, counts),) = target_summary([y], train, 0.9, block_days=17)
     ht = head_targets(y, train, 0.9)
     assert np.array_equal(perm, (ht == 2).all(axis=0))
     assert counts.tolist() == [int((ht[train] == 0).sum()), int((ht[train] == 1).sum())]
@@ -137,8 +153,10 @@ def test_common_counts_batch_by_batch_equal_one_compare():
     rng = np.random.default_rng(9)
     t = pd.date_range("2018-01-01", periods=120)
     ref = rng.choice(np.array([0, 1, 255], "u1"), size=(120, 5, 4), p=[0.45, 0.45, 0.1])
-    prods = {k: np.where(rng.random(ref.shape) < q, 1 - np.minimum(ref, 1), ref).astype("u1")
-             for k, q in (("fused", 0.05), ("a", 0.1), ("b", 0.2))}
+    prods = {
+        k: np.where(rng.random(ref.shape) < q, 1 - np.minimum(ref, 1), ref).astype("u1")
+        for k, q in (("fused", 0.05), ("a", 0.1), ("b", 0.2))
+    }
     prods["b"][rng.random(ref.shape) < 0.05] = 255
     blocks, nb = time_blocks(t, ref.shape[1:])
     mask = np.broadcast_to(np.asarray(t.month != 2)[:, None, None], ref.shape)
@@ -161,8 +179,11 @@ def test_tiled_evaluation_equals_the_whole_window(twin, monkeypatch):
     from ftcloud.model.data import load_target_period
 
     data = load_target_period(str(twin / "store"), "AM")
-    splits = {"train": (("2018-12-20", "2019-01-20"),), "val": (("2019-01-21", "2019-01-31"),),
-              "test": (("2019-02-01", "2019-02-10"),)}
+    splits = {
+        "train": (("2018-12-20", "2019-01-20"),),
+        "val": (("2019-01-21", "2019-01-31"),),
+        "test": (("2019-02-01", "2019-02-10"),),
+    }
     train = training.split_mask(data.times, "train", splits)
     mean, std = training.channel_stats(data.X, train)
     torch.manual_seed(0)
@@ -179,5 +200,6 @@ def test_tiled_evaluation_equals_the_whole_window(twin, monkeypatch):
     tiled = training.evaluate_test_period(model, data, splits, n_boot=100)
     assert tiled == whole
     r_tiled = training.train_pass(data, cfg, progress=False)
-    np.testing.assert_allclose([h["val_loss"] for h in r_tiled.history], [h["val_loss"] for h in r_whole.history],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [h["val_loss"] for h in r_tiled.history], [h["val_loss"] for h in r_whole.history], rtol=1e-4
+    )

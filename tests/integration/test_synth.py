@@ -31,7 +31,11 @@ SMAP_GROUP = "Freeze_Thaw_Retrieval_Data_Global"
 
 
 def _hashes(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,9 @@ def test_summary_and_success_marker(short):
     assert s["files"]["esdr_ft"] == 1
     assert s["files"]["imerg"] > 0
     assert s["n_files"] == sum(s["files"].values())
-    assert s["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("_SUCCESS", ".ftcloud-synth"))
+    assert s["bytes"] == sum(
+        p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("_SUCCESS", ".ftcloud-synth")
+    )
     ok = json.loads((out / "_SUCCESS").read_text())
     assert ok["parameters"]["region"] == "tiny" and ok["parameters"]["seed"] == 0
     assert ok["files"] == s["files"]
@@ -87,7 +93,10 @@ def test_other_seed_other_data_and_rerun_overwrites(short, tmp_path):
     a = xr.open_dataset(out / "era5land" / "era5land_201803.nc").stl1.values
     b = xr.open_dataset(tmp_path / "era5land" / "era5land_201803.nc").stl1.values
     assert a.shape == b.shape and np.abs(a - b).mean() > 0.1
-    with xr.open_dataset(out / "truth" / "truth_summary_9km.nc") as s0, xr.open_dataset(tmp_path / "truth" / "truth_summary_9km.nc") as s1:
+    with (
+        xr.open_dataset(out / "truth" / "truth_summary_9km.nc") as s0,
+        xr.open_dataset(tmp_path / "truth" / "truth_summary_9km.nc") as s1,
+    ):
         assert not np.array_equal(s0.magt_1980.values, s1.magt_1980.values)
     # rerun into the same folder with seed 0 regenerates the seed-0 files
     generate("tiny", out=tmp_path, seed=0, insitu=False, **kw)
@@ -171,7 +180,9 @@ def test_era5_layout(short):
                 assert v.dtype == np.int16
                 assert v.units == units
                 assert v.getncattr("_FillValue") == -32767 and v.getncattr("missing_value") == -32767
-                assert isinstance(v.getncattr("scale_factor"), np.float64) and isinstance(v.getncattr("add_offset"), np.float64)
+                assert isinstance(v.getncattr("scale_factor"), np.float64) and isinstance(
+                    v.getncattr("add_offset"), np.float64
+                )
                 assert (v[:] != -32767).all()  # no sea in tiny
             assert ds["stl1"].long_name == "Soil temperature level 1"
             assert ds["sde"].long_name == "Snow depth"
@@ -295,7 +306,9 @@ def test_esdr_layout(short):
     finally:
         raw.close()
     ds = xr.open_dataset(f, mask_and_scale=False)
-    np.testing.assert_array_equal(ds.time.values, np.arange(np.datetime64("2018-02-26"), np.datetime64("2018-03-04")).astype("datetime64[ns]"))
+    np.testing.assert_array_equal(
+        ds.time.values, np.arange(np.datetime64("2018-02-26"), np.datetime64("2018-03-04")).astype("datetime64[ns]")
+    )
     np.testing.assert_allclose(ds.x.values, w25.x)
     np.testing.assert_allclose(ds.y.values, w25.y)
     assert set(np.unique(ds.ft_status.values)) <= {0, 1, 2, 3, 254}
@@ -331,7 +344,9 @@ def test_auxiliary_and_truth_layout(short):
     tr = xr.open_dataset(out / "truth" / "truth_ft_9km.nc", mask_and_scale=False)
     assert tr.ft.dims == ("pass", "time", "y", "x") and tr.ft.dtype == np.uint8
     assert list(tr["pass"].values) == ["AM", "PM"]
-    np.testing.assert_array_equal(tr.time.values, np.arange(np.datetime64("2018-02-26"), np.datetime64("2018-03-04")).astype("datetime64[ns]"))
+    np.testing.assert_array_equal(
+        tr.time.values, np.arange(np.datetime64("2018-02-26"), np.datetime64("2018-03-04")).astype("datetime64[ns]")
+    )
     assert set(np.unique(tr.ft.values)) <= {0, 1}
     sm = xr.open_dataset(out / "truth" / "truth_summary_9km.nc")
     assert {"magt_1980", "warming_rate", "permafrost_stability", "frozen_days"} <= set(sm.data_vars)
@@ -358,11 +373,16 @@ def test_insitu_files(short):
     ok = t0.dropna()
     assert (ok.t0_min_degC <= ok.t0_max_degC).all()
     # the 0 cm surface has a larger diurnal range than the 5 cm probes
-    rng5 = np.mean([
-        pd.read_csv(out / "insitu" / "networks" / "Maqu" / f"{s}.csv").assign(day=lambda x: x.timestamp_utc.str[:10])
-        .groupby("day").tsoil_degC.agg(lambda x: x.max() - x.min()).mean()
-        for s in st.station
-    ])
+    rng5 = np.mean(
+        [
+            pd.read_csv(out / "insitu" / "networks" / "Maqu" / f"{s}.csv")
+            .assign(day=lambda x: x.timestamp_utc.str[:10])
+            .groupby("day")
+            .tsoil_degC.agg(lambda x: x.max() - x.min())
+            .mean()
+            for s in st.station
+        ]
+    )
     assert (ok.t0_max_degC - ok.t0_min_degC).mean() > 1.3 * rng5
 
 
@@ -380,8 +400,14 @@ def test_era5_threshold_is_not_the_truth(season):
     tr = _truth(out)
     ft = tr.ft.values
     dates = pd.DatetimeIndex(tr.time.values)
-    era = xr.open_mfdataset(sorted((out / "era5land").glob("*.nc")), combine="nested", concat_dim="time",
-                            data_vars="minimal", coords="minimal", compat="override")
+    era = xr.open_mfdataset(
+        sorted((out / "era5land").glob("*.nc")),
+        combine="nested",
+        concat_dim="time",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+    )
     era = era.drop_duplicates("time").load()
     rg = LatLonRegridder(era.latitude.values, era.longitude.values, win)
     lon, _ = win.lonlat
@@ -398,7 +424,12 @@ def test_era5_threshold_is_not_the_truth(season):
 
 def _smap(out, dates):
     files = sorted((out / "smap_e_ft").rglob("*.h5"))
-    arr = np.stack([xr.open_dataset(f, group=SMAP_GROUP, engine="h5netcdf", mask_and_scale=False).freeze_thaw.values for f in files])
+    arr = np.stack(
+        [
+            xr.open_dataset(f, group=SMAP_GROUP, engine="h5netcdf", mask_and_scale=False).freeze_thaw.values
+            for f in files
+        ]
+    )
     fd = pd.DatetimeIndex([pd.Timestamp(f.name.split("_")[5]) for f in files])
     return arr.transpose(1, 0, 2, 3), dates.get_indexer(fd)
 
@@ -419,8 +450,10 @@ def test_smap_and_esdr_accuracy_and_independent_errors(season):
     es = xr.concat([xr.open_dataset(out / "esdr_ft" / "ESDR_FT_25km_2017.nc", mask_and_scale=False), es], "time")
     code = EASE2Regridder(covering_window(win, EASE2_25KM, 1), win)(es.ft_status.values)
     assert es.time.size == dates.size
-    esdr = np.stack([np.where(code == 254, 254, np.isin(code, (0, 2))), np.where(code == 254, 254, np.isin(code, (0, 3)))])
-    ve = (esdr <= 1)
+    esdr = np.stack(
+        [np.where(code == 254, 254, np.isin(code, (0, 2))), np.where(code == 254, 254, np.isin(code, (0, 3)))]
+    )
+    ve = esdr <= 1
     acc_esdr = (esdr[ve] == ft[ve]).mean()
     assert 0.82 < acc_esdr < 0.98, acc_esdr
     # ESDR is better than SMAP on frozen soil

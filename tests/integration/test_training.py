@@ -32,7 +32,9 @@ def test_accuracy_matches_hand_counted_table():
     ref = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 255], "u1")
     a = accuracy(prod, ref)
     assert (a["N_FF"], a["N_TF"], a["N_TT"], a["N_FT"], a["n"]) == (3, 1, 4, 2, 10)
-    assert a["CA_F"] == pytest.approx(3 / 4) and a["CA_T"] == pytest.approx(4 / 6) and a["CA_O"] == pytest.approx(7 / 10)
+    assert (
+        a["CA_F"] == pytest.approx(3 / 4) and a["CA_T"] == pytest.approx(4 / 6) and a["CA_O"] == pytest.approx(7 / 10)
+    )
 
 
 def test_normalisation_uses_training_days_only():
@@ -85,7 +87,9 @@ def test_fused_product_beside_its_baselines_on_three_seeds(tmp_path):
     for seed in (11, 12, 13):
         d = tmp_path / f"s{seed}"
         generate("tiny", "2015-04-01", "2020-12-31", str(d / "src"), seed=seed, insitu=False, progress=False)
-        ingest(str(d / "src"), str(d / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False)
+        ingest(
+            str(d / "src"), str(d / "store"), sources=["era5land", "smap_e_ft", "esdr_ft", "statics"], progress=False
+        )
         card = train(str(d / "store"), "AM", str(d / "models"), TrainConfig(epochs=12, seed=0), progress=False)
         assert card["training"]["truth_available"]
         h = headline(card)
@@ -140,18 +144,40 @@ def test_own_splits_parse_and_bad_ones_are_one_line(tiny_store, tmp_path, capsys
     from ftcloud.cli import main, parse_splits
     from ftcloud.errors import ValidationError
 
-    assert parse_splits("train=2016-01-01:2016-08-31,2016-11-01:2016-11-30;val=2016-09-01:2016-10-31;test=2016-12-01:2016-12-31") == {
+    assert parse_splits(
+        "train=2016-01-01:2016-08-31,2016-11-01:2016-11-30;val=2016-09-01:2016-10-31;test=2016-12-01:2016-12-31"
+    ) == {
         "train": (("2016-01-01", "2016-08-31"), ("2016-11-01", "2016-11-30")),
-        "val": (("2016-09-01", "2016-10-31"),), "test": (("2016-12-01", "2016-12-31"),)}
-    for bad, words in (("train=2016-01-01:2016-08-31;val=2016-09-01:2016-10-31", "no test"),
-                       ("train=2016-09-01:2016-08-31;val=a:b;test=c:d", "START <= END"),
-                       ("fit=2016-01-01:2016-02-01", "NAME=START:END"),
-                       ("train=:2016-01-01;val=2016-02-01:2016-03-01;test=2016-04-01:2016-05-01", "START <= END"),
-                       ("train=2016-01-01:2016-01-05;train=2016-01-06:2016-01-09;val=a:b;test=c:d", "given twice")):
+        "val": (("2016-09-01", "2016-10-31"),),
+        "test": (("2016-12-01", "2016-12-31"),),
+    }
+    for bad, words in (
+        ("train=2016-01-01:2016-08-31;val=2016-09-01:2016-10-31", "no test"),
+        ("train=2016-09-01:2016-08-31;val=a:b;test=c:d", "START <= END"),
+        ("fit=2016-01-01:2016-02-01", "NAME=START:END"),
+        ("train=:2016-01-01;val=2016-02-01:2016-03-01;test=2016-04-01:2016-05-01", "START <= END"),
+        ("train=2016-01-01:2016-01-05;train=2016-01-06:2016-01-09;val=a:b;test=c:d", "given twice"),
+    ):
         with pytest.raises(ValidationError, match=words):
             parse_splits(bad)
-    rc = main(["-q", "train", "--store", tiny_store, "--pass", "AM", "--out", str(tmp_path / "m"), "--epochs", "1",
-               "--splits", "train=2001-01-01:2001-02-01;val=2001-02-02:2001-03-01;test=2001-03-02:2001-04-01"])
+    rc = main(
+        [
+            "-q",
+            "train",
+            "--store",
+            tiny_store,
+            "--pass",
+            "AM",
+            "--out",
+            str(tmp_path / "m"),
+            "--epochs",
+            "1",
+            "--splits",
+            "train=2001-01-01:2001-02-01;val=2001-02-02:2001-03-01;test=2001-03-02:2001-04-01",
+        ]
+    )
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "does not cover the training, validation and test splits" in err, err
+    assert (
+        rc == 2 and len(err.splitlines()) == 1 and "does not cover the training, validation and test splits" in err
+    ), err
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())

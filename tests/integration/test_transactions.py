@@ -266,8 +266,15 @@ def test_stale_and_orphaned_leases_are_taken_over_and_reported(tiny_store, tiny_
     out = tmp_path / "p.zarr"
     lock = lease_mod.lock_url(str(out))
     # expired an hour ago, held by another host
-    doc = {"owner": "elsewhere:1:x", "host": "elsewhere", "pid": 1, "what": "predict", "acquired": time.time() - 7200,
-           "renewed": time.time() - 3700, "expires": time.time() - 3600}
+    doc = {
+        "owner": "elsewhere:1:x",
+        "host": "elsewhere",
+        "pid": 1,
+        "what": "predict",
+        "acquired": time.time() - 7200,
+        "renewed": time.time() - 3700,
+        "expires": time.time() - 3600,
+    }
     with open(lock, "w") as f:
         json.dump(doc, f)
     with caplog.at_level("WARNING", logger="ftcloud.io.lease"):
@@ -295,8 +302,19 @@ def test_two_concurrent_ingests_one_wins_one_is_refused(tmp_path):
     from ftcloud.synth import generate
 
     generate("tiny", "2017-01-01", "2017-01-31", str(tmp_path / "src"), seed=5, insitu=False, progress=False)
-    cmd = [sys.executable, "-m", "ftcloud.cli", "-q", "ingest", "--source", str(tmp_path / "src"), "--store",
-           str(tmp_path / "store"), "--sources", "era5land"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftcloud.cli",
+        "-q",
+        "ingest",
+        "--source",
+        str(tmp_path / "src"),
+        "--store",
+        str(tmp_path / "store"),
+        "--sources",
+        "era5land",
+    ]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = lease_mod.lock_url(str(tmp_path / "store"))
     deadline = time.time() + 120
@@ -340,12 +358,19 @@ def test_two_predicts_in_threads_one_is_refused(tiny_store, tiny_model, tmp_path
 # --- 5. impossible values are refused at the door --------------------------------------------------
 
 
-@pytest.mark.parametrize("var,fn,units,expect", [
-    ("stl1", lambda a: np.where(np.arange(a.shape[0])[:, None, None] >= a.shape[0] // 2, 9999.0, a), None,
-     "9999 K, outside its physical"),
-    ("swvl1", lambda a: a * 0 - 5, None, "-5 m3 m-3, outside its physical range 0 .. 1"),
-    ("stl1", lambda a: a - 273.15, None, "(values in degC labelled K?)"),
-])
+@pytest.mark.parametrize(
+    "var,fn,units,expect",
+    [
+        (
+            "stl1",
+            lambda a: np.where(np.arange(a.shape[0])[:, None, None] >= a.shape[0] // 2, 9999.0, a),
+            None,
+            "9999 K, outside its physical",
+        ),
+        ("swvl1", lambda a: a * 0 - 5, None, "-5 m3 m-3, outside its physical range 0 .. 1"),
+        ("stl1", lambda a: a - 273.15, None, "(values in degC labelled K?)"),
+    ],
+)
 def test_impossible_values_are_refused_with_file_variable_value_and_range(tmp_path, var, fn, units, expect):
     from test_recipes import WINDOW, write_month
 
@@ -355,8 +380,15 @@ def test_impossible_values_are_refused_with_file_variable_value_and_range(tmp_pa
     write_month(src, pd.Timestamp("2001-01-01"))
     write_month(src, pd.Timestamp("2001-02-01"), values={var: fn})
     with pytest.raises(ValidationError) as e:
-        ingest(str(src), str(tmp_path / "store"), region=WINDOW, start="2001-01-01", end="2001-02-28",
-               sources=["era5land"], progress=False)
+        ingest(
+            str(src),
+            str(tmp_path / "store"),
+            region=WINDOW,
+            start="2001-01-01",
+            end="2001-02-28",
+            sources=["era5land"],
+            progress=False,
+        )
     msg = str(e.value)
     assert "era5land_200102.nc (time 2001-02-" in msg and f"variable {var!r}" in msg and expect in msg, msg
     assert store_status(str(tmp_path / "store" / "predictors" / "era5land")) is None
@@ -373,8 +405,12 @@ def test_a_window_outside_the_model_card_is_refused_unless_transfer(tiny_store, 
     for card in model.glob("*.json"):
         doc = json.loads(card.read_text())
         # trained on a window one row short of the store's
-        doc["grid"] = {"ease2_grid": attrs["ease2_grid"], "ease2_window_rows": f"{r0 + 1}:{r1}",
-                       "ease2_window_cols": attrs["ease2_window_cols"], "region": "smaller"}
+        doc["grid"] = {
+            "ease2_grid": attrs["ease2_grid"],
+            "ease2_window_rows": f"{r0 + 1}:{r1}",
+            "ease2_window_cols": attrs["ease2_window_cols"],
+            "region": "smaller",
+        }
         card.write_text(json.dumps(doc))
     out = tmp_path / "p.zarr"
     with pytest.raises(ValidationError, match=r"is not inside the window the AM model was trained on .*--transfer"):
@@ -398,8 +434,9 @@ def test_ingest_into_a_missing_bucket_is_refused_and_creates_nothing(s3, tmp_pat
     so = {"client_kwargs": {"endpoint_url": s3["endpoint_url"]}}
     generate("tiny", "2017-01-01", "2017-01-05", str(tmp_path / "src"), seed=5, insitu=False, progress=False)
     with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist .* never creates buckets"):
-        ingest(str(tmp_path / "src"), "s3://no-such-bucket/store", sources=["era5land"], storage_options=so,
-               progress=False)
+        ingest(
+            str(tmp_path / "src"), "s3://no-such-bucket/store", sources=["era5land"], storage_options=so, progress=False
+        )
     fs = s3fs.S3FileSystem(**so)
     fs.invalidate_cache()
     assert "no-such-bucket" not in [b.rstrip("/") for b in fs.ls("")]
@@ -408,8 +445,14 @@ def test_ingest_into_a_missing_bucket_is_refused_and_creates_nothing(s3, tmp_pat
 def test_credential_like_storage_options_are_refused():
     from ftcloud.io.stores import filesystem
 
-    for so in ({"key": "AKIA"}, {"secret": "x"}, {"token": "t"}, {"client_kwargs": {"aws_secret_access_key": "x"}},
-               {"s3_additional_kwargs": {"SSECustomerKey": "x"}}, {"config_kwargs": {"password": "p"}}):
+    for so in (
+        {"key": "AKIA"},
+        {"secret": "x"},
+        {"token": "t"},
+        {"client_kwargs": {"aws_secret_access_key": "x"}},
+        {"s3_additional_kwargs": {"SSECustomerKey": "x"}},
+        {"config_kwargs": {"password": "p"}},
+    ):
         with pytest.raises(ValidationError, match="looks like a credential"):
             filesystem("s3://bucket/x", so)
     fs, _ = filesystem("memory://x", {"skip_instance_cache": True})  # ordinary options pass
@@ -499,8 +542,10 @@ def test_a_skeleton_killed_half_way_is_rewritten_not_resumed(tmp_path, monkeypat
     b = xr.open_zarr(str(tmp_path / "clean" / "predictors" / "era5land"))
     assert np.isfinite(a["lat"].values).all()
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
-    assert status_record(str(tmp_path / "store" / "predictors" / "era5land"))["content"] == \
-        status_record(str(tmp_path / "clean" / "predictors" / "era5land"))["content"]
+    assert (
+        status_record(str(tmp_path / "store" / "predictors" / "era5land"))["content"]
+        == status_record(str(tmp_path / "clean" / "predictors" / "era5land"))["content"]
+    )
 
 
 def test_predict_refuses_to_replace_a_folder_it_did_not_write(tiny_store, tiny_model, tmp_path):

@@ -32,17 +32,35 @@ def small(tmp_path_factory):
     ft[:, rng.random((len(t), ny, nx)) < 0.03] = 255  # gaps
     x = 1000.0 + 9008.055210146 * np.arange(nx)
     y = 4000000.0 - 9008.055210146 * np.arange(ny)
-    prod = xr.Dataset({"ft": (("pass", "time", "y", "x"), ft, {"flag_values": [0, 1], "flag_meanings": "thawed frozen",
-                                                            "missing_value": 255})},
-                      coords={"pass": ["AM", "PM"], "time": t, "y": y, "x": x})
+    prod = xr.Dataset(
+        {
+            "ft": (
+                ("pass", "time", "y", "x"),
+                ft,
+                {"flag_values": [0, 1], "flag_meanings": "thawed frozen", "missing_value": 255},
+            )
+        },
+        coords={"pass": ["AM", "PM"], "time": t, "y": y, "x": x},
+    )
     url = str(root / layout.PRODUCT_NAME)
     prod.chunk({"pass": 1, "time": 365, "y": 3, "x": 5}).to_zarr(url, mode="w", consolidated=True)
     mark_complete(url)
     region = np.where(np.arange(nx)[None, :] < 3, 1, 2) * np.ones((ny, 1), int)
-    st = xr.Dataset({"region": (("y", "x"), region.astype("u1"), {"flag_values": [1, 2], "flag_meanings": "north qinghai_tibet"}),
-                     "permafrost_stability": (("y", "x"), np.where(region == 2, 3, 0).astype("u1"),
-                                              {"flag_values": [0, 3], "flag_meanings": "none stable"})},
-                    coords={"y": y, "x": x})
+    st = xr.Dataset(
+        {
+            "region": (
+                ("y", "x"),
+                region.astype("u1"),
+                {"flag_values": [1, 2], "flag_meanings": "north qinghai_tibet"},
+            ),
+            "permafrost_stability": (
+                ("y", "x"),
+                np.where(region == 2, 3, 0).astype("u1"),
+                {"flag_values": [0, 3], "flag_meanings": "none stable"},
+            ),
+        },
+        coords={"y": y, "x": x},
+    )
     store = root / "store"
     st.to_zarr(str(store / layout.STATICS), mode="w", consolidated=True)
     mark_complete(str(store / layout.STATICS))
@@ -84,8 +102,10 @@ def test_the_lazy_graph_equals_the_eager_computation(small):
 
 def test_ftcloud_trends_runs_its_reductions_on_the_cluster(small, tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl,
+        distributed.Client(cl) as client,
+    ):
         with distributed.get_task_stream(client) as ts:
             res = wf_trends.trends(small["product"], small["store"], str(tmp_path / "t"), figures=False, progress=False)
     keys = [t["key"] if isinstance(t["key"], str) else t["key"][0] for t in ts.data]

@@ -31,7 +31,15 @@ import pytest
 import xarray as xr
 
 from ftcloud.science.compare import compare
-from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, EASE2Regridder, LatLonRegridder, covering_window, lonlat_to_xy, region_window
+from ftcloud.core.grid import (
+    EASE2_9KM,
+    EASE2_25KM,
+    EASE2Regridder,
+    LatLonRegridder,
+    covering_window,
+    lonlat_to_xy,
+    region_window,
+)
 from ftcloud.synth import generate
 from ftcloud.core.timeutil import PASSES, step_offsets
 
@@ -47,8 +55,18 @@ def _read(out, region="demo"):
     tr = xr.open_dataset(out / "truth" / "truth_ft_9km.nc", mask_and_scale=False)
     ft = tr.ft.values.astype(np.uint8)  # (pass, time, y, x), 254 sea
     dates = pd.DatetimeIndex(tr.time.values)
-    era = xr.open_mfdataset(sorted((out / "era5land").glob("*.nc")), combine="nested", concat_dim="time",
-                            data_vars="minimal", coords="minimal", compat="override").drop_duplicates("time").load()
+    era = (
+        xr.open_mfdataset(
+            sorted((out / "era5land").glob("*.nc")),
+            combine="nested",
+            concat_dim="time",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+        )
+        .drop_duplicates("time")
+        .load()
+    )
     rg = LatLonRegridder(era.latitude.values, era.longitude.values, win)
     lon, _ = win.lonlat
     pred = {}
@@ -60,13 +78,20 @@ def _read(out, region="demo"):
             want = dates + pd.to_timedelta(int(off.flat[0]), "h")
             for v in ("stl1", "swvl1", "sde"):
                 pred[(p, v, step)] = rg(era[v].sel(time=want).values)
-    era5 = np.stack([np.where(np.isfinite(pred[(p, "stl1", 2)]), pred[(p, "stl1", 2)] < np.float32(273.15), 254)
-                     for p in PASSES]).astype(np.uint8)
+    era5 = np.stack(
+        [np.where(np.isfinite(pred[(p, "stl1", 2)]), pred[(p, "stl1", 2)] < np.float32(273.15), 254) for p in PASSES]
+    ).astype(np.uint8)
     files = sorted((out / "smap_e_ft").rglob("*.h5"))
-    sm = np.stack([xr.open_dataset(f, group=SMAP_GROUP, engine="h5netcdf", mask_and_scale=False).freeze_thaw.values
-                   for f in files])
+    sm = np.stack(
+        [
+            xr.open_dataset(f, group=SMAP_GROUP, engine="h5netcdf", mask_and_scale=False).freeze_thaw.values
+            for f in files
+        ]
+    )
     smap = np.full(ft.shape, 254, np.uint8)
-    smap[:, dates.get_indexer(pd.DatetimeIndex([pd.Timestamp(f.name.split("_")[5]) for f in files]))] = sm.transpose(1, 0, 2, 3)
+    smap[:, dates.get_indexer(pd.DatetimeIndex([pd.Timestamp(f.name.split("_")[5]) for f in files]))] = sm.transpose(
+        1, 0, 2, 3
+    )
     es = xr.concat([xr.open_dataset(f, mask_and_scale=False) for f in sorted((out / "esdr_ft").glob("*.nc"))], "time")
     code = EASE2Regridder(covering_window(win, EASE2_25KM, 1), win)(es.ft_status.values)
     esdr = np.full(ft.shape, 254, np.uint8)
@@ -84,10 +109,19 @@ def _read(out, region="demo"):
     for k, name in enumerate(st.station):
         s = d[d.station == name].set_index("date").reindex(dates)
         ok = s.t0_min_degC.notna().values
-        met[0, ok, k] = (s.t0_max_degC.values[ok] < 0)  # AM: the day's maximum
-        met[1, ok, k] = (s.t0_min_degC.values[ok] < 0)  # PM: the day's minimum
-    return {"dates": dates, "truth": ft, "ERA5_FT": era5, "SMAP_E_FT": smap, "ESDR_FT": esdr, "pred": pred,
-            "met": met, "st_rows": rows, "st_cols": cols}
+        met[0, ok, k] = s.t0_max_degC.values[ok] < 0  # AM: the day's maximum
+        met[1, ok, k] = s.t0_min_degC.values[ok] < 0  # PM: the day's minimum
+    return {
+        "dates": dates,
+        "truth": ft,
+        "ERA5_FT": era5,
+        "SMAP_E_FT": smap,
+        "ESDR_FT": esdr,
+        "pred": pred,
+        "met": met,
+        "st_rows": rows,
+        "st_cols": cols,
+    }
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
@@ -164,8 +198,14 @@ def test_truth_is_not_a_function_of_any_single_predictor(twin):
 def test_esdr_better_on_frozen_smap_better_on_thawed(twin):
     blocks, nb = _blocks(twin["dates"], twin["truth"].shape[2:])
     for ip, p in enumerate(PASSES):
-        c = compare({"ESDR_FT": twin["ESDR_FT"][ip], "SMAP_E_FT": twin["SMAP_E_FT"][ip]}, twin["truth"][ip], blocks, nb,
-                    target="ESDR_FT", n_boot=300)
+        c = compare(
+            {"ESDR_FT": twin["ESDR_FT"][ip], "SMAP_E_FT": twin["SMAP_E_FT"][ip]},
+            twin["truth"][ip],
+            blocks,
+            nb,
+            target="ESDR_FT",
+            n_boot=300,
+        )
         g = c.gains.loc["SMAP_E_FT"]
         assert g["gain_F_lo"] > 0, (p, g.to_dict())  # ESDR's frozen accuracy is higher, beyond its interval
         assert g["gain_T_hi"] < 0, (p, g.to_dict())  # SMAP's thawed accuracy is higher
@@ -186,7 +226,9 @@ def test_meteorology_and_era5_asymmetries_of_section_4_3(twin):
         t = twin["truth"][ip][:, r, c]
         e = twin["ERA5_FT"][ip][:, r, c]
         m = twin["met"][ip]
-        res = compare({"Meteorology_FT": m, "ERA5_FT": e}, t, blocks, nb, target="Meteorology_FT", mask=cold, n_boot=500)
+        res = compare(
+            {"Meteorology_FT": m, "ERA5_FT": e}, t, blocks, nb, target="Meteorology_FT", mask=cold, n_boot=500
+        )
         g = res.gains.loc["ERA5_FT"]  # Meteorology_FT - ERA5_FT
         if p == "AM":
             assert g["gain_F_hi"] < 0, g.to_dict()  # Met: lower frozen accuracy

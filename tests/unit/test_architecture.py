@@ -77,8 +77,12 @@ def test_imports_flow_one_way():
                 ok = RANK[dst] < RANK[src]
             if not ok:
                 bad.append(f"{path.relative_to(ROOT)}:{line}: {src} imports {target}")
-    assert not bad, "imports against the layers (lowest first: " + " < ".join(
-        "/".join(sorted(n.split(".")[-1] for n in layer)) for layer in LAYERS) + "):\n" + "\n".join(bad)
+    assert not bad, (
+        "imports against the layers (lowest first: "
+        + " < ".join("/".join(sorted(n.split(".")[-1] for n in layer)) for layer in LAYERS)
+        + "):\n"
+        + "\n".join(bad)
+    )
 
 
 def test_the_layer_check_sees_a_violation(tmp_path):
@@ -96,7 +100,9 @@ HOMES = {PKG / "study.py", PKG / "layout.py"}
 LITERALS = {
     "a store group path": re.compile(r"""["'](?:predictors|targets|insitu)/[a-z0-9_]+["']"""),
     "a season tuple": re.compile(r"""\(\s*["']all["']\s*,\s*["']frozen["']\s*,\s*["']transition["']"""),
-    "a season's months": re.compile(r"\(\s*12\s*,\s*1\s*\)|\(\s*2\s*,\s*3\s*,\s*4\s*,\s*10\s*,\s*11\s*\)|\(\s*5\s*,\s*6\s*,\s*7\s*,\s*8\s*,\s*9\s*\)"),
+    "a season's months": re.compile(
+        r"\(\s*12\s*,\s*1\s*\)|\(\s*2\s*,\s*3\s*,\s*4\s*,\s*10\s*,\s*11\s*\)|\(\s*5\s*,\s*6\s*,\s*7\s*,\s*8\s*,\s*9\s*\)"
+    ),
     "an overpass hour table": re.compile(r"""\{\s*["']AM["']\s*:\s*6(?:\.0)?\s*,"""),
     "a step-hour table": re.compile(r"""\{\s*["']AM["']\s*:\s*\(\s*3\s*,\s*4\s*,\s*5\s*\)"""),
     "the paper's gains": re.compile(r"2\.44|7\.03"),
@@ -111,7 +117,11 @@ def _code_lines(path: Path):
     for n in ast.walk(ast.parse(src)):
         if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body:
             first = n.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 doc_lines.update(range(first.lineno, first.end_lineno + 1))
     for i, line in enumerate(src.splitlines(), 1):
         if i not in doc_lines and not line.lstrip().startswith("#"):
@@ -135,9 +145,26 @@ def test_the_literal_check_sees_a_duplicate():
     assert LITERALS["a season tuple"].search(line) and LITERALS["a store group path"].search(line)
 
 
-@pytest.mark.parametrize("name", ["SEASONS", "SEASON_MONTHS", "SPLITS", "OVERPASS_HOURS", "LOCAL_STEP_HOURS", "PASSES",
-                                  "PAPER", "TEST_PERIOD", "CTC_PERIOD", "CTC_SEASONS", "TCI_BINS", "TCI_LABELS",
-                                  "CTC_NAMES", "BASELINE_PRODUCTS", "GROUPS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SEASONS",
+        "SEASON_MONTHS",
+        "SPLITS",
+        "OVERPASS_HOURS",
+        "LOCAL_STEP_HOURS",
+        "PASSES",
+        "PAPER",
+        "TEST_PERIOD",
+        "CTC_PERIOD",
+        "CTC_SEASONS",
+        "TCI_BINS",
+        "TCI_LABELS",
+        "CTC_NAMES",
+        "BASELINE_PRODUCTS",
+        "GROUPS",
+    ],
+)
 def test_a_study_name_is_assigned_in_one_module(name):
     homes = []
     for _, path in _modules():
@@ -172,7 +199,9 @@ def test_each_package_has_a_docstring_and_an_explicit_all(pkg):
     tree = ast.parse((pkg / "__init__.py").read_text())
     doc = ast.get_docstring(tree)
     assert doc and len(doc) > 40, f"{pkg.name}/__init__.py needs a docstring saying what lives there"
-    names = [n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)]
+    names = [
+        n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+    ]
     assert names, f"{pkg.name}/__init__.py needs an explicit __all__"
     mod = importlib.import_module(".".join(pkg.relative_to(ROOT).parts))
     for n in mod.__all__:

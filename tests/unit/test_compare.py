@@ -42,7 +42,12 @@ def _simulate(rng, n_blocks, days, acc_true, block_sd):
     p_block = np.clip(acc_true + block_sd * rng.standard_normal(n_blocks), 0.01, 0.99)
     # the population accuracy is the mean of the block accuracies (equal block sizes)
     right = rng.random((n_blocks, days)) < p_block[:, None]
-    return np.where(right, 1, 0), np.ones((n_blocks, days), int), np.repeat(np.arange(n_blocks), days).reshape(n_blocks, days), p_block
+    return (
+        np.where(right, 1, 0),
+        np.ones((n_blocks, days), int),
+        np.repeat(np.arange(n_blocks), days).reshape(n_blocks, days),
+        p_block,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -57,8 +62,14 @@ def test_block_bootstrap_covers_where_iid_does_not(seed):
         truth = acc  # expected accuracy of the generating process (block sd is symmetric, no clipping at 0.85 +- 3 sd)
         cb = compare({"fused": prod}, ref, blocks, nb, n_boot=300, seed=int(rng.integers(1 << 31)))
         assert not cb.notes
-        ci = compare({"fused": prod}, ref, np.arange(prod.size).reshape(prod.shape), prod.size, n_boot=300,
-                     seed=int(rng.integers(1 << 31)))
+        ci = compare(
+            {"fused": prod},
+            ref,
+            np.arange(prod.size).reshape(prod.shape),
+            prod.size,
+            n_boot=300,
+            seed=int(rng.integers(1 << 31)),
+        )
         cover_block += cb.table.loc["fused", "CA_O_lo"] <= truth <= cb.table.loc["fused", "CA_O_hi"]
         cover_iid += ci.table.loc["fused", "CA_O_lo"] <= truth <= ci.table.loc["fused", "CA_O_hi"]
     se = np.sqrt(0.95 * 0.05 / reps)

@@ -150,10 +150,14 @@ def test_select_season_uses_spec_months():
 
 def test_summarise_by_strata_and_tci_bins():
     pi = np.array([[[0.9, 0.8, np.nan], [0.7, 0.6, 0.5]]])  # (product=1, y=2, x=3)
-    res = xr.Dataset({"pi": (("product", "y", "x"), pi), "psi": (("product", "y", "x"), pi + 0.05)},
-                     coords={"product": ["a"]})
-    lc = xr.DataArray([[1, 1, 2], [2, 3, 3]], dims=("y", "x"),
-                      attrs={"flag_values": np.array([1, 2, 3], "u1"), "flag_meanings": "cropland forest shrub"})
+    res = xr.Dataset(
+        {"pi": (("product", "y", "x"), pi), "psi": (("product", "y", "x"), pi + 0.05)}, coords={"product": ["a"]}
+    )
+    lc = xr.DataArray(
+        [[1, 1, 2], [2, 3, 3]],
+        dims=("y", "x"),
+        attrs={"flag_values": np.array([1, 2, 3], "u1"), "flag_meanings": "cropland forest shrub"},
+    )
     s = summarise_by(res, lc, variables=("pi", "psi"))
     assert s.stratum.values.tolist() == ["cropland", "forest", "shrub"]
     np.testing.assert_allclose(s.pi.sel(product="a").values, [0.85, 0.7, 0.55])
@@ -163,7 +167,9 @@ def test_summarise_by_strata_and_tci_bins():
     tci = xr.DataArray([[10.0, 50.0, 149.9], [150.0, 400.0, 349.99]], dims=("y", "x"))
     b = summarise_by(res, tci, bins="tci", variables=("pi",))
     assert b.stratum.values.tolist() == list(TCI_LABELS)
-    np.testing.assert_allclose(b.pi.sel(product="a").values, [0.9, 0.8, 0.7, 0.5, 0.6])  # [50,150) holds 50 and 149.9 (NaN)
+    np.testing.assert_allclose(
+        b.pi.sel(product="a").values, [0.9, 0.8, 0.7, 0.5, 0.6]
+    )  # [50,150) holds 50 and 149.9 (NaN)
     assert b.n_total.values.tolist() == [1, 2, 1, 1, 1]
     lazy = summarise_by(res.chunk({"y": 1}), lc)
     assert_lazy(lazy)
@@ -177,10 +183,15 @@ def _brute_ctc(xs):
     c = X - mu[:, None]
     q = {(i, j): (c[i] * c[j]).mean(axis=0) for i in range(3) for j in range(3) if i < j}
     t = (c[0] * c[1] * c[2]).mean(axis=0)
-    v = np.stack([np.sqrt(q[0, 1] * q[0, 2] / q[1, 2]), np.sqrt(q[0, 1] * q[1, 2] / q[0, 2]),
-                  np.sqrt(q[0, 2] * q[1, 2] / q[0, 1])])
+    v = np.stack(
+        [
+            np.sqrt(q[0, 1] * q[0, 2] / q[1, 2]),
+            np.sqrt(q[0, 1] * q[1, 2] / q[0, 2]),
+            np.sqrt(q[0, 2] * q[1, 2] / q[0, 1]),
+        ]
+    )
     alpha = t / v.prod(axis=0)
-    b = -alpha / np.sqrt(4 + alpha ** 2)
+    b = -alpha / np.sqrt(4 + alpha**2)
     psi = 0.5 * (1 + mu + v * np.sqrt((1 - b) / (1 + b)))
     eta = 0.5 * (1 - mu + v * np.sqrt((1 + b) / (1 - b)))
     return psi, eta
@@ -216,14 +227,16 @@ def test_out_of_range_estimates_are_flagged_and_left_out_of_summaries(rng):
     strata = xr.DataArray(half, dims=("y", "x"), attrs={"flag_values": [1, 2], "flag_meanings": "west east"})
     s = summarise_by(res, strata)
     for j, name in enumerate(("west", "east")):
-        cell = (half.reshape(-1) == j + 1)
+        cell = half.reshape(-1) == j + 1
         use = cell & ~outside
         assert int(s.n_pixels.sel(stratum=name, product="x1")) == use.sum()
         assert int(s.n_out_of_range.sel(stratum=name)) == (cell & outside).sum() > 0
         assert int(s.n_samples.sel(stratum=name, product="x1")) == n * use.sum()
         for k, brute in (("psi", psi_b), ("eta", eta_b)):
             np.testing.assert_allclose(s[k].sel(stratum=name).values, brute[:, use].mean(axis=1), rtol=1e-12)
-            np.testing.assert_allclose(s[f"{k}_median"].sel(stratum=name).values, np.median(brute[:, use], axis=1), rtol=1e-12)
+            np.testing.assert_allclose(
+                s[f"{k}_median"].sel(stratum=name).values, np.median(brute[:, use], axis=1), rtol=1e-12
+            )
             assert (s[k].sel(stratum=name).values <= 1).all()
     # lazy input gives the same summary, still lazy
     lazy = summarise_by(triple_collocation(*[x.chunk({"y": 5}) for x in xs]), strata)

@@ -32,8 +32,21 @@ HEAVY = {
     "gateway": {"dask-gateway"},
 }
 #: their top-level modules (eccodes also installs gribapi and its bundled eccodeslib/eckitlib)
-ABSENT = ("apache_beam", "pangeo_forge_recipes", "kerchunk", "cfgrib", "eccodes", "gribapi", "eccodeslib", "eckitlib",
-          "h5py", "h5netcdf", "netCDF4", "torch", "dask_gateway")
+ABSENT = (
+    "apache_beam",
+    "pangeo_forge_recipes",
+    "kerchunk",
+    "cfgrib",
+    "eccodes",
+    "gribapi",
+    "eccodeslib",
+    "eckitlib",
+    "h5py",
+    "h5netcdf",
+    "netCDF4",
+    "torch",
+    "dask_gateway",
+)
 
 PRELUDE = f"""
 import sys
@@ -56,8 +69,9 @@ def _name(req: str) -> str:
 
 def _child(code: str, *args: str, timeout: int = 120, tail: str = "") -> subprocess.CompletedProcess:
     script = PRELUDE + textwrap.dedent(code) + EPILOGUE + tail
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+    )
 
 
 # -- pyproject -----------------------------------------------------------------------------------------
@@ -98,8 +112,13 @@ def test_every_third_party_import_is_a_declared_dependency():
     bad = []
     for path in sorted((ROOT / "ftcloud").rglob("*.py")):
         for n in ast.walk(ast.parse(path.read_text())):
-            mods = [a.name for a in n.names] if isinstance(n, ast.Import) else \
-                [n.module] if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module else []
+            mods = (
+                [a.name for a in n.names]
+                if isinstance(n, ast.Import)
+                else [n.module]
+                if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module
+                else []
+            )
             for m in mods:
                 top = m.split(".")[0]
                 if top in sys.stdlib_module_names or top == "ftcloud":
@@ -162,23 +181,32 @@ def test_import_and_the_science_without_the_extras():
 
 
 def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return _child("""
+    return _child(
+        """
         import sys
         from ftcloud.cli import main
         code = main(sys.argv[1:])
-    """, *args, timeout=timeout, tail="sys.exit(code)\n")
+    """,
+        *args,
+        timeout=timeout,
+        tail="sys.exit(code)\n",
+    )
 
 
 def test_cli_help_without_the_extras():
     for sub in ([], ["trends"], ["ingest"], ["train"]):
-        out = _child("""
+        out = _child(
+            """
             import sys
             from ftcloud.cli import main
             try:
                 main(sys.argv[1:])
             except SystemExit as e:
                 assert e.code == 0, e.code
-        """, *sub, "--help")
+        """,
+            *sub,
+            "--help",
+        )
         assert out.returncode == 0, out.stderr
         assert "usage: ftcloud" in out.stdout
 
@@ -206,7 +234,8 @@ def test_a_command_that_needs_an_extra_names_it(tmp_path, command, extra):
 
 def test_model_and_predict_name_the_torch_extra(tmp_path):
     """`ftcloud train`/`predict` check their --store first (the CLI's own tests); the library says [torch] at once."""
-    out = _child("""
+    out = _child(
+        """
         import sys
         from ftcloud.errors import MissingExtraError
         from ftcloud.inference import predict
@@ -220,12 +249,16 @@ def test_model_and_predict_name_the_torch_extra(tmp_path):
             except MissingExtraError as e:
                 assert isinstance(e, ImportError) and e.name == "torch", e
                 print("MESSAGE", e)
-    """, str(tmp_path))
+    """,
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("MESSAGE")]
     assert len(lines) == 2
-    assert all('[torch] extra' in ln and 'pip install -c constraints.txt "ftcloud[torch]"' in ln and "torch==2.13.0" in ln
-               for ln in lines), lines
+    assert all(
+        "[torch] extra" in ln and 'pip install -c constraints.txt "ftcloud[torch]"' in ln and "torch==2.13.0" in ln
+        for ln in lines
+    ), lines
     assert not any(tmp_path.iterdir())
 
 
@@ -241,12 +274,13 @@ def test_gateway_cluster_names_its_extra():
             print("MESSAGE", e)
     """)
     assert out.returncode == 0, out.stderr
-    assert '[gateway] extra' in out.stdout and 'pip install -c constraints.txt "ftcloud[gateway]"' in out.stdout
+    assert "[gateway] extra" in out.stdout and 'pip install -c constraints.txt "ftcloud[gateway]"' in out.stdout
 
 
 def test_trends_cli_on_own_data_without_the_extras(tmp_path):
     """A user's own product and statics (plain zarr written here) through `ftcloud trends`, core only."""
-    out = _child("""
+    out = _child(
+        """
         import sys
         import numpy as np, pandas as pd, xarray as xr
         from ftcloud.cli import main
@@ -270,7 +304,10 @@ def test_trends_cli_on_own_data_without_the_extras(tmp_path):
         code = main(["-q", "trends", "--product", f"{tmp}/product.zarr", "--store", f"{tmp}/store",
                      "--out", f"{tmp}/trends"])
         assert code == 0, code
-    """, str(tmp_path), timeout=300)
+    """,
+        str(tmp_path),
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     table = (tmp_path / "trends" / "table2.csv").read_text()

@@ -65,15 +65,16 @@ def run_child(tmp_path: Path, *parts: str) -> subprocess.CompletedProcess:
     env.pop("PROJ_LIB", None)
     script = tmp_path / "child.py"
     script.write_text("".join(textwrap.dedent(p) for p in parts))
-    return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def check_result(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"rc {proc.returncode}\n{proc.stderr[-3000:]}"
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert line, proc.stdout
-    x, y, lon, lat, window = json.loads(line[0][len("RESULT "):])
+    x, y, lon, lat, window = json.loads(line[0][len("RESULT ") :])
     ex, ey = ease2_xy(LON, LAT)
     assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01, (x, y, ex, ey)
     assert abs(lon - LON) < 1e-7 and abs(lat - LAT) < 1e-7
@@ -101,7 +102,9 @@ def test_ftcloud_first_then_xarray_cfgrib_zarr(tmp_path):
 
 def test_pyproj_bound_to_eccodes_libproj_is_one_clear_line(tmp_path):
     """A pyproj imported by the user after ecCodes cannot be repaired in-process: ftcloud says so."""
-    proc = run_child(tmp_path, """
+    proc = run_child(
+        tmp_path,
+        """
         import eccodes, pyproj
         try:
             import ftcloud
@@ -109,7 +112,8 @@ def test_pyproj_bound_to_eccodes_libproj_is_one_clear_line(tmp_path):
             print("ERROR", type(e).__name__, str(e))
         else:
             print("IMPORTED")
-        """)
+        """,
+    )
     out = [ln for ln in proc.stdout.splitlines() if ln.startswith(("ERROR", "IMPORTED"))]
     if out == ["IMPORTED"]:
         pytest.skip("this pyproj and ecCodes share a compatible libproj")

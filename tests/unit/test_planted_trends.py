@@ -94,15 +94,25 @@ def test_planted_frozen_day_slopes_are_recovered(truths):
         years = fd["year"].values.astype(np.float64)
         tab = regional_table(fd.assign_coords(year=years), ts["region"], ts["permafrost_stability"]).set_index("name")
         strata = _strata(ts)
-        assert set(strata) == {"qinghai_tibet", "very_stable", "stable", "semi_stable", "transitional", "unstable",
-                               "seasonally_frozen_ground"}, (seed, sorted(strata))
+        assert set(strata) == {
+            "qinghai_tibet",
+            "very_stable",
+            "stable",
+            "semi_stable",
+            "transitional",
+            "unstable",
+            "seasonally_frozen_ground",
+        }, (seed, sorted(strata))
         tgt = ts["target_slope"].values
         for name, mask in strata.items():
             assert np.isfinite(tgt[mask]).all(), (seed, name)  # every pixel has a planted slope (all freeze)
             series = fd.values[:, mask].mean(axis=1)
             b, se, r1 = _ols_se(years, series)
             if name != "qinghai_tibet":  # the twin's own record of the same least-squares slope
-                assert b == pytest.approx(realised[f"qt_{name}"]["realised_slope_days_per_year"], abs=6e-5), (seed, name)
+                assert b == pytest.approx(realised[f"qt_{name}"]["realised_slope_days_per_year"], abs=6e-5), (
+                    seed,
+                    name,
+                )
             else:
                 r1_qt.append(r1)
             p = float(tgt[mask].mean())

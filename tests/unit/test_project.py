@@ -38,7 +38,9 @@ def test_constraints_pin_what_the_brief_requires():
         assert re.search(rf"^{re.escape(pin)}$", text, re.M), pin
 
 
-@pytest.mark.parametrize("sub", ["", "synth", "ingest", "info", "train", "predict", "validate", "trends", "run", "report"])
+@pytest.mark.parametrize(
+    "sub", ["", "synth", "ingest", "info", "train", "predict", "validate", "trends", "run", "report"]
+)
 def test_every_command_has_help(sub):
     args = [sys.executable, "-m", "ftcloud.cli"] + ([sub] if sub else []) + ["--help"]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -80,6 +82,8 @@ def test_config_rejects_typos_and_credentials(tmp_path):
 def test_cli_refuses_credentials_on_the_command_line(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "ftcloud.cli", "info", "--store", str(tmp_path), "--storage-option", "secret=abc"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode != 0 and "credentials are never passed" in out.stderr

@@ -46,8 +46,9 @@ def test_era5_packed_netcdf_unpacks_like_netcdf4():
     # opened lazily (how the ERA5-Land work items open their monthly files), the same values
     lazy = open_era5(str(p), variables=("t2m", "sp"), units={"t2m": ("K",), "sp": ("Pa",)}, lazy=True)
     try:
-        np.testing.assert_array_equal(lazy["t2m"].isel(latitude=slice(10, 40), longitude=slice(5, 90)).values,
-                                      ds["t2m"].values[:, 10:40, 5:90])
+        np.testing.assert_array_equal(
+            lazy["t2m"].isel(latitude=slice(10, 40), longitude=slice(5, 90)).values, ds["t2m"].values[:, 10:40, 5:90]
+        )
     finally:
         lazy.close()
     # units are checked, never guessed

@@ -52,14 +52,19 @@ def _tp(times, shape):
     return np.broadcast_to(np.array(out)[:, None, None], (len(out), *shape)).copy()
 
 
-def write_month(root, month, *, drop=None, rename=None, units=None, times_override=None, lats=None, all_fill=False,
-                values=None):
+def write_month(
+    root, month, *, drop=None, rename=None, units=None, times_override=None, lats=None, all_fill=False, values=None
+):
     """One synthetic ERA5-Land month; ``values``: variable -> function applied to its array (damage)."""
     lats_, lons = latlon_source_box(WINDOW)
     lats = lats_ if lats is None else lats
     hours = request_hours(lons)
     days = pd.date_range(month - pd.Timedelta(days=1), month + pd.offsets.MonthEnd(0), freq="D")
-    times = pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in hours]) if times_override is None else times_override
+    times = (
+        pd.DatetimeIndex([d + pd.Timedelta(hours=h) for d in days for h in hours])
+        if times_override is None
+        else times_override
+    )
     shape = (lats.size, lons.size)
     fields = {
         "stl1": _stl1(times, lats, lons),
@@ -99,7 +104,12 @@ def test_recipe_values_match_hand_computation(src, tmp_path):
     ds = open_group(str(store), "predictors/era5land")
     assert ds["stl1"].dims == ("time", "pass", "step", "y", "x")
     lon, lat = WINDOW.lonlat
-    for day in (pd.Timestamp("2001-01-01"), pd.Timestamp("2001-01-31"), pd.Timestamp("2001-02-01"), pd.Timestamp("2001-02-28")):
+    for day in (
+        pd.Timestamp("2001-01-01"),
+        pd.Timestamp("2001-01-31"),
+        pd.Timestamp("2001-02-01"),
+        pd.Timestamp("2001-02-28"),
+    ):
         for p, pass_ in enumerate(("AM", "PM")):
             for k, local_h in enumerate(LOCAL_STEP_HOURS[pass_]):
                 # hand rule: UTC = local - lon/15 h, nearest hour; tiny spans 101-102.2 E, one offset for all
@@ -167,43 +177,59 @@ def test_rerun_is_byte_identical_and_killed_run_resumes(src, tmp_path):
 
 
 BAD_CASES = {
-    "missing file": (lambda root: os.remove(era5_url(root, pd.Timestamp("2001-02-01"))), SourceFileError, r"era5land_200102\.nc is missing"),
+    "missing file": (
+        lambda root: os.remove(era5_url(root, pd.Timestamp("2001-02-01"))),
+        SourceFileError,
+        r"era5land_200102\.nc is missing",
+    ),
     "truncated file": (
-        lambda root: open(era5_url(root, pd.Timestamp("2001-02-01")), "r+b").truncate(2000), SourceFileError,
+        lambda root: open(era5_url(root, pd.Timestamp("2001-02-01")), "r+b").truncate(2000),
+        SourceFileError,
         r"era5land_200102\.nc is corrupt or truncated",
     ),
     "wrong variable name": (
-        lambda root: write_month(root, pd.Timestamp("2001-02-01"), rename={"stl1": "stl2"}), MissingVariableError,
+        lambda root: write_month(root, pd.Timestamp("2001-02-01"), rename={"stl1": "stl2"}),
+        MissingVariableError,
         r"era5land_200102\.nc: variable\(s\) stl1 not found",
     ),
     "wrong units": (
-        lambda root: write_month(root, pd.Timestamp("2001-02-01"), units={"stl1": "degC"}), UnitsError,
+        lambda root: write_month(root, pd.Timestamp("2001-02-01"), units={"stl1": "degC"}),
+        UnitsError,
         r"era5land_200102\.nc: variable 'stl1' has units 'degC', expected 'K'",
     ),
     "duplicate timestamps": (
         lambda root: write_month(
-            root, pd.Timestamp("2001-02-01"),
+            root,
+            pd.Timestamp("2001-02-01"),
             times_override=pd.DatetimeIndex(["2001-01-31T20", "2001-01-31T20", "2001-01-31T21"]),
         ),
-        TimeAxisError, r"era5land_200102\.nc: duplicate time stamps",
+        TimeAxisError,
+        r"era5land_200102\.nc: duplicate time stamps",
     ),
     "non-monotonic timestamps": (
         lambda root: write_month(
-            root, pd.Timestamp("2001-02-01"),
+            root,
+            pd.Timestamp("2001-02-01"),
             times_override=pd.DatetimeIndex(["2001-01-31T21", "2001-01-31T20", "2001-01-31T22"]),
         ),
-        TimeAxisError, r"era5land_200102\.nc: time is not increasing",
+        TimeAxisError,
+        r"era5land_200102\.nc: time is not increasing",
     ),
     "hours missing": (
-        lambda root: write_month(root, pd.Timestamp("2001-02-01"), times_override=pd.date_range("2001-02-01", periods=5, freq="h")),
-        TimeAxisError, r"era5land_200102\.nc: needs UTC",
+        lambda root: write_month(
+            root, pd.Timestamp("2001-02-01"), times_override=pd.date_range("2001-02-01", periods=5, freq="h")
+        ),
+        TimeAxisError,
+        r"era5land_200102\.nc: needs UTC",
     ),
     "grid mismatch": (
-        lambda root: write_month(root, pd.Timestamp("2001-02-01"), lats=latlon_source_box(WINDOW)[0][:4]), GridMismatchError,
+        lambda root: write_month(root, pd.Timestamp("2001-02-01"), lats=latlon_source_box(WINDOW)[0][:4]),
+        GridMismatchError,
         r"era5land_200102\.nc: .*does not cover the target window",
     ),
     "all-fill file": (
-        lambda root: write_month(root, pd.Timestamp("2001-02-01"), all_fill=True), SourceFileError,
+        lambda root: write_month(root, pd.Timestamp("2001-02-01"), all_fill=True),
+        SourceFileError,
         r"era5land_200102\.nc: variable 'stl1' holds only fill values",
     ),
 }
@@ -250,17 +276,27 @@ def test_s3_store_matches_local_and_reads_anonymously(src, tmp_path, s3):
     run_era5(src, local)
     run_era5(src, "s3://ftcloud-test/store", storage_options=publish)
     a = open_group(str(local), "predictors/era5land").load()
-    b = open_group("s3://ftcloud-test/store", "predictors/era5land", {"client_kwargs": {"endpoint_url": s3["endpoint_url"]}}).load()
+    b = open_group(
+        "s3://ftcloud-test/store", "predictors/era5land", {"client_kwargs": {"endpoint_url": s3["endpoint_url"]}}
+    ).load()
     assert a.identical(b.assign_attrs(a.attrs)) or a.equals(b)
     np.testing.assert_array_equal(a["stl1"].values, b["stl1"].values)
     # public read: no credentials at all
-    anon = open_group("s3://ftcloud-test/store", "predictors/era5land", {"anon": True, "client_kwargs": {"endpoint_url": s3["endpoint_url"]}})
+    anon = open_group(
+        "s3://ftcloud-test/store",
+        "predictors/era5land",
+        {"anon": True, "client_kwargs": {"endpoint_url": s3["endpoint_url"]}},
+    )
     np.testing.assert_array_equal(anon["pr"].values, a["pr"].values)
     # without the public ACL an anonymous reader is refused with a clear error, not "missing"
     fs.mkdir("ftcloud-private")
     run_era5(src, "s3://ftcloud-private/store", storage_options={"client_kwargs": {"endpoint_url": s3["endpoint_url"]}})
     with pytest.raises(PermissionError, match="ftcloud-private/store"):
-        open_group("s3://ftcloud-private/store", "predictors/era5land", {"anon": True, "client_kwargs": {"endpoint_url": s3["endpoint_url"]}})
+        open_group(
+            "s3://ftcloud-private/store",
+            "predictors/era5land",
+            {"anon": True, "client_kwargs": {"endpoint_url": s3["endpoint_url"]}},
+        )
     # credentials never land in the store's attributes
     attrs = str(dict(zarr.open_group(fs.get_mapper("ftcloud-test/store/predictors/era5land")).attrs))
     assert "testing" not in attrs and "secret" not in attrs.lower()

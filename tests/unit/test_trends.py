@@ -30,7 +30,7 @@ def _series(rng, npix=160, n=41, nan_frac=0.06):
     """
     x = np.round(rng.normal(150, 6, (npix, n)) + np.arange(n) * rng.normal(-0.3, 0.4, (npix, 1)))
     gaps = rng.random(x.shape) < nan_frac
-    gaps[13:npix // 2] = False
+    gaps[13 : npix // 2] = False
     x[gaps] = np.nan
     x[0] = np.nan  # all NaN
     x[1, :-4] = np.nan  # 4 valid values
@@ -53,7 +53,11 @@ def _close(a, b, rtol=0.0, atol=0.0):
 @pytest.mark.parametrize("lag", [1, 3, None])
 @pytest.mark.parametrize(
     "variance, oracle",
-    [("original", "original_test"), ("hamed_rao", "hamed_rao_modification_test"), ("yue_wang", "yue_wang_modification_test")],
+    [
+        ("original", "original_test"),
+        ("hamed_rao", "hamed_rao_modification_test"),
+        ("yue_wang", "yue_wang_modification_test"),
+    ],
 )
 def test_mann_kendall_matches_pymannkendall(rng, variance, oracle, lag):
     """Every statistic of every pixel equals pymannkendall's with the same ``lag``; with gaps the
@@ -196,7 +200,10 @@ def test_false_positive_rates():
     # shown by: python -m pytest -q -s tests/unit/test_trends.py -k false_positive
     print(f"\nMann-Kendall false-positive rates, n = {n}, alpha = {FPR_ALPHA}, {ntot} series each (default lag):")
     for phi, r in rates.items():
-        print(f"  {'white noise' if phi == 0 else f'AR(1) phi={phi}':<15}" + "".join(f"  {v} {p:.4f}" for v, p in r.items()))
+        print(
+            f"  {'white noise' if phi == 0 else f'AR(1) phi={phi}':<15}"
+            + "".join(f"  {v} {p:.4f}" for v, p in r.items())
+        )
 
     white = rates[0.0]
     p0 = _mk_exact_size(n, z)
@@ -322,7 +329,9 @@ def test_slope_per_unit_of_the_coordinate(rng):
     da2 = da.assign_coords(year=da.year.assign_attrs(units="a"))
     assert mann_kendall(da2, min_count=5).slope.attrs["units"] == "days a-1"
     with pytest.raises(ValidationError, match="regularly spaced"):
-        mann_kendall(da.assign_coords(year=[1980, 1981, 1983, 1990, 1991, 1992, 2000, 2001, 2002]), variance="hamed_rao")
+        mann_kendall(
+            da.assign_coords(year=[1980, 1981, 1983, 1990, 1991, 1992, 2000, 2001, 2002]), variance="hamed_rao"
+        )
 
 
 def test_sen_slope_is_the_exact_median_and_ci_matches_scipy(rng):
@@ -385,8 +394,12 @@ def test_ersst_chile_real_series():
     assert annual.sizes["year"] == 171
     res = mann_kendall(annual, dim="year")
     table = {  # (lat, lon): (Sen slope degC/decade, Kendall tau)
-        (-30, 286): (0.02125, 0.1476), (-30, 288): (0.02275, 0.1567), (-32, 286): (0.02615, 0.1915),
-        (-32, 288): (0.02863, 0.2052), (-34, 286): (0.02879, 0.2160), (-34, 288): (0.03064, 0.2266),
+        (-30, 286): (0.02125, 0.1476),
+        (-30, 288): (0.02275, 0.1567),
+        (-32, 286): (0.02615, 0.1915),
+        (-32, 288): (0.02863, 0.2052),
+        (-34, 286): (0.02879, 0.2160),
+        (-34, 288): (0.03064, 0.2266),
         (-36, 286): (0.03448, 0.2634),
     }
     for (lat, lon), (slope10, tau) in table.items():
@@ -475,11 +488,19 @@ def test_regional_table_planted_slopes():
     da = xr.DataArray(fd, dims=("year", "y", "x"), coords={"year": years}, attrs={"units": "days"})
     flags = {"flag_values": np.array([0, 1, 2, 3], "u1"), "flag_meanings": "none qinghai_tibet northwest north"}
     reg = xr.DataArray(region, dims=("y", "x"), attrs=flags)
-    st = xr.DataArray(stab, dims=("y", "x"), attrs={"flag_values": np.array([0, 1, 2, 6], "u1"),
-                                                   "flag_meanings": "none very_stable stable seasonally_frozen_ground"})
+    st = xr.DataArray(
+        stab,
+        dims=("y", "x"),
+        attrs={
+            "flag_values": np.array([0, 1, 2, 6], "u1"),
+            "flag_meanings": "none very_stable stable seasonally_frozen_ground",
+        },
+    )
     tab = regional_table(da, reg, st).set_index("name")
     assert tab.loc["qinghai_tibet", "n_pixels"] == 5
-    assert tab.loc["qinghai_tibet", "mean_frozen_days"] == pytest.approx(np.mean([250, 240, 230, 220, 200]) + 20 * np.mean([-0.3, -0.32, -0.2, -0.24, -0.02]))
+    assert tab.loc["qinghai_tibet", "mean_frozen_days"] == pytest.approx(
+        np.mean([250, 240, 230, 220, 200]) + 20 * np.mean([-0.3, -0.32, -0.2, -0.24, -0.02])
+    )
     assert tab.loc["qinghai_tibet", "sen_slope"] == pytest.approx(np.mean([-0.3, -0.32, -0.2, -0.24, -0.02]))
     assert tab.loc["northwest", "sen_slope"] == pytest.approx(np.mean([-0.3, -0.34, -0.32]))
     assert tab.loc["north", "sen_slope"] == pytest.approx(-0.29)
@@ -500,11 +521,18 @@ def test_regional_table_passes_variance_and_lag():
     region = np.array([[1, 1, 2], [1, 2, 2]], dtype="u1")
     fd = 150 - 0.2 * (years - 1980)[:, None, None] + 6 * _ar1(21, 6, years.size, 0.6).T.reshape(years.size, 2, 3)
     da = xr.DataArray(fd, dims=("year", "y", "x"), coords={"year": years}, attrs={"units": "days"})
-    reg = xr.DataArray(region, dims=("y", "x"), attrs={"flag_values": np.array([0, 1, 2], "u1"),
-                                                       "flag_meanings": "none qinghai_tibet northwest"})
+    reg = xr.DataArray(
+        region,
+        dims=("y", "x"),
+        attrs={"flag_values": np.array([0, 1, 2], "u1"), "flag_meanings": "none qinghai_tibet northwest"},
+    )
     means = {"qinghai_tibet": fd[:, region == 1].mean(axis=1), "northwest": fd[:, region == 2].mean(axis=1)}
-    for variance, lag, fn in (("original", 1, pmk.original_test), ("yue_wang", 1, pmk.yue_wang_modification_test),
-                              ("yue_wang", None, pmk.yue_wang_modification_test), ("hamed_rao", 2, pmk.hamed_rao_modification_test)):
+    for variance, lag, fn in (
+        ("original", 1, pmk.original_test),
+        ("yue_wang", 1, pmk.yue_wang_modification_test),
+        ("yue_wang", None, pmk.yue_wang_modification_test),
+        ("hamed_rao", 2, pmk.hamed_rao_modification_test),
+    ):
         tab = regional_table(da, reg, variance=variance, lag=lag).set_index("name")
         assert tab.attrs["variance"] == variance and tab.attrs["lag"] == ("all" if lag is None else lag)
         for name, series in means.items():

@@ -24,8 +24,9 @@ def _svartberget() -> xr.DataArray:
     path = realdata("svartberget/Svartberget_meteo_2019.csv")
     df = pd.read_csv(path, sep=";")
     t = pd.to_datetime(df[["year", "month", "day", "hour", "minute"]])  # local standard time (UTC+1)
-    return xr.DataArray(df["Tsoil"].to_numpy("f8"), dims="time", coords={"time": t.to_numpy()},
-                        attrs={"units": "degC"}, name="Tsoil")
+    return xr.DataArray(
+        df["Tsoil"].to_numpy("f8"), dims="time", coords={"time": t.to_numpy()}, attrs={"units": "degC"}, name="Tsoil"
+    )
 
 
 def test_svartberget_daily_mean_below_zero_on_23_days():
@@ -74,8 +75,12 @@ def test_threshold_is_strict_and_aggregations():
     gap = da.isel(time=np.r_[0:24, 48:96])
     assert ft_from_temperature(gap, min_samples=5).values.tolist() == [0, 255, 0, 1]
     # daily input: thresholded value by value, NaN -> 255
-    daily = xr.DataArray([-0.1, 0.0, np.nan, 2.0], dims="time",
-                         coords={"time": pd.date_range("2020-01-01", periods=4)}, attrs={"units": "°C"})
+    daily = xr.DataArray(
+        [-0.1, 0.0, np.nan, 2.0],
+        dims="time",
+        coords={"time": pd.date_range("2020-01-01", periods=4)},
+        attrs={"units": "°C"},
+    )
     assert ft_from_temperature(daily).values.tolist() == [1, 0, 255, 0]
     out = ft_from_temperature(da)
     assert out.attrs["flag_meanings"] == "thawed frozen" and out.attrs["threshold_degC"] == 0.0
@@ -94,15 +99,27 @@ def test_units_are_never_guessed():
 def _grid_product():
     t = pd.date_range("2019-01-01", periods=4)
     ft = np.arange(2 * 4 * 3 * 5).reshape(2, 4, 3, 5) % 2
-    return xr.DataArray(ft.astype("u1"), dims=("pass", "time", "y", "x"),
-                        coords={"pass": ["AM", "PM"], "time": t, "y": np.arange(3) * -9.0, "x": np.arange(5) * 9.0,
-                                "lat": (("y", "x"), np.zeros((3, 5)))}, attrs={"grid_mapping": "crs"})
+    return xr.DataArray(
+        ft.astype("u1"),
+        dims=("pass", "time", "y", "x"),
+        coords={
+            "pass": ["AM", "PM"],
+            "time": t,
+            "y": np.arange(3) * -9.0,
+            "x": np.arange(5) * 9.0,
+            "lat": (("y", "x"), np.zeros((3, 5))),
+        },
+        attrs={"grid_mapping": "crs"},
+    )
 
 
 def test_sample_at_stations():
     prod = _grid_product()
-    rows = xr.DataArray([0, 2, -1, 1], dims="station",
-                        coords={"station": ["a", "b", "c", "d"], "network": ("station", ["N1", "N1", "N2", "N2"])})
+    rows = xr.DataArray(
+        [0, 2, -1, 1],
+        dims="station",
+        coords={"station": ["a", "b", "c", "d"], "network": ("station", ["N1", "N1", "N2", "N2"])},
+    )
     cols = xr.DataArray([4, 0, 3, 5], dims="station")  # d: col 5 is outside the 5-column window
     s = sample_at_stations(prod, rows, cols)
     assert s.dims == ("pass", "time", "station") and s.dtype == np.uint8
@@ -123,15 +140,20 @@ def _pairs():
     """Product and reference at 3 stations on 6 days: Jan (frozen season), Mar (transition), Jul."""
     t = pd.to_datetime(["2019-01-10", "2019-01-11", "2019-03-05", "2019-03-06", "2019-07-01", "2019-07-02"])
     #                  Jan  Jan  Mar  Mar  Jul  Jul
-    prod = np.array([[1, 1, 0, 1, 0, 0],  # station s1 (network A)
-                     [1, 0, 1, 255, 0, 1],  # s2 (A)
-                     [0, 1, 0, 0, 0, 0]], "u1")  # s3 (B)
-    ref = np.array([[1, 1, 1, 0, 0, 0],
-                    [1, 1, 0, 0, 0, 0],
-                    [1, 255, 0, 0, 0, 0]], "u1")
+    prod = np.array(
+        [
+            [1, 1, 0, 1, 0, 0],  # station s1 (network A)
+            [1, 0, 1, 255, 0, 1],  # s2 (A)
+            [0, 1, 0, 0, 0, 0],
+        ],
+        "u1",
+    )  # s3 (B)
+    ref = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 255, 0, 0, 0, 0]], "u1")
     coords = {"station": ["s1", "s2", "s3"], "network": ("station", ["A", "A", "B"]), "time": t}
-    return (xr.DataArray(prod, dims=("station", "time"), coords=coords),
-            xr.DataArray(ref, dims=("station", "time"), coords=coords))
+    return (
+        xr.DataArray(prod, dims=("station", "time"), coords=coords),
+        xr.DataArray(ref, dims=("station", "time"), coords=coords),
+    )
 
 
 def test_classification_accuracy_hand_counted():
@@ -162,7 +184,9 @@ def test_classification_accuracy_hand_counted():
     # per station (kept dim) and lazily
     per = classification_accuracy(prod, ref, dim="time")
     assert per.n.values.tolist() == [6, 5, 5]
-    lazy = classification_accuracy(prod.chunk({"time": 2}), ref.chunk({"time": 3}), dim=("station", "time"), by="season")
+    lazy = classification_accuracy(
+        prod.chunk({"time": 2}), ref.chunk({"time": 3}), dim=("station", "time"), by="season"
+    )
     assert_lazy(lazy)
     eager = classification_accuracy(prod, ref, dim=("station", "time"), by="season")
     for k in eager.data_vars:
@@ -174,8 +198,9 @@ def test_classification_accuracy_by_pass_and_end_to_end():
     rows = xr.DataArray([0, 2], dims="station", coords={"station": ["a", "b"], "network": ("station", ["N", "N"])})
     cols = xr.DataArray([4, 0], dims="station")
     sampled = sample_at_stations(prod, rows, cols)
-    ref = xr.DataArray(np.ones((2, 4), "u1"), dims=("station", "time"),
-                       coords={"station": ["a", "b"], "time": prod.time.values})
+    ref = xr.DataArray(
+        np.ones((2, 4), "u1"), dims=("station", "time"), coords={"station": ["a", "b"], "time": prod.time.values}
+    )
     r = classification_accuracy(sampled, ref, dim=("time", "station"))
     assert r.CA_F.dims == ("pass",)
     for p in ("AM", "PM"):
@@ -204,12 +229,18 @@ def test_threshold_exactly_at_zero_in_the_inputs_precision(dtype, units):
     below, above = np.nextafter(at, dt.type(-np.inf)), np.nextafter(at, dt.type(np.inf))
     vals = np.array([at, below, above], dt)
     assert vals.dtype == dt and vals[1] < vals[0] < vals[2]
-    daily = xr.DataArray(vals, dims="time", coords={"time": pd.date_range("2020-01-01", periods=3)}, attrs={"units": units})
+    daily = xr.DataArray(
+        vals, dims="time", coords={"time": pd.date_range("2020-01-01", periods=3)}, attrs={"units": units}
+    )
     assert ft_from_temperature(daily).values.tolist() == [0, 1, 0]
     assert ft_from_temperature(daily.chunk({"time": 2})).values.tolist() == [0, 1, 0]
     # sub-daily: every hour of a day at the value; all aggregations agree
-    hourly = xr.DataArray(np.repeat(vals, 24), dims="time", coords={"time": pd.date_range("2020-01-01", periods=72, freq="h")},
-                          attrs={"units": units})
+    hourly = xr.DataArray(
+        np.repeat(vals, 24),
+        dims="time",
+        coords={"time": pd.date_range("2020-01-01", periods=72, freq="h")},
+        attrs={"units": units},
+    )
     for how in DAILY_AGGREGATIONS:
         assert ft_from_temperature(hourly, how=how).values.tolist() == [0, 1, 0], how
     assert ft_from_temperature(daily).attrs["threshold_in_source_units"] == float(at)
@@ -219,7 +250,11 @@ def test_mask_sparse_accuracies_uses_each_accuracys_own_count():
     assert MIN_TABLE_COUNT == 20
     df = pd.DataFrame({"N_FF": [3, 500, 0], "N_TF": [1, 20, 0], "N_TT": [600, 2, 0], "N_FT": [30, 17, 0]})
     df["n"] = df[["N_FF", "N_TF", "N_TT", "N_FT"]].sum(axis=1)
-    df["CA_F"], df["CA_T"], df["CA_O"] = df.N_FF / (df.N_FF + df.N_TF), df.N_TT / (df.N_TT + df.N_FT), (df.N_FF + df.N_TT) / df.n
+    df["CA_F"], df["CA_T"], df["CA_O"] = (
+        df.N_FF / (df.N_FF + df.N_TF),
+        df.N_TT / (df.N_TT + df.N_FT),
+        (df.N_FF + df.N_TT) / df.n,
+    )
     got = mask_sparse_accuracies(df)
     # row 0: 4 frozen pairs -> CA_F masked; 630 thawed -> kept. row 1: 19 thawed pairs -> CA_T masked
     assert np.isnan(got.CA_F[0]) and got.CA_T[0] == 600 / 630 and got.CA_O[0] == 603 / 634

@@ -145,8 +145,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _slowdown(self, request_id: str):
         body = b"" if self.command == "HEAD" else SLOWDOWN_BODY.format(request_id=request_id).encode()
-        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id),
-                   ("Content-Length", str(len(body)))]
+        headers = [
+            ("Content-Type", "application/xml"),
+            ("x-amz-request-id", request_id),
+            ("Content-Length", str(len(body))),
+        ]
         self._respond(503, "Slow Down", headers, body)
 
     def _respond(self, status, reason, headers, data: bytes, cut: int | None = None):
@@ -183,8 +186,12 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def process_request(self, request, client_address):
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True,
-                             name=f"s3-fault-proxy-{client_address[1]}")
+        t = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            daemon=True,
+            name=f"s3-fault-proxy-{client_address[1]}",
+        )
         with self._active_lock:
             self._active[t] = request
         t.start()
@@ -235,8 +242,15 @@ class S3FaultProxy:
         self.set(seed=seed)
 
     # -- the fault plan ---------------------------------------------------------------------------------------
-    def set(self, p503: float = 0.0, pdrop: float = 0.0, stall: float | None = None, pstall: float = 1.0,
-            ptruncate: float | None = None, seed: int | None = None) -> S3FaultProxy:
+    def set(
+        self,
+        p503: float = 0.0,
+        pdrop: float = 0.0,
+        stall: float | None = None,
+        pstall: float = 1.0,
+        ptruncate: float | None = None,
+        seed: int | None = None,
+    ) -> S3FaultProxy:
         """Replace the fault plan (no arguments: no faults).
 
         ``p503``: fraction of requests answered 503 SlowDown. ``pdrop``: fraction of requests whose connection
@@ -287,8 +301,9 @@ class S3FaultProxy:
         if self._server is None:
             self._stop.clear()
             self._server = _Server(self)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            daemon=True, name="s3-fault-proxy")
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="s3-fault-proxy"
+            )
             self._thread.start()
         return self
 

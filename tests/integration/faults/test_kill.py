@@ -43,9 +43,14 @@ def _digest(root: Path) -> dict:
             doc.pop("written", None)
             doc.pop("source_store", None)
             if p.name == ".zmetadata":
-                doc = {k: ({kk: vv for kk, vv in v.items() if kk not in ("history", "source_store")}
-                           if k.endswith(".zattrs") else v)
-                       for k, v in doc["metadata"].items()}
+                doc = {
+                    k: (
+                        {kk: vv for kk, vv in v.items() if kk not in ("history", "source_store")}
+                        if k.endswith(".zattrs")
+                        else v
+                    )
+                    for k, v in doc["metadata"].items()
+                }
             out[rel] = json.dumps(doc, sort_keys=True)
         else:
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
@@ -114,21 +119,48 @@ def test_ingest_killed_at_random_points_resumes_to_the_clean_bytes(src, clean_in
 def clean_predict(clean_ingest, tiny_model, tmp_path_factory):
     store, _ = clean_ingest
     out = tmp_path_factory.mktemp("cleanp") / "p.zarr"
-    cmd = _ft(["predict", "--store", str(store), "--model", tiny_model, "--out", str(out), "--time-chunk", "16",
-               "--batch-days", "8"])
+    cmd = _ft(
+        [
+            "predict",
+            "--store",
+            str(store),
+            "--model",
+            tiny_model,
+            "--out",
+            str(out),
+            "--time-chunk",
+            "16",
+            "--batch-days",
+            "8",
+        ]
+    )
     rc, seconds, err = _run(cmd)
     assert rc == 0, err
     return out, seconds
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_predict_killed_at_random_points_resumes_to_the_clean_bytes(clean_ingest, clean_predict, tiny_model,
-                                                                    tmp_path, seed):
+def test_predict_killed_at_random_points_resumes_to_the_clean_bytes(
+    clean_ingest, clean_predict, tiny_model, tmp_path, seed
+):
     store, _ = clean_ingest
     clean, seconds = clean_predict
     out = tmp_path / "p.zarr"
-    cmd = _ft(["predict", "--store", str(store), "--model", tiny_model, "--out", str(out), "--time-chunk", "16",
-               "--batch-days", "8"])
+    cmd = _ft(
+        [
+            "predict",
+            "--store",
+            str(store),
+            "--model",
+            tiny_model,
+            "--out",
+            str(out),
+            "--time-chunk",
+            "16",
+            "--batch-days",
+            "8",
+        ]
+    )
     rng = np.random.default_rng(100 + seed)
     for _ in range(3):
         _kill_after(cmd, float(rng.uniform(0.15, 1.0)) * seconds)

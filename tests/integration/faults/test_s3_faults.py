@@ -30,7 +30,7 @@ def _local_digest(root) -> dict:
 
 
 def _s3_digest(fs, prefix) -> dict:
-    return {k[len(prefix) + 1:]: _norm(k.rsplit("/", 1)[-1], fs.cat_file(k)) for k in sorted(fs.find(prefix))}
+    return {k[len(prefix) + 1 :]: _norm(k.rsplit("/", 1)[-1], fs.cat_file(k)) for k in sorted(fs.find(prefix))}
 
 
 def _norm(name: str, data: bytes) -> str:
@@ -40,15 +40,21 @@ def _norm(name: str, data: bytes) -> str:
         for k in ("history", "written", "source_store"):
             doc.pop(k, None)
         if name == ".zmetadata":
-            doc = {k: ({kk: vv for kk, vv in v.items() if kk not in ("history", "source_store")}
-                       if k.endswith(".zattrs") else v)
-                   for k, v in doc["metadata"].items()}
+            doc = {
+                k: (
+                    {kk: vv for kk, vv in v.items() if kk not in ("history", "source_store")}
+                    if k.endswith(".zattrs")
+                    else v
+                )
+                for k, v in doc["metadata"].items()
+            }
         return json.dumps(doc, sort_keys=True)
     return hashlib.sha256(data).hexdigest()
 
 
-def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_bytes(s3_faults, s3, tiny_model,
-                                                                                      tmp_path):
+def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_bytes(
+    s3_faults, s3, tiny_model, tmp_path
+):
     import s3fs
 
     from ftcloud.inference import InferencePlan, predict
@@ -66,12 +72,22 @@ def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_
     s3fs.S3FileSystem(**direct).mkdir("ftcloud-faults")
     s3fs.S3FileSystem.clear_instance_cache()
     # a short read timeout: a response cut short by the proxy is then noticed (and retried) in seconds
-    so = {"client_kwargs": {"endpoint_url": s3_faults.endpoint_url}, "skip_instance_cache": True,
-          "config_kwargs": {"read_timeout": 1}}
+    so = {
+        "client_kwargs": {"endpoint_url": s3_faults.endpoint_url},
+        "skip_instance_cache": True,
+        "config_kwargs": {"read_timeout": 1},
+    }
     s3_faults.set(p503=0.10, pdrop=0.05)
     ingest(str(tmp_path / "src"), "s3://ftcloud-faults/store", sources=groups, storage_options=so, progress=False)
-    predict("s3://ftcloud-faults/store", tiny_model, "s3://ftcloud-faults/p.zarr", plan=plan, storage_options=so,
-            out_storage_options=so, progress=False)
+    predict(
+        "s3://ftcloud-faults/store",
+        tiny_model,
+        "s3://ftcloud-faults/p.zarr",
+        plan=plan,
+        storage_options=so,
+        out_storage_options=so,
+        progress=False,
+    )
     counts = dict(s3_faults.counts)
     s3_faults.set()
     assert counts.get("503", 0) >= 5 and counts.get("drop", 0) + counts.get("truncate", 0) >= 3, counts
@@ -90,13 +106,30 @@ def test_an_endpoint_that_never_answers_ends_in_one_line_naming_it(s3_faults, s3
     s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3["endpoint_url"]}).mkdir("ftcloud-stall")
     s3fs.S3FileSystem.clear_instance_cache()
     # the defaults (5 s connect, 20 s read, 2 attempts x 4 s3fs retries) made short for the test
-    monkeypatch.setattr(stores, "S3_DEFAULTS", {"config_kwargs": {"connect_timeout": 1, "read_timeout": 1,
-                                                                  "retries": {"max_attempts": 1, "mode": "standard"}}})
+    monkeypatch.setattr(
+        stores,
+        "S3_DEFAULTS",
+        {
+            "config_kwargs": {
+                "connect_timeout": 1,
+                "read_timeout": 1,
+                "retries": {"max_attempts": 1, "mode": "standard"},
+            }
+        },
+    )
     monkeypatch.setattr(stores, "S3FS_RETRIES", 2)
     s3_faults.set(stall=float("inf"))
     t = time.perf_counter()
-    rc = main(["-q", "info", "--store", "s3://ftcloud-stall/store", "--storage-option",
-               f"endpoint_url={s3_faults.endpoint_url}"])
+    rc = main(
+        [
+            "-q",
+            "info",
+            "--store",
+            "s3://ftcloud-stall/store",
+            "--storage-option",
+            f"endpoint_url={s3_faults.endpoint_url}",
+        ]
+    )
     took = time.perf_counter() - t
     err = capsys.readouterr().err.strip()
     s3_faults.set()
@@ -115,8 +148,17 @@ def test_access_denied_is_one_line_naming_the_store(s3, tmp_path, capsys):
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3["endpoint_url"]})
     fs.mkdir("ftcloud-closed")
     fs.pipe("ftcloud-closed/store/predictors/era5land/.zgroup", b'{"zarr_format": 2}')
-    rc = main(["-q", "info", "--store", "s3://ftcloud-closed/store", "--anon", "--storage-option",
-               f"endpoint_url={s3['endpoint_url']}"])
+    rc = main(
+        [
+            "-q",
+            "info",
+            "--store",
+            "s3://ftcloud-closed/store",
+            "--anon",
+            "--storage-option",
+            f"endpoint_url={s3['endpoint_url']}",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "s3://ftcloud-closed/store" in err and "access denied" in err, err

@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 # -- a raw upstream that records the bytes it receives ------------------------------------------------------------
 
+
 class _Recorder(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
@@ -65,8 +66,9 @@ class _RecordHandler(socketserver.StreamRequestHandler):
                     raw += self.rfile.read(int(h.split(":")[1]))
         self.server.raw.append(bytes(raw))
         body = b"recorded %d bytes" % len(raw)
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Upstream: Yes\r\nTransfer-Encoding: chunked\r\n"
-                         b"Connection: close\r\n\r\n")
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nX-Upstream: Yes\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
         self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
 
 
@@ -93,16 +95,19 @@ def _aws_chunked(data: bytes) -> bytes:
     """A body framed the way botocore frames a streaming upload (trailer checksum), small chunks."""
     from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
-    return AwsChunkedWrapper(io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32",
-                             chunk_size=1000).read()
+    return AwsChunkedWrapper(
+        io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32", chunk_size=1000
+    ).read()
 
 
 def _http_chunked(payload: bytes, size: int = 777, extras: bool = True) -> bytes:
     """HTTP chunked framing; ``extras``: with chunk extensions and a trailer (moto's werkzeug answers those 500,
     botocore's HTTP clients send neither)."""
     ext, trailer = (b";ext=1", b"X-Trailer: t\r\n") if extras else (b"", b"")
-    out = b"".join(b"%x%s\r\n%s\r\n" % (len(payload[i:i + size]), ext, payload[i:i + size])
-                   for i in range(0, len(payload), size))
+    out = b"".join(
+        b"%x%s\r\n%s\r\n" % (len(payload[i : i + size]), ext, payload[i : i + size])
+        for i in range(0, len(payload), size)
+    )
     return out + b"0\r\n" + trailer + b"\r\n"
 
 
@@ -111,15 +116,17 @@ BINARY = bytes(range(256)) * 17 + b"\r\n\r\n0\r\n\r\n"  # every byte value, and 
 
 def test_forwards_request_byte_exact(recorder):
     body = BINARY
-    req = (b"PUT /bkt/k%20ey?partNumber=1&uploadId=a%2Fb HTTP/1.1\r\n"
-           b"Host: 127.0.0.1:9\r\n"  # the client's Host, not the upstream's: kept
-           b"X-Amz-Date: 20240311T000000Z\r\n"
-           b"x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n"
-           b"Authorization: AWS4-HMAC-SHA256 Credential=testing/20240311/us-east-1/s3/aws4_request, "
-           b"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00ff\r\n"
-           b"X-Dup: 1\r\nX-Dup: 2\r\n"
-           b"Expect: 100-continue\r\n"
-           b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n") + body
+    req = (
+        b"PUT /bkt/k%20ey?partNumber=1&uploadId=a%2Fb HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:9\r\n"  # the client's Host, not the upstream's: kept
+        b"X-Amz-Date: 20240311T000000Z\r\n"
+        b"x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n"
+        b"Authorization: AWS4-HMAC-SHA256 Credential=testing/20240311/us-east-1/s3/aws4_request, "
+        b"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00ff\r\n"
+        b"X-Dup: 1\r\nX-Dup: 2\r\n"
+        b"Expect: 100-continue\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    ) + body
     with S3FaultProxy(recorder.url) as proxy:
         resp = _raw_request(proxy.endpoint_url, req)
         assert resp.status == 200 and resp.getheader("X-Upstream") == "Yes"
@@ -132,10 +139,12 @@ def test_forwards_request_byte_exact(recorder):
 def test_forwards_streaming_upload_framing_exact(recorder):
     """aws-chunked framing inside HTTP chunked transfer, chunk extensions and trailers: relayed as they are."""
     wire = _http_chunked(_aws_chunked(BINARY))
-    req = (b"PUT /bkt/streamed HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
-           b"x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"
-           b"Content-Encoding: aws-chunked\r\nX-Amz-Trailer: x-amz-checksum-crc32\r\n"
-           b"X-Amz-Decoded-Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(BINARY)) + wire
+    req = (
+        b"PUT /bkt/streamed HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+        b"x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"
+        b"Content-Encoding: aws-chunked\r\nX-Amz-Trailer: x-amz-checksum-crc32\r\n"
+        b"X-Amz-Decoded-Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(BINARY)
+    ) + wire
     with S3FaultProxy(recorder.url) as proxy:
         resp = _raw_request(proxy.endpoint_url, req)
         assert resp.status == 200, resp.read()
@@ -145,6 +154,7 @@ def test_forwards_streaming_upload_framing_exact(recorder):
 
 def test_faults_are_injected_and_seeded(recorder):
     """503 carries S3's XML SlowDown, drops close without a response, truncation cuts the body; a seed replays."""
+
     def run(seed):
         seen = []
         with S3FaultProxy(recorder.url, seed=seed) as proxy:
@@ -192,11 +202,11 @@ def test_stalled_request_is_released_on_close(recorder):
 
 # -- plain s3fs through the proxy, moto behind ----------------------------------------------------------------------
 
+
 def _fs(proxy, **config):
     import s3fs
 
-    return s3fs.S3FileSystem(endpoint_url=proxy.endpoint_url, skip_instance_cache=True,
-                             config_kwargs=config or None)
+    return s3fs.S3FileSystem(endpoint_url=proxy.endpoint_url, skip_instance_cache=True, config_kwargs=config or None)
 
 
 @pytest.mark.s3
@@ -265,9 +275,13 @@ def test_streaming_upload_reaches_moto_through_the_proxy(s3_faults):
 
     def put():
         conn.putrequest("PUT", "/faults-stream/blob", skip_accept_encoding=True)
-        for name, value in (("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
-                            ("Content-Encoding", "aws-chunked"), ("X-Amz-Trailer", "x-amz-checksum-crc32"),
-                            ("X-Amz-Decoded-Content-Length", str(len(BINARY))), ("Transfer-Encoding", "chunked")):
+        for name, value in (
+            ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("Content-Encoding", "aws-chunked"),
+            ("X-Amz-Trailer", "x-amz-checksum-crc32"),
+            ("X-Amz-Decoded-Content-Length", str(len(BINARY))),
+            ("Transfer-Encoding", "chunked"),
+        ):
             conn.putheader(name, value)
         conn.endheaders()
         conn.send(_http_chunked(_aws_chunked(BINARY), extras=False))

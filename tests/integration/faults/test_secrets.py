@@ -72,12 +72,21 @@ def test_planted_secrets_reach_no_output_and_no_log(http_root, s3, tiny_model, t
     logs = {}
     for name, cli in {
         "ingest": ["ingest", "--source", f"{base}/src", "--store", "s3://ftcloud-secrets/store", *opt],
-        "predict": ["predict", "--store", "s3://ftcloud-secrets/store", "--model", tiny_model, "--out",
-                    "s3://ftcloud-secrets/store/products/p.zarr", *opt],
+        "predict": [
+            "predict",
+            "--store",
+            "s3://ftcloud-secrets/store",
+            "--model",
+            tiny_model,
+            "--out",
+            "s3://ftcloud-secrets/store/products/p.zarr",
+            *opt,
+        ],
         "info": ["info", "--store", "s3://ftcloud-secrets/store", *opt],
     }.items():
-        p = subprocess.run([sys.executable, "-m", "ftcloud.cli", "-vv", *cli], capture_output=True, cwd=work, env=env,
-                           timeout=600)
+        p = subprocess.run(
+            [sys.executable, "-m", "ftcloud.cli", "-vv", *cli], capture_output=True, cwd=work, env=env, timeout=600
+        )
         assert p.returncode == 0, p.stderr.decode()[-3000:]
         logs[f"{name} stdout"], logs[f"{name} stderr"] = p.stdout, p.stderr
     assert len(logs["ingest stderr"].splitlines()) > 50  # -vv did log the requests
@@ -99,13 +108,17 @@ def test_credentials_offered_as_options_are_refused_without_repeating_them(how, 
         args = ["run", "--out", str(tmp_path / "out"), "--dry-run"]
     elif how in ("config", "nested config"):
         cfg = tmp_path / "cfg.yaml"
-        cfg.write_text(f"storage: {{key: {secret}}}\n" if how == "config"
-                       else f"storage: {{s3_additional_kwargs: {{SSECustomerKey: {secret}}}}}\n")
+        cfg.write_text(
+            f"storage: {{key: {secret}}}\n"
+            if how == "config"
+            else f"storage: {{s3_additional_kwargs: {{SSECustomerKey: {secret}}}}}\n"
+        )
         args = ["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--dry-run"]
     else:
         args += ["--storage-option", f"aws_secret_access_key={secret}"]
-    p = subprocess.run([sys.executable, "-m", "ftcloud.cli", *args], capture_output=True, text=True, env=env,
-                       timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "ftcloud.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
     out = (p.stdout + p.stderr).strip()
     assert p.returncode == 2, out
     assert "credential" in out and secret not in out and "Traceback" not in out, out
