@@ -295,7 +295,7 @@ def test_report_of_a_card_without_any_score_is_written(tmp_path):
 
 
 def test_report_files_are_replaced_atomically(tmp_path, monkeypatch):
-    from ftcloud.model import report
+    from ftcloud.report import model as report
 
     report.write_report(_card(), str(tmp_path), "AM")
     md, png = (tmp_path / "report_AM.md").read_bytes(), (tmp_path / "accuracy_AM.png").read_bytes()

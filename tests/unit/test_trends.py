@@ -549,10 +549,14 @@ def test_regional_table_passes_variance_and_lag():
 
 def test_trends_cli_lag_option(monkeypatch, capsys):
     """`ftcloud trends --lag` reaches wf_trends.trends (default 1, 'all' = None); bad values are refused."""
-    from ftcloud.workflows import trends as wf_trends
+    from ftcloud import cli
     from ftcloud.cli import main
+    from ftcloud.workflows import trends as wf_trends
 
     seen = []
+    # this test is about option parsing: the store/product checks at the door are tested in tests/integration/faults
+    monkeypatch.setattr(cli, "_check_store", lambda *a, **k: {})
+    monkeypatch.setattr(cli, "_check_product", lambda *a, **k: None)
 
     def fake_trends(product, store, out, **kw):
         seen.append(kw)
