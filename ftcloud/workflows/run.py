@@ -2,8 +2,8 @@
 
 Stages: ``synth`` (the digital twin, when the config names no sources), ``ingest`` (all recipes
 into the store, ``OUT/store`` or ``--store s3://...``), ``train`` (AM and PM models into
-``OUT/models``), ``predict`` (1980-2020, both passes, into ``<store>/../product`` for object
-storage, else ``OUT/product/ft_convlstm.zarr``), ``validate`` (``OUT/validation``), ``trends``
+``OUT/models``), ``predict`` (1980-2020, both passes, into ``<store>/products/ft_convlstm.zarr`` for
+object storage, else ``OUT/product/ft_convlstm.zarr``), ``validate`` (``OUT/validation``), ``trends``
 (``OUT/trends``) and ``report`` (``OUT/report``: one self-contained HTML page plus Markdown and
 CSV). A stage is skipped when a fingerprint of its settings and inputs (content hashes, not
 timestamps) matches the one recorded when it last finished, and the outputs it made are still
