@@ -199,7 +199,7 @@ def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = 
 
 def cmd_synth(args) -> int:
     from ftcloud.synth import generate
-    from ftcloud.synth._generate import check_twin_period
+    from ftcloud.synth import check_twin_period
 
     check_twin_period(args.start, args.end, "", names=("--start", "--end"))
     _check_out_folder("--out", args.out)

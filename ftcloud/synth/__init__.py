@@ -11,7 +11,7 @@ The physics and error models, with every parameter value, are documented in one 
 recorded with each run in ``truth/parameters.json``.
 """
 
-from ftcloud.synth._generate import TWIN_VERSION, generate
+from ftcloud.synth.generate import TWIN_VERSION, check_twin_period, generate
 from ftcloud.synth.params import TwinParameters
 
-__all__ = ["generate", "TwinParameters", "TWIN_VERSION"]
+__all__ = ["generate", "check_twin_period", "TwinParameters", "TWIN_VERSION"]

@@ -20,7 +20,7 @@ def write_era5land_file(path, times, lats, lons, fields: dict, *, units: dict | 
     """
     from pathlib import Path
 
-    from ftcloud.synth._writers import ERA5_VARS, write_era5_month
+    from ftcloud.synth.writers import ERA5_VARS, write_era5_month
 
     variables = {
         n: ((units or {}).get(n, ERA5_VARS.get(n, ("1", n))[0]), ERA5_VARS.get(n, ("1", n))[1]) for n in fields

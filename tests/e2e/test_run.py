@@ -90,8 +90,13 @@ def test_report_is_self_contained_with_the_papers_findings(first_run):
     assert "## Table 2" in md and "| group | name |" in md
 
 
-def test_rerun_skips_every_stage_and_an_interrupted_prediction_finishes(first_run, capsys):
-    out, cfg = first_run["out"], str(first_run["root"] / "cfg.yaml")
+def test_rerun_skips_every_stage_and_an_interrupted_prediction_finishes(first_run, tmp_path, capsys):
+    # on a copy: this test changes the product, and the clean run is shared (test_kill compares with it)
+    import shutil
+
+    root = tmp_path / "run"
+    shutil.copytree(first_run["root"], root, symlinks=True)
+    out, cfg = root / "out", str(root / "cfg.yaml")
     product = out / "product" / "ft_convlstm.zarr"
     before = zarr.open_group(str(product), mode="r")["ft"][:]
     assert main(["--quiet", "run", "--config", cfg, "--out", str(out)]) == 0
@@ -105,8 +110,8 @@ def test_rerun_skips_every_stage_and_an_interrupted_prediction_finishes(first_ru
     assert [k for k in STAGES if not s["stages"][k]["skipped"]] == ["predict"]
     assert (zarr.open_group(str(product), mode="r")["ft"][:] == before).all()
     # a changed setting re-runs what depends on it, and nothing upstream
-    (first_run["root"] / "cfg2.yaml").write_text(CONFIG + "predict: {batch_days: 8, time_chunk: 16}\n")
-    assert main(["--quiet", "run", "--config", str(first_run["root"] / "cfg2.yaml"), "--out", str(out)]) == 0
+    (root / "cfg2.yaml").write_text(CONFIG + "predict: {batch_days: 8, time_chunk: 16}\n")
+    assert main(["--quiet", "run", "--config", str(root / "cfg2.yaml"), "--out", str(out)]) == 0
     s = _summary(out)
     assert [k for k in STAGES if not s["stages"][k]["skipped"]] == ["predict", "validate", "trends"]
     assert (zarr.open_group(str(product), mode="r")["ft"][:] == before).all()  # chunking never changes the answer

@@ -23,7 +23,7 @@ from ftcloud.core.grid import (
 )
 from ftcloud.synth import TwinParameters, generate
 from ftcloud.synth import _physics as PH
-from ftcloud.synth import _writers as W
+from ftcloud.synth import writers as W
 from ftcloud.core.timeutil import PASSES, request_hours, step_offsets
 
 SHORT = dict(start="2018-02-26", end="2018-03-03", imerg_start="2018-02-28", imerg_end="2018-03-01", progress=False)

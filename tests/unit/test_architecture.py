@@ -206,3 +206,44 @@ def test_each_package_has_a_docstring_and_an_explicit_all(pkg):
     mod = importlib.import_module(".".join(pkg.relative_to(ROOT).parts))
     for n in mod.__all__:
         assert hasattr(mod, n) or importlib.util.find_spec(f"{mod.__name__}.{n}"), f"{mod.__name__}.__all__ names {n!r}"
+
+
+# -- the twin's models do no I/O --------------------------------------------------------------------
+TWIN_MODELS = sorted(
+    [PKG / "synth" / "domain.py", PKG / "synth" / "truth.py", *(PKG / "synth" / "observers").glob("*.py")]
+)
+IO_MODULES = {"ftcloud.synth.writers", "h5py", "netCDF4", "os", "shutil", "pathlib", "io", "tempfile", "fsspec", "zarr"}
+IO_CALLS = {"open", "write_text", "write_bytes", "mkdir", "unlink", "rename", "replace", "to_netcdf", "to_zarr"}
+
+
+def _io_uses(path: Path):
+    """(line, what) for each import of a file-system module and each call of a file-writing function."""
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Import):
+            for a in n.names:
+                if a.name in IO_MODULES or a.name.split(".")[0] in IO_MODULES:
+                    yield n.lineno, f"import {a.name}"
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            names = {n.module} | {f"{n.module}.{a.name}" for a in n.names}
+            for m in names:
+                if m in IO_MODULES or m.split(".")[0] in IO_MODULES:
+                    yield n.lineno, f"from {n.module} import ..."
+                    break
+        elif isinstance(n, ast.Call):
+            f = n.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            if name in IO_CALLS:
+                yield n.lineno, f"{name}()"
+
+
+def test_the_twins_truth_and_observers_do_no_io():
+    """domain, truth and observers/ hold state and error models; files are written by generate + writers."""
+    assert len(TWIN_MODELS) >= 8
+    bad = [f"{p.relative_to(ROOT)}:{line}: {what}" for p in TWIN_MODELS for line, what in _io_uses(p)]
+    assert not bad, "I/O in the twin's models:\n" + "\n".join(bad)
+
+
+def test_the_io_check_sees_a_write(tmp_path):
+    p = tmp_path / "obs.py"
+    p.write_text("from ftcloud.synth import writers as W\nimport netCDF4\n\ndef f(path):\n    path.write_text('x')\n")
+    assert [w for _, w in _io_uses(p)] == ["from ftcloud.synth import ...", "import netCDF4", "write_text()"]

@@ -509,3 +509,46 @@ __all__ = [
     "write_grid_file",
     "write_text",
 ]
+
+
+def write_insitu(base: Path, stations, elevation: np.ndarray, records, cma_cols, cma_min, cma_max, dates) -> list[Path]:
+    """The in-situ CSVs under ``base`` (docs/source-formats.md, "In situ"); returns the paths written.
+
+    ``records`` yields (network, station column, UTC half-hour times, values) per probe; CMA
+    daily min/max are (nday, nstation) on ``dates``; ``elevation`` is per station column.
+    """
+    st = stations
+    paths = []
+    rows = ["network,station,lat,lon,elevation_m,depth_cm"]
+    for name, col, ts, v in records:
+        tstr = np.datetime_as_string(ts, unit="m")
+        vs = np.char.mod("%.2f", np.where(np.isnan(v), 0, v))
+        vs = np.where(np.isnan(v), "", vs)
+        body = np.char.add(np.char.add(tstr, ","), vs)
+        text = "timestamp_utc,tsoil_degC\n" + "\n".join(body.tolist()) + "\n"
+        path = base / "networks" / name / f"{st.name[col]}.csv"
+        write_text(path, text)
+        paths.append(path)
+        rows.append(f"{name},{st.name[col]},{st.lat[col]:.5f},{st.lon[col]:.5f},{elevation[col]:.1f},{st.depth[col]}")
+    path = base / "networks" / "stations.csv"
+    write_text(path, "\n".join(rows) + "\n")
+    paths.append(path)
+    rows = ["station,lat,lon,elevation_m"]
+    for col in cma_cols:
+        rows.append(f"{st.name[col]},{st.lat[col]:.5f},{st.lon[col]:.5f},{elevation[col]:.1f}")
+    path = base / "cma" / "stations.csv"
+    write_text(path, "\n".join(rows) + "\n")
+    paths.append(path)
+    dstr = np.datetime_as_string(dates, unit="D")
+    lines = ["station,date,t0_min_degC,t0_max_degC"]
+    for j, col in enumerate(cma_cols):
+        mn, mx = cma_min[:, j], cma_max[:, j]
+        smn = np.where(np.isnan(mn), "", np.char.mod("%.1f", np.where(np.isnan(mn), 0, mn)))
+        smx = np.where(np.isnan(mx), "", np.char.mod("%.1f", np.where(np.isnan(mx), 0, mx)))
+        pre = st.name[col] + ","
+        body = np.char.add(np.char.add(np.char.add(np.char.add(pre, dstr), ","), smn), np.char.add(",", smx))
+        lines.extend(body.tolist())
+    path = base / "cma" / "t0cm_daily.csv"
+    write_text(path, "\n".join(lines) + "\n")
+    paths.append(path)
+    return paths
