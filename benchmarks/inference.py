@@ -89,7 +89,9 @@ def main(argv=None) -> int:
 
     device = _device()
     print(
-        f"device: {device} ({torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), torch {torch.__version__}"
+        f"device: {device} "
+        f"({torch.cuda.get_device_name(0) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'}), "
+        f"torch {torch.__version__}"
     )
     era = open_group(args.store, "predictors/era5land")
     times = pd.DatetimeIndex(era["time"].values)

@@ -192,7 +192,9 @@ def _add_storage_args(p: argparse.ArgumentParser, prefix: str = "", what: str = 
         f"--{dash}storage-option",
         action="append",
         metavar="KEY=VALUE",
-        help=f"fsspec storage option for {what} (e.g. endpoint_url=http://127.0.0.1:9000); repeatable; never credentials",
+        help=(
+            f"fsspec storage option for {what} (e.g. endpoint_url=http://127.0.0.1:9000); repeatable; never credentials"
+        ),
     )
     p.add_argument(f"--{dash}anon", action="store_true", help=f"read {what} anonymously (public buckets)")
 
@@ -662,7 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "synth",
         help="write the digital twin: native-format sources plus the hidden truth",
-        description="Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth for a region and period.",
+        description=(
+            "Write ERA5-Land NetCDF, IMERG HDF5, SMAP/ESDR FT, auxiliary maps, in-situ CSV and the hidden truth "
+            "for a region and period."
+        ),
     )
     s.add_argument(
         "--region", type=_region_arg, default="demo", help="region name (demo, tiny, qtp, china); default demo"
@@ -684,7 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "ingest",
         help="run the pangeo-forge recipes: sources -> analysis-ready EASE2 zarr",
-        description="Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local runner into groups under --store.",
+        description=(
+            "Run every source recipe (ERA5-Land, IMERG, SMAP_E_FT, ESDR_FT, statics, in-situ) with Beam's local "
+            "runner into groups under --store."
+        ),
     )
     i.add_argument(
         "--source", required=True, help="folder or URL holding the source files (e.g. a `ftcloud synth` output)"
@@ -730,7 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train the dual-head ConvLSTM for a pass, export it, report test accuracy",
-        description="Train on both targets with the paper's splits, export TorchScript + torch.export + card, write report_<pass>.md.",
+        description=(
+            "Train on both targets with the paper's splits, export TorchScript + torch.export + card, "
+            "write report_<pass>.md."
+        ),
     )
     t.add_argument("--store", required=True, help="store root written by `ftcloud ingest`")
     t.add_argument(
@@ -775,7 +786,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "predict",
         help="apply the exported model chunk-wise with dask, write the FT product",
-        description="Predict the fused FT state for every day and pass into a CF zarr product, region by region (resumable).",
+        description=(
+            "Predict the fused FT state for every day and pass into a CF zarr product, region by region (resumable)."
+        ),
     )
     pr.add_argument("--store", required=True, help="store root with predictors and statics")
     pr.add_argument("--model", required=True, help="model folder written by `ftcloud train`")

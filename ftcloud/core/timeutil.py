@@ -114,7 +114,8 @@ def check_period(start, end, what: str = "", *, names: tuple[str, str] = ("start
 
 
 def split_mask(times, split: str, splits: dict | None = None) -> np.ndarray:
-    """Days of ``times`` in ``split`` ("train", "val", "test") of ``splits`` (default: the paper's, :data:`ftcloud.study.SPLITS`)."""
+    """Days of ``times`` in ``split`` ("train", "val", "test") of ``splits``
+    (default: the paper's, :data:`ftcloud.study.SPLITS`)."""
     t = pd.DatetimeIndex(times)
     m = np.zeros(len(t), bool)
     for a, b in (splits or SPLITS)[split]:

@@ -283,9 +283,11 @@ def provenance(out: str, config: dict | None) -> dict:
 # rendering
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1180px;margin:2em auto;
+padding:0 1em;color:#222}
 h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}
 figcaption{font-size:.9em;color:#555}.note{color:#555;font-size:.9em}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 .kpi{display:inline-block;border:1px solid #ddd;border-radius:6px;padding:.5em 1em;margin:.3em;min-width:12em}
@@ -401,6 +403,7 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         files["gains_over_baselines.csv"] = os.path.join(rep, "gains_over_baselines.csv")
     gview = gains.drop(columns=["in words"]) if not gains.empty else None
     words = "".join(f"<li>{html.escape(w)}</li>" for w in gains["in words"]) if not gains.empty else ""
+    twin_note = " on the synthetic digital twin, so every number can be checked against the planted truth"
     sections = [
         (
             "What the fused product gains over each baseline",
@@ -419,8 +422,7 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         (
             "Findings beside the paper",
             f"<p>Paper: Cui et al. 2024. This run: region <b>{html.escape(str(region))}</b>, {period}"
-            f"{' on the synthetic digital twin, so every number can be checked against the planted truth' if is_twin else ''}.</p>"
-            + _table_html(find),
+            f"{twin_note if is_twin else ''}.</p>" + _table_html(find),
             _table_md(find),
         ),
         (
@@ -466,15 +468,19 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
             f"src='{_img(path)}'><figcaption>{html.escape(cap)}</figcaption></figure>"
         )
         md.append(f"![{cap}]({os.path.relpath(path, rep)})\n")
+    prov_short = {k: prov[k] for k in ("software", "models_sha256", "config")}
     body.append(
         "<h2>Provenance</h2>"
         + _table_html(stage_rows, 1)
-        + f"<pre>{html.escape(json.dumps({k: prov[k] for k in ('software', 'models_sha256', 'config')}, indent=2, default=str))}</pre>"
+        + f"<pre>{html.escape(json.dumps(prov_short, indent=2, default=str))}</pre>"
     )
     md.append(
         "## Provenance\n\n" + _table_md(stage_rows, 1) + "\nVersions, model SHA-256 and config: provenance.json\n"
     )
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>ftcloud report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ftcloud report</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
     tmp = os.path.join(rep, "report.html.tmp")
     with open(tmp, "w") as f:
         f.write(page)

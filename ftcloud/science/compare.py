@@ -4,8 +4,8 @@ A fused product's accuracy means little alone. :func:`compare` scores several FT
 against one reference **on the same pixel-days** (the common mask: the reference and every
 product valid, i.e. 0 thawed / 1 frozen) and gives each statistic a 95 % interval from a
 block bootstrap. Pixel-days are strongly autocorrelated (a frozen spell is one event, not
-thirty), so the resampling unit is a block (below) -- and the interval of a *gain* (product minus baseline) comes from the same resamples, so
-that the pairing of the two products on each pixel-day is kept.
+thirty), so the resampling unit is a block (below) -- and the interval of a *gain* (product minus
+baseline) comes from the same resamples, so that the pairing of the two products on each pixel-day is kept.
 
 Statistics (SPEC section 5, product state / reference state):
 

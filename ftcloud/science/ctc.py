@@ -68,7 +68,10 @@ _REASON_TEXT = {
     3: "a covariance Q_ij <= 0",
     4: "|b| >= max_abs_b or alpha not finite",
     5: "a non-finite estimate",
-    6: "an estimated sensitivity or specificity outside [0, 1] (sampling noise where a class is rare; raw values in psi_raw, eta_raw)",
+    6: (
+        "an estimated sensitivity or specificity outside [0, 1] (sampling noise where a class is rare; raw values "
+        "in psi_raw, eta_raw)"
+    ),
 }
 #: contingency cells, in the order of the ``cell`` dimension: letter i = state of product i
 CELLS = tuple("".join("F" if (code >> (2 - i)) & 1 else "T" for i in range(3)) for code in range(8))
@@ -382,8 +385,10 @@ def triple_collocation(
 
     Examples
     --------
-    >>> res = triple_collocation(ft, era5_ft, station_ft)  # ft (pass, time, y, x): one result per pass  # doctest: +SKIP
-    >>> frozen = triple_collocation(*(select_season(x, "frozen") for x in (ft, era5_ft, station_ft)))  # doctest: +SKIP
+    >>> # ft (pass, time, y, x): one result per pass
+    >>> res = triple_collocation(ft, era5_ft, station_ft)  # doctest: +SKIP
+    >>> seasonal = (select_season(x, "frozen") for x in (ft, era5_ft, station_ft))  # doctest: +SKIP
+    >>> frozen = triple_collocation(*seasonal)  # doctest: +SKIP
     >>> summarise_by(frozen, strata=statics.tci, bins="tci")  # doctest: +SKIP
     """
     xs = []
@@ -463,7 +468,9 @@ def triple_collocation(
     one = "1"
     ds["n"] = n.assign_attrs(long_name=f"number of {dim} steps with all three products valid", units=one)
     ds["counts"] = cells.assign_attrs(
-        long_name="2x2x2 contingency table of the three products (cell letter i = state of product i: F frozen, T thawed)",
+        long_name=(
+            "2x2x2 contingency table of the three products (cell letter i = state of product i: F frozen, T thawed)"
+        ),
         units=one,
     )
     ds["mean"] = mean.assign_attrs(long_name="mean of X_i (+1 frozen, -1 thawed)", units=one)

@@ -631,7 +631,10 @@ def mann_kendall(
     ds["z"] = v["z"].assign_attrs(long_name="standardised Mann-Kendall statistic (continuity-corrected)", units="1")
     ds["p"] = v["p"].assign_attrs(long_name="two-sided p-value of the Mann-Kendall test", units="1")
     ds["significant"] = (np.abs(v["z"]) > ndtri(1 - alpha / 2)).assign_attrs(
-        long_name=f"trend significant at alpha = {alpha} (two-sided, per pixel; see ftcloud.science.trends.fdr for field significance)"
+        long_name=(
+            f"trend significant at alpha = {alpha} (two-sided, per pixel; see ftcloud.science.trends.fdr for field "
+            "significance)"
+        )
     )
     ds["n"] = v["n"].astype(np.int32).assign_attrs(long_name=f"number of valid values along {dim}", units="1")
     ds.attrs = {

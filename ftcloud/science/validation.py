@@ -187,7 +187,10 @@ def ft_from_temperature(
         out = xr.where(count >= need, frozen.astype(np.uint8), FT_MISSING).astype(np.uint8)
         attrs_extra.update(
             {
-                "cell_methods": f"{dim}: {'minimum' if how in ('min', 'any') else 'maximum' if how == 'max' else 'mean'} within days",
+                "cell_methods": (
+                    f"{dim}: {'minimum' if how in ('min', 'any') else 'maximum' if how == 'max' else 'mean'} within "
+                    "days"
+                ),
                 "daily_aggregation": how,
                 "min_samples_per_day": need,
                 "nominal_samples_per_day": per_day,
@@ -553,7 +556,9 @@ def direct_validation(
             "title": "direct validation against in-situ networks (SPEC section 5)",
             "period": f"{period[0]}/{period[1]}",
             "insitu_rule": ref.attrs.get("rule", ""),
-            "reference_truth": "the twin's hidden truth at the station pixels on the station-days with valid in-situ FT",
+            "reference_truth": (
+                "the twin's hidden truth at the station pixels on the station-days with valid in-situ FT"
+            ),
             "history": history_stamp("direct_validation"),
         }
     )

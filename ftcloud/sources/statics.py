@@ -1,4 +1,5 @@
-"""The static layers: land/water fraction and elevation from the SMAP ancillary, terrain complexity, regions, permafrost."""
+"""The static layers: land/water fraction and elevation from the SMAP ancillary, terrain complexity, regions,
+permafrost."""
 
 from __future__ import annotations
 

@@ -161,7 +161,8 @@ class TrendParams:
     qt_class_slopes: dict = field(default_factory=lambda: {1: -0.31, 2: -0.22, 3: -0.11, 4: -0.09, 5: -0.05, 6: -0.02})
     region_slopes: dict = field(default_factory=lambda: {2: -0.32, 3: -0.29})
     default_warming_K_per_yr: float = 0.025  # where nothing freezes (south, QT class 0)
-    # MAGT_1980 class edges (degC): very stable < -5 <= stable < -3 <= semi < -1.5 <= trans < -0.5 <= unstable <= 0.5 < SFG
+    # MAGT_1980 class edges (degC):
+    # very stable < -5 <= stable < -3 <= semi < -1.5 <= trans < -0.5 <= unstable <= 0.5 < SFG
     class_edges: tuple = (-5.0, -3.0, -1.5, -0.5, 0.5)
     sensitivity_floor: float = 0.3  # sqrt(A^2-M^2) >= 0.3 A in dFD/dT
     # the analytic dFD/dT ignores weather noise, snow and hysteresis; the realised
@@ -333,11 +334,20 @@ class TwinParameters:
 
 _A = "assumed"
 _CAO = "Cao et al. 2020, The Cryosphere 14:2581 (ERA5-Land soil temperature bias in permafrost regions)"
-_HER = "Herrington et al. 2024, The Cryosphere 18:1835 (reanalysis soil temperatures: cold 1-5 K, RMSE 2-9 K, cold-season r 0.55-0.85)"
+_HER = (
+    "Herrington et al. 2024, The Cryosphere 18:1835 (reanalysis soil temperatures: cold 1-5 K, RMSE 2-9 K, cold-season "
+    "r 0.55-0.85)"
+)
 _ZHAO = "Zhao & He 2022, Front. Earth Sci. 10:907730 (ERA5-Land RMSE 2.2 K, biases from elevation differences)"
 _CUI = "Cui et al. 2024, Remote Sens. 16:950 (the paper)"
-_SMAP = "SMAP L3_FT_P/L3_FT_P_E ATBD (Dunbar et al. 2016): 80 % accuracy requirement; error sources wet snow, open water, vegetation, terrain"
-_ESDR = "Kim et al. 2017, ESSD 9:133 (FT-ESDR: 90.3 % PM / 84.3 % AM vs stations; quality flags for open water > 20 % and elevation gradient > 300 m)"
+_SMAP = (
+    "SMAP L3_FT_P/L3_FT_P_E ATBD (Dunbar et al. 2016): 80 % accuracy requirement; error sources wet snow, open "
+    "water, vegetation, terrain"
+)
+_ESDR = (
+    "Kim et al. 2017, ESSD 9:133 (FT-ESDR: 90.3 % PM / 84.3 % AM vs stations; quality flags for open water > "
+    "20 % and elevation gradient > 300 m)"
+)
 
 #: where each error parameter of the twin comes from: a source, or "assumed" (docs/twin.md);
 #: written into truth/parameters.json and the run report's provenance
@@ -349,8 +359,13 @@ PARAMETER_SOURCES = {
     "era5.amplitude_factor": f"{_HER} (monthly variability overestimated 20-50 % in winter); 5 % {_A}",
     "era5.season_lead_days": _A,
     "era5.season_lead_sd_days": _A,
-    "era5.weather_correlation": f"{_HER}; its r is for soil-temperature anomalies, applied here to the weather anomaly (an extrapolation)",
-    "era5.cold_season_bias_K": f"{_HER}; {_CAO} (underestimated at mid-low latitudes); Herrington is pan-Arctic: extrapolated to the plateau, magnitude within its 1-5 K",
+    "era5.weather_correlation": (
+        f"{_HER}; its r is for soil-temperature anomalies, applied here to the weather anomaly (an extrapolation)"
+    ),
+    "era5.cold_season_bias_K": (
+        f"{_HER}; {_CAO} (underestimated at mid-low latitudes); Herrington is pan-Arctic: extrapolated to the "
+        "plateau, magnitude within its 1-5 K"
+    ),
     "era5.snow_density_factor": f"{_CAO} (low bias of ERA5-Land snow density); factor {_A}",
     "era5.diurnal_factor": f"{_A}; gives the paper's section 4.3 ERA5_FT direction ({_CUI})",
     "era5.diurnal_peak_hour": _A,
@@ -370,10 +385,14 @@ PARAMETER_SOURCES = {
     "era5.precip_timing_shift_h": _A,
     "era5.precip_width_factor": _A,
     "imerg.lognormal_sigma": _A,
-    "imerg.detection_threshold_mm_h": "GPM IMERG minimum detectable rate order 0.1 mm/h (IMERG technical documentation); assumed here",
+    "imerg.detection_threshold_mm_h": (
+        "GPM IMERG minimum detectable rate order 0.1 mm/h (IMERG technical documentation); assumed here"
+    ),
     "imerg.miss_probability": _A,
     "imerg.snow_factor": "IMERG underestimates snowfall (IMERG technical documentation); factor assumed",
-    "smap.frozen_as_thawed": f"{_SMAP}; rates {_A}, total accuracy checked against the requirement (tests/integration/test_twin_shape.py)",
+    "smap.frozen_as_thawed": (
+        f"{_SMAP}; rates {_A}, total accuracy checked against the requirement (tests/integration/test_twin_shape.py)"
+    ),
     "smap.thawed_as_frozen": f"{_SMAP}; {_A}",
     "smap.near_zero_frozen": _A,
     "smap.near_zero_thawed": _A,
@@ -385,11 +404,16 @@ PARAMETER_SOURCES = {
     "smap.tci_per_400m": f"{_SMAP}; {_CUI} Fig. 10 (accuracy falls with TCI); {_A}",
     "smap.open_water": f"{_SMAP}; {_A}",
     "smap.vegetation": f"{_SMAP}; {_A}",
-    "smap.vegetation_pass_factor": f"{_CUI} section 4.4 (canopy and soil temperatures agree better in the morning); {_A}",
+    "smap.vegetation_pass_factor": (
+        f"{_CUI} section 4.4 (canopy and soil temperatures agree better in the morning); {_A}"
+    ),
     "smap.pixel_year_sd": _A,
     "smap.error_ar1": _A,
     "smap.swath_period_km": "SMAP 1000 km swath, 6 am / 6 pm orbits; stripe geometry assumed",
-    "smap.swath_gap_fraction": "gap fractions as measured on the real SPL3FTP_E granule in shared/realdata (docs/source-formats.md); assumed per pass",
+    "smap.swath_gap_fraction": (
+        "gap fractions as measured on the real SPL3FTP_E granule in shared/realdata (docs/source-formats.md); "
+        "assumed per pass"
+    ),
     "smap.swath_angle_deg": _A,
     "smap.swath_daily_shift": _A,
     "smap.outages": "SMAP safe mode 2019-06-19 .. 2019-07-23 (NSIDC SPL3FTP_E version notes)",
@@ -397,8 +421,12 @@ PARAMETER_SOURCES = {
     "esdr.thawed_as_frozen": f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)",
     "esdr.near_zero_frozen": f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)",
     "esdr.cold_thawed": f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)",
-    "esdr.cold_thawed_scale_K": f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)",
-    "esdr.transition_season": f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)",
+    "esdr.cold_thawed_scale_K": (
+        f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)"
+    ),
+    "esdr.transition_season": (
+        f"{_ESDR}; {_A}, total accuracy checked against it (tests/integration/test_twin_shape.py)"
+    ),
     "esdr.smoothing_weight_today": f"{_ESDR} (25 km, temporally smoother than SMAP); weight {_A}",
     "esdr.error_ar1": _A,
     "esdr.day_missing_probability": _A,
@@ -415,7 +443,9 @@ PARAMETER_SOURCES = {
     "stations.outage_days": _A,
     "stations.cma_density_km2": f"{_CUI} section 2 (824 CMA stations over China, about one per 11,600 km2)",
     "stations.cma_min_stations": _A,
-    "stations.surface_diurnal_factor": f"{_CUI} section 4.3 (0 cm surface warms and cools faster than 0-7 cm); magnitude {_A}",
+    "stations.surface_diurnal_factor": (
+        f"{_CUI} section 4.3 (0 cm surface warms and cools faster than 0-7 cm); magnitude {_A}"
+    ),
     "stations.surface_peak_hour": _A,
     "stations.surface_weather_factor": _A,
     "stations.surface_noise_K": _A,

@@ -98,7 +98,8 @@ def _read(out, region="demo"):
     ei = dates.get_indexer(pd.DatetimeIndex(es.time.values))
     esdr[0, ei] = np.where(code == 254, 254, np.isin(code, (0, 2)))  # 0 frozen both, 2 AM frozen / PM thawed
     esdr[1, ei] = np.where(code == 254, 254, np.isin(code, (0, 3)))
-    # CMA stations: Meteorology_FT (ftcloud.science.reference.meteorology_ft's rule, applied here by hand) at their 9 km cells
+    # CMA stations: Meteorology_FT (ftcloud.science.reference.meteorology_ft's rule, applied here by hand)
+    # at their 9 km cells
     st = pd.read_csv(out / "insitu/cma/stations.csv")
     d = pd.read_csv(out / "insitu/cma/t0cm_daily.csv", parse_dates=["date"])
     x, y = lonlat_to_xy(st.lon.values, st.lat.values)

@@ -49,7 +49,10 @@ def test_every_command_has_help(sub):
 
 
 def test_import_does_not_pull_torch_or_beam():
-    code = "import sys, ftcloud, ftcloud.sources.pipelines, ftcloud.workflows.ingest; print('torch' in sys.modules, 'apache_beam' in sys.modules)"
+    code = (
+        "import sys, ftcloud, ftcloud.sources.pipelines, ftcloud.workflows.ingest; "
+        "print('torch' in sys.modules, 'apache_beam' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
 

@@ -1,4 +1,5 @@
-"""Readers on the real files of ../shared/realdata: values match a direct read, fill -> NaN, packing undone, units checked."""
+"""Readers on the real files of ../shared/realdata: values match a direct read, fill -> NaN, packing undone,
+units checked."""
 
 import numpy as np
 import pytest

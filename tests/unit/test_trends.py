@@ -1,4 +1,5 @@
-"""ftcloud.science.trends: frozen days, Sen slope, Mann-Kendall (vs pymannkendall, false-positive rates, gaps), FDR, regional table."""
+"""ftcloud.science.trends: frozen days, Sen slope, Mann-Kendall (vs pymannkendall, false-positive rates, gaps),
+FDR, regional table."""
 
 from __future__ import annotations
 
