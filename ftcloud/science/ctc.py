@@ -118,8 +118,8 @@ def _moment_sums(x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, axis: int = 0) 
             f"{x3.shape}); align them on the same cells and days first (xarray.align)"
         )
     t = shape[axis]
-    xs = [np.ascontiguousarray(np.moveaxis(_as_codes(np.asarray(x)), axis, 0)).reshape(t, -1) for x in (x1, x2, x3)]
-    p = xs[0].shape[1]
+    p = int(np.prod(shape[:axis] + shape[axis + 1 :], dtype=np.int64))  # explicit: reshape(0, -1) is ambiguous
+    xs = [np.ascontiguousarray(np.moveaxis(_as_codes(np.asarray(x)), axis, 0)).reshape(t, p) for x in (x1, x2, x3)]
     out = np.zeros((8, p), np.int64)
     if t == 0 or p == 0:
         return out.reshape(out_shape)

@@ -98,6 +98,20 @@ def test_undefined_pixels_are_nan_with_reason(rng):
     assert res.reason.attrs["flag_meanings"].split() == [REASONS[k] for k in sorted(REASONS)]
 
 
+def test_a_season_with_no_day_gives_nan_with_reason_not_a_crash():
+    """Zero common days (a season the period does not reach): every pixel undefined with the
+    too-few-samples reason, n = 0 (it used to fail in numpy: reshape of a 0-length series)."""
+    empty = pd.DatetimeIndex([], name="time")
+    xs = [
+        xr.DataArray(np.zeros((0, 2, 3), np.uint8), dims=("time", "y", "x"), coords={"time": empty}) for _ in range(3)
+    ]
+    with pytest.warns(UndefinedStatisticWarning):
+        res = triple_collocation(*xs, min_count=30)
+    assert (res.n.values == 0).all() and res.n.shape == (2, 3)
+    assert (res.reason.values == 1).all()
+    assert np.isnan(res.psi.values).all()
+
+
 def test_uint8_and_float_inputs_agree(rng):
     xs, _ = _simulate(rng, n=1500, shape=(2, 2), missing=0.05)
     ref = triple_collocation(*xs)
