@@ -125,11 +125,24 @@ def test_a_model_that_does_not_pickle_is_still_exported_with_a_warning(tmp_path)
 # Model cards: one line for every defect, file names confined to the model folder
 
 
-@pytest.fixture
-def exported(tmp_path):
-    d = tmp_path / "model"
+@pytest.fixture(scope="module")
+def _exported_once(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export") / "model"
     card = export_model(_model(), str(d), "AM", {"halo": 3})
     return d, card
+
+
+@pytest.fixture
+def exported(_exported_once, tmp_path):
+    """A private copy of one export (the tests below damage its card; exports are byte-identical
+    run to run, tested above, so a copy stands for a fresh export and costs no second export)."""
+    import copy
+    import shutil
+
+    src, card = _exported_once
+    d = tmp_path / "model"
+    shutil.copytree(src, d)
+    return d, copy.deepcopy(card)
 
 
 def _write_card(d: Path, text: str | bytes) -> Path:
