@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftcloud.study import SEASON_MONTHS
+from ftcloud.synth import _fields as F
 
 TRANSITION_MONTHS = SEASON_MONTHS["transition"]
 
@@ -17,12 +18,12 @@ def months_of(dates: np.ndarray) -> np.ndarray:
     return dates.astype("datetime64[M]").astype(int) % 12 + 1
 
 
-def ar1(seed: int, stream: int, k1, k2, days, z0: np.ndarray, rho: float, hash_normal) -> tuple[np.ndarray, np.ndarray]:
+def ar1(seed: int, stream: int, k1, k2, days, z0: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit-variance AR(1) noise per (day, pass, cell) from hashed innovations; returns (z, last state)."""
     z = np.empty((len(days),) + z0.shape)
     zs = z0
     for i, n in enumerate(days):
-        e = hash_normal(seed, stream, k1[None, :], k2[None, :], n, np.arange(2)[:, None])
+        e = F.hash_normal(seed, stream, k1[None, :], k2[None, :], n, np.arange(2)[:, None])
         zs = rho * zs + np.sqrt(1 - rho * rho) * e
         z[i] = zs
     return z, zs

@@ -82,7 +82,7 @@ class EsdrObserver:
         p_t = p.thawed_as_frozen + p.cold_thawed * cold + p.transition_season * trans + site
         perr = np.clip(np.where(state == 1, p_f, p_t), 0, 0.6)
         k1, k2 = dom.key25
-        z, self.z = ar1(seed, F.S_ESDR_ERR, k1, k2, days, self.z, p.error_ar1, F.hash_normal)
+        z, self.z = ar1(seed, F.S_ESDR_ERR, k1, k2, days, self.z, p.error_ar1)
         obs = np.where(PH.ndtr(z) < perr, 1 - state, state)  # 1 frozen
         miss = F.hash_uniform(seed, F.S_ESDR_DAY, days[:, None], np.arange(2)[None, :]) < p.day_missing_probability
         miss = miss[:, :, None] | dom.water25[None, None, :] | dom.sea25[None, None, :]

@@ -40,6 +40,13 @@ class SmapObserver:
             "terrain_complexity_index": ps.tci[ci].reshape(shp),
             "altitude_dem": ps.elev[ci].reshape(shp),
         }
+        # vegetation term per pass and pixel (static: the land cover does not change)
+        p = params
+        veg = np.vectorize(lambda k: p.vegetation.get(int(k), 0.0))(ps.land_cover[ci]).astype("f8")
+        self.veg = (
+            veg[None, None, :]
+            * np.array([p.vegetation_pass_factor["AM"], p.vegetation_pass_factor["PM"]])[None, :, None]
+        )
         xx, yy = np.meshgrid(win.x, win.y)
         self.xy_km = (xx.ravel() / 1000.0, yy.ravel() / 1000.0)
 
@@ -59,11 +66,7 @@ class SmapObserver:
         owf = ps.owf[ci][None, None, :]
         years = np.array([year_of(d) for d in dates])
         pix = np.stack([p.pixel_year_sd * F.hash_normal(seed, F.S_SMAP_PIXYEAR, k1, k2, y) for y in years])[:, None, :]
-        veg = np.vectorize(lambda k: p.vegetation.get(int(k), 0.0))(ps.land_cover[ci]).astype("f8")
-        veg = (
-            veg[None, None, :]
-            * np.array([p.vegetation_pass_factor["AM"], p.vegetation_pass_factor["PM"]])[None, :, None]
-        )
+        veg = self.veg
         p_f = (
             p.frozen_as_thawed
             + p.near_zero_frozen * near0
@@ -85,7 +88,7 @@ class SmapObserver:
         )
         perr = np.clip(np.where(ft == 1, p_f, p_t), 0.0, 0.6)
         del p_f, p_t, near0
-        z, self.z = ar1(seed, F.S_SMAP_ERR, k1, k2, days, self.z, p.error_ar1, F.hash_normal)
+        z, self.z = ar1(seed, F.S_SMAP_ERR, k1, k2, days, self.z, p.error_ar1)
         err = PH.ndtr(z) < perr
         obs = np.where(err, 1 - ft, ft)
         # missing: swaths, whole days, outages, water, sea
