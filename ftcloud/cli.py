@@ -107,6 +107,13 @@ def _storage_options(args, prefix: str = "") -> dict:
     return opts
 
 
+def _location(args, option: str, prefix: str = ""):
+    """The location given by ``--<option>`` with the storage options of its ``--<prefix>`` flags, as a Store."""
+    from ftcloud.layout import Store
+
+    return Store(getattr(args, option), _storage_options(args, prefix))
+
+
 def _refuse_local_file(option: str, url: str, opts: dict, what: str) -> None:
     """A local ``url`` that is a file, not a folder: one line (zarr would fail with NotADirectoryError)."""
     from ftcloud.io.stores import filesystem, is_local
@@ -287,15 +294,13 @@ def cmd_ingest(args) -> int:
     sources = _sources_arg(args.sources)
     _ingest_period(args)
     res = ingest(
-        args.source,
-        args.store,
+        _location(args, "source", "source_"),
+        _location(args, "store"),
         region=args.region,
         start=args.start,
         end=args.end,
         targets_start=args.targets_start,
         sources=sources,
-        storage_options=_storage_options(args),
-        source_storage_options=_storage_options(args, "source_"),
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
@@ -415,15 +420,13 @@ def cmd_predict(args) -> int:
     )
     with cluster as client:
         res = predict(
-            args.store,
+            _location(args, "store"),
             args.model,
-            args.out,
+            _location(args, "out"),
             start=args.start,
             end=args.end,
             passes=passes,
             plan=plan,
-            storage_options=_storage_options(args),
-            out_storage_options=_storage_options(args),
             progress=not args.quiet,
             client=client,
             transfer=args.transfer,
@@ -530,13 +533,14 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from ftcloud.config import load_config
     from ftcloud.report.html import write_report
+    from ftcloud.report.results import RunResults
 
     if not os.path.isdir(args.out):
         what = "is not a folder" if os.path.exists(args.out) else "does not exist"
         raise ValidationError(
             f"--out {args.out} {what}; pass the output folder of an `ftcloud run` (its --out, default ./ftcloud-out)"
         )
-    res = write_report(args.out, config=load_config(args.config))
+    res = write_report(RunResults.load(args.out), config=load_config(args.config))
     print(
         f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in "
         f"{res['out']}"
@@ -554,12 +558,10 @@ def cmd_validate(args) -> int:
     _check_product(args)
     _check_truth(args)
     res = validate(
-        args.store,
-        args.product,
+        _location(args, "store"),
+        _location(args, "product", "product_"),
         args.out,
         truth=args.truth,
-        storage_options=_storage_options(args),
-        product_storage_options=_storage_options(args, "product_"),
         test_period=(args.test_start, args.test_end),
         ctc_period=(args.ctc_start, args.ctc_end),
         min_count=args.min_count,
@@ -569,11 +571,11 @@ def cmd_validate(args) -> int:
         progress=not args.quiet,
     )
     print(
-        f"validate: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
-        + (f" (truth: {res['truth']})" if res.get("truth") else "")
-        + "".join(f"; skipped {s}" for s in res["skipped"])
+        f"validate: wrote {len(res.files)} outputs to {args.out} in {res.seconds:.1f} s"
+        + (f" (truth: {res.truth})" if res.truth else "")
+        + "".join(f"; skipped {s}" for s in res.skipped)
     )
-    d = (res.get("direct") or {}).get("insitu", {})
+    d = res.direct_headline().get("insitu", {})
     for prod in ("ConvLSTM_FT", "SMAP_E_FT"):
         for net, v in sorted((d.get(prod) or {}).items()):
             if net == "all":
@@ -583,7 +585,7 @@ def cmd_validate(args) -> int:
                 f"  CA_O {prod:<12} {net:<10} "
                 + "  ".join(f"{p} {100 * x:.2f} %" for p, x in ca.items() if x is not None)
             )
-    for p, prods in ((res.get("ctc") or {}).get("all") or {}).items():
+    for p, prods in (res.ctc_headline().get("all") or {}).items():
         for prod, v in prods.items():
             line = f"  CTC all {p} {prod:<15} sens {v.get('psi')} spec {v.get('eta')} bal {v.get('pi')}"
             if v.get("truth_pi") is not None:
@@ -614,12 +616,10 @@ def cmd_trends(args) -> int:
     _check_product(args)
     _check_truth(args)
     res = trends(
-        args.product,
-        args.store,
+        _location(args, "product", "product_"),
+        _location(args, "store"),
         args.out,
         truth=args.truth,
-        storage_options=_storage_options(args),
-        product_storage_options=_storage_options(args, "product_"),
         variance=args.variance,
         lag=args.lag,
         alpha=args.alpha,
@@ -629,14 +629,15 @@ def cmd_trends(args) -> int:
         progress=not args.quiet,
     )
     print(
-        f"trends: wrote {len(res['files'])} outputs to {args.out} in {res['seconds']:.1f} s"
-        + (f" (truth: {res['truth']})" if res.get("truth") else "")
+        f"trends: wrote {len(res.files)} outputs to {args.out} in {res.seconds:.1f} s"
+        + (f" (truth: {res.truth})" if res.truth else "")
     )
 
     def f(v, spec):  # a statistic that is undefined (e.g. one year: no trend) prints as n/a
         return "n/a" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
 
-    for r in res["table2"]:
+    rows = res.table2_rows("mean")
+    for r in rows:
         line = (
             f"  {r['name']:<26} {r['n_pixels']:>6} px  {f(r['mean_frozen_days'], '7.1f')} d  "
             f"slope {f(r['sen_slope'], '+.3f')} d/yr [{f(r['slope_low'], '+.3f')}, {f(r['slope_high'], '+.3f')}] "
@@ -645,7 +646,7 @@ def cmd_trends(args) -> int:
         if r.get("planted_slope") is not None:
             line += f"  | truth {f(r.get('truth_sen_slope'), '+.3f')}  planted {f(r['planted_slope'], '+.3f')}"
         print(line)
-    if res["table2"] and all(r.get("sen_slope") is None for r in res["table2"]):
+    if rows and all(r.get("sen_slope") is None for r in rows):
         print("  (no trends: the product covers too few years for a Sen slope; frozen days are in the outputs)")
     return 0
 

@@ -463,21 +463,23 @@ def _stage_matches(stage: str, so, ident: str, times, passes, statics, plan: Inf
 
 
 def predict(
-    store: str,
+    store: str | layout.Store,
     model_dir: str,
-    out: str,
+    out: str | layout.Store,
     *,
     start=None,
     end=None,
     passes=PASSES,
     plan: InferencePlan = InferencePlan(),
     storage_options=None,
-    out_storage_options=None,
     progress: bool = True,
     client=None,
     transfer: bool = False,
 ) -> dict:
     """Predict FT for every day in [start, end] and every pass into ``out`` (a zarr group URL).
+
+    ``store`` and ``out``: a URL (reached with ``storage_options``) or a :class:`~ftcloud.layout.Store`
+    that carries its own options (e.g. a product written to another bucket than the inputs).
 
     Transactional (:mod:`ftcloud.io.transaction`): everything is verified first (the store's
     groups complete, both model files against their card's SHA-256, the window inside the
@@ -498,6 +500,11 @@ def predict(
     from ftcloud.model.export import read_card, verified_path
 
     _require_torch("ftcloud predict")
+
+    out_store = layout.as_store(out, storage_options)
+    in_store = layout.as_store(store, storage_options)
+    store, storage_options = in_store.url, in_store.storage_options
+    out, out_storage_options = out_store.url, out_store.storage_options
 
     era = open_group(store, layout.ERA5LAND, storage_options)
     statics = open_group(store, layout.STATICS, storage_options)

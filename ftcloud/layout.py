@@ -32,12 +32,14 @@ __all__ = [
     "CTC_SUMMARY_CSV",
     "DIRECT_CSV",
     "FIGURES",
+    "MODEL_STEM",
     "PRODUCT_NAME",
     "TABLE2_CSV",
     "SMAP_E_FT",
     "STATICS",
     "RunLayout",
     "Store",
+    "as_store",
     "group_of",
 ]
 
@@ -59,6 +61,8 @@ GROUPS = {
     "networks": NETWORKS,
     "cma": CMA,
 }
+#: the file stem of a pass's model files (``models/ft_convlstm_AM.json`` and friends)
+MODEL_STEM = "ft_convlstm"
 #: the FT product's folder name (``ftcloud predict``'s default output, ``ftcloud run``'s product)
 PRODUCT_NAME = "ft_convlstm.zarr"
 #: the twin's hidden truth, inside its source folder
@@ -98,7 +102,8 @@ class Store:
     """A store root and the fsspec options to reach it (never credentials: see ftcloud.io.secrets)."""
 
     url: str
-    storage_options: dict = field(default_factory=dict)
+    #: not in the repr, so that a Store can be logged whatever its options hold
+    storage_options: dict = field(default_factory=dict, repr=False)
 
     def group(self, path: str) -> str:
         """URL of a group of this store."""
@@ -109,6 +114,20 @@ class Store:
         from ftcloud.io.stores import open_group
 
         return open_group(self.url, path, self.storage_options)
+
+
+def as_store(where, storage_options: dict | None = None) -> Store:
+    """``where`` as a :class:`Store`: a Store is kept as it is (it carries its own options); a URL
+    or path is paired with ``storage_options``.
+
+    >>> as_store("s3://bucket/store", {"anon": True})
+    Store(url='s3://bucket/store')
+    >>> as_store(Store("gs://b/p")).url
+    'gs://b/p'
+    """
+    if isinstance(where, Store):
+        return where
+    return Store(str(where), dict(storage_options or {}))
 
 
 @dataclass(frozen=True)
@@ -160,4 +179,4 @@ class RunLayout:
 
     def card(self, pass_: str) -> str:
         """The model card of a pass."""
-        return self._p("models", f"ft_convlstm_{pass_}.json")
+        return self._p("models", f"{MODEL_STEM}_{pass_}.json")

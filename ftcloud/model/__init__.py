@@ -72,7 +72,7 @@ def read_reports(out: str) -> dict:
     """The cards of the passes trained into ``out``."""
     cards = {}
     for p in ("AM", "PM"):
-        path = os.path.join(out, f"ft_convlstm_{p}.json")
+        path = os.path.join(out, f"{layout.MODEL_STEM}_{p}.json")
         if os.path.exists(path):
             with open(path) as f:
                 cards[p] = json.load(f)

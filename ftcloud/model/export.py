@@ -38,7 +38,7 @@ def sha256_file(path: str) -> str:
 
 
 def _paths(model_dir: str, pass_: str) -> dict:
-    base = os.path.join(model_dir, f"ft_convlstm_{pass_}")
+    base = os.path.join(model_dir, f"{layout.MODEL_STEM}_{pass_}")
     return {"torchscript": base + ".ts.pt", "export": base + ".pt2", "card": base + ".json"}
 
 

@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML page (figures embedded) plus Markdown and CSV tables.
 
-:func:`write_report` reads what the stages of ``ftcloud run`` left in ``OUT`` (model cards,
-``validation/``, ``trends/``, ``ftcloud-stages.json``) and writes ``OUT/report/``:
+:func:`write_report` builds it from the result objects of :mod:`ftcloud.report.results` (the
+model cards, :class:`ValidationResults`, :class:`TrendsResults`, the stages' record), which
+``RunResults.load(OUT)`` reads back from a run folder, and writes ``OUT/report/``:
 
 * ``report.html``: the paper's findings reproduced on the run's data beside the paper's numbers
   and (on the digital twin) the planted truth; fusion vs SMAP_E_FT by season; CTC by product,
@@ -14,11 +15,6 @@
 
 from __future__ import annotations
 
-from ftcloud import layout
-from ftcloud.layout import RunLayout
-from ftcloud.report.tables import to_markdown
-from ftcloud.study import PAPER
-
 import base64
 import html
 import json
@@ -30,6 +26,12 @@ import time
 import pandas as pd
 
 from ftcloud.core.metadata import software_versions
+from ftcloud.layout import RunLayout
+from ftcloud.report.results import ModelCards, RunResults, ValidationResults
+from ftcloud.report.tables import to_markdown
+from ftcloud.study import PAPER
+
+__all__ = ["findings", "fusion_by_season", "gains_over_baselines", "provenance", "write_report"]
 
 PRODUCTS = {
     "fused": "ConvLSTM_FT (fused)",
@@ -38,49 +40,16 @@ PRODUCTS = {
     "smap_head": "SMAP head",
     "esdr_head": "ESDR head",
 }
-_F = layout.FIGURES
-FIGURES = (
-    ("validation/" + _F["ft_maps"].format(p="AM"), "FT state on the first day of each month, AM (paper Fig. 3)"),
-    ("validation/" + _F["ft_maps"].format(p="PM"), "FT state on the first day of each month, PM"),
-    ("validation/" + _F["accuracy_by_network"], "Accuracy per in-situ network (paper Fig. 4)"),
-    ("validation/" + _F["accuracy_by_season"], "Accuracy by season (paper Fig. 5)"),
-    ("validation/" + _F["ctc"].format(n=6, p="AM"), "CTC sensitivity and specificity, AM (paper Fig. 6)"),
-    ("validation/" + _F["ctc"].format(n=7, p="PM"), "CTC sensitivity and specificity, PM (paper Fig. 7)"),
-    ("trends/" + _F["regional_series"], "Regional frozen-day series with Sen slopes (paper Fig. 11)"),
-    ("trends/" + _F["stability_series"], "Frozen days by permafrost stability (paper Fig. 12)"),
-    ("trends/" + _F["slope_map"], "Per-pixel Sen slope, FDR-significant pixels stippled"),
-    ("models/accuracy_AM.png", "Model accuracy on the test period, AM"),
-    ("models/accuracy_PM.png", "Model accuracy on the test period, PM"),
-)
 
 
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-
-
-def _read_csv(path: str) -> pd.DataFrame | None:
-    if not os.path.exists(path):
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
-
-
-def fusion_by_season(out: str) -> pd.DataFrame:
+def fusion_by_season(models: ModelCards) -> pd.DataFrame:
     """CA_F / CA_T / CA_O (%) per pass, season and product against the truth (twin) or SMAP_E_FT,
     every product on the model card's ONE common mask per season (with the CA_O interval)."""
     from ftcloud.report.model import PRODUCT_LABELS
 
     rows = []
-    for p in ("AM", "PM"):
-        card = _read_json(RunLayout(out).card(p))
-        if not card:
-            continue
+    for p in models.passes:
+        card = models[p]
         ref = "truth" if card["metrics"].get("common_vs_truth") else "SMAP_E_FT"
         for season, block in (card["metrics"].get(f"common_vs_{ref}") or {}).items():
             gains = {g["product"]: g for g in block.get("gains", [])}
@@ -117,7 +86,7 @@ def _interval(lo, hi) -> str:
     return "n/a" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
 
 
-def gains_over_baselines(out: str) -> pd.DataFrame:
+def gains_over_baselines(models: ModelCards, validation: ValidationResults | None) -> pd.DataFrame:
     """What the fused product gains over each baseline, per pass and season, against the truth
     (model cards: both heads too) and against in-situ (validation/baselines.csv), with 95 %
     intervals and a sentence per row. Gains in % points."""
@@ -125,8 +94,8 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
     from ftcloud.report.model import PRODUCT_LABELS, gains_table
 
     rows = []
-    for p in ("AM", "PM"):
-        card = _read_json(RunLayout(out).card(p))
+    for p in models.passes:
+        card = models[p]
         if card:
             for r in gains_table(card, "truth"):
                 rows.append(
@@ -143,13 +112,10 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
                         "in words": r["sentence"],
                     }
                 )
-    b = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
-    if b is not None and not b.empty:
-        b = b[(b["reference"] == "insitu") & (b["product"] != "ConvLSTM_FT")]
-        fused = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
-        fused = fused[(fused["reference"] == "insitu") & (fused["product"] == "ConvLSTM_FT")].set_index(
-            ["pass", "season"]
-        )
+    base = validation.baselines if validation is not None else None
+    if base is not None and not base.empty:
+        b = base[(base["reference"] == "insitu") & (base["product"] != "ConvLSTM_FT")]
+        fused = base[(base["reference"] == "insitu") & (base["product"] == "ConvLSTM_FT")].set_index(["pass", "season"])
         for _, r in b.iterrows():
             f = fused.loc[(r["pass"], r["season"]), "CA_O"]
             rows.append(
@@ -178,12 +144,11 @@ def gains_over_baselines(out: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct: pd.DataFrame | None) -> pd.DataFrame:
+def findings(fusion: pd.DataFrame, base: pd.DataFrame | None, table2: pd.DataFrame | None) -> pd.DataFrame:
     """The paper's headline numbers beside this run's and (on the twin) the truth's.
 
-    Both gains are on a common mask: against the truth from the model cards, against in-situ
-    from ``validation/baselines.csv`` (the paper's numbers are the in-situ kind)."""
-    base = _read_csv(os.path.join(RunLayout(out).validation, layout.BASELINES_CSV))
+    Both gains are on a common mask: against the truth from the model cards (``fusion``), against
+    in-situ from the validation's baseline comparison ``base`` (the paper's numbers are the in-situ kind)."""
     rows = []
     for key, season, label in (
         ("gain_overall_pct_points", "all", "fused - SMAP_E_FT overall accuracy (CA_O, % points)"),
@@ -249,19 +214,18 @@ def findings(out: str, fusion: pd.DataFrame, table2: pd.DataFrame | None, direct
     return pd.DataFrame(rows)
 
 
-def provenance(out: str, config: dict | None) -> dict:
+def provenance(results: RunResults, config: dict | None) -> dict:
     from ftcloud.io.secrets import redact_obj
 
-    state = _read_json(RunLayout(out).state) or {}
+    state = results.stages
     models = {}
-    for p in ("AM", "PM"):
-        card = _read_json(RunLayout(out).card(p))
-        if card:
-            models[p] = {k: v["sha256"] for k, v in card["files"].items()} | {
-                "card": f"ft_convlstm_{p}.json",
-                "torch": card.get("torch_version"),
-            }
-    twin = _read_json(RunLayout(out).twin_parameters)
+    for p in results.models.passes:
+        card = results.models[p]
+        models[p] = {k: v["sha256"] for k, v in card["files"].items()} | {
+            "card": os.path.basename(RunLayout(results.out).card(p)),
+            "torch": card.get("torch_version"),
+        }
+    twin = results.twin_parameters
     twin = {k: twin.get(k) for k in ("twin_version", "seed", "parameters", "parameter_sources")} if twin else None
     return {
         "twin": twin,
@@ -312,17 +276,23 @@ def _img(path: str) -> str:
         return "data:image/png;base64," + base64.b64encode(f.read()).decode()
 
 
-def write_report(out: str, config: dict | None = None, summary: dict | None = None) -> dict:
-    """Write ``OUT/report/`` from a finished (or partly finished) run folder; returns its files."""
+def write_report(results: RunResults | str, config: dict | None = None) -> dict:
+    """Write ``OUT/report/`` from the results of a finished (or partly finished) run; returns its files.
+
+    ``results``: a :class:`~ftcloud.report.results.RunResults`, or the run's output folder ``OUT``
+    (read with :meth:`RunResults.load <ftcloud.report.results.RunResults.load>`)."""
+    if not isinstance(results, RunResults):
+        results = RunResults.load(results)
+    out = results.out
+    val, trd = results.validation, results.trends
     rep = RunLayout(out).report
     os.makedirs(rep, exist_ok=True)
-    fusion = fusion_by_season(out)
-    direct = _read_csv(os.path.join(RunLayout(out).validation, layout.DIRECT_CSV))
-    ctc = _read_csv(os.path.join(RunLayout(out).validation, layout.CTC_SUMMARY_CSV))
-    table2 = _read_csv(os.path.join(RunLayout(out).trends, layout.TABLE2_CSV))
-    find = findings(out, fusion, table2, direct)
-    prov = provenance(out, config)
-    tsum = _read_json(os.path.join(RunLayout(out).trends, "trends-summary.json")) or {}
+    fusion = fusion_by_season(results.models)
+    direct = val.direct if val is not None else None
+    ctc = val.ctc if val is not None else None
+    table2 = trd.table2 if trd is not None else None
+    find = findings(fusion, val.baselines if val is not None else None, table2)
+    prov = provenance(results, config)
     files = {}
     for name, df in (
         ("findings.csv", find),
@@ -374,7 +344,7 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
         for c in direct_view.columns[3:]:
             direct_view[c] = 100 * direct_view[c]
     stage_rows = pd.DataFrame([{"stage": k, "seconds": v["seconds"]} for k, v in prov["stages"].items()])
-    figs = [(os.path.join(out, p), cap) for p, cap in FIGURES if os.path.exists(os.path.join(out, p))]
+    figs = results.figures()
     region = (config or {}).get("region", "?")
     period = f"{(config or {}).get('start', '?')} .. {(config or {}).get('end', '?')}"
     is_twin = not (config or {}).get("source")
@@ -392,12 +362,12 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
             ]
             text = "n/a" if _pts(gain) is None else f"{float(gain):+.2f} points"
             kpis.append((f"{p}: fused vs SMAP_E_FT", text, f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
-    if tsum.get("fdr_significant_fraction") is not None:
-        v = tsum["fdr_significant_fraction"]
-        v = v.get("mean", next(iter(v.values()))) if isinstance(v, dict) else v
+    if trd is not None and trd.fdr_significant_fraction:
+        v = trd.fdr_significant_fraction
+        v = v.get("mean", next(iter(v.values())))
         kpis.append(("pixels with a significant trend (FDR 5 %)", f"{100 * float(v):.1f} %", "AM/PM mean"))
 
-    gains = gains_over_baselines(out)
+    gains = gains_over_baselines(results.models, val)
     if not gains.empty:
         gains.to_csv(os.path.join(rep, "gains_over_baselines.csv"), index=False)
         files["gains_over_baselines.csv"] = os.path.join(rep, "gains_over_baselines.csv")
@@ -444,7 +414,12 @@ def write_report(out: str, config: dict | None = None, summary: dict | None = No
             "of ERA5_FT's (see docs/science.md).</p>" + _table_html(ctc_view),
             _table_md(ctc_view),
         ),
-        ("Table 2: frozen days and their trend (days/year), 1980-2020", _table_html(t2_view), _table_md(t2_view)),
+        (
+            "Table 2: frozen days and their trend (days/year)"
+            + (f", {trd.years[0]}-{trd.years[1]}" if trd is not None and trd.years else ""),
+            _table_html(t2_view),
+            _table_md(t2_view),
+        ),
     ]
     body = [
         (

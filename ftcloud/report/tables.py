@@ -8,7 +8,6 @@ import numpy as np
 
 from ftcloud.study import SEASONS
 import pandas as pd
-import xarray as xr
 from ftcloud.science.validation import (
     CA_COUNTS,
     MIN_TABLE_COUNT,
@@ -233,8 +232,8 @@ def _ctc_markdown(sdf: pd.DataFrame, period, nst: int, min_count: int = MIN_TABL
     return "".join(lines)
 
 
-def _table2_markdown(tab: pd.DataFrame, fd: xr.DataArray, variance: str, alpha: float) -> str:
-    y0, y1 = int(fd["year"][0]), int(fd["year"][-1])
+def _table2_markdown(tab: pd.DataFrame, years: tuple[int, int], variance: str, alpha: float) -> str:
+    y0, y1 = years
     m = tab[tab["pass"] == "mean"].copy()
     am = tab[tab["pass"] == "AM"].set_index(["group", "name"])["sen_slope"]
     pm = tab[tab["pass"] == "PM"].set_index(["group", "name"])["sen_slope"]

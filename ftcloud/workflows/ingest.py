@@ -18,6 +18,7 @@ from ftcloud.io.lease import lease
 from ftcloud.io.secrets import redact_url
 from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, open_group, require_bucket
 from ftcloud.io.transaction import discard, promote, recover, staging_url
+from ftcloud.layout import Store, as_store
 from ftcloud.core.metadata import history_stamp, software_versions
 from ftcloud.sources import pipelines
 from ftcloud.sources.common import daily_index
@@ -157,8 +158,8 @@ def _verify_window(root: str, group: str, window, storage_options=None) -> None:
 
 
 def ingest(
-    source: str,
-    store: str,
+    source: str | Store,
+    store: str | Store,
     *,
     region: str | GridWindow | None = None,
     start=None,
@@ -167,7 +168,6 @@ def ingest(
     sources=None,
     chunks: dict | None = None,
     storage_options: dict | None = None,
-    source_storage_options: dict | None = None,
     imerg: tuple | None = None,
     runner: str = "DirectRunner",
     workers: int = 1,
@@ -177,6 +177,10 @@ def ingest(
     progress: bool = True,
 ) -> IngestResult:
     """Run the recipes of every source found under ``source`` into groups under ``store``.
+
+    ``source`` and ``store``: a URL (reached with ``storage_options``) or a
+    :class:`~ftcloud.layout.Store` that carries its own options (e.g. public sources read
+    anonymously into a private bucket).
 
     Region and period default to the twin's parameters when ``source`` is a twin folder,
     else to the packaged configuration. Each group is written as a skeleton, then region by
@@ -193,6 +197,10 @@ def ingest(
     from ftcloud.config import get_options
 
     require("ingest", feature="ftcloud ingest", load=False)  # Beam, pangeo-forge, cfgrib...: looked up, not imported
+    src = as_store(source, storage_options)
+    source, source_storage_options = src.url, src.storage_options
+    dst = as_store(store, storage_options)
+    store, storage_options = dst.url, dst.storage_options
     opts = get_options()
     params = twin_defaults(twin_parameters(source, source_storage_options))
     region = region or params.get("region") or opts["region"]

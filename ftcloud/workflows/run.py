@@ -317,7 +317,6 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
                 product,
                 plan=plan,
                 storage_options=so,
-                out_storage_options=so,
                 progress=progress,
                 client=lazy(),
             )
@@ -327,6 +326,7 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     summary["product"] = product
 
     # science: direct validation + CTC, trends + Table 2
+    from ftcloud.report.results import RunResults, TrendsResults, ValidationResults
     from ftcloud.workflows.trends import trends
     from ftcloud.workflows.validate import validate
 
@@ -353,27 +353,17 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
         "validate",
         _hash([predict_fp, "validate"]),
         with_cluster(
-            lambda: validate(
-                store, product, val_dir, truth=truth, storage_options=so, product_storage_options=so, progress=progress
-            )
+            lambda: validate(store, product, val_dir, truth=truth, storage_options=so, progress=progress).summary()
         ),
-        still_valid=lambda: os.path.exists(os.path.join(val_dir, "validate-summary.json")),
+        still_valid=lambda: os.path.exists(os.path.join(val_dir, ValidationResults.SUMMARY)),
     )
     stage(
         "trends",
         _hash([predict_fp, "trends"]),
         with_cluster(
-            lambda: trends(
-                product,
-                store,
-                trends_dir,
-                truth=truth,
-                storage_options=so,
-                product_storage_options=so,
-                progress=progress,
-            )
+            lambda: trends(product, store, trends_dir, truth=truth, storage_options=so, progress=progress).summary()
         ),
-        still_valid=lambda: os.path.exists(os.path.join(trends_dir, "trends-summary.json")),
+        still_valid=lambda: os.path.exists(os.path.join(trends_dir, TrendsResults.SUMMARY)),
     )
     summary["validation"] = val_dir
     summary["trends"] = trends_dir
@@ -383,7 +373,7 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
 
     t0 = time.perf_counter()
     print("[report] writing the HTML report and tables ...", flush=True)
-    rep = write_report(out, config=cfg)
+    rep = write_report(RunResults.load(out), config=cfg)
     summary["stages"]["report"] = {"seconds": round(time.perf_counter() - t0, 1), "skipped": False}
     summary["report"] = rep["files"]["report.html"]
     summary["findings"] = rep["headline"]

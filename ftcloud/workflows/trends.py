@@ -9,7 +9,6 @@ then summarises the small results (Table 2, regional series) and writes them. Th
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -20,13 +19,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ftcloud.core.metadata import history_stamp
-from ftcloud.io.stores import open_group
-from ftcloud.report.tables import _table2_markdown
-from ftcloud.science.trends import fdr, frozen_days, mann_kendall, regional_series, stability_in, stratum_masks, table2
-from ftcloud.workflows._common import _r, _Stages, _write_zarr
-from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_summary
 from ftcloud import layout
+from ftcloud.core.metadata import history_stamp
+from ftcloud.layout import Store, as_store
+from ftcloud.report.results import TrendsResults
+from ftcloud.science.trends import fdr, frozen_days, mann_kendall, regional_series, stability_in, stratum_masks, table2
+from ftcloud.workflows._common import _Stages, _write_zarr
+from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_summary
 
 __all__ = ["TrendGraph", "trend_graph", "trends"]
 
@@ -62,17 +61,19 @@ class TrendGraph:
 
 
 def trend_graph(
-    product: str,
+    product: str | Store,
     *,
-    product_storage_options: dict | None = None,
+    storage_options: dict | None = None,
     variance: str = "original",
     lag: int | None = 1,
     alpha: float = 0.05,
     q: float = 0.05,
     min_valid: float = 0.9,
 ) -> TrendGraph:
-    """Open ``product`` and build the per-pixel trend graph without computing anything."""
-    prod = open_product(product, product_storage_options)
+    """Open ``product`` (a URL reached with ``storage_options``, or a :class:`~ftcloud.layout.Store`)
+    and build the per-pixel trend graph without computing anything."""
+    product = as_store(product, storage_options)
+    prod = open_product(product.url, product.storage_options)
     ft = prod["ft"]
     if "pass" not in ft.dims:
         ft = ft.expand_dims(pass_=["day"]).rename(pass_="pass")
@@ -89,13 +90,12 @@ def trend_graph(
 
 
 def trends(
-    product: str,
-    store: str,
+    product: str | Store,
+    store: str | Store,
     out: str,
     *,
     truth: str | None = None,
     storage_options: dict | None = None,
-    product_storage_options: dict | None = None,
     variance: str = "original",
     lag: int | None = 1,
     alpha: float = 0.05,
@@ -103,27 +103,41 @@ def trends(
     min_valid: float = 0.9,
     figures: bool = True,
     progress: bool = True,
-) -> dict:
-    """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures; returns a summary.
+) -> TrendsResults:
+    """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures.
 
-    Writes into ``out``: ``trends.zarr`` (``frozen_days`` (pass, year, y, x) with pass AM, PM and
-    their mean; per-pixel ``slope``, ``slope_low``, ``slope_high``, ``p``, ``significant``,
+    ``product`` and ``store``: a URL (reached with ``storage_options``) or a
+    :class:`~ftcloud.layout.Store` that carries its own options. Writes into ``out``:
+    ``trends.zarr`` (``frozen_days`` (pass, year, y, x) with pass AM, PM and their mean;
+    per-pixel ``slope``, ``slope_low``, ``slope_high``, ``p``, ``significant``,
     ``significant_fdr`` (pass, y, x); the stratum series ``series`` (pass, stratum, year)),
     ``table2.{csv,md}``, ``regional_series.csv``, ``figures/fig11_regional_series.png``,
     ``figures/fig12_stability_series.png``, ``figures/slope_map.png`` and ``trends-summary.json``.
     With the twin's truth (found from the store or ``truth``) Table 2 also holds the truth's
-    regional slopes and the planted ones.
+    regional slopes and the planted ones. Returns the :class:`~ftcloud.report.results.TrendsResults`
+    it saved (``trends-summary.json`` is written last).
     """
+    product, store = as_store(product, storage_options), as_store(store, storage_options)
     os.makedirs(out, exist_ok=True)
     figdir = os.path.join(out, "figures")
     stages = _Stages(["frozen days", "per-pixel trends", "table 2", "figures", "write"], "trends", progress)
     t_all = time.perf_counter()
-    summary: dict = {"product": product, "store": store, "out": os.path.abspath(out), "files": []}
+    res = TrendsResults(
+        out=out,
+        product=product.url,
+        store=store.url,
+        parameters={
+            "variance": variance,
+            "lag": "all" if lag is None else int(lag),
+            "alpha": alpha,
+            "fdr_q": q,
+            "min_valid": min_valid,
+        },
+    )
 
     stages.start("frozen days")
     graph = trend_graph(
         product,
-        product_storage_options=product_storage_options,
         variance=variance,
         lag=lag,
         alpha=alpha,
@@ -140,12 +154,13 @@ def trends(
     stages.done("per-pixel trends")
 
     stages.start("table 2")
-    statics = _on_grid(open_group(store, layout.STATICS, storage_options), fd, "statics").load()
+    statics = _on_grid(store.open(layout.STATICS), fd, "statics").load()
     region, stab = statics["region"], statics.get("permafrost_stability")
-    tdir = find_truth(store, truth, storage_options)
-    summary["truth"] = tdir
+    tdir = find_truth(store.url, truth, store.storage_options)
+    res.truth = tdir
+    res.years = (int(fd["year"][0]), int(fd["year"][-1]))
     truth_fd = planted = None
-    if tdir and os.path.exists(os.path.join(tdir, "truth_summary_9km.nc")):
+    if tdir and os.path.exists(os.path.join(tdir, layout.TRUTH_SUMMARY)):
         ts = open_truth_summary(tdir, fd)
         complete = ts["days_in_period"] >= 365
         tfd = ts["frozen_days"].where(complete).mean("pass").astype(np.float64)
@@ -169,8 +184,7 @@ def trends(
         )
         t.insert(0, "pass", p)
         tables.append(t)
-    tab = pd.concat(tables, ignore_index=True)
-    tab.to_csv(os.path.join(out, layout.TABLE2_CSV), index=False)
+    res.table2 = pd.concat(tables, ignore_index=True)
     masks = stratum_masks(region, stability_in(region, stab))
     series = xr.concat(
         [regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values], dim=fd_all["pass"]
@@ -184,9 +198,7 @@ def trends(
             on=["stratum", "year"],
             how="left",
         )
-    sdf.to_csv(os.path.join(out, "regional_series.csv"), index=False)
-    with open(os.path.join(out, "table2.md"), "w") as f:
-        f.write(_table2_markdown(tab, fd_all, variance, alpha))
+    res.series = sdf
     stages.done("table 2")
 
     stages.start("figures")
@@ -213,7 +225,7 @@ def trends(
                 title=title,
                 truth=tseries.isel(stratum=sel) if tseries is not None else None,
             )
-            summary["files"].append(fp)
+            res.figures[name] = fp
         fp = os.path.join(out, layout.FIGURES["slope_map"])
         F.slope_map(
             mk["slope"].sel({"pass": "mean"}),
@@ -223,21 +235,21 @@ def trends(
             title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
             f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only",
         )
-        summary["files"].append(fp)
+        res.figures["slope_map"] = fp
     stages.done("figures")
 
     stages.start("write")
-    res = xr.Dataset({"frozen_days": fd_all})
+    ds = xr.Dataset({"frozen_days": fd_all})
     for k in ("slope", "slope_low", "slope_high", "intercept", "tau", "p", "significant", "n"):
-        res[k] = mk[k]
-    res["significant_fdr"] = sig
-    res["series"] = series.assign_attrs(
+        ds[k] = mk[k]
+    ds["significant_fdr"] = sig
+    ds["series"] = series.assign_attrs(
         long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days"
     )
-    res = res.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else res
-    res.attrs = {
+    ds = ds.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else ds
+    ds.attrs = {
         "title": "ftcloud frozen-day trends (SPEC section 7)",
-        "product": str(product),
+        "product": product.url,
         "variance": variance,
         "lag": "all" if lag is None else int(lag),
         "alpha": alpha,
@@ -245,18 +257,11 @@ def trends(
         "min_valid": min_valid,
         "history": history_stamp("ftcloud trends"),
     }
-    _write_zarr(res, os.path.join(out, "trends.zarr"))
-    for name in ("trends.zarr", layout.TABLE2_CSV, "table2.md", "regional_series.csv"):
-        summary["files"].append(os.path.join(out, name))
+    _write_zarr(ds, os.path.join(out, res.DATASET))
+    res.fdr_significant_fraction = {str(p): float(sig.sel({"pass": p}).mean()) for p in sig["pass"].values}
+    res.stage_seconds = stages.times
+    res.seconds = round(time.perf_counter() - t_all, 1)
+    res.save()
     stages.done("write")
     stages.close()
-    m = tab[tab["pass"] == "mean"]
-    summary["table2"] = [
-        {k: (_r(v) if isinstance(v, float) else v) for k, v in r.items()} for r in m.to_dict("records")
-    ]
-    summary["fdr_significant_fraction"] = {str(p): _r(float(sig.sel({"pass": p}).mean())) for p in sig["pass"].values}
-    summary["stage_seconds"] = stages.times
-    summary["seconds"] = round(time.perf_counter() - t_all, 1)
-    with open(os.path.join(out, "trends-summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
-    return summary
+    return res

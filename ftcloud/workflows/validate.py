@@ -12,40 +12,37 @@ of the networks (:mod:`ftcloud.science.reference`), and the twin's truth.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
+
 import numpy as np
 import pandas as pd
-from ftcloud.errors import (
-    MissingVariableError,
-)
-from ftcloud.io.stores import open_group
-from ftcloud.science.validation import (
-    sample_at_stations,
-)
-from ftcloud.report.tables import _baselines_markdown, _ctc_markdown, _direct_markdown
+
+from ftcloud import layout
+from ftcloud.errors import MissingVariableError
+from ftcloud.layout import Store, as_store
+from ftcloud.report.results import ValidationResults
 from ftcloud.science.compare import baseline_comparison
 from ftcloud.science.ctc import _ctc_station_table, ctc_at_stations, ctc_summaries
-from ftcloud.science.validation import _direct_table, direct_validation
 from ftcloud.science.reference import era5_ft, network_ft
+from ftcloud.science.validation import _direct_table, direct_validation, sample_at_stations
 from ftcloud.study import CTC_PERIOD, TEST_PERIOD
-from ftcloud.workflows._common import _Stages, _period_clip, _r, _write_zarr
+from ftcloud.workflows._common import _period_clip, _Stages, _write_zarr
 from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_ft
-from ftcloud import layout
+
+__all__ = ["validate"]
 
 log = logging.getLogger(__name__)
 
 
 def validate(
-    store: str,
-    product: str,
+    store: str | Store,
+    product: str | Store,
     out: str,
     *,
     truth: str | None = None,
     storage_options: dict | None = None,
-    product_storage_options: dict | None = None,
     test_period: tuple[str, str] = TEST_PERIOD,
     ctc_period: tuple[str, str] = CTC_PERIOD,
     min_count: int = 30,
@@ -53,63 +50,59 @@ def validate(
     map_start: str = "2018-04-01",
     figures: bool = True,
     progress: bool = True,
-) -> dict:
-    """Direct validation against the networks, CTC at the CMA stations, figures; returns a summary.
+) -> ValidationResults:
+    """Direct validation against the networks, CTC at the CMA stations, figures.
 
-    Writes into ``out``: ``direct_validation.{csv,md,zarr}``, ``ctc_stations.csv``,
-    ``ctc_summary.{csv,md}``, ``ctc.zarr``, ``figures/fig03_ft_maps_{AM,PM}.png``,
-    ``figures/fig04_accuracy_by_network.png``, ``figures/fig05_accuracy_by_season.png``,
-    ``figures/fig06_ctc_AM.png``, ``figures/fig07_ctc_PM.png`` and ``validate-summary.json``.
-    A part whose inputs are absent (no ``insitu/networks`` or ``insitu/cma`` group) is skipped
-    with a log message and noted in the summary.
+    ``store`` and ``product``: a URL (reached with ``storage_options``) or a
+    :class:`~ftcloud.layout.Store` that carries its own options. Writes into ``out``:
+    ``direct_validation.{csv,md,zarr}``, ``baselines.{csv,md}``, ``ctc_stations.csv``,
+    ``ctc_summary.{csv,md}``, ``ctc.zarr``, the figures of :data:`ftcloud.layout.FIGURES` and,
+    last, ``validate-summary.json``. A part whose inputs are absent (no ``insitu/networks`` or
+    ``insitu/cma`` group) is skipped with a log message and noted in ``skipped``.
+    Returns the :class:`~ftcloud.report.results.ValidationResults` it saved.
     """
+    store, product = as_store(store, storage_options), as_store(product, storage_options)
     os.makedirs(out, exist_ok=True)
-    figdir = os.path.join(out, "figures")
     stages = _Stages(["open", "direct", "baselines", "ctc", "figures", "write"], "validate", progress)
-    summary: dict = {"store": store, "product": product, "out": os.path.abspath(out), "skipped": [], "files": []}
+    res = ValidationResults(out=out, store=store.url, product=product.url)
     t_all = time.perf_counter()
 
     stages.start("open")
-    prod = open_product(product, product_storage_options)
+    prod = open_product(product.url, product.storage_options)
     conv = prod["ft"].transpose("pass", "time", "y", "x")
-    smap = open_group(store, layout.SMAP_E_FT, storage_options)["smap_e_ft"].transpose("pass", "time", "y", "x")
-    statics = _on_grid(open_group(store, layout.STATICS, storage_options), conv, "statics").load()
-    tdir = find_truth(store, truth, storage_options)
-    truth_ft = open_truth_ft(tdir, conv) if tdir and os.path.exists(os.path.join(tdir, "truth_ft_9km.nc")) else None
-    summary["truth"] = tdir
+    smap = store.open(layout.SMAP_E_FT)["smap_e_ft"].transpose("pass", "time", "y", "x")
+    statics = _on_grid(store.open(layout.STATICS), conv, "statics").load()
+    tdir = find_truth(store.url, truth, store.storage_options)
+    truth_ft = open_truth_ft(tdir, conv) if tdir and os.path.exists(os.path.join(tdir, layout.TRUTH_FT)) else None
+    res.truth = tdir
     stages.done("open")
 
     # direct validation ------------------------------------------------------------------
     stages.start("direct")
     direct = None
     try:
-        nets = open_group(store, layout.NETWORKS, storage_options).load()
+        nets = store.open(layout.NETWORKS).load()
     except MissingVariableError as e:
         nets = None
         log.warning("direct validation skipped: %s", e)
-        summary["skipped"].append("direct validation (no insitu/networks group)")
+        res.skipped.append("direct validation (no insitu/networks group)")
     if nets is not None:
         ref = network_ft(nets["tsoil"], half_window_h=half_window_h)
         per = _period_clip(np.intersect1d(conv["time"].values, ref["time"].values), test_period)
         direct = direct_validation({"ConvLSTM_FT": conv, "SMAP_E_FT": smap}, ref, truth=truth_ft, period=per)
-        ddf = _direct_table(direct)
-        ddf.to_csv(os.path.join(out, layout.DIRECT_CSV), index=False)
+        res.direct, res.direct_period, res.direct_rule = _direct_table(direct), per, ref.attrs.get("rule", "")
         _write_zarr(direct, os.path.join(out, "direct_validation.zarr"))
-        with open(os.path.join(out, "direct_validation.md"), "w") as f:
-            f.write(_direct_markdown(ddf, per, ref.attrs.get("rule", "")))
-        summary["direct"] = _direct_headline(ddf)
-        summary["direct_period"] = list(per)
     stages.done("direct")
 
     # every product beside its baselines on one common mask ----------------------------------
     stages.start("baselines")
     try:
-        esdr = open_group(store, layout.ESDR_FT, storage_options)["esdr_ft"].transpose("pass", "time", "y", "x")
-        era_b = era5_ft(open_group(store, layout.ERA5LAND, storage_options)["stl1"]).transpose("pass", "time", "y", "x")
+        esdr = store.open(layout.ESDR_FT)["esdr_ft"].transpose("pass", "time", "y", "x")
+        era_b = era5_ft(store.open(layout.ERA5LAND)["stl1"]).transpose("pass", "time", "y", "x")
     except (MissingVariableError, KeyError) as e:
         esdr = era_b = None
         log.warning("baseline comparison skipped: %s", e)
-        summary["skipped"].append(f"baseline comparison ({e})")
+        res.skipped.append(f"baseline comparison ({e})")
     ref_in = network_ft(nets["tsoil"], half_window_h=half_window_h) if nets is not None else None
     if esdr is not None and (truth_ft is not None or ref_in is not None):
         common_t = conv["time"].values
@@ -119,28 +112,25 @@ def validate(
         if per_b is None or pd.Timestamp(per_b[0]) > pd.Timestamp(per_b[1]):
             why = f"the product, ERA5-Land and both targets share no day in {test_period[0]}..{test_period[1]}"
             log.warning("baseline comparison skipped: %s", why)
-            summary["skipped"].append(f"baseline comparison ({why})")
+            res.skipped.append(f"baseline comparison ({why})")
         else:
             bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
             bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
             if not bdf.empty:
-                bdf.to_csv(os.path.join(out, layout.BASELINES_CSV), index=False)
-                with open(os.path.join(out, "baselines.md"), "w") as f:
-                    f.write(_baselines_markdown(bdf, per_b))
-                summary["baselines_period"] = list(per_b)
+                res.baselines, res.baselines_period = bdf, per_b
     stages.done("baselines")
 
     # CTC ---------------------------------------------------------------------------------
     stages.start("ctc")
     ctc = None
     try:
-        cma = open_group(store, layout.CMA, storage_options)
+        cma = store.open(layout.CMA)
     except MissingVariableError as e:
         cma = None
         log.warning("CTC skipped: %s", e)
-        summary["skipped"].append("CTC (no insitu/cma group)")
+        res.skipped.append("CTC (no insitu/cma group)")
     if cma is not None:
-        era = open_group(store, layout.ERA5LAND, storage_options)["stl1"]
+        era = store.open(layout.ERA5LAND)["stl1"]
         per = _period_clip(
             np.intersect1d(np.intersect1d(conv["time"].values, era["time"].values), cma["time"].values), ctc_period
         )
@@ -152,15 +142,10 @@ def validate(
             "koppen": (st_strata["koppen"], None),
             "tci": (st_strata["tci"], "tci"),
         }
-        sdf = ctc_summaries(ctc, strata)
-        sdf.to_csv(os.path.join(out, layout.CTC_SUMMARY_CSV), index=False)
-        stdf = _ctc_station_table(ctc, st_strata[["land_cover", "koppen", "tci"]])
-        stdf.to_csv(os.path.join(out, "ctc_stations.csv"), index=False)
+        res.ctc = ctc_summaries(ctc, strata)
+        res.ctc_stations = _ctc_station_table(ctc, st_strata[["land_cover", "koppen", "tci"]])
+        res.ctc_period = per
         _write_zarr(ctc, os.path.join(out, "ctc.zarr"))
-        with open(os.path.join(out, "ctc_summary.md"), "w") as f:
-            f.write(_ctc_markdown(sdf, per, ctc.sizes["station"]))
-        summary["ctc"] = _ctc_headline(sdf)
-        summary["ctc_period"] = list(per)
     stages.done("ctc")
 
     # figures -----------------------------------------------------------------------------
@@ -168,7 +153,7 @@ def validate(
     if figures:
         from ftcloud.report import figures as F
 
-        os.makedirs(figdir, exist_ok=True)
+        os.makedirs(os.path.join(out, "figures"), exist_ok=True)
         dates = pd.date_range(map_start, periods=12, freq="MS")
         for p in conv["pass"].values:
             fp = os.path.join(out, layout.FIGURES["ft_maps"].format(p=p))
@@ -178,14 +163,14 @@ def validate(
                 fp,
                 title=f"FT on the first day of each month, {p} pass",
             )
-            summary["files"].append(fp)
-        if direct is not None:
-            d = ddf[ddf["reference"] == "insitu"]
+            res.figures[f"ft_maps_{p}"] = fp
+        if res.direct is not None:
+            d = res.direct[res.direct["reference"] == "insitu"]
             d = d[d["product"] != "truth"]
             for by, name in (("network", "accuracy_by_network"), ("season", "accuracy_by_season")):
                 fp = os.path.join(out, layout.FIGURES[name])
                 F.accuracy_bars(d, fp, by=by)
-                summary["files"].append(fp)
+                res.figures[name] = fp
         if ctc is not None:
             xs = statics["x"].values[np.asarray(ctc["pixel_col"].values)]
             ys = statics["y"].values[np.asarray(ctc["pixel_row"].values)]
@@ -201,47 +186,13 @@ def validate(
                     fp,
                     title=f"CTC sensitivity / specificity at the CMA stations, {p} pass",
                 )
-                summary["files"].append(fp)
+                res.figures[f"ctc_{p}"] = fp
     stages.done("figures")
 
     stages.start("write")
-    for name in (
-        layout.DIRECT_CSV,
-        "direct_validation.md",
-        "direct_validation.zarr",
-        layout.BASELINES_CSV,
-        "baselines.md",
-        layout.CTC_SUMMARY_CSV,
-        "ctc_summary.md",
-        "ctc_stations.csv",
-        "ctc.zarr",
-    ):
-        if os.path.exists(os.path.join(out, name)):
-            summary["files"].append(os.path.join(out, name))
+    res.stage_seconds = stages.times
+    res.seconds = round(time.perf_counter() - t_all, 1)
+    res.save()
     stages.done("write")
     stages.close()
-    summary["stage_seconds"] = stages.times
-    summary["seconds"] = round(time.perf_counter() - t_all, 1)
-    with open(os.path.join(out, "validate-summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
-    return summary
-
-
-def _direct_headline(ddf: pd.DataFrame) -> dict:
-    out: dict = {}
-    d = ddf[(ddf["season"].isin(["all", "frozen"]))]
-    for r in d.to_dict("records"):
-        out.setdefault(r["reference"], {}).setdefault(r["product"], {}).setdefault(r["network"], {}).setdefault(
-            r["season"], {}
-        )[r["pass"]] = {"CA_F": _r(r["CA_F"]), "CA_T": _r(r["CA_T"]), "CA_O": _r(r["CA_O"]), "n": int(r["n"])}
-    return out
-
-
-def _ctc_headline(sdf: pd.DataFrame) -> dict:
-    a = sdf[sdf["stratum_type"] == "all"]
-    out: dict = {}
-    for r in a.to_dict("records"):
-        e = {k: _r(r[k]) for k in ("psi", "eta", "pi", "truth_psi", "truth_eta", "truth_pi") if k in r}
-        e["n_stations"] = int(r["n_stations"])
-        out.setdefault(r["season"], {}).setdefault(r["pass"], {})[r["product"]] = e
-    return out
+    return res

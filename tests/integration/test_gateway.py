@@ -75,7 +75,6 @@ def test_prediction_on_gateway_workers_matches_local(tiny_store, tiny_model, s3,
                 out,
                 plan=plan,
                 storage_options=so,
-                out_storage_options=so,
                 progress=False,
                 client=client,
             )

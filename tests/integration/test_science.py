@@ -225,7 +225,7 @@ def test_validate_skips_missing_insitu(twin_2018, tmp_path):
         figures=False,
         progress=False,
     )
-    assert len(res["skipped"]) == 2
+    assert len(res.skipped) == 2
     assert not (tmp_path / "out" / "direct_validation.csv").exists()
 
 
@@ -236,7 +236,7 @@ def test_commands_without_truth(twin_2018, twin_20y, tmp_path, monkeypatch):
     res = wf_validate.validate(
         twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False
     )
-    assert res["truth"] is None and not res["skipped"]
+    assert res.truth is None and not res.skipped
     assert set(pd.read_csv(tmp_path / "v" / "direct_validation.csv")["reference"]) == {"insitu"}
     s = pd.read_csv(tmp_path / "v" / "ctc_summary.csv")
     assert "truth_pi" not in s.columns and s["pi"].notna().any()
@@ -661,3 +661,69 @@ def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
     assert (
         (rows["reason"] == "estimate_out_of_range").all() and rows["psi"].isna().all() and rows["eta_raw"].notna().all()
     )
+
+
+# --------------------------------------------------------------------------------------
+# results as objects: what the commands return is what a later report reads back
+
+
+def test_results_load_back_what_validate_and_trends_returned(twin_2018, twin_20y, tmp_path):
+    from ftcloud.report.results import TrendsResults, ValidationResults
+
+    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
+    t = wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), progress=False)
+    assert isinstance(v, ValidationResults) and isinstance(t, TrendsResults)
+    v2, t2 = ValidationResults.load(str(tmp_path / "v")), TrendsResults.load(str(tmp_path / "t"))
+    for name in ("direct", "baselines", "ctc", "ctc_stations"):
+        a, b = getattr(v, name), getattr(v2, name)
+        assert a is not None and len(a) > 0, name
+        # the CSV round trip: same columns, rows and values (strings and floats as pandas reads them)
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b, check_dtype=False, check_exact=False), name
+    assert (v2.direct_period, v2.baselines_period, v2.ctc_period) == (v.direct_period, v.baselines_period, v.ctc_period)
+    assert set(v2.figures) == {
+        "ft_maps_AM",
+        "ft_maps_PM",
+        "accuracy_by_network",
+        "accuracy_by_season",
+        "ctc_AM",
+        "ctc_PM",
+    }
+    assert v2.direct_headline() == v.direct_headline() and v2.ctc_headline() == v.ctc_headline()
+    pd.testing.assert_frame_equal(t.table2.reset_index(drop=True), t2.table2, check_dtype=False)
+    assert t2.years == (2001, 2020) and set(t2.figures) == {"regional_series", "stability_series", "slope_map"}
+    assert t2.fdr_significant_fraction.keys() == {"AM", "PM", "mean"}
+    # the summary is the object's own account, and a folder without it holds no result
+    s = json.loads((tmp_path / "t" / "trends-summary.json").read_text())
+    assert s["table2"] == t.table2_rows("mean") and len(s["table2"]) == 7
+    assert ValidationResults.load(str(tmp_path / "nowhere")) is None
+
+
+def test_the_run_report_is_built_from_result_objects_not_files(twin_2018, twin_20y, tmp_path):
+    """write_report takes the objects: a report folder beside no validation/ or trends/ output
+    still carries their tables, so nothing was re-read from files by name."""
+    from ftcloud.report.html import write_report
+    from ftcloud.report.results import ModelCards, RunResults
+
+    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
+    t = wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), progress=False)
+    out = tmp_path / "elsewhere"
+    res = RunResults(out=str(out), models=ModelCards(str(out / "models")), validation=v, trends=t)
+    rep = write_report(res)
+    assert not (out / "validation").exists() and not (out / "trends").exists()
+    page = (out / "report" / "report.html").read_text()
+    assert "Table 2: frozen days and their trend (days/year), 2001-2020" in page
+    assert page.count("<img ") == 9  # the six validation figures and three trend figures, embedded
+    assert rep["figures"] == 9
+    ctc = pd.read_csv(out / "report" / "ctc.csv")
+    pd.testing.assert_frame_equal(ctc, v.ctc.reset_index(drop=True), check_dtype=False)
+    t2 = pd.read_csv(out / "report" / "table2.csv")
+    assert len(t2) == len(t.table2) and set(t2["name"]) == set(t.table2["name"])
+    # the headline of the in-situ comparison comes from v.baselines
+    f = pd.read_csv(out / "report" / "findings.csv")
+    ins = f[f["finding"].str.startswith("fused - SMAP_E_FT overall")]["this run vs in-situ"]
+    b = v.baselines
+    want = b[(b["reference"] == "insitu") & (b["season"] == "all") & (b["product"] == "SMAP_E_FT")]
+    assert np.allclose(sorted(ins), sorted(100 * want["gain"]), equal_nan=True)
+    # and an empty run folder gives a report that says so rather than failing
+    empty = write_report(RunResults.load(str(tmp_path / "empty")))
+    assert empty["figures"] == 0 and "not available" in (tmp_path / "empty" / "report" / "report.html").read_text()

@@ -247,3 +247,39 @@ def test_the_io_check_sees_a_write(tmp_path):
     p = tmp_path / "obs.py"
     p.write_text("from ftcloud.synth import writers as W\nimport netCDF4\n\ndef f(path):\n    path.write_text('x')\n")
     assert [w for _, w in _io_uses(p)] == ["from ftcloud.synth import ...", "import netCDF4", "write_text()"]
+
+
+# --------------------------------------------------------------------------------------
+# locations: one options keyword; a location with other options is its own Store
+
+
+def _option_variants(root: Path) -> list[str]:
+    """Every function parameter named ``<something>_storage_options`` under ``root``."""
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(), filename=str(p))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs]:
+                    if arg.arg.endswith("_storage_options"):
+                        found.append(f"{p.relative_to(root)}:{node.lineno} {node.name}({arg.arg})")
+    return found
+
+
+def test_no_function_takes_a_second_storage_options_keyword():
+    assert _option_variants(PKG) == []
+
+
+def test_the_options_check_sees_a_variant(tmp_path):
+    (tmp_path / "m.py").write_text("def f(url, *, product_storage_options=None):\n    pass\n")
+    assert _option_variants(tmp_path) == ["m.py:1 f(product_storage_options)"]
+
+
+def test_a_store_keeps_its_own_options_and_does_not_show_them():
+    from ftcloud.layout import Store, as_store
+
+    s = Store("s3://bucket/product.zarr", {"endpoint_url": "http://127.0.0.1:9", "token": "not-to-be-seen"})
+    assert as_store(s, {"anon": True}) is s  # a Store is never re-paired with the caller's options
+    assert as_store("s3://b/store", {"anon": True}).storage_options == {"anon": True}
+    assert as_store("local/folder").storage_options == {}
+    assert "not-to-be-seen" not in repr(s) and "not-to-be-seen" not in str(s)

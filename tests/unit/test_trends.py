@@ -158,6 +158,7 @@ def _ar1_original_size(n, z, phi):
 FPR_N, FPR_SEEDS, FPR_LEN, FPR_ALPHA = 5000, (11, 12, 13, 14), 41, 0.05
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_false_positive_rates():
     """How often each var(S) declares a trend in trendless noise, n = 41, alpha = 0.05.
 
@@ -560,8 +561,10 @@ def test_trends_cli_lag_option(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_check_product", lambda *a, **k: None)
 
     def fake_trends(product, store, out, **kw):
+        from ftcloud.report.results import TrendsResults
+
         seen.append(kw)
-        return {"files": [], "seconds": 0.0, "table2": []}
+        return TrendsResults(out=out)
 
     monkeypatch.setattr(wf_trends, "trends", fake_trends)
     base = ["-q", "trends", "--product", "p.zarr", "--store", "s", "--out", "o", "--variance", "yue_wang"]

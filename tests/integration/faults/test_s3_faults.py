@@ -85,7 +85,6 @@ def test_ingest_and_predict_through_503s_and_dropped_connections_give_the_local_
         "s3://ftcloud-faults/p.zarr",
         plan=plan,
         storage_options=so,
-        out_storage_options=so,
         progress=False,
     )
     counts = dict(s3_faults.counts)
