@@ -65,6 +65,7 @@ def test_work_items_cover_the_period_once(src):
     assert regions.plan_fingerprint(r2, regions.work_items(r2)) != regions.plan_fingerprint(r, items)
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_tiles_of_a_region_write_the_same_bytes_as_one_window(src, tmp_path):
     """ERA5-Land work items are tiles x time chunks: each opens only its tile's source box and
     days, and the store holds exactly the values the whole-window items write."""
@@ -135,6 +136,7 @@ def test_interrupted_ingest_resumes_by_region(src, tmp_path, monkeypatch):
     assert _chunks(store) == _chunks(clean)
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_dask_runner_on_two_worker_processes_equals_the_local_run(src, tmp_path):
     from distributed import Client, LocalCluster
 

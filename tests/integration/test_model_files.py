@@ -63,6 +63,7 @@ def _export_in_child(out: Path, hash_seed: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_exports_are_byte_identical_across_processes_hash_seeds_and_history(tmp_path):
     _export_in_child(tmp_path / "a", "1")
     _export_in_child(tmp_path / "b", "2")
@@ -84,6 +85,7 @@ def test_exports_are_byte_identical_across_processes_hash_seeds_and_history(tmp_
     assert str(ROOT).encode() not in (tmp_path / "a" / NAMES[1]).read_bytes()
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_reproducible_files_load_and_match_the_eager_model(tmp_path):
     m = _model()
     export_model(m, str(tmp_path), "AM", {"halo": 3})

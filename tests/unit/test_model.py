@@ -64,6 +64,7 @@ def test_nan_inputs_give_missing():
     assert set(ft[1].unique().tolist()) <= {0, 1, 255}
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_export_loads_without_ftcloud_and_checksums_are_enforced(tmp_path):
     from ftcloud.model.export import export_model, load_model
 

@@ -151,6 +151,7 @@ def _chunk_bytes(group_dir):
     return out
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 def test_rerun_is_byte_identical_and_killed_run_resumes(src, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run_era5(src, a)
@@ -261,6 +262,7 @@ def test_failed_rerun_leaves_the_complete_group_untouched(src, tmp_path):
     assert store_status(str(store / "predictors" / ".era5land.ftcloud-new")) != "complete"
 
 
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
 @pytest.mark.s3
 def test_s3_store_matches_local_and_reads_anonymously(src, tmp_path, s3):
     import s3fs
