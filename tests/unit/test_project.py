@@ -90,3 +90,22 @@ def test_cli_refuses_credentials_on_the_command_line(tmp_path):
         timeout=60,
     )
     assert out.returncode != 0 and "credentials are never passed" in out.stderr
+
+
+def test_license_citation_and_the_papers_doi():
+    """The licence pyproject names is the LICENSE file's; CITATION.cff cites this version and the paper's DOI."""
+    import tomllib
+
+    import yaml
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["license"]["text"] == "BSD-3-Clause"
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == meta["license"]["text"]
+    assert str(cff["version"]) == meta["version"]
+    (paper,) = cff["references"]
+    assert (
+        paper["doi"] == "10.3390/rs16060950" and paper["year"] == 2024 and paper["authors"][0]["family-names"] == "Cui"
+    )
+    assert "https://doi.org/10.3390/rs16060950" in (ROOT / "README.md").read_text()
