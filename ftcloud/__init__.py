@@ -77,9 +77,11 @@ except PackageNotFoundError:  # running from a source tree without an install
 from ftcloud import errors, layout, study  # noqa: E402
 from ftcloud.config import get_options, load_config, set_options  # noqa: E402
 from ftcloud.core.grid import EASE2_9KM, EASE2_25KM, REGIONS, region_window  # noqa: E402
+from ftcloud import accessor  # noqa: E402, F401  (registers ds.ftcloud / da.ftcloud; science loads on first use)
 
 __all__ = [
     "__version__",
+    "accessor",
     "errors",
     "layout",
     "study",

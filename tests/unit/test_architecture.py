@@ -21,6 +21,7 @@ LAYERS = [
     {"ftcloud.io"},
     {"ftcloud.config", "ftcloud.layout"},
     {"ftcloud.science", "ftcloud.sources", "ftcloud.synth"},
+    {"ftcloud.accessor"},
     {"ftcloud.report"},
     {"ftcloud.model"},
     {"ftcloud.inference", "ftcloud.cluster"},
@@ -72,7 +73,8 @@ def test_imports_flow_one_way():
             if dst == "ftcloud" or dst == src:
                 continue  # the root package (__version__) and imports within a package
             if src == "ftcloud":
-                ok = RANK[dst] <= RANK["ftcloud.layout"]  # `import ftcloud` stays light
+                # `import ftcloud` stays light; the accessor registers itself and loads the science on first use
+                ok = RANK[dst] <= RANK["ftcloud.layout"] or dst == "ftcloud.accessor"
             else:
                 ok = RANK[dst] < RANK[src]
             if not ok:
@@ -83,6 +85,15 @@ def test_imports_flow_one_way():
         + "):\n"
         + "\n".join(bad)
     )
+
+
+def test_import_ftcloud_registers_the_accessor_without_loading_the_science():
+    import subprocess
+    import sys
+
+    code = "import sys, ftcloud; print(sorted(m for m in sys.modules if m.startswith('ftcloud.science')))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
 
 
 def test_the_layer_check_sees_a_violation(tmp_path):
