@@ -82,6 +82,29 @@ def _write_json(path: str, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+#: figure key -> its file in the command's output folder (:data:`ftcloud.layout.FIGURES`)
+_FIGURE_FILES = {
+    "validation": {
+        "ft_maps_AM": layout.FIGURES["ft_maps"].format(p="AM"),
+        "ft_maps_PM": layout.FIGURES["ft_maps"].format(p="PM"),
+        "accuracy_by_network": layout.FIGURES["accuracy_by_network"],
+        "accuracy_by_season": layout.FIGURES["accuracy_by_season"],
+        "ctc_AM": layout.FIGURES["ctc"].format(n=6, p="AM"),
+        "ctc_PM": layout.FIGURES["ctc"].format(n=7, p="PM"),
+    },
+    "trends": {k: layout.FIGURES[k] for k in ("regional_series", "stability_series", "slope_map")},
+}
+
+
+def _figures(out: str, part: str, recorded: dict | None) -> dict[str, str]:
+    """The figures of a result folder that exist: those its summary records, else (a folder
+    written before summaries recorded them) the files of :data:`ftcloud.layout.FIGURES` found there."""
+    if recorded is None:
+        recorded = _FIGURE_FILES[part]
+    paths = {k: os.path.join(out, f) for k, f in recorded.items()}  # relative to the folder (or absolute)
+    return {k: v for k, v in paths.items() if os.path.exists(v)}
+
+
 def _period(p) -> tuple[str, str] | None:
     return None if p is None else (str(p[0]), str(p[1]))
 
@@ -169,7 +192,7 @@ class ValidationResults:
             "truth": self.truth,
             "skipped": list(self.skipped),
             "files": self.files,
-            "figures": dict(self.figures),
+            "figures": {k: os.path.relpath(v, self.out) for k, v in self.figures.items()},  # movable folder
             "direct_rule": self.direct_rule,
         }
         if self.direct is not None:
@@ -220,7 +243,7 @@ class ValidationResults:
             baselines_period=_period(s.get("baselines_period")),
             ctc_period=_period(s.get("ctc_period")),
             skipped=list(s.get("skipped", [])),
-            figures={k: v for k, v in (s.get("figures") or {}).items() if os.path.exists(v)},
+            figures=_figures(out, "validation", s.get("figures")),
             stage_seconds=s.get("stage_seconds", {}),
             seconds=s.get("seconds", 0.0),
         )
@@ -280,7 +303,7 @@ class TrendsResults:
             "out": os.path.abspath(self.out),
             "truth": self.truth,
             "files": self.files,
-            "figures": dict(self.figures),
+            "figures": {k: os.path.relpath(v, self.out) for k, v in self.figures.items()},  # movable folder
             "years": None if self.years is None else list(self.years),
             "parameters": dict(self.parameters),
             "table2": self.table2_rows("mean"),
@@ -323,7 +346,7 @@ class TrendsResults:
             years=None if y is None else (int(y[0]), int(y[1])),
             fdr_significant_fraction=s.get("fdr_significant_fraction") or {},
             parameters=s.get("parameters") or {},
-            figures={k: v for k, v in (s.get("figures") or {}).items() if os.path.exists(v)},
+            figures=_figures(out, "trends", s.get("figures")),
             stage_seconds=s.get("stage_seconds", {}),
             seconds=s.get("seconds", 0.0),
         )

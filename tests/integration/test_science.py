@@ -727,3 +727,21 @@ def test_the_run_report_is_built_from_result_objects_not_files(twin_2018, twin_2
     # and an empty run folder gives a report that says so rather than failing
     empty = write_report(RunResults.load(str(tmp_path / "empty")))
     assert empty["figures"] == 0 and "not available" in (tmp_path / "empty" / "report" / "report.html").read_text()
+
+
+def test_results_of_a_moved_or_older_folder_keep_their_figures(twin_2018, tmp_path):
+    """The summary records figures relative to its folder, and a summary written before it recorded
+    figures (an older ftcloud) finds them by their layout names: the report does not lose them."""
+    from ftcloud.report.results import ValidationResults
+
+    wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
+    shutil.move(str(tmp_path / "v"), str(tmp_path / "moved"))
+    res = ValidationResults.load(str(tmp_path / "moved"))
+    assert len(res.figures) == 6 and all(p.startswith(str(tmp_path / "moved")) for p in res.figures.values())
+    js = tmp_path / "moved" / "validate-summary.json"
+    s = json.loads(js.read_text())
+    del s["figures"]
+    js.write_text(json.dumps(s))
+    assert ValidationResults.load(str(tmp_path / "moved")).figures == res.figures
+    (tmp_path / "moved" / "figures" / "fig06_ctc_AM.png").unlink()
+    assert set(res.figures) - set(ValidationResults.load(str(tmp_path / "moved")).figures) == {"ctc_AM"}
