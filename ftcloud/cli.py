@@ -651,6 +651,24 @@ def cmd_trends(args) -> int:
     return 0
 
 
+def _verbosity(p: argparse.ArgumentParser, default, top: bool = False) -> None:
+    """-v/--verbose, -q/--quiet and --progress on ``p`` (the top parser, or each subcommand's)."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else default,
+        help="more of ftcloud's log output (-vv for debug); other libraries stay at warnings",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", default=False if top else default, help="no progress bars")
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        default=False if top else default,
+        help="progress bars even when stderr is not a terminal (they are off in batch logs by default)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ftcloud.layout import PRODUCT_NAME
 
@@ -658,9 +676,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ftcloud",
         description="Cloud-native soil freeze/thaw engine (EASE2 9 km, ConvLSTM fusion, validation, trends).",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from ftcloud import __version__
+
+    p.add_argument("--version", action="version", version=f"ftcloud {__version__}")
+    _verbosity(p, argparse.SUPPRESS, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v/-q/--progress are also accepted after the subcommand (`ftcloud run -q`); given there, they win
+    common = argparse.ArgumentParser(add_help=False)
+    _verbosity(common, argparse.SUPPRESS)
+    add = sub.add_parser
+
+    def add_parser(name, **kw):
+        kw["parents"] = [*kw.get("parents", []), common]
+        return add(name, **kw)
+
+    sub.add_parser = add_parser
 
     s = sub.add_parser(
         "synth",
@@ -992,6 +1022,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
 def main(argv=None) -> int:
     if not isinstance(sys.stdout, RedactingStream):  # prints, warnings, tracebacks: no URL userinfo
         sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
@@ -1000,8 +1037,11 @@ def main(argv=None) -> int:
     if extra:  # named by the subcommand, whose --help lists its options
         subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subs.choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    # progress bars on a terminal (or with --progress), never with -q: a batch log gets no carriage returns
+    args.quiet = bool(args.quiet or not (args.progress or _isatty(sys.stderr)))
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # -v is ftcloud's: the root logger (every other library) stays at warnings
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for h in logging.getLogger().handlers:  # URLs in every printed record lose userinfo and signatures
         h.addFilter(RedactingFilter())
     logging.getLogger("ftcloud").setLevel(level)

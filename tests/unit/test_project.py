@@ -109,3 +109,50 @@ def test_license_citation_and_the_papers_doi():
         paper["doi"] == "10.3390/rs16060950" and paper["year"] == 2024 and paper["authors"][0]["family-names"] == "Cui"
     )
     assert "https://doi.org/10.3390/rs16060950" in (ROOT / "README.md").read_text()
+
+
+def test_version_and_verbosity_flags_anywhere(monkeypatch, capsys):
+    """--version; -v/-q/--progress before or after the subcommand; progress bars only on a terminal
+    (or with --progress), never with -q; -v raises ftcloud's loggers, not the other libraries'."""
+    import io
+    import logging
+
+    from ftcloud import __version__, cli
+    from ftcloud.cli import main
+    from ftcloud.report.results import TrendsResults
+    from ftcloud.workflows import trends as wf_trends
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"ftcloud {__version__}"
+
+    seen = []
+    monkeypatch.setattr(cli, "_check_store", lambda *a, **k: {})
+    monkeypatch.setattr(cli, "_check_product", lambda *a, **k: None)
+    monkeypatch.setattr(wf_trends, "trends", lambda p, s, o, **kw: seen.append(kw["progress"]) or TrendsResults(o))
+    base = ["trends", "--product", "p.zarr", "--store", "s", "--out", "o"]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for argv, tty, want in (
+        (base, True, True),  # a terminal: bars
+        (base, False, False),  # a batch log: none
+        (base + ["--progress"], False, True),
+        (["-q", *base], True, False),
+        ([*base, "-q"], True, False),  # after the subcommand too
+        ([*base, "--progress", "-q"], True, False),  # -q wins
+    ):
+        monkeypatch.setattr(sys, "stderr", Terminal() if tty else io.StringIO())
+        assert main(argv) == 0
+        assert seen[-1] is want, (argv, tty)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    # as in a fresh interpreter: no root handler yet (pytest's own are put back afterwards), so that
+    # the CLI's logging set-up takes effect here and its root level can be checked
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+    assert main([*base, "-v"]) == 0
+    assert logging.getLogger("ftcloud").getEffectiveLevel() == logging.INFO
+    assert logging.getLogger("distributed").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("fsspec").getEffectiveLevel() >= logging.WARNING
