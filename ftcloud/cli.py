@@ -540,7 +540,13 @@ def cmd_report(args) -> int:
         raise ValidationError(
             f"--out {args.out} {what}; pass the output folder of an `ftcloud run` (its --out, default ./ftcloud-out)"
         )
-    res = write_report(RunResults.load(args.out), config=load_config(args.config))
+    results = RunResults.load(args.out)
+    if results.empty:
+        raise ValidationError(
+            f"--out {args.out} holds no result of an `ftcloud run` (no model card, validation, trends or stage "
+            f"record); run `ftcloud run --out {args.out}` first"
+        )
+    res = write_report(results, config=load_config(args.config) if args.config else None)
     print(
         f"report: {res['files']['report.html']} ({res['figures']} figures) and {len(res['files']) - 1} more files in "
         f"{res['out']}"
@@ -1017,7 +1023,11 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/report/report.html (figures embedded), report.md, findings.csv and provenance.json.",
     )
     rp.add_argument("--out", default="ftcloud-out", help="the run folder (default ./ftcloud-out)")
-    rp.add_argument("--config", default=None, help="the run config used (recorded in the provenance)")
+    rp.add_argument(
+        "--config",
+        default=None,
+        help="the run config used (default: the one the run recorded in DIR/run-config.json)",
+    )
     rp.set_defaults(func=cmd_report)
     return p
 

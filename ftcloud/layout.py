@@ -140,6 +140,11 @@ class RunLayout:
         return os.path.join(self.out, *parts)
 
     @property
+    def config(self) -> str:
+        """The run's resolved configuration (credentials redacted), written when the run starts."""
+        return self._p("run-config.json")
+
+    @property
     def state(self) -> str:
         """The stages' fingerprints and times."""
         return self._p("ftcloud-stages.json")

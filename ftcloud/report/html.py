@@ -280,9 +280,12 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
     """Write ``OUT/report/`` from the results of a finished (or partly finished) run; returns its files.
 
     ``results``: a :class:`~ftcloud.report.results.RunResults`, or the run's output folder ``OUT``
-    (read with :meth:`RunResults.load <ftcloud.report.results.RunResults.load>`)."""
+    (read with :meth:`RunResults.load <ftcloud.report.results.RunResults.load>`); ``config``: the run's
+    configuration, by default the one the run recorded in ``OUT/run-config.json``."""
     if not isinstance(results, RunResults):
         results = RunResults.load(results)
+    if config is None:
+        config = results.config  # the one the run recorded
     out = results.out
     val, trd = results.validation, results.trends
     rep = RunLayout(out).report
@@ -345,8 +348,11 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
             direct_view[c] = 100 * direct_view[c]
     stage_rows = pd.DataFrame([{"stage": k, "seconds": v["seconds"]} for k, v in prov["stages"].items()])
     figs = results.figures()
-    region = (config or {}).get("region", "?")
-    period = f"{(config or {}).get('start', '?')} .. {(config or {}).get('end', '?')}"
+    if config:
+        region = config.get("region", "?")
+        period = f"{config.get('start', '?')} .. {config.get('end', '?')}"
+    else:
+        region, period = "not recorded", "period not recorded (no run-config.json: pass --config)"
     is_twin = not (config or {}).get("source")
     ref_name = "the twin's hidden truth" if is_twin else "SMAP_E_FT"
     kpis = []

@@ -398,6 +398,13 @@ class RunResults:
     trends: TrendsResults | None = None
     stages: dict = field(default_factory=dict)
     twin_parameters: dict | None = None
+    #: the configuration the run recorded (``run-config.json``), None for a folder without one
+    config: dict | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether no stage has left a result here (no model card, validation, trends or stage record)."""
+        return not (self.models.cards or self.validation or self.trends or self.stages)
 
     def figures(self) -> list[tuple[str, str]]:
         """(path, caption) of every figure there is, in the report's order."""
@@ -419,4 +426,5 @@ class RunResults:
             trends=TrendsResults.load(run.trends),
             stages=_read_json(run.state) or {},
             twin_parameters=_read_json(run.twin_parameters),
+            config=_read_json(run.config),
         )

@@ -186,6 +186,7 @@ def run(
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValidationError(f"--out {out} is not a folder (a file of that name exists)")
     os.makedirs(out, exist_ok=True)
+    _save_config(out, cfg)
     state = _load_state(out)
     summary: dict = {"out": os.path.abspath(out), "stages": {}, "cluster": cfg["cluster"]["kind"]}
     lazy = LazyCluster(cfg["cluster"])
@@ -379,6 +380,17 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     summary["findings"] = rep["headline"]
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
+
+
+def _save_config(out: str, cfg: dict) -> None:
+    """The resolved config beside the outputs (redacted; atomically), so that ``ftcloud report`` knows
+    the region and period the folder holds without being told the config again."""
+    from ftcloud.io.secrets import redact_obj
+
+    path = RunLayout(out).config
+    with open(path + ".tmp", "w") as f:
+        json.dump(redact_obj(_jsonable(cfg)), f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def _jsonable(d):

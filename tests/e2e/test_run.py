@@ -183,3 +183,22 @@ def test_a_test_window_without_a_frozen_season_runs_and_reports_n_a(tmp_path):
     gains = pd.read_csv(tmp_path / "out" / "report" / "gains_over_baselines.csv", keep_default_na=False)
     assert (gains["95 % interval"] == "n/a").any() and not gains["95 % interval"].str.contains("nan").any()
     assert "n/a" in (tmp_path / "out" / "models" / "report_AM.md").read_text()
+
+
+def test_report_of_a_run_folder_uses_the_config_the_run_recorded(first_run, tmp_path):
+    """`ftcloud report --out DIR` without --config heads the report with the run's own region and
+    period (OUT/run-config.json), not the packaged defaults (it said "demo, 1980-2020" before)."""
+    import json
+    import shutil
+
+    from ftcloud.cli import main
+
+    out = tmp_path / "copy"
+    shutil.copytree(first_run["out"], out)  # the shared clean run stays as it is
+    cfg = json.loads((out / "run-config.json").read_text())
+    assert cfg["region"] == "tiny" and cfg["start"] != "1980-01-01"
+    shutil.rmtree(out / "report")
+    assert main(["-q", "report", "--out", str(out)]) == 0
+    page = (out / "report" / "report.html").read_text()
+    assert f"region <b>{cfg['region']}</b>, {cfg['start']} .. {cfg['end']}" in page
+    assert "1980" not in page.split("Findings beside the paper")[1].split("</p>")[0]

@@ -656,6 +656,13 @@ CASES = [
         ["--out", "nowhere", "does not exist", "ftcloud run"],
         ["nowhere"],
     ),
+    (
+        "report-empty-run-folder",  # was: a report headed "demo, 1980-2020" over nothing
+        ["report", "--out", "{tmp}/src"],
+        {},
+        ["--out", "src", "holds no result of an `ftcloud run`", "ftcloud run --out"],
+        ["src"],
+    ),
 ]
 
 
