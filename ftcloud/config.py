@@ -50,6 +50,8 @@ def _check_no_secrets(d: Mapping, where: str, prefix: str = "") -> None:
 
 #: sections whose keys are free: fsspec storage options (never credentials: see _check_no_secrets)
 _OPEN_SECTIONS = ("storage",)
+#: options whose value is a mapping, checked as one value (not as a section of known keys)
+_MAPPING_VALUES = ("train.splits",)
 #: keys a section accepts beside those of the packaged defaults
 _EXTRA_KEYS = {"chunks.insitu": ("station",)}
 
@@ -119,6 +121,16 @@ _RULES = (
     ("train.epochs", False, _POSITIVE_INT),
     ("train.patience", False, _POSITIVE_INT),
     ("train.seed", False, _NON_NEGATIVE_INT),
+    (
+        "train.splits",
+        True,
+        (
+            "null (the paper's splits) or a mapping of train, val and test to lists of [first, last] dates, "
+            "e.g. {train: [[2015-04-01, 2016-03-31]], val: [[2016-04-01, 2016-10-31]], test: [[2018-04-01, "
+            "2020-12-31]]}",
+            lambda v: _is_splits(v),
+        ),
+    ),
     ("predict.time_chunk", False, _POSITIVE_INT),
     ("predict.batch_days", False, _POSITIVE_INT),
     ("predict.region_chunks", False, _POSITIVE_INT),
@@ -128,6 +140,23 @@ _RULES = (
     ("cluster.worker_memory_gib", True, _POSITIVE_NUMBER),
     ("cluster.timeout_s", False, _POSITIVE_NUMBER),
 )
+
+
+def _is_splits(v: Any) -> bool:
+    """train/val/test -> non-empty lists of [first, last] ISO dates, first <= last."""
+    import pandas as pd
+
+    if not isinstance(v, Mapping) or set(v) != {"train", "val", "test"}:
+        return False
+    for spans in v.values():
+        if not isinstance(spans, (list, tuple)) or not spans:
+            return False
+        for span in spans:
+            if not isinstance(span, (list, tuple)) or len(span) != 2 or not all(_is_date(d) for d in span):
+                return False
+            if pd.Timestamp(span[0]) > pd.Timestamp(span[1]):
+                return False
+    return True
 
 
 def _check_value(dotted: str, v: Any, where: str) -> None:
@@ -151,7 +180,9 @@ def _check_options(new: Mapping, where: str, base: Mapping | None = None, prefix
         if k not in allowed:
             raise ValidationError(f"{where}: unknown option {dotted!r}; allowed: {', '.join(sorted(allowed))}")
         b = base.get(k)
-        if isinstance(b, Mapping):
+        if dotted in _MAPPING_VALUES:
+            _check_value(dotted, v, where)
+        elif isinstance(b, Mapping):
             if not isinstance(v, Mapping):
                 raise ValidationError(
                     f"{where}: {dotted} is a section, not a value; set its keys "
@@ -190,6 +221,8 @@ def _normalise(v: Any) -> Any:
         return v.isoformat()[:10]
     if isinstance(v, Mapping):
         return {k: _normalise(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_normalise(x) for x in v]
     return v
 
 

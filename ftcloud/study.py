@@ -38,6 +38,7 @@ __all__ = [
     "TCI_LABELS",
     "TEST_PERIOD",
     "TRAINING",
+    "MIN_TREND_YEARS",
 ]
 
 # -- passes and hours (SPEC section 2) --------------------------------------------------------
@@ -74,6 +75,8 @@ TARGETS_START = SPLITS["train"][0][0]
 #: training and prediction defaults (TrainConfig, InferencePlan, the CLI; ftcloud.yaml repeats them for users to
 #: read, and tests/unit/test_architecture.py checks it agrees)
 TRAINING = {"epochs": 25, "patience": 4, "predict_batch_days": 16}
+#: the fewest valid years a Sen slope / Mann-Kendall test is computed from (fewer: NaN, "n/a" in the report)
+MIN_TREND_YEARS = 10
 
 # -- products ------------------------------------------------------------------------------
 #: the CTC triplet (SPEC section 6)

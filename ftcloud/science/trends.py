@@ -31,6 +31,7 @@ import xarray as xr
 from scipy.special import ndtr, ndtri
 
 from ftcloud.errors import ValidationError
+from ftcloud.study import MIN_TREND_YEARS
 from ftcloud.core.metadata import flag_names, history_stamp
 
 __all__ = ["frozen_days", "sen_slope", "mann_kendall", "fdr", "regional_table", "VARIANCE_METHODS"]
@@ -242,7 +243,7 @@ def _mk_kernel(
     t: np.ndarray,
     variance: str = "original",
     alpha: float = 0.05,
-    min_count: int = 10,
+    min_count: int = MIN_TREND_YEARS,
     lag: int | None = 1,
     step: float = 1.0,
     slope_only: bool = False,
@@ -430,7 +431,7 @@ def frozen_days(ft: xr.DataArray, dim: str = "time", min_valid: float = 0.9, sca
     return out
 
 
-def sen_slope(da: xr.DataArray, dim: str = "year", min_count: int = 10) -> xr.DataArray:
+def sen_slope(da: xr.DataArray, dim: str = "year", min_count: int = MIN_TREND_YEARS) -> xr.DataArray:
     """Theil-Sen slope per pixel: the exact median of all pairwise slopes.
 
     Parameters
@@ -486,7 +487,7 @@ def mann_kendall(
     dim: str = "year",
     variance: str = "original",
     alpha: float = 0.05,
-    min_count: int = 10,
+    min_count: int = MIN_TREND_YEARS,
     lag: int | None = 1,
 ) -> xr.Dataset:
     """Per-pixel Mann-Kendall trend test with Sen slope and its confidence interval.
@@ -793,7 +794,7 @@ def regional_table(
     skip: Sequence[Hashable] = ("none", 0),
     dim: str = "year",
     alpha: float = 0.05,
-    min_count: int = 10,
+    min_count: int = MIN_TREND_YEARS,
     variance: str = "original",
     lag: int | None = 1,
 ) -> pd.DataFrame:

@@ -180,12 +180,15 @@ def run(
         _merge(cfg, {"cluster": {"kind": cluster}}, "--cluster")  # checks it
         cfg["cluster"]["kind"] = cluster
     so = storage_options_of(cfg)
+    notes = check_period(cfg)  # every stage's needs of the period, before anything runs
     # the whole job ingests and trains: say so before the first stage, not after hours of it
     require("ingest", feature="ftcloud run", load=False)
     require("torch", feature="ftcloud run", load=False, note="torch==2.13.0, the CPU build")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValidationError(f"--out {out} is not a folder (a file of that name exists)")
     os.makedirs(out, exist_ok=True)
+    for n in notes:
+        print(f"[check] {n}", flush=True)
     _save_config(out, cfg)
     state = _load_state(out)
     summary: dict = {"out": os.path.abspath(out), "stages": {}, "cluster": cfg["cluster"]["kind"]}
@@ -380,6 +383,42 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     summary["findings"] = rep["headline"]
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
+
+
+def check_period(cfg: dict) -> list[str]:
+    """What the stages need of the run's period, checked before the first stage runs.
+
+    Training needs a day of each split (``train.splits``, default the paper's) in the target
+    period ``max(start, targets_start) .. end``: a split without one is a
+    :class:`~ftcloud.errors.ValidationError` (it failed only after synth and ingest ran). The
+    trend test needs ``ftcloud.study.MIN_TREND_YEARS`` years: fewer is not an error (frozen days are still written)
+    but is said now, and the report says n/a. Returns those notes.
+    """
+    from ftcloud.core.timeutil import split_mask
+    import pandas as pd
+
+    from ftcloud.study import MIN_TREND_YEARS, SPLITS
+
+    start, end = pd.Timestamp(cfg["start"]), pd.Timestamp(cfg["end"])
+    first = max(start, pd.Timestamp(cfg.get("targets_start") or start))
+    days = pd.date_range(first, end, freq="D")
+    splits = (cfg.get("train") or {}).get("splits")
+    for name in ("train", "val", "test"):
+        if not split_mask(days, name, splits).any():
+            spans = ", ".join(f"{a}..{b}" for a, b in (splits or SPLITS)[name])
+            raise ValidationError(
+                f"run config: the {name} split ({spans}{'' if splits else ', the paper’s'}) has no day in the "
+                f"run's target period {first:%Y-%m-%d}..{end:%Y-%m-%d} (targets_start..end); set train.splits "
+                "to periods inside it, or widen start/end/targets_start"
+            )
+    notes = []
+    years = end.year - start.year + 1
+    if years < MIN_TREND_YEARS:
+        notes.append(
+            f"trends: {years} year{'s' if years != 1 else ''} < {MIN_TREND_YEARS}: frozen days are computed, the "
+            "per-pixel trend test is not (n/a in the report)"
+        )
+    return notes
 
 
 def _save_config(out: str, cfg: dict) -> None:

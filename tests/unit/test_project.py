@@ -156,3 +156,41 @@ def test_version_and_verbosity_flags_anywhere(monkeypatch, capsys):
     assert logging.getLogger("ftcloud").getEffectiveLevel() == logging.INFO
     assert logging.getLogger("distributed").getEffectiveLevel() >= logging.WARNING
     assert logging.getLogger("fsspec").getEffectiveLevel() >= logging.WARNING
+
+
+def test_run_checks_the_period_against_every_stage_before_anything_runs(tmp_path):
+    from ftcloud.workflows.run import check_period
+
+    assert check_period(load_config(None)) == []  # the demo's 41 years and the paper's splits
+    seven = load_config(None) | {"start": "2014-01-01", "end": "2020-12-31"}
+    assert check_period(seven) == [
+        "trends: 7 years < 10: frozen days are computed, the per-pixel trend test is not (n/a in the report)"
+    ]
+    # own splits in the run config (YAML dates become ISO strings) are what training will use
+    (tmp_path / "c.yaml").write_text(
+        'region: tiny\nstart: "2017-01-01"\nend: "2017-03-31"\ntargets_start: "2017-01-01"\n'
+        "train:\n  splits:\n    train: [[2017-01-01, 2017-01-31]]\n    val: [[2017-02-01, 2017-02-28]]\n"
+        "    test: [[2017-03-01, 2017-03-31]]\n"
+    )
+    cfg = load_config(str(tmp_path / "c.yaml"))
+    assert cfg["train"]["splits"]["val"] == [["2017-02-01", "2017-02-28"]]
+    assert check_period(cfg) == [
+        "trends: 1 year < 10: frozen days are computed, the per-pixel trend test is not (n/a in the report)"
+    ]
+    # a split outside the target period (targets_start..end) is refused, naming it
+    late = cfg | {"targets_start": "2017-02-15"}
+    with pytest.raises(
+        ValidationError,
+        match=r"the train split \(2017-01-01..2017-01-31\) has no day in the run's "
+        r"target period 2017-02-15..2017-03-31",
+    ):
+        check_period(late)
+    # malformed splits are refused when the config is read
+    for bad in (
+        "{train: [[2017-01-01]], val: [], test: []}",
+        "{train: [[2017-02-01, 2017-01-01]], val: [[2017-02-01, 2017-02-02]], test: [[2017-03-01, 2017-03-02]]}",
+        "[1, 2]",
+    ):
+        (tmp_path / "b.yaml").write_text(f"train: {{splits: {bad}}}\n")
+        with pytest.raises(ValidationError, match="train.splits must be null"):
+            load_config(str(tmp_path / "b.yaml"))

@@ -34,7 +34,13 @@ COMPLETE_MARKERS = (
     "parameters.json",
 )
 
-TINY_RUN = 'region: tiny\nstart: "2017-01-01"\nend: "2017-01-31"\ntargets_start: "2017-01-01"\n'
+TINY_RUN = (
+    'region: tiny\nstart: "2017-01-01"\nend: "2017-01-31"\ntargets_start: "2017-01-01"\n'
+    "train: {splits: {train: [[2017-01-01, 2017-01-15]], val: [[2017-01-16, 2017-01-22]], "
+    "test: [[2017-01-23, 2017-01-31]]}}\n"
+)
+#: the same month with the paper's splits, which it cannot hold
+TINY_RUN_PAPER_SPLITS = 'region: tiny\nstart: "2017-01-01"\nend: "2017-01-31"\ntargets_start: "2017-01-01"\n'
 
 
 def pytest_generate_tests(metafunc):
@@ -87,8 +93,9 @@ def assert_one_line(p: subprocess.CompletedProcess, *needles: str) -> str:
     text = (p.stdout + p.stderr).strip()
     assert p.returncode == 2, f"rc {p.returncode}:\n{text}"
     assert "Traceback" not in text, text
-    # `ftcloud run` announces each stage it starts ("[ingest] running ..."): progress, not part of the error
-    lines = [ln for ln in text.splitlines() if not re.match(r"\[\w+\] running \.\.\.$", ln)]
+    # `ftcloud run` announces each stage it starts ("[ingest] running ...") and what its period allows
+    # ("[check] trends: 1 year < 10 ..."): progress, not part of the error
+    lines = [ln for ln in text.splitlines() if not re.match(r"\[\w+\] running \.\.\.$|\[check\] ", ln)]
     assert len(lines) == 1, f"{len(lines)} lines:\n{text}"
     assert lines[0].startswith("ftcloud"), lines[0]
     for n in needles:
@@ -218,8 +225,22 @@ CASES = [
     (
         "run-config-end-before-start",
         ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
-        {"cfg.yaml": TINY_RUN.replace("2017-01-31", "2016-12-31")},
+        {"cfg.yaml": TINY_RUN.replace('end: "2017-01-31"', 'end: "2016-12-31"')},
         ["cfg.yaml", "end 2016-12-31", "start 2017-01-01"],
+        ["out"],
+    ),
+    (
+        "run-period-too-short-for-the-splits",  # was found only after synth and ingest had run
+        ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+        {"cfg.yaml": TINY_RUN_PAPER_SPLITS},
+        ["the val split", "2016-04-01..2016-10-31", "2017-01-01..2017-01-31", "train.splits"],
+        ["out"],
+    ),
+    (
+        "run-config-splits-malformed",
+        ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
+        {"cfg.yaml": TINY_RUN_PAPER_SPLITS + "train: {splits: {train: [[2017-01-01]], val: [], test: []}}\n"},
+        ["cfg.yaml", "train.splits must be", "[first, last]"],
         ["out"],
     ),
     (
