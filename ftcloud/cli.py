@@ -465,13 +465,15 @@ def cmd_run(args) -> int:
             "put other fsspec options in the run config's storage section"
         )
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
+    _check_dates(args, ("--start", "--end"), ("--targets-start", None))
+    for k in ("region", "start", "end", "targets_start"):
+        if getattr(args, k) is not None:
+            overrides[k] = getattr(args, k)
     if args.dry_run:
-        from ftcloud.config import load_config
+        from ftcloud.config import _merge, load_config
         from ftcloud.workflows.sizing import dry_run, format_plan
 
-        cfg = load_config(args.config)
-        for k, v in overrides.items():
-            cfg[k] = {**cfg.get(k, {}), **v}
+        cfg = _merge(load_config(args.config), overrides, "the command line")
         if args.cluster:
             cfg["cluster"]["kind"] = args.cluster
         plan = dry_run(cfg)
@@ -972,6 +974,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Resumable: stages whose inputs and settings are unchanged (content hashes) are skipped.",
     )
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
+    r.add_argument(
+        "--region", type=_region_arg, default=None, help="region name (demo, tiny, qtp, china); overrides the config"
+    )
+    r.add_argument("--start", default=None, help="first local date YYYY-MM-DD; overrides the config")
+    r.add_argument("--end", default=None, help="last local date YYYY-MM-DD; overrides the config")
+    r.add_argument("--targets-start", default=None, help="first day of the FT targets YYYY-MM-DD; overrides the config")
     r.add_argument(
         "--out",
         default="ftcloud-out",

@@ -173,7 +173,7 @@ def run(
 
     cfg = load_config(config)
     if overrides:
-        cfg = _merge(cfg, overrides, "run overrides")
+        cfg = _merge(cfg, overrides, "the command line")
     if store:
         cfg["store"] = store
     if cluster:
@@ -397,7 +397,10 @@ def check_period(cfg: dict) -> list[str]:
     from ftcloud.core.timeutil import split_mask
     import pandas as pd
 
+    from ftcloud.core.timeutil import check_period as check_dates
     from ftcloud.study import MIN_TREND_YEARS, SPLITS
+
+    check_dates(cfg["start"], cfg["end"], "the run's period (config, FTCLOUD_* variables and --start/--end)")
 
     start, end = pd.Timestamp(cfg["start"]), pd.Timestamp(cfg["end"])
     first = max(start, pd.Timestamp(cfg.get("targets_start") or start))

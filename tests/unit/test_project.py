@@ -194,3 +194,29 @@ def test_run_checks_the_period_against_every_stage_before_anything_runs(tmp_path
         (tmp_path / "b.yaml").write_text(f"train: {{splits: {bad}}}\n")
         with pytest.raises(ValidationError, match="train.splits must be null"):
             load_config(str(tmp_path / "b.yaml"))
+
+
+def test_run_takes_region_and_period_from_the_command_line(monkeypatch):
+    """`ftcloud run --region/--start/--end/--targets-start` override the config (seen by run() and --dry-run)."""
+    from ftcloud import cli
+    from ftcloud.workflows import run as wf_run
+
+    seen = {}
+
+    def fake_run(config=None, out=None, progress=True, store=None, cluster=None, overrides=None):
+        seen.update(overrides or {})
+        raise SystemExit(0)
+
+    monkeypatch.setattr(wf_run, "run", fake_run)
+    argv = ["run", "--region", "tiny", "--start", "2016-01-01", "--end", "2017-12-31", "--targets-start", "2016-01-01"]
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--out", "o"])
+    assert seen == {"region": "tiny", "start": "2016-01-01", "end": "2017-12-31", "targets_start": "2016-01-01"}
+
+
+def test_run_dry_run_plans_the_command_lines_region_and_period(capsys):
+    from ftcloud import cli
+
+    rc = cli.main(["run", "--dry-run", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-03-31"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("ingest plan: tiny (10 x 13 cells), 2017-01-01 .. 2017-03-31"), out

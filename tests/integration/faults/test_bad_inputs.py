@@ -244,6 +244,27 @@ CASES = [
         ["out"],
     ),
     (
+        "run-cli-end-before-start",
+        ["run", "--start", "2017-02-01", "--end", "2017-01-01", "--out", "{tmp}/out"],
+        {},
+        ["--end 2017-01-01", "--start 2017-02-01"],
+        ["out"],
+    ),
+    (
+        "run-cli-start-after-the-configs-end",
+        ["run", "--config", "{tmp}/cfg.yaml", "--start", "2017-03-01", "--out", "{tmp}/out"],
+        {"cfg.yaml": TINY_RUN},
+        ["the run's period", "--start", "end 2017-01-31 is before start 2017-03-01"],
+        ["out"],
+    ),
+    (
+        "run-cli-unknown-region",
+        ["run", "--region", "atlantis", "--out", "{tmp}/out"],
+        {},
+        ["--region", "'atlantis'", "known regions"],
+        ["out"],
+    ),
+    (
         "run-env-end-before-start",
         ["run", "--config", "{tmp}/cfg.yaml", "--out", "{tmp}/out"],
         {"cfg.yaml": TINY_RUN, "FTCLOUD_END": "2016-01-01"},
