@@ -11,8 +11,11 @@ variable); the science modules are imported on the first call, so ``import ftclo
   :func:`ftcloud.science.validation.classification_accuracy`
 * ``da.ftcloud.triple_collocation(x2, x3, ...)``: :func:`ftcloud.science.ctc.triple_collocation`
 
-On a Dataset the same methods work on its FT variable: ``var=`` names it, else the one
-variable whose ``flag_meanings`` name ``frozen`` (or the variable ``ft``).
+On a Dataset the same methods work on one of its variables: ``var=`` names it; else
+``frozen_days``, ``classification_accuracy`` and ``triple_collocation`` take the FT variable
+(``ft``, else the one variable whose ``flag_meanings`` hold the word ``frozen``) and
+``sen_slope`` and ``mann_kendall`` the yearly series ``frozen_days`` (as in ``trends.zarr``).
+Dataset arguments (the reference, the other two products) are resolved to their FT variable.
 
 Examples
 --------
@@ -32,6 +35,8 @@ import xarray as xr
 
 __all__ = ["FTCloudArrayAccessor", "FTCloudDatasetAccessor"]
 
+#: the methods that work on yearly series: on a Dataset they take ``frozen_days`` by default
+_SERIES_METHODS = ("sen_slope", "mann_kendall")
 #: method -> (science module, function)
 _FORWARDS = {
     "frozen_days": ("trends", "frozen_days"),
@@ -52,7 +57,8 @@ def _forward(method: str):
 
     def call(self, *args, **kwargs):
         kwargs = dict(kwargs)
-        first = self._array(kwargs)  # takes ``var`` out of kwargs on a Dataset
+        first = self._array(kwargs, method)  # takes ``var`` out of kwargs on a Dataset
+        args = [_ft_variable(a) if isinstance(a, xr.Dataset) else a for a in args]
         return _function(method)(first, *args, **kwargs)
 
     call.__name__ = method
@@ -70,32 +76,50 @@ class _Accessor:
 class FTCloudArrayAccessor(_Accessor):
     """``da.ftcloud``: the science functions of :mod:`ftcloud.science` on a DataArray."""
 
-    def _array(self, kwargs) -> xr.DataArray:
+    def _array(self, kwargs, method: str) -> xr.DataArray:
         return self._obj
+
+
+def _ft_name(ds: xr.Dataset) -> str:
+    if "ft" in ds.data_vars:
+        return "ft"
+    flagged = [k for k, v in ds.data_vars.items() if "frozen" in str(v.attrs.get("flag_meanings", "")).split()]
+    if len(flagged) == 1:
+        return str(flagged[0])
+    from ftcloud.errors import MissingVariableError
+
+    raise MissingVariableError(
+        f"no single FT variable in this Dataset ({', '.join(map(str, ds.data_vars)) or 'none'}); "
+        "pass var='NAME' or call the method on the DataArray"
+    )
+
+
+def _ft_variable(ds: xr.Dataset) -> xr.DataArray:
+    return ds[_ft_name(ds)]
 
 
 @xr.register_dataset_accessor("ftcloud")
 class FTCloudDatasetAccessor(_Accessor):
     """``ds.ftcloud``: the science functions on the Dataset's FT variable (``var=`` names it)."""
 
-    def _array(self, kwargs) -> xr.DataArray:
-        var = kwargs.pop("var", None) or self.ft_variable
-        return self._obj[var]
+    def _array(self, kwargs, method: str) -> xr.DataArray:
+        var = kwargs.pop("var", None)
+        if var is None and method in _SERIES_METHODS:
+            if "frozen_days" not in self._obj.data_vars:
+                from ftcloud.errors import MissingVariableError
+
+                raise MissingVariableError(
+                    f"{method} works on yearly series: this Dataset has no frozen_days variable "
+                    f"({', '.join(map(str, self._obj.data_vars)) or 'none'}); pass var='NAME', or call "
+                    "ds.ftcloud.frozen_days() first"
+                )
+            var = "frozen_days"
+        return self._obj[var if var is not None else self.ft_variable]
 
     @property
     def ft_variable(self) -> str:
-        """The name of the FT variable: the one whose ``flag_meanings`` say ``frozen``, else ``ft``."""
-        flagged = [k for k, v in self._obj.data_vars.items() if "frozen" in str(v.attrs.get("flag_meanings", ""))]
-        if len(flagged) == 1:
-            return str(flagged[0])
-        if "ft" in self._obj.data_vars:
-            return "ft"
-        from ftcloud.errors import MissingVariableError
-
-        raise MissingVariableError(
-            f"no single FT variable in this Dataset ({', '.join(map(str, self._obj.data_vars)) or 'none'}); "
-            "pass var='NAME' or call the method on the DataArray"
-        )
+        """The name of the FT variable: ``ft``, else the one whose ``flag_meanings`` hold ``frozen``."""
+        return _ft_name(self._obj)
 
 
 for _m in _FORWARDS:

@@ -280,12 +280,18 @@ def ctc_bivariate(
 
 
 def regional_series(
-    series: xr.DataArray, fits: xr.Dataset, path: str, title: str = "", truth: xr.DataArray | None = None
+    series: xr.DataArray,
+    fits: xr.Dataset,
+    path: str,
+    title: str = "",
+    truth: xr.DataArray | None = None,
+    undefined: str = "too few valid years for a trend",
 ) -> str:
     """Stratum-mean frozen days per year with their Sen-slope lines (Figs. 11-12).
 
     ``series`` (stratum, year); ``fits``: :func:`ftcloud.science.trends.mann_kendall` of it (``slope``,
     ``intercept``, ``p``); ``truth`` (stratum, year): the twin's truth, drawn thin and dashed.
+    A stratum without a slope is labelled ``n/a: <undefined>`` (not ``+nan d/yr``).
     """
     years = np.asarray(series["year"].values, dtype=float)
     fig = _figure(8.5, 4.8)
@@ -295,7 +301,8 @@ def regional_series(
         v = np.asarray(series.sel(stratum=s).values, dtype=float)
         f = fits.sel(stratum=s) if "stratum" in fits.dims else fits.isel(stratum=i)
         slope, icpt, p = float(f["slope"]), float(f["intercept"]), float(f["p"])
-        ax.plot(years, v, "o-", color=col, ms=3, lw=1.2, label=f"{s}: {slope:+.2f} d/yr (p = {p:.2f})")
+        label = f"{s}: {slope:+.2f} d/yr (p = {p:.2f})" if np.isfinite(slope) else f"{s}: n/a ({undefined})"
+        ax.plot(years, v, "o-", color=col, ms=3, lw=1.2, label=label)
         if np.isfinite(slope):
             ax.plot(years, icpt + slope * years, "--", color=col, lw=1.5)
         if truth is not None and s in truth["stratum"].values:
@@ -316,11 +323,33 @@ def regional_series(
 
 
 def slope_map(
-    slope: xr.DataArray, significant_fdr: xr.DataArray, significant: xr.DataArray | None, path: str, title: str = ""
+    slope: xr.DataArray,
+    significant_fdr: xr.DataArray,
+    significant: xr.DataArray | None,
+    path: str,
+    title: str = "",
+    undefined: str = "no pixel has enough valid years",
 ) -> str:
-    """Per-pixel Sen slope (days/yr) with stippling: black dots significant after FDR, grey p < alpha only."""
+    """Per-pixel Sen slope (days/yr) with stippling: black dots significant after FDR, grey p < alpha only.
+
+    Without any finite slope the map says ``n/a: <undefined>`` in words instead of an empty map under
+    a colour bar."""
     s = np.asarray(slope.values, dtype=float)
     finite = s[np.isfinite(s)]
+    if not finite.size:
+        ny, nx = s.shape
+        fig = _figure(7.5, max(3.0, 7.5 * ny / max(nx, 1) * 0.85) + 0.6)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.set_facecolor("#eeeeee")
+        ax.text(
+            0.5, 0.5, f"no Sen slope: n/a\n{undefined}", transform=ax.transAxes, ha="center", va="center", fontsize=12
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if title:
+            ax.set_title(title, fontsize=8)
+        fig.tight_layout()
+        return _save(fig, path)
     vmax = float(np.nanpercentile(np.abs(finite), 98)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
     ny, nx = s.shape

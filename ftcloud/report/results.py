@@ -99,10 +99,26 @@ _FIGURE_FILES = {
 def _figures(out: str, part: str, recorded: dict | None) -> dict[str, str]:
     """The figures of a result folder that exist: those its summary records, else (a folder
     written before summaries recorded them) the files of :data:`ftcloud.layout.FIGURES` found there."""
-    if recorded is None:
-        recorded = _FIGURE_FILES[part]
-    paths = {k: os.path.join(out, f) for k, f in recorded.items()}  # relative to the folder (or absolute)
-    return {k: v for k, v in paths.items() if os.path.exists(v)}
+    res = {}
+    for k, name in _FIGURE_FILES[part].items():
+        for f in ((recorded or {}).get(k), name):  # as recorded (relative to the folder, or absolute), else by name
+            if f and os.path.exists(os.path.join(out, f)):
+                res[k] = os.path.join(out, f)
+                break
+    return res
+
+
+def _remove(out: str, *names: str | None) -> None:
+    import shutil
+
+    for n in names:
+        if not n:
+            continue
+        p = os.path.join(out, n)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
 
 
 def _period(p) -> tuple[str, str] | None:
@@ -139,8 +155,22 @@ class ValidationResults:
     seconds: float = 0.0
 
     SUMMARY = "validate-summary.json"
-    #: the zarr datasets the workflow writes beside the tables
-    DATASETS = ("direct_validation.zarr", "ctc.zarr")
+    #: the zarr datasets the workflow writes beside the tables: table attribute -> dataset
+    DATASETS = {"direct": "direct_validation.zarr", "ctc": "ctc.zarr"}
+    #: table attribute -> the summary key that says its part ran
+    _PERIOD_KEYS = {
+        "direct": "direct_period",
+        "baselines": "baselines_period",
+        "ctc": "ctc_period",
+        "ctc_stations": "ctc_period",
+    }
+
+    @property
+    def n_ctc_stations(self) -> int:
+        """The number of CMA stations the CTC ran at."""
+        if self.ctc_stations is None or "station" not in self.ctc_stations:
+            return 0
+        return int(self.ctc_stations["station"].nunique())
 
     def _tables(self):
         """(attribute, CSV name, Markdown name) of every table."""
@@ -154,7 +184,7 @@ class ValidationResults:
     @property
     def files(self) -> list[str]:
         """Every output of this result that exists in ``out``: figures, tables, datasets."""
-        names = [n for _, c, m in self._tables() for n in (c, m) if n] + list(self.DATASETS)
+        names = [n for _, c, m in self._tables() for n in (c, m) if n] + list(self.DATASETS.values())
         return list(self.figures.values()) + [
             os.path.join(self.out, n) for n in names if os.path.exists(os.path.join(self.out, n))
         ]
@@ -215,11 +245,12 @@ class ValidationResults:
         md = {
             "direct": lambda: _direct_markdown(self.direct, self.direct_period, self.direct_rule),
             "baselines": lambda: _baselines_markdown(self.baselines, self.baselines_period),
-            "ctc": lambda: _ctc_markdown(self.ctc, self.ctc_period, len(self.ctc_stations)),
+            "ctc": lambda: _ctc_markdown(self.ctc, self.ctc_period, self.n_ctc_stations),
         }
         for attr, csv, mdname in self._tables():
             df = getattr(self, attr)
-            if df is None:
+            if df is None:  # skipped this time: an earlier run's files must not pass for this run's
+                _remove(self.out, csv, mdname, self.DATASETS.get(attr))
                 continue
             df.to_csv(os.path.join(self.out, csv), index=False)
             if mdname:
@@ -248,7 +279,8 @@ class ValidationResults:
             seconds=s.get("seconds", 0.0),
         )
         for attr, csv, _ in res._tables():
-            setattr(res, attr, _read_csv(os.path.join(out, csv)))
+            if s.get(cls._PERIOD_KEYS[attr]) is not None:  # the part ran (a skipped part's files are not read)
+                setattr(res, attr, _read_csv(os.path.join(out, csv)))
         return res
 
 
@@ -319,6 +351,7 @@ class TrendsResults:
         os.makedirs(self.out, exist_ok=True)
         if self.table2 is not None:
             self.table2.to_csv(os.path.join(self.out, layout.TABLE2_CSV), index=False)
+        if self.table2 is not None and self.years is not None:
             with open(os.path.join(self.out, "table2.md"), "w") as f:
                 f.write(
                     _table2_markdown(

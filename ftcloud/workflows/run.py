@@ -15,7 +15,7 @@ starts none).
 from __future__ import annotations
 
 from ftcloud import layout
-from ftcloud.layout import RunLayout
+from ftcloud.layout import RunLayout, Store
 
 import contextlib
 import hashlib
@@ -264,7 +264,9 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
         ingest_fp,
         lambda: {
             "groups": ingest(
-                source,
+                # the config's storage options are the store's and the product's; the sources are read
+                # with none (public archives), as before locations carried their own options
+                Store(source),
                 store,
                 region=cfg["region"],
                 start=cfg["start"],

@@ -23,6 +23,7 @@ from ftcloud import layout
 from ftcloud.core.metadata import history_stamp
 from ftcloud.layout import Store, as_store
 from ftcloud.report.results import TrendsResults
+from ftcloud.study import MIN_TREND_YEARS
 from ftcloud.science.trends import fdr, frozen_days, mann_kendall, regional_series, stability_in, stratum_masks, table2
 from ftcloud.workflows._common import _Stages, _write_zarr
 from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_summary
@@ -202,6 +203,12 @@ def trends(
     stages.done("table 2")
 
     stages.start("figures")
+    n_years = res.years[1] - res.years[0] + 1
+    undefined = (
+        f"{n_years} year{'s' if n_years != 1 else ''} < {MIN_TREND_YEARS}"
+        if n_years < MIN_TREND_YEARS
+        else f"fewer than {MIN_TREND_YEARS} valid years"
+    )
     if figures:
         from ftcloud.report import figures as F
 
@@ -224,6 +231,7 @@ def trends(
                 fp,
                 title=title,
                 truth=tseries.isel(stratum=sel) if tseries is not None else None,
+                undefined=undefined,
             )
             res.figures[name] = fp
         fp = os.path.join(out, layout.FIGURES["slope_map"])
@@ -234,6 +242,7 @@ def trends(
             fp,
             title=f"Sen slope of frozen days (mean of AM and PM), {int(fd['year'][0])}-{int(fd['year'][-1])}\n"
             f"black dots: significant after FDR (q = {q:g}); grey dots: p < {alpha:g} per pixel only",
+            undefined=undefined,
         )
         res.figures["slope_map"] = fp
     stages.done("figures")
@@ -259,9 +268,9 @@ def trends(
     }
     _write_zarr(ds, os.path.join(out, res.DATASET))
     res.fdr_significant_fraction = {str(p): float(sig.sel({"pass": p}).mean()) for p in sig["pass"].values}
-    res.stage_seconds = stages.times
-    res.seconds = round(time.perf_counter() - t_all, 1)
-    res.save()
     stages.done("write")
     stages.close()
+    res.stage_seconds = stages.times
+    res.seconds = round(time.perf_counter() - t_all, 1)
+    res.save()  # Table 2, the series, then the summary (last: it says the folder is complete)
     return res

@@ -189,10 +189,10 @@ def validate(
                 res.figures[f"ctc_{p}"] = fp
     stages.done("figures")
 
-    stages.start("write")
+    stages.start("write")  # the tables, then the summary (last: it says the folder is complete)
+    stages.done("write")
+    stages.close()
     res.stage_seconds = stages.times
     res.seconds = round(time.perf_counter() - t_all, 1)
     res.save()
-    stages.done("write")
-    stages.close()
     return res

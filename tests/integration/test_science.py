@@ -745,3 +745,31 @@ def test_results_of_a_moved_or_older_folder_keep_their_figures(twin_2018, tmp_pa
     assert ValidationResults.load(str(tmp_path / "moved")).figures == res.figures
     (tmp_path / "moved" / "figures" / "fig06_ctc_AM.png").unlink()
     assert set(res.figures) - set(ValidationResults.load(str(tmp_path / "moved")).figures) == {"ctc_AM"}
+
+
+def test_a_rerun_that_skips_a_part_leaves_no_stale_table_and_counts_stations(twin_2018, tmp_path):
+    from ftcloud.io.stores import open_group
+    from ftcloud.report.results import ValidationResults
+
+    out = tmp_path / "v"
+    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(out), figures=False, progress=False)
+    n_st = open_group(twin_2018["store"], "insitu/cma").sizes["station"]  # the store's own count
+    assert v.n_ctc_stations == n_st and f"{n_st} CMA station" in (out / "ctc_summary.md").read_text()
+    # the same folder again, from a store without in-situ data: the old tables must not come back
+    store = tmp_path / "store"
+    shutil.copytree(twin_2018["store"], store, ignore=shutil.ignore_patterns("insitu"))
+    v2 = wf_validate.validate(str(store), twin_2018["product"], str(out), figures=False, progress=False)
+    assert v2.direct is None and v2.ctc is None and len(v2.skipped) == 2
+    for name in (
+        "direct_validation.csv",
+        "direct_validation.md",
+        "direct_validation.zarr",
+        "ctc_summary.csv",
+        "ctc_stations.csv",
+        "ctc.zarr",
+    ):
+        assert not (out / name).exists(), name
+    back = ValidationResults.load(str(out))
+    assert back.direct is None and back.ctc is None and back.ctc_stations is None
+    back.summary()  # consistent with itself (it raised on a stale table without its period)
+    back.save()

@@ -92,3 +92,36 @@ def test_a_dataset_without_one_ft_variable_names_the_choices():
     ds = xr.Dataset({"a": ("time", [0, 1]), "b": ("time", [1, 0])})
     with pytest.raises(MissingVariableError, match=r"no single FT variable in this Dataset \(a, b\).*var='NAME'"):
         ds.ftcloud.frozen_days()
+
+
+def test_the_datasets_variable_is_chosen_by_name_or_by_the_whole_word_frozen():
+    t = pd.date_range("2020-01-01", periods=4, freq="D")
+    codes = np.array([1, 0, 1, 1], "u1")
+    flagged = {"flag_values": [0, 1], "flag_meanings": "thawed frozen"}
+    # "ft" wins over another flagged variable; "unfrozen_ok" is not the word "frozen"
+    ds = xr.Dataset(
+        {
+            "ft": ("time", codes),
+            "smap": ("time", 1 - codes, flagged),
+            "qc": ("time", codes, {"flag_meanings": "unfrozen_ok bad"}),
+        },
+        coords={"time": t},
+    )
+    assert ds.ftcloud.ft_variable == "ft"
+    assert ds.drop_vars("ft").ftcloud.ft_variable == "smap"
+    # a Dataset argument is resolved to its FT variable too
+    ref = xr.Dataset({"state": ("time", codes, flagged)}, coords={"time": t})
+    acc = ds.ftcloud.classification_accuracy(ref)
+    assert float(acc["CA_O"]) == 1.0
+    assert float(ds.ftcloud.classification_accuracy(ref, var="smap")["CA_O"]) == 0.0
+
+
+def test_series_methods_on_a_dataset_take_its_frozen_days():
+    from scipy.stats import theilslopes
+
+    da, k = _ft()
+    trends_like = xr.Dataset({"frozen_days": da.ftcloud.frozen_days()})
+    slope = trends_like.ftcloud.sen_slope()
+    assert float(slope.values[0, 0]) == pytest.approx(theilslopes(k[:, 0, 0], np.arange(2001, 2013))[0])
+    with pytest.raises(MissingVariableError, match="sen_slope works on yearly series.*frozen_days"):
+        xr.Dataset({"ft": da}).ftcloud.sen_slope()

@@ -48,6 +48,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("how", ["in-process", pytest.param("subprocess", marks=pytest.mark.slow)])
 
 
+#: the loggers whose levels ftcloud.cli.main sets
+_CLI_LOGGERS = ("ftcloud", "botocore", "aiobotocore", "boto3", "urllib3", "aiohttp", "s3transfer", "distributed")
+
+
 def _in_process(args, env: dict, cwd: Path | None) -> subprocess.CompletedProcess:
     """``ftcloud.cli.main(args)`` here, with the environment and working folder of a fresh run."""
     import contextlib
@@ -55,7 +59,14 @@ def _in_process(args, env: dict, cwd: Path | None) -> subprocess.CompletedProces
 
     from ftcloud.cli import main
 
+    import logging
+
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    # logging as in a fresh interpreter: no root handler, so that the CLI's own set-up writes its log
+    # lines to this call's stderr (they count as lines of the output); everything is put back after
+    root = logging.getLogger()
+    saved_handlers, saved_root_level = root.handlers[:], root.level
+    saved_levels = {n: logging.getLogger(n).level for n in _CLI_LOGGERS}
     out, err = io.StringIO(), io.StringIO()
     try:
         for k in [k for k in os.environ if k.startswith("FTCLOUD_")]:
@@ -63,12 +74,18 @@ def _in_process(args, env: dict, cwd: Path | None) -> subprocess.CompletedProces
         os.environ.update(env)
         if cwd is not None:
             os.chdir(cwd)
+        root.handlers = []
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 rc = main(list(args))
             except SystemExit as e:  # argparse's errors
                 rc = e.code if isinstance(e.code, int) else 1
     finally:
+        for h in root.handlers:
+            h.close()
+        root.handlers, root.level = saved_handlers, saved_root_level
+        for n, level in saved_levels.items():
+            logging.getLogger(n).setLevel(level)
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
