@@ -81,6 +81,13 @@ def _pts(v):
     return None if v != v else 100 * v
 
 
+def _interval_text(lo, hi) -> str:
+    """``[lo, hi]`` of a slope interval, or n/a where it is undefined."""
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return "n/a"
+    return f"[{lo:.3f}, {hi:.3f}]"
+
+
 def _interval(lo, hi) -> str:
     lo, hi = _pts(lo), _pts(hi)
     return "n/a" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
@@ -195,10 +202,11 @@ def findings(fusion: pd.DataFrame, base: pd.DataFrame | None, table2: pd.DataFra
                         "pass": "mean",
                         "paper": PAPER["table2_slope"][r["name"]],
                         "this run": r["sen_slope"],
-                        "this run 95% CI": f"[{r['slope_low']:.3f}, {r['slope_high']:.3f}]",
+                        "this run 95% CI": _interval_text(r["slope_low"], r["slope_high"]),
                         "truth": r.get("truth_sen_slope"),
                         "planted": r.get("planted_slope"),
-                        "planted in CI": r.get("planted_in_ci"),
+                        # no slope, no interval: "planted in CI" is undefined, not False
+                        "planted in CI": r.get("planted_in_ci") if pd.notna(r["sen_slope"]) else None,
                     }
                 )
             if r["name"] in PAPER["table2_mean_days"]:
@@ -259,10 +267,21 @@ figcaption{font-size:.9em;color:#555}.note{color:#555;font-size:.9em}pre{backgro
 """
 
 
+def _no_trend_reason(trd) -> str | None:
+    """Why no trend test ran (e.g. "7 years < 10"), or None where it could run."""
+    from ftcloud.study import MIN_TREND_YEARS
+
+    if trd is None or not trd.years:
+        return None
+    n = trd.years[1] - trd.years[0] + 1
+    return f"{n} year{'s' if n != 1 else ''} < {MIN_TREND_YEARS}" if n < MIN_TREND_YEARS else None
+
+
 def _table_html(df: pd.DataFrame | None, digits: int = 3) -> str:
     if df is None or df.empty:
         return "<p class='note'>not available (the stage did not run or produced no rows)</p>"
-    return df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.{digits}f}", border=0, escape=True)
+    # an undefined statistic says so (n/a), it is not an empty cell
+    return df.to_html(index=False, na_rep="n/a", float_format=lambda v: f"{v:.{digits}f}", border=0, escape=True)
 
 
 def _table_md(df: pd.DataFrame | None, digits: int = 3) -> str:
@@ -368,10 +387,12 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
             ]
             text = "n/a" if _pts(gain) is None else f"{float(gain):+.2f} points"
             kpis.append((f"{p}: fused vs SMAP_E_FT", text, f"paper {PAPER['gain_overall_pct_points']:+.2f}"))
+    no_trend = _no_trend_reason(trd)
     if trd is not None and trd.fdr_significant_fraction:
         v = trd.fdr_significant_fraction
         v = v.get("mean", next(iter(v.values())))
-        kpis.append(("pixels with a significant trend (FDR 5 %)", f"{100 * float(v):.1f} %", "AM/PM mean"))
+        text = f"n/a: {no_trend}" if no_trend or _pts(v) is None else f"{100 * float(v):.1f} %"
+        kpis.append(("pixels with a significant trend (FDR 5 %)", text, "AM/PM mean"))
 
     gains = gains_over_baselines(results.models, val)
     if not gains.empty:
@@ -423,8 +444,14 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
         (
             "Table 2: frozen days and their trend (days/year)"
             + (f", {trd.years[0]}-{trd.years[1]}" if trd is not None and trd.years else ""),
-            _table_html(t2_view),
-            _table_md(t2_view),
+            (
+                f"<p class='note'>Trends n/a: {html.escape(no_trend)}; the mean frozen days are computed.</p>"
+                if no_trend
+                else ""
+            )
+            + _table_html(t2_view),
+            (f"Trends n/a: {no_trend}; the mean frozen days are computed.\n\n" if no_trend else "")
+            + _table_md(t2_view),
         ),
     ]
     body = [

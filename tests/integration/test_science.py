@@ -773,3 +773,37 @@ def test_a_rerun_that_skips_a_part_leaves_no_stale_table_and_counts_stations(twi
     assert back.direct is None and back.ctc is None and back.ctc_stations is None
     back.summary()  # consistent with itself (it raised on a stale table without its period)
     back.save()
+
+
+def test_seven_years_say_n_a_in_words_in_the_report_tables_and_figures(twin_20y, twin_2018, tmp_path, monkeypatch):
+    """Fewer years than the trend test needs: "n/a: 7 years < 10", not NaN legends, empty maps and 0 %."""
+    from ftcloud.report import figures as F
+    from ftcloud.report.html import write_report
+    from ftcloud.report.results import ModelCards, RunResults
+
+    ft = _truth_codes(twin_20y["src"] / "truth").sel(time=slice("2014-01-01", "2020-12-31"))
+    product = _write_product(ft, str(tmp_path / "seven.zarr"))
+    drawn, save = {}, F._save
+
+    def keep(fig, path):  # the figure objects, to read what they say (and the files, as usual)
+        drawn[os.path.basename(path)] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(F, "_save", keep)
+    t = wf_trends.trends(product, twin_2018["store"], str(tmp_path / "t"), progress=False)
+    assert t.years == (2014, 2020)
+    legend = [x.get_text() for x in drawn["fig11_regional_series.png"].axes[0].get_legend().get_texts()]
+    assert legend and all("nan" not in x for x in legend), legend
+    assert any("n/a (7 years < 10)" in x for x in legend), legend
+    sm = drawn["slope_map.png"]
+    assert len(sm.axes) == 1  # no colour bar over an empty map
+    assert any("7 years < 10" in x.get_text() for x in sm.axes[0].texts)
+    out = tmp_path / "run"
+    rep = write_report(RunResults(out=str(out), models=ModelCards(str(out / "models")), trends=t))
+    page = open(rep["files"]["report.html"]).read()
+    assert "n/a: 7 years &lt; 10" in page  # the significant-pixels headline and the Table 2 note
+    assert "Trends n/a: 7 years &lt; 10" in page
+    assert ">nan<" not in page and "nan d/yr" not in page
+    find = pd.read_csv(out / "report" / "findings.csv", keep_default_na=False)  # "n/a" as written
+    slopes = find[find["finding"].str.startswith("Sen slope")]
+    assert len(slopes) and (slopes["planted in CI"] == "").all() and (slopes["this run 95% CI"] == "n/a").all()
