@@ -172,7 +172,9 @@ def _check_product(args) -> None:
             f"--product {shown} {there}; write the FT product with "
             f"`ftcloud predict --store STORE --model MODELS --out {shown}`"
         )
-    if status != "complete":
+    from ftcloud.io.stores import written_by_ftcloud
+
+    if status != "complete" and written_by_ftcloud(url, opts):  # a foreign product has no status to check
         raise IncompleteStoreError(
             f"--product {shown} is marked {status!r}: the `ftcloud predict` that wrote it "
             "did not finish; run it again with the same --out (it resumes where it stopped)"
@@ -620,14 +622,17 @@ def cmd_trends(args) -> int:
     from ftcloud.workflows.trends import trends
 
     _check_out_folder("--out", args.out)
-    _check_store(args, layout.STATICS)
+    if args.store:
+        _check_store(args, layout.STATICS)
     _check_product(args)
     _check_truth(args)
     res = trends(
         _location(args, "product", "product_"),
-        _location(args, "store"),
+        _location(args, "store") if args.store else None,
         args.out,
         truth=args.truth,
+        variable=args.variable,
+        codes=args.codes,
         variance=args.variance,
         lag=args.lag,
         alpha=args.alpha,
@@ -654,6 +659,12 @@ def cmd_trends(args) -> int:
         if r.get("planted_slope") is not None:
             line += f"  | truth {f(r.get('truth_sen_slope'), '+.3f')}  planted {f(r['planted_slope'], '+.3f')}"
         print(line)
+    for p, v in res.fdr_significant_fraction.items():
+        if p == "mean" or len(res.fdr_significant_fraction) <= 2:
+            share = "n/a" if v is None or v != v else f"{100 * v:.1f} %"
+            print(f"  pixels with a trend significant after FDR ({p}): {share}")
+    for n in res.notes:
+        print(f"  ({n})")
     if rows and all(r.get("sen_slope") is None for r in rows):
         print("  (no trends: the product covers too few years for a Sen slope; frozen days are in the outputs)")
     return 0
@@ -674,6 +685,39 @@ def _verbosity(p: argparse.ArgumentParser, default, top: bool = False) -> None:
         action="store_true",
         default=False if top else default,
         help="progress bars even when stderr is not a terminal (they are off in batch logs by default)",
+    )
+
+
+def _codes_arg(text: str) -> dict:
+    """``--codes frozen=1,thawed=2`` (several values: ``frozen=1/3``) -> {"frozen": [1], "thawed": [2]}."""
+    out: dict = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        k = k.strip().lower()
+        try:
+            vals = [int(x) for x in v.split("/") if x.strip()]
+        except ValueError:
+            vals = []
+        if k not in ("frozen", "thawed") or not vals or k in out:
+            raise argparse.ArgumentTypeError(f"--codes takes frozen=N,thawed=M (e.g. frozen=1,thawed=2), got {text!r}")
+        out[k] = vals
+    if set(out) != {"frozen", "thawed"}:
+        raise argparse.ArgumentTypeError(f"--codes needs both frozen= and thawed=, got {text!r}")
+    return out
+
+
+def _add_product_reading(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--variable",
+        default=None,
+        help="the FT variable of a product not written by ftcloud (default: ft, or "
+        "the one variable whose flag_meanings name frozen)",
+    )
+    p.add_argument(
+        "--codes",
+        type=_codes_arg,
+        default=None,
+        help="its codes, e.g. frozen=1,thawed=2 (TPDC); default: read from flag_values/flag_meanings",
     )
 
 
@@ -931,7 +975,13 @@ def build_parser() -> argparse.ArgumentParser:
         "paper's Table 2 by region and permafrost stability (statics), zarr + CSV + Markdown + PNG.",
     )
     tr.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
-    tr.add_argument("--store", required=True, help="store root holding statics (region, permafrost_stability)")
+    tr.add_argument(
+        "--store",
+        default=None,
+        help="store root holding statics (region, permafrost_stability) for Table 2 and the regional series; "
+        "without it (your own product) only the per-pixel trends and frozen days are computed",
+    )
+    _add_product_reading(tr)
     tr.add_argument("--out", required=True, help="output folder (local)")
     tr.add_argument(
         "--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)"

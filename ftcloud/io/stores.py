@@ -342,6 +342,23 @@ def content_id(url: str, storage_options: dict | None = None) -> str:
     return "listing:" + h.hexdigest()
 
 
+def written_by_ftcloud(url: str, storage_options: dict | None = None) -> bool:
+    """Whether the zarr group at ``url`` was written by ftcloud (it carries ftcloud's status record or
+    attributes); a foreign dataset (someone's own product) does not, and is opened without the check."""
+    fs, path = filesystem(url, storage_options)
+    if fs.exists(path + "/" + STATUS_KEY):
+        return True
+    for name in (".zattrs", ".zmetadata"):
+        try:
+            meta = json.loads(fs.cat_file(f"{path}/{name}"))
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            continue
+        attrs = meta.get("metadata", {}).get(".zattrs", {}) if name == ".zmetadata" else meta
+        if any(str(k).startswith("ftcloud_") for k in attrs):
+            return True
+    return False
+
+
 def open_group(
     root: str,
     group: str,

@@ -54,9 +54,18 @@ def _save(fig: Figure, path: str) -> str:
     return path
 
 
+def _degrees(da: xr.DataArray) -> bool:
+    """Whether the grid is in degrees (a product on a lat/lon grid), not EASE2 metres."""
+    return str(da["x"].attrs.get("units", "")).startswith("degree")
+
+
+def _axis_scale(da: xr.DataArray) -> float:
+    return 1.0 if _degrees(da) else 1e3
+
+
 def _extent(da: xr.DataArray) -> list[float]:
-    x = np.asarray(da["x"].values, dtype=float) / 1e3
-    y = np.asarray(da["y"].values, dtype=float) / 1e3
+    x = np.asarray(da["x"].values, dtype=float) / _axis_scale(da)
+    y = np.asarray(da["y"].values, dtype=float) / _axis_scale(da)
     dx = abs(x[1] - x[0]) if x.size > 1 else 9.0
     dy = abs(y[1] - y[0]) if y.size > 1 else 9.0
     return [x.min() - dx / 2, x.max() + dx / 2, y.min() - dy / 2, y.max() + dy / 2]
@@ -356,7 +365,9 @@ def slope_map(
     fig = _figure(7.5, max(3.0, 7.5 * ny / max(nx, 1) * 0.85) + 0.6)
     ax = fig.add_subplot(1, 1, 1)
     im = _image(ax, s, slope, cmap="RdBu", vmin=-vmax, vmax=vmax)
-    xx, yy = np.meshgrid(np.asarray(slope["x"].values) / 1e3, np.asarray(slope["y"].values) / 1e3)
+    xx, yy = np.meshgrid(
+        np.asarray(slope["x"].values) / _axis_scale(slope), np.asarray(slope["y"].values) / _axis_scale(slope)
+    )
     fd = np.asarray(significant_fdr.values, dtype=bool)
     if significant is not None:
         only = np.asarray(significant.values, dtype=bool) & ~fd
@@ -364,8 +375,8 @@ def slope_map(
     ax.scatter(xx[fd], yy[fd], s=9, c="k", marker="o", edgecolors="white", linewidths=0.4)
     cb = fig.colorbar(im, ax=ax, shrink=0.85)
     cb.set_label("Sen slope of frozen days (days/year)")
-    ax.set_xlabel("EASE2 x (km)")
-    ax.set_ylabel("EASE2 y (km)")
+    ax.set_xlabel("longitude (°E)" if _degrees(slope) else "EASE2 x (km)")
+    ax.set_ylabel("latitude (°N)" if _degrees(slope) else "EASE2 y (km)")
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()

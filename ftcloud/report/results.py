@@ -306,6 +306,8 @@ class TrendsResults:
     figures: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    #: what was not computed, and why (e.g. no store: no Table 2)
+    notes: list[str] = field(default_factory=list)
 
     SUMMARY = "trends-summary.json"
     DATASET = "trends.zarr"
@@ -340,6 +342,7 @@ class TrendsResults:
             "parameters": dict(self.parameters),
             "table2": self.table2_rows("mean"),
             "fdr_significant_fraction": {k: _r(v) for k, v in self.fdr_significant_fraction.items()},
+            "notes": list(self.notes),
             "stage_seconds": dict(self.stage_seconds),
             "seconds": self.seconds,
         }
@@ -382,6 +385,7 @@ class TrendsResults:
             figures=_figures(out, "trends", s.get("figures")),
             stage_seconds=s.get("stage_seconds", {}),
             seconds=s.get("seconds", 0.0),
+            notes=list(s.get("notes", [])),
         )
 
 

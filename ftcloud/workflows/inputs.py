@@ -23,16 +23,142 @@ from ftcloud import layout
 log = logging.getLogger(__name__)
 
 
-def open_product(url: str, storage_options: dict | None = None) -> xr.Dataset:
-    """The fused product written by ``ftcloud predict`` (a complete zarr group at ``url``)."""
+def open_product(
+    url: str,
+    storage_options: dict | None = None,
+    *,
+    variable: str | None = None,
+    codes: dict | None = None,
+) -> xr.Dataset:
+    """An FT product as ftcloud's workflows read it: ``ft`` uint8 (0 thawed, 1 frozen, 255 missing)
+    on ``(pass, time, y, x)`` (``pass`` where the product has one).
+
+    A product written by ``ftcloud predict`` must be complete (its status record says so). Any other
+    zarr is read as a CF FT dataset (bring your own product): the FT variable is ``variable``, else
+    ``ft``, else the one whose ``flag_meanings`` name ``frozen``; its codes are mapped to ftcloud's
+    by ``codes`` (``{"frozen": [1], "thawed": [2]}``, as in the TPDC FT datasets) or by its own
+    ``flag_values``/``flag_meanings`` (``frozen``; ``thawed``, ``thaw`` or ``unfrozen``; anything
+    else missing), or kept where it holds 0/1/255 only; ``lat``/``lon`` (or ``latitude``/``longitude``)
+    dimensions become ``y``/``x`` (the degrees stay as ``lat``/``lon`` coordinates); a cftime
+    calendar (noleap, 360_day, ...) is converted to the standard one (days it lacks are absent).
+    """
+    from ftcloud.io.stores import get_mapper, store_status, written_by_ftcloud
+
     url = str(url).rstrip("/")
     if "/" not in url:
         url = "./" + url
-    parent, name = url.rsplit("/", 1)
-    ds = open_group(parent, name, storage_options)
-    if "ft" not in ds:
-        raise MissingVariableError(f"{url}: no variable 'ft' (pass, time, y, x); is this an ftcloud product?")
-    return ds
+    if store_status(url, storage_options) is None:
+        raise MissingVariableError(f"{url}: no zarr group here (an FT product is a zarr group)")
+    if written_by_ftcloud(url, storage_options):
+        parent, name = url.rsplit("/", 1)
+        ds = open_group(parent, name, storage_options)
+        if "ft" not in ds:
+            raise MissingVariableError(f"{url}: no variable 'ft' (pass, time, y, x); is this an ftcloud product?")
+        if variable is None and codes is None:
+            return ds
+    else:
+        ds = xr.open_zarr(get_mapper(url, storage_options), consolidated=None, chunks={})
+    return normalise_product(ds, url, variable=variable, codes=codes)
+
+
+_FROZEN_WORDS = ("frozen", "freeze")
+_THAWED_WORDS = ("thawed", "thaw", "unfrozen", "non-frozen", "nonfrozen")
+
+
+def _codes_from_flags(da: xr.DataArray) -> dict | None:
+    """``{"frozen": [...], "thawed": [...]}`` from CF ``flag_values``/``flag_meanings``, or None."""
+    values, meanings = da.attrs.get("flag_values"), da.attrs.get("flag_meanings")
+    if values is None or not meanings:
+        return None
+    values = list(np.atleast_1d(np.asarray(values)).tolist())
+    words = str(meanings).split()
+    if len(words) != len(values):
+        return None
+    out: dict = {"frozen": [], "thawed": []}
+    for v, w in zip(values, words):
+        w = w.lower()
+        if w in _FROZEN_WORDS:
+            out["frozen"].append(v)
+        elif w in _THAWED_WORDS:
+            out["thawed"].append(v)
+    return out if out["frozen"] and out["thawed"] else None
+
+
+def normalise_product(
+    ds: xr.Dataset, where: str = "product", *, variable: str | None = None, codes: dict | None = None
+) -> xr.Dataset:
+    """``ds`` with its FT variable as ftcloud's ``ft`` (see :func:`open_product`); lazy."""
+    from ftcloud.core.metadata import FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
+
+    if variable is None:
+        if "ft" in ds.data_vars:
+            variable = "ft"
+        else:
+            flagged = [k for k, v in ds.data_vars.items() if _codes_from_flags(v) is not None]
+            if len(flagged) != 1:
+                raise MissingVariableError(
+                    f"{where}: no single FT variable ({', '.join(map(str, ds.data_vars)) or 'none'}): name it "
+                    "(--variable / variable=), or give it flag_values and flag_meanings with 'frozen' and 'thawed'"
+                )
+            variable = str(flagged[0])
+    if variable not in ds.data_vars:
+        raise MissingVariableError(f"{where}: no variable {variable!r}; it has {', '.join(map(str, ds.data_vars))}")
+    da = ds[variable]
+    # names: lat/lon dimensions -> y/x (degrees kept as coordinates)
+    renames = {}
+    for dim, new, units in (
+        ("lat", "y", "degrees_north"),
+        ("latitude", "y", "degrees_north"),
+        ("lon", "x", "degrees_east"),
+        ("longitude", "x", "degrees_east"),
+    ):
+        if dim in da.dims and new not in da.dims:
+            renames[dim] = new
+    if renames:
+        da = da.rename(renames)
+        for old, new in renames.items():
+            deg = np.asarray(da[new].values)
+            da = da.assign_coords(
+                {
+                    new: (new, deg, {"units": "degrees_east" if new == "x" else "degrees_north"}),
+                    ("lon" if new == "x" else "lat"): (new, deg),
+                }
+            )
+    if "time" not in da.dims or "y" not in da.dims or "x" not in da.dims:
+        raise ValidationError(
+            f"{where}: {variable} has dimensions {da.dims}; an FT product needs time and y/x (or lat/lon)"
+        )
+    # calendars: cftime (noleap, 360_day, ...) -> the standard calendar
+    if not np.issubdtype(da["time"].dtype, np.datetime64):
+        try:
+            da = da.convert_calendar("standard", dim="time", align_on="date", use_cftime=False)
+        except (ValueError, TypeError) as e:
+            raise ValidationError(f"{where}: the time axis of {variable} cannot be read as dates ({e})") from None
+    # codes -> 0 thawed, 1 frozen, 255 missing
+    mapping = codes or _codes_from_flags(da)
+    if mapping is None:
+        if da.dtype.kind in "ui":
+            step = max(1, da.sizes["time"] // 366)  # about a year of days spread over the whole series
+            sample = np.unique(np.asarray(da.isel(time=slice(None, None, step)).values))
+            if not set(sample.tolist()) <= {FT_THAWED, FT_FROZEN, FT_MISSING}:
+                raise ValidationError(
+                    f"{where}: {variable} holds codes {sample.tolist()[:8]} without flag_values/flag_meanings; "
+                    "say which are frozen and thawed (--codes frozen=1,thawed=2 / codes=)"
+                )
+            out = da.astype("u1")
+        else:
+            out = xr.where(da == 1, FT_FROZEN, xr.where(da == 0, FT_THAWED, FT_MISSING)).astype("u1")
+    else:
+        frozen = da.isin(list(mapping.get("frozen", [])))
+        thawed = da.isin(list(mapping.get("thawed", [])))
+        out = xr.where(frozen, FT_FROZEN, xr.where(thawed, FT_THAWED, FT_MISSING)).astype("u1")
+    out.attrs = ft_attrs(f"{variable} of {where}, as ftcloud FT codes", gridded=False)
+    dims = ("pass", "time", "y", "x") if "pass" in out.dims else ("time", "y", "x")
+    out = out.transpose(*dims, ...)
+    for dim in ("x", "y"):  # the degrees of a lat/lon grid say so (xr.where drops coordinate attributes)
+        if dim in renames.values():
+            out[dim].attrs = {"units": "degrees_east" if dim == "x" else "degrees_north"}
+    return xr.Dataset({"ft": out}, attrs=dict(ds.attrs))
 
 
 def find_truth(store: str | None = None, truth: str | None = None, storage_options: dict | None = None) -> str | None:

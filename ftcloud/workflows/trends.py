@@ -70,11 +70,14 @@ def trend_graph(
     alpha: float = 0.05,
     q: float = 0.05,
     min_valid: float = 0.9,
+    variable: str | None = None,
+    codes: dict | None = None,
 ) -> TrendGraph:
     """Open ``product`` (a URL reached with ``storage_options``, or a :class:`~ftcloud.layout.Store`)
-    and build the per-pixel trend graph without computing anything."""
+    and build the per-pixel trend graph without computing anything. ``variable`` and ``codes``: how to
+    read a product not written by ftcloud (:func:`ftcloud.workflows.inputs.open_product`)."""
     product = as_store(product, storage_options)
-    prod = open_product(product.url, product.storage_options)
+    prod = open_product(product.url, product.storage_options, variable=variable, codes=codes)
     ft = prod["ft"]
     if "pass" not in ft.dims:
         ft = ft.expand_dims(pass_=["day"]).rename(pass_="pass")
@@ -92,7 +95,7 @@ def trend_graph(
 
 def trends(
     product: str | Store,
-    store: str | Store,
+    store: str | Store | None,
     out: str,
     *,
     truth: str | None = None,
@@ -104,6 +107,8 @@ def trends(
     min_valid: float = 0.9,
     figures: bool = True,
     progress: bool = True,
+    variable: str | None = None,
+    codes: dict | None = None,
 ) -> TrendsResults:
     """Frozen days per year, per-pixel Sen/Mann-Kendall with FDR, Table 2, figures.
 
@@ -117,8 +122,13 @@ def trends(
     With the twin's truth (found from the store or ``truth``) Table 2 also holds the truth's
     regional slopes and the planted ones. Returns the :class:`~ftcloud.report.results.TrendsResults`
     it saved (``trends-summary.json`` is written last).
+
+    ``store`` may be None (your own product, without an ftcloud store): the per-pixel trends, the
+    frozen days and the slope map are computed; Table 2 and the regional series, which need the
+    store's regions, are not (said in ``notes``). ``variable``/``codes``: see :func:`trend_graph`.
     """
-    product, store = as_store(product, storage_options), as_store(store, storage_options)
+    product = as_store(product, storage_options)
+    store = as_store(store, storage_options) if store is not None else None
     os.makedirs(out, exist_ok=True)
     figdir = os.path.join(out, "figures")
     stages = _Stages(["frozen days", "per-pixel trends", "table 2", "figures", "write"], "trends", progress)
@@ -126,7 +136,7 @@ def trends(
     res = TrendsResults(
         out=out,
         product=product.url,
-        store=store.url,
+        store=store.url if store is not None else "",
         parameters={
             "variance": variance,
             "lag": "all" if lag is None else int(lag),
@@ -144,6 +154,8 @@ def trends(
         alpha=alpha,
         q=q,
         min_valid=min_valid,
+        variable=variable,
+        codes=codes,
     )
     prod = graph.product
     stages.done("frozen days")
@@ -155,51 +167,56 @@ def trends(
     stages.done("per-pixel trends")
 
     stages.start("table 2")
-    statics = _on_grid(store.open(layout.STATICS), fd, "statics").load()
-    region, stab = statics["region"], statics.get("permafrost_stability")
-    tdir = find_truth(store.url, truth, store.storage_options)
-    res.truth = tdir
     res.years = (int(fd["year"][0]), int(fd["year"][-1]))
-    truth_fd = planted = None
-    if tdir and os.path.exists(os.path.join(tdir, layout.TRUTH_SUMMARY)):
-        ts = open_truth_summary(tdir, fd)
-        complete = ts["days_in_period"] >= 365
-        tfd = ts["frozen_days"].where(complete).mean("pass").astype(np.float64)
-        yrs = np.intersect1d(tfd["year"].values, fd["year"].values)
-        truth_fd = tfd.sel(year=yrs).assign_attrs(
-            units="days", long_name="truth frozen days per year (mean of AM and PM)"
+    series = tseries = None
+    if store is None:
+        res.notes.append("Table 2 and the regional series need an ftcloud store's regions (--store): not computed")
+    else:
+        statics = _on_grid(store.open(layout.STATICS), fd, "statics").load()
+        region, stab = statics["region"], statics.get("permafrost_stability")
+        tdir = find_truth(store.url, truth, store.storage_options)
+        res.truth = tdir
+        truth_fd = planted = None
+        if tdir and os.path.exists(os.path.join(tdir, layout.TRUTH_SUMMARY)):
+            ts = open_truth_summary(tdir, fd)
+            complete = ts["days_in_period"] >= 365
+            tfd = ts["frozen_days"].where(complete).mean("pass").astype(np.float64)
+            yrs = np.intersect1d(tfd["year"].values, fd["year"].values)
+            truth_fd = tfd.sel(year=yrs).assign_attrs(
+                units="days", long_name="truth frozen days per year (mean of AM and PM)"
+            )
+            truth_fd["year"].attrs = {"units": "year"}
+            planted = ts.get("target_slope")
+        tables = []
+        for p in fd_all["pass"].values:
+            t = table2(
+                fd_all.sel({"pass": p}, drop=True),
+                region,
+                stab,
+                alpha=alpha,
+                truth_fd=truth_fd if p == "mean" else None,
+                planted=planted if p == "mean" else None,
+                variance=variance,
+                lag=lag,
+            )
+            t.insert(0, "pass", p)
+            tables.append(t)
+        res.table2 = pd.concat(tables, ignore_index=True)
+        masks = stratum_masks(region, stability_in(region, stab))
+        series = xr.concat(
+            [regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values],
+            dim=fd_all["pass"],
         )
-        truth_fd["year"].attrs = {"units": "year"}
-        planted = ts.get("target_slope")
-    tables = []
-    for p in fd_all["pass"].values:
-        t = table2(
-            fd_all.sel({"pass": p}, drop=True),
-            region,
-            stab,
-            alpha=alpha,
-            truth_fd=truth_fd if p == "mean" else None,
-            planted=planted if p == "mean" else None,
-            variance=variance,
-            lag=lag,
-        )
-        t.insert(0, "pass", p)
-        tables.append(t)
-    res.table2 = pd.concat(tables, ignore_index=True)
-    masks = stratum_masks(region, stability_in(region, stab))
-    series = xr.concat(
-        [regional_series(fd_all.sel({"pass": p}, drop=True), masks) for p in fd_all["pass"].values], dim=fd_all["pass"]
-    )
-    series = series.compute()
-    tseries = regional_series(truth_fd, masks).compute() if truth_fd is not None else None
-    sdf = series.to_dataframe(name="frozen_days").reset_index()
-    if tseries is not None:
-        sdf = sdf.merge(
-            tseries.to_dataframe(name="truth_frozen_days").reset_index()[["stratum", "year", "truth_frozen_days"]],
-            on=["stratum", "year"],
-            how="left",
-        )
-    res.series = sdf
+        series = series.compute()
+        tseries = regional_series(truth_fd, masks).compute() if truth_fd is not None else None
+        sdf = series.to_dataframe(name="frozen_days").reset_index()
+        if tseries is not None:
+            sdf = sdf.merge(
+                tseries.to_dataframe(name="truth_frozen_days").reset_index()[["stratum", "year", "truth_frozen_days"]],
+                on=["stratum", "year"],
+                how="left",
+            )
+        res.series = sdf
     stages.done("table 2")
 
     stages.start("figures")
@@ -213,27 +230,30 @@ def trends(
         from ftcloud.report import figures as F
 
         os.makedirs(figdir, exist_ok=True)
-        fits = mann_kendall(series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha).compute()
-        for grp, name, title in (
-            (("region", "all"), "regional_series", "Regional mean frozen days (mean of AM and PM)"),
-            (("stability",), "stability_series", "Frozen days by permafrost thermal stability (Qinghai-Tibet)"),
-        ):
-            groups = list(series["group"].values)
-            sel = [i for i, g in enumerate(groups) if g in grp]
-            if groups.count("region") == 1:  # one region: "all regions" is the same series
-                sel = [i for i in sel if groups[i] != "all"]
-            if not sel:
-                continue
-            fp = os.path.join(out, layout.FIGURES[name])
-            F.regional_series(
-                series.sel({"pass": "mean"}).isel(stratum=sel),
-                fits.isel(stratum=sel),
-                fp,
-                title=title,
-                truth=tseries.isel(stratum=sel) if tseries is not None else None,
-                undefined=undefined,
-            )
-            res.figures[name] = fp
+        if series is not None:
+            fits = mann_kendall(
+                series.sel({"pass": "mean"}), dim="year", variance=variance, lag=lag, alpha=alpha
+            ).compute()
+            for grp, name, title in (
+                (("region", "all"), "regional_series", "Regional mean frozen days (mean of AM and PM)"),
+                (("stability",), "stability_series", "Frozen days by permafrost thermal stability (Qinghai-Tibet)"),
+            ):
+                groups = list(series["group"].values)
+                sel = [i for i, g in enumerate(groups) if g in grp]
+                if groups.count("region") == 1:  # one region: "all regions" is the same series
+                    sel = [i for i in sel if groups[i] != "all"]
+                if not sel:
+                    continue
+                fp = os.path.join(out, layout.FIGURES[name])
+                F.regional_series(
+                    series.sel({"pass": "mean"}).isel(stratum=sel),
+                    fits.isel(stratum=sel),
+                    fp,
+                    title=title,
+                    truth=tseries.isel(stratum=sel) if tseries is not None else None,
+                    undefined=undefined,
+                )
+                res.figures[name] = fp
         fp = os.path.join(out, layout.FIGURES["slope_map"])
         F.slope_map(
             mk["slope"].sel({"pass": "mean"}),
@@ -252,9 +272,10 @@ def trends(
     for k in ("slope", "slope_low", "slope_high", "intercept", "tau", "p", "significant", "n"):
         ds[k] = mk[k]
     ds["significant_fdr"] = sig
-    ds["series"] = series.assign_attrs(
-        long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days"
-    )
+    if series is not None:
+        ds["series"] = series.assign_attrs(
+            long_name="stratum-mean frozen days (mean over the pixels valid in each year)", units="days"
+        )
     ds = ds.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else ds
     ds.attrs = {
         "title": "ftcloud frozen-day trends (SPEC section 7)",
