@@ -43,3 +43,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 def test_every_notebook_is_listed():
     assert {p.name for p in NOTEBOOKS} == set(PRODUCES), "add the new notebook's outputs to PRODUCES"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_plot_inline(path):
+    """No notebook forces a backend (matplotlib.use("Agg") kept JupyterLab from showing any figure)."""
+    src = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert "matplotlib.use(" not in src and "plt.close(" not in src
