@@ -43,7 +43,14 @@ import zarr
 
 from ftcloud.errors import ValidationError
 from ftcloud.io.stores import get_mapper, join, mark_complete, mark_incomplete, open_group, put_whole, store_status
-from ftcloud.core.metadata import FT_MISSING, ft_attrs, history_stamp, software_versions
+from ftcloud.core.metadata import (
+    FT_MISSING,
+    cf_globals,
+    describe_coordinates,
+    ft_attrs,
+    history_stamp,
+    software_versions,
+)
 from ftcloud.model.data import DYNAMIC_VARS, STATIC_VARS, open_inputs
 from ftcloud.sources.packing import decode
 from ftcloud.core.timeutil import PASSES, check_pass
@@ -344,7 +351,7 @@ def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, 
     ds["time"].attrs = {"standard_name": "time", "long_name": "local solar date of the overpass", "axis": "T"}
     ds["time"].encoding = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
     ds.attrs = attrs
-    return ds
+    return describe_coordinates(ds)
 
 
 def _span(text) -> tuple[int, int] | None:
@@ -526,8 +533,7 @@ def predict(
     identity = product_identity(store, cards, plan, times, passes, storage_options, transfers)
     ident = _identity_sha(identity)
     attrs = {
-        "title": "ftcloud fused soil freeze/thaw product (ConvLSTM_FT)",
-        "Conventions": "CF-1.8",
+        **cf_globals("ftcloud fused soil freeze/thaw product (ConvLSTM_FT)"),
         "history": history_stamp(f"predict from {redact_url(store)}"),
         "source_store": redact_url(store),
         "model_sha256": json.dumps(identity["model_sha256"]),

@@ -137,3 +137,46 @@ def software_versions(extra: tuple = ()) -> dict:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+# -- CF-1.8 / ACDD-1.3 ----------------------------------------------------------------------
+#: what every output cites (ACDD ``references``)
+REFERENCES = (
+    "Cui, H.; Chai, L.; Li, H.; Zhao, S.; Li, X.; Liu, S. A Spatiotemporal Enhanced SMAP Freeze/Thaw Product "
+    "(1980-2020) over China and Its Preliminary Analyses. Remote Sens. 2024, 16, 950, "
+    "https://doi.org/10.3390/rs16060950"
+)
+#: the licence of what ftcloud writes from the twin; data derived from real archives keep their licences
+LICENSE = "BSD-3-Clause (ftcloud); outputs derived from real archives are subject to those archives' terms"
+CONVENTIONS = "CF-1.8, ACDD-1.3"
+#: attributes of the dimension coordinates ftcloud's outputs use (applied where a coordinate has none)
+COORDINATE_ATTRS = {
+    "time": {"standard_name": "time", "long_name": "local solar date", "axis": "T"},
+    "pass": {"long_name": "satellite overpass: AM 06:00, PM 18:00 local solar time (mean: their mean)"},
+    "y": {"standard_name": "projection_y_coordinate", "long_name": "EASE-Grid 2.0 y", "units": "m", "axis": "Y"},
+    "x": {"standard_name": "projection_x_coordinate", "long_name": "EASE-Grid 2.0 x", "units": "m", "axis": "X"},
+    "year": {"long_name": "calendar year"},
+    "station": {"long_name": "station identifier", "cf_role": "timeseries_id"},
+    "cell": {"long_name": "station pixel (index of a CMA station's grid cell)"},
+    "season": {"long_name": "season (all days, frozen Dec-Jan, transition Feb-Apr and Oct-Nov, thawed May-Sep)"},
+    "product": {"long_name": "FT product"},
+    "reference": {"long_name": "reference FT the products are scored against"},
+    "network": {"long_name": "in-situ network (all: every station)"},
+    "stratum": {"long_name": "stratum of the regional series (region, permafrost class)"},
+}
+
+
+def cf_globals(title: str, **extra) -> dict:
+    """The global attributes every ftcloud output carries (CF-1.8 + ACDD-1.3)."""
+    return {"Conventions": CONVENTIONS, "title": title, "references": REFERENCES, "license": LICENSE, **extra}
+
+
+def describe_coordinates(ds):
+    """``ds`` with :data:`COORDINATE_ATTRS` on every dimension coordinate that has no
+    units/standard_name/long_name (coordinates in degrees keep theirs)."""
+    for name in ds.dims:
+        if name in ds.coords and name in COORDINATE_ATTRS:
+            have = ds[name].attrs
+            if not any(k in have for k in ("units", "standard_name", "long_name")):
+                ds[name].attrs = {**COORDINATE_ATTRS[name], **have}
+    return ds

@@ -500,7 +500,7 @@ def triple_collocation(
     for k in ("mean", "v", "psi", "eta", "pi", "psi_raw", "eta_raw", "counts"):
         ds[k] = ds[k].transpose(*(("product",) if k != "counts" else ("cell",)), *kept)
     ds.attrs = {
-        "title": "categorical triple collocation (Cui et al. 2024, SPEC section 6)",
+        "title": "categorical triple collocation (McColl et al. 2016, as applied by Cui et al. 2024)",
         "products": " ".join(names),
         "collocation_dim": dim,
         "min_count": int(min_count),
@@ -834,7 +834,7 @@ def ctc_at_stations(
     out = out.assign_coords(st_coords)
     out.attrs.update(
         {
-            "title": "categorical triple collocation at the CMA station pixels (SPEC section 6)",
+            "title": "categorical triple collocation at the CMA station pixels (Cui et al. 2024)",
             "products": " ".join(CTC_NAMES),
             "period": f"{period[0]}/{period[1]}",
             "era5_ft_rule": f"stl1 at step {step} (05 h AM / 17 h PM local solar time) < 273.15 K",

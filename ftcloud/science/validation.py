@@ -553,7 +553,7 @@ def direct_validation(
     out = out.transpose("reference", "product", "season", "network", "pass")
     out.attrs.update(
         {
-            "title": "direct validation against in-situ networks (SPEC section 5)",
+            "title": "direct validation against in-situ networks (Cui et al. 2024)",
             "period": f"{period[0]}/{period[1]}",
             "insitu_rule": ref.attrs.get("rule", ""),
             "reference_truth": (

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ftcloud.core.metadata import describe_coordinates
 from ftcloud.errors import TimeAxisError
 from ftcloud.io.stores import filesystem, get_mapper, join, put_whole
 from ftcloud.sources import packing
@@ -184,6 +185,7 @@ def write_skeleton(recipe, url: str, storage_options: dict | None, fingerprint: 
         tmpl[name] = xr.Variable(
             v.dims, da.zeros(shape, dtype=v.dtype, chunks=chunks), attrs=v.attrs, encoding=v.encoding
         )
+    describe_coordinates(tmpl)  # CF: every dimension coordinate says what it is
     enc = _encoding(tmpl, recipe)
     for name in tmpl.variables:
         tmpl[name].encoding = {}
@@ -217,6 +219,7 @@ def write_whole(recipe, url: str, storage_options: dict | None, fingerprint: str
     packing.check_physical(ds, f"{recipe.name} ({', '.join(recipe.urls[:1])}{' ...' if len(recipe.urls) > 1 else ''})")
     digest = _digest(ds)
     ds.attrs = {**ds.attrs, **recipe.attrs, PLAN_ATTR: fingerprint}
+    describe_coordinates(ds)
     enc = _encoding(ds, recipe)
     for name in ds.variables:
         ds[name].encoding = {}

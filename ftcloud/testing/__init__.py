@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ftcloud.testing.assertions import ComputedWhileBuildingError, assert_lazy, no_compute
+from ftcloud.testing.assertions import ComputedWhileBuildingError, assert_lazy, cf_problems, no_compute
 from ftcloud.testing.factories import publish_demo, write_era5land_file
 from ftcloud.testing.servers import GATEWAY_INHERITED_ENV, free_port, gateway_options_file, local_gateway, serve_folder
 
@@ -18,6 +18,7 @@ __all__ = [
     "GATEWAY_INHERITED_ENV",
     "ComputedWhileBuildingError",
     "assert_lazy",
+    "cf_problems",
     "free_port",
     "gateway_options_file",
     "local_gateway",

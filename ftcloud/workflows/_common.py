@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,26 @@ def _write_zarr(ds: xr.Dataset, path: str) -> None:
     Counts of days keep the UDUNITS singular (``units = "day"``): xarray decodes a float variable
     whose ``units`` is exactly "days" into timedelta64 on reading, which a frozen-day count is not.
     """
-    ds = ds.copy()
+    from ftcloud.core.grid import grid_mapping_attrs
+    from ftcloud.core.metadata import cf_globals, describe_coordinates, history_stamp
+
+    ds = describe_coordinates(ds.copy())
+    # CF-1.8 + ACDD globals (the dataset's own title and history kept)
+    ds.attrs = {
+        **cf_globals(str(ds.attrs.get("title") or "ftcloud output")),
+        **{k: v for k, v in ds.attrs.items() if k != "Conventions"},
+    }
+    ds.attrs.setdefault("history", history_stamp("write " + os.path.basename(str(path).rstrip("/"))))
+    # every variable on the grid names its grid mapping (EASE2, or lat/lon for a product in degrees)
+    gridded = [n for n, v in ds.data_vars.items() if "y" in v.dims and "x" in v.dims]
+    if gridded and "crs" not in ds.variables:
+        degrees = str(ds["x"].attrs.get("units", "")).startswith("degree")
+        ds["crs"] = xr.DataArray(
+            np.int32(0),
+            attrs={"grid_mapping_name": "latitude_longitude"} if degrees else grid_mapping_attrs(),
+        )
+    for n in gridded:
+        ds[n].attrs.setdefault("grid_mapping", "crs")
     for v in list(ds.variables):
         ds[v].encoding = {}
         u = ds[v].attrs.get("units")

@@ -19,7 +19,7 @@ from ftcloud.io.secrets import redact_url
 from ftcloud.io.stores import ensure_parent_groups, filesystem, join, mark_complete, open_group, require_bucket
 from ftcloud.io.transaction import discard, promote, recover, staging_url
 from ftcloud.layout import Store, as_store
-from ftcloud.core.metadata import history_stamp, software_versions
+from ftcloud.core.metadata import cf_globals, history_stamp, software_versions
 from ftcloud.sources import pipelines
 from ftcloud.sources.common import daily_index
 from ftcloud.sources.regions import clear_markers, work_items, write_recipe
@@ -344,7 +344,7 @@ def _ingest_one(
             "ftcloud_recipe": r.name,
             "ftcloud_period": f"{start}/{end}",
             "ftcloud_software": json.dumps(software_versions()),
-            "Conventions": "CF-1.8",
+            **cf_globals(f"ftcloud store group {r.group} ({r.name}) on EASE-Grid 2.0"),
             **window.to_attrs(),
         },
         record={"content": wr["content"], "recipe": r.name},

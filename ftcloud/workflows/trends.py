@@ -278,7 +278,7 @@ def trends(
         )
     ds = ds.assign_coords(lat=prod["lat"], lon=prod["lon"]) if "lat" in prod.coords else ds
     ds.attrs = {
-        "title": "ftcloud frozen-day trends (SPEC section 7)",
+        "title": "ftcloud frozen-day trends: Sen slope and Mann-Kendall per pixel, FDR, regional series",
         "product": product.url,
         "variance": variance,
         "lag": "all" if lag is None else int(lag),

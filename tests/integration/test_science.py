@@ -807,3 +807,26 @@ def test_seven_years_say_n_a_in_words_in_the_report_tables_and_figures(twin_20y,
     find = pd.read_csv(out / "report" / "findings.csv", keep_default_na=False)  # "n/a" as written
     slopes = find[find["finding"].str.startswith("Sen slope")]
     assert len(slopes) and (slopes["planted in CI"] == "").all() and (slopes["this run 95% CI"] == "n/a").all()
+
+
+def test_every_output_follows_the_cf_and_acdd_rules(twin_2018, twin_20y, tmp_path):
+    """The store's groups and what validate and trends write, opened with xarray, against the rule set
+    of ftcloud.testing.cf_problems."""
+    from ftcloud.io.stores import open_group
+    from ftcloud.layout import GROUPS
+    from ftcloud.testing import cf_problems
+
+    wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False)
+    wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), figures=False, progress=False)
+    problems = []
+    for name, group in GROUPS.items():
+        if name == "imerg":
+            continue  # not in this store
+        problems += cf_problems(open_group(twin_2018["store"], group), group)
+    for path in (
+        tmp_path / "v" / "ctc.zarr",
+        tmp_path / "v" / "direct_validation.zarr",
+        tmp_path / "t" / "trends.zarr",
+    ):
+        problems += cf_problems(xr.open_zarr(path), path.name)
+    assert not problems, "\n".join(problems)
