@@ -202,3 +202,14 @@ def test_report_of_a_run_folder_uses_the_config_the_run_recorded(first_run, tmp_
     page = (out / "report" / "report.html").read_text()
     assert f"region <b>{cfg['region']}</b>, {cfg['start']} .. {cfg['end']}" in page
     assert "1980" not in page.split("Findings beside the paper")[1].split("</p>")[0]
+
+
+def test_the_runs_product_follows_the_cf_and_acdd_rules(first_run):
+    import xarray as xr
+
+    from ftcloud.testing import cf_problems
+
+    ds = xr.open_zarr(first_run["out"] / "product" / "ft_convlstm.zarr")
+    assert not cf_problems(ds, "product"), cf_problems(ds, "product")
+    assert "10.3390/rs16060950" in ds.attrs["references"] and ds["pass"].attrs["long_name"].startswith("satellite")
+    assert ds["ft"].attrs["flag_meanings"].split() == ["thawed", "frozen"]
