@@ -29,6 +29,7 @@ from ftcloud.core.metadata import software_versions
 from ftcloud.layout import RunLayout
 from ftcloud.report.results import ModelCards, RunResults, ValidationResults
 from ftcloud.report.tables import to_markdown
+from ftcloud.science.validation import CA_COUNTS, MIN_TABLE_COUNT
 from ftcloud.study import PAPER
 
 __all__ = ["findings", "fusion_by_season", "gains_over_baselines", "provenance", "write_report"]
@@ -57,6 +58,13 @@ def fusion_by_season(models: ModelCards) -> pd.DataFrame:
                 pct = {
                     k: None if r.get(k) is None else 100 * r[k] for k in ("CA_F", "CA_T", "CA_O", "CA_O_lo", "CA_O_hi")
                 }
+                # as the tables and figures of validate: an accuracy from fewer than MIN_TABLE_COUNT
+                # pixel-days is masked (a CA_T of 0.00 from one pixel-day is not a finding)
+                for k, counts in CA_COUNTS.items():
+                    if all(c in r for c in counts) and sum(int(r[c]) for c in counts) < MIN_TABLE_COUNT:
+                        pct[k] = None
+                        if k == "CA_O":
+                            pct["CA_O_lo"] = pct["CA_O_hi"] = None
                 g = gains.get("SMAP_E_FT") if r["product"] == "fused" else None
                 rows.append(
                     {

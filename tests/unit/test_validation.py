@@ -266,3 +266,22 @@ def test_mask_sparse_accuracies_uses_each_accuracys_own_count():
     np.testing.assert_array_equal(mask_sparse_accuracies(ds)["CA_T"].values, got.CA_T.values)
     with pytest.raises(ValidationError, match="N_FF"):
         mask_sparse_accuracies(df.drop(columns="N_FF"))
+
+
+def test_the_run_report_masks_accuracies_from_too_few_pixel_days():
+    """fusion_by_season masks an accuracy whose denominator is below MIN_TABLE_COUNT (CA_T = 0.00 from one
+    thawed pixel-day was printed as a finding); the counts stay."""
+    from ftcloud.report.html import fusion_by_season
+    from ftcloud.report.results import ModelCards
+    from ftcloud.science.validation import MIN_TABLE_COUNT
+
+    row = {"product": "fused", "N_FF": 40, "N_TF": 10, "N_TT": 0, "N_FT": 1}  # one thawed pixel-day, wrong
+    row |= {"n": 51, "CA_F": 40 / 50, "CA_T": 0.0, "CA_O": 40 / 51, "CA_O_lo": 0.7, "CA_O_hi": 0.9}
+    card = {"metrics": {"common_vs_truth": {"frozen": {"table": [row], "gains": []}}}}
+    df = fusion_by_season(ModelCards("models", {"AM": card}))
+    r = df.iloc[0]
+    assert r["CA_T"] is None and r["CA_F"] == pytest.approx(80.0) and r["CA_O"] == pytest.approx(100 * 40 / 51)
+    assert r["n"] == 51 and MIN_TABLE_COUNT > 1
+    few = dict(row, N_FF=5, N_TF=0, N_TT=3, N_FT=1, n=9)
+    df = fusion_by_season(ModelCards("models", {"AM": {"metrics": {"common_vs_truth": {"all": {"table": [few]}}}}}))
+    assert df.iloc[0][["CA_F", "CA_T", "CA_O", "CA_O_lo", "CA_O_hi"]].isna().all()
