@@ -8,6 +8,8 @@ global backend). Inputs are plain xarray / pandas objects; maps use the EASE-Gri
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
@@ -49,8 +51,14 @@ def _figure(w: float, h: float) -> Figure:
     return fig
 
 
+#: print resolution of every PNG (journals ask for 300 dpi); a vector PDF is written beside each
+DPI = 300
+
+
 def _save(fig: Figure, path: str) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight", facecolor="white")
+    """``path`` (PNG at :data:`DPI`) and the same figure as vector PDF beside it (``.pdf``)."""
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    fig.savefig(os.path.splitext(path)[0] + ".pdf", bbox_inches="tight", facecolor="white")
     return path
 
 

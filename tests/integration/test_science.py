@@ -100,8 +100,13 @@ def twin_20y(tmp_path_factory):
 
 def _assert_png(path):
     import matplotlib.image as mpimg
+    from PIL import Image
 
     assert os.path.getsize(path) > 5000, path
+    with Image.open(path) as im:  # print resolution, and a vector PDF beside it
+        assert round(im.info["dpi"][0]) >= 300, (path, im.info.get("dpi"))
+    pdf = os.path.splitext(str(path))[0] + ".pdf"
+    assert open(pdf, "rb").read(5) == b"%PDF-", pdf
     img = mpimg.imread(path)
     assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200, (path, img.shape)
     assert float(img[..., :3].std()) > 0.05, f"{path} looks blank"
