@@ -152,7 +152,8 @@ def accuracy_bars(
     ``df``: the long direct-validation table (columns product, network, season, pass, CA_*, and
     the counts N_FF, N_TF, N_TT, N_FT, n). With ``by="network"`` the season is "all"; with
     ``by="season"`` the network is "all". Accuracies over fewer than ``min_pairs`` pairs (e.g.
-    CA_T in Dec-Jan, when the soil is almost never thawed) are left out rather than drawn.
+    CA_T in Dec-Jan, when the soil is almost never thawed) are left out rather than drawn, and say
+    so (``n < 20`` at the bar's place). Accuracies in %, on an axis from 0 (no truncated bars).
     """
     denom = {"CA_F": ("N_FF", "N_TF"), "CA_T": ("N_TT", "N_FT"), "CA_O": ("n",)}
     df = df.copy()
@@ -170,28 +171,29 @@ def accuracy_bars(
     passes = sorted(set(d["pass"]))
     fig = _figure(3.6 * len(metrics), 2.6 * len(passes) + 0.6)
     w = 0.8 / max(len(prods), 1)
-    lo = np.nanmin(d[list(metrics)].to_numpy(dtype=float)) if len(d) else 0.5
-    ymin = max(0.0, np.floor((lo if np.isfinite(lo) else 0.5) * 10 - 1) / 10)
     for i, p in enumerate(passes):
         for j, m in enumerate(metrics):
             ax = fig.add_subplot(len(passes), len(metrics), i * len(metrics) + j + 1)
             for k, prod in enumerate(prods):
-                vals = []
+                vals, have = [], []
                 for c in cats:
                     v = d[(d["pass"] == p) & (d["product"] == prod) & (d[by] == c)][m]
-                    vals.append(float(v.iloc[0]) if len(v) else np.nan)
+                    vals.append(100 * float(v.iloc[0]) if len(v) else np.nan)
+                    have.append(len(v) > 0)
                 xpos = np.arange(len(cats)) + (k - (len(prods) - 1) / 2) * w
                 ax.bar(xpos, vals, width=w, color=_PRODUCT_COLOURS.get(prod, _SERIES_COLOURS[k % 9]), label=prod)
-                for xx, vv in zip(xpos, vals):
+                for xx, vv, h in zip(xpos, vals, have):
                     if np.isfinite(vv):
-                        ax.text(xx, vv + 0.003, f"{100 * vv:.0f}", ha="center", va="bottom", fontsize=6)
+                        ax.text(xx, vv + 0.5, f"{vv:.0f}", ha="center", va="bottom", fontsize=6)
+                    elif h:  # omitted, not zero: say why
+                        ax.text(xx, 2, f"n < {min_pairs}", ha="center", va="bottom", fontsize=5, rotation=90)
             ax.set_xticks(np.arange(len(cats)))
             ax.set_xticklabels(cats, fontsize=7, rotation=20 if len(cats) > 4 else 0)
-            ax.set_ylim(ymin, 1.04)
+            ax.set_ylim(0, 108)
             ax.set_title(f"{m}, {p} pass", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
             if j == 0:
-                ax.set_ylabel("accuracy", fontsize=8)
+                ax.set_ylabel("accuracy (%)", fontsize=8)
     fig.legend(
         handles=[Patch(color=_PRODUCT_COLOURS.get(p, "k"), label=p) for p in prods],
         loc="lower center",

@@ -285,3 +285,39 @@ def test_the_run_report_masks_accuracies_from_too_few_pixel_days():
     few = dict(row, N_FF=5, N_TF=0, N_TT=3, N_FT=1, n=9)
     df = fusion_by_season(ModelCards("models", {"AM": {"metrics": {"common_vs_truth": {"all": {"table": [few]}}}}}))
     assert df.iloc[0][["CA_F", "CA_T", "CA_O", "CA_O_lo", "CA_O_hi"]].isna().all()
+
+
+def test_accuracy_bars_are_in_percent_from_zero_and_say_what_they_omit(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ftcloud.report import figures as F
+
+    rows = []
+    for net, (ff, tf, tt, ft) in {"all": (90, 10, 80, 20), "Maqu": (45, 5, 3, 1)}.items():
+        n = ff + tf + tt + ft
+        rows.append(
+            {
+                "product": "ConvLSTM_FT",
+                "network": net,
+                "season": "all",
+                "pass": "AM",
+                "N_FF": ff,
+                "N_TF": tf,
+                "N_TT": tt,
+                "N_FT": ft,
+                "n": n,
+                "CA_F": ff / (ff + tf),
+                "CA_T": tt / (tt + ft),
+                "CA_O": (ff + tt) / n,
+            }
+        )
+    drawn = {}
+    monkeypatch.setattr(F, "_save", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    F.accuracy_bars(pd.DataFrame(rows), str(tmp_path / "a.png"), by="network")
+    axes = drawn["fig"].axes
+    assert all(ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 100 for ax in axes)
+    assert axes[0].get_ylabel() == "accuracy (%)"
+    heights = sorted(round(b.get_height(), 1) for b in axes[0].patches if np.isfinite(b.get_height()))
+    assert heights == [90.0, 90.0]  # CA_F of all and Maqu in %, not fractions
+    ca_t = [t.get_text() for t in axes[1].texts]
+    assert "80" in ca_t and "n < 20" in ca_t  # Maqu's CA_T rests on 4 thawed station-days
