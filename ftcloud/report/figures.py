@@ -87,6 +87,33 @@ def _image(ax, arr: np.ndarray, da: xr.DataArray, **kw):
     return ax.imshow(arr, extent=_extent(da), origin="upper", interpolation="nearest", **kw)
 
 
+def _graticule(ax, da: xr.DataArray) -> bool:
+    """Latitude/longitude lines (labelled, in degrees) over an EASE2 map, from ``da``'s 2-D ``lat``/``lon``
+    coordinates; returns whether it drew them (a map without them, or in degrees already, gets none)."""
+    if _degrees(da) or "lat" not in da.coords or "lon" not in da.coords or da["lat"].ndim != 2:
+        return False
+    lat, lon = np.asarray(da["lat"].values, float), np.asarray(da["lon"].values, float)
+    if not (np.isfinite(lat).any() and np.isfinite(lon).any()):
+        return False
+    x = np.asarray(da["x"].values, float) / 1e3
+    y = np.asarray(da["y"].values, float) / 1e3
+    span = max(np.nanmax(lat) - np.nanmin(lat), np.nanmax(lon) - np.nanmin(lon))
+    step = next((s for s in (0.5, 1, 2, 5, 10) if span / s <= 6), 20)
+    for field, ns, ew in ((lat, "N", "S"), (lon, "E", "W")):
+        lo, hi = np.floor(np.nanmin(field) / step) * step, np.ceil(np.nanmax(field) / step) * step
+        levels = np.arange(lo, hi + step / 2, step)
+        if len(levels) < 2:
+            continue
+        cs = ax.contour(x, y, field, levels=levels, colors="k", linewidths=0.6, alpha=0.8)
+
+        def fmt(v, pos=ns, neg=ew):
+            return f"{abs(v):g}°{pos if v >= 0 else neg}"
+
+        for t in ax.clabel(cs, fmt=fmt, fontsize=6, inline=True):
+            t.set_bbox({"facecolor": "white", "alpha": 0.75, "pad": 0.6, "linewidth": 0})
+    return True
+
+
 def ft_maps(
     products: Mapping[str, xr.DataArray], dates: Sequence, path: str, title: str = "", ncols_dates: int = 3
 ) -> str:
@@ -120,6 +147,7 @@ def ft_maps(
                 v = np.asarray(arr.sel(time=d).values)
                 codes = np.where(v == 0, 0, np.where(v == 1, 1, 2))
                 _image(ax, codes, first, cmap=cmap, norm=norm)
+                _graticule(ax, first)
                 frac = np.mean(codes == 1) * 100
                 ax.set_title(f"{d:%Y-%m-%d} {n}\nfrozen {frac:.0f} %", fontsize=7)
             else:
@@ -375,6 +403,7 @@ def slope_map(
     fig = _figure(7.5, max(3.0, 7.5 * ny / max(nx, 1) * 0.85) + 0.6)
     ax = fig.add_subplot(1, 1, 1)
     im = _image(ax, s, slope, cmap="RdBu", vmin=-vmax, vmax=vmax)
+    _graticule(ax, slope)
     xx, yy = np.meshgrid(
         np.asarray(slope["x"].values) / _axis_scale(slope), np.asarray(slope["y"].values) / _axis_scale(slope)
     )

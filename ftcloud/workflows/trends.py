@@ -255,8 +255,9 @@ def trends(
                 )
                 res.figures[name] = fp
         fp = os.path.join(out, layout.FIGURES["slope_map"])
+        on_map = {k: prod[k] for k in ("lat", "lon") if k in prod.coords and prod[k].ndim == 2}
         F.slope_map(
-            mk["slope"].sel({"pass": "mean"}),
+            mk["slope"].sel({"pass": "mean"}).assign_coords(on_map),  # lat/lon: the graticule
             sig.sel({"pass": "mean"}),
             mk["significant"].sel({"pass": "mean"}),
             fp,

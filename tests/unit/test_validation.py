@@ -321,3 +321,27 @@ def test_accuracy_bars_are_in_percent_from_zero_and_say_what_they_omit(tmp_path,
     assert heights == [90.0, 90.0]  # CA_F of all and Maqu in %, not fractions
     ca_t = [t.get_text() for t in axes[1].texts]
     assert "80" in ca_t and "n < 20" in ca_t  # Maqu's CA_T rests on 4 thawed station-days
+
+
+def test_ease2_maps_carry_a_labelled_graticule(tmp_path, monkeypatch):
+    """FT maps and slope maps of an EASE2 window draw latitude/longitude lines labelled in degrees."""
+    import pandas as pd
+    import xarray as xr
+
+    from ftcloud.core.grid import region_window
+    from ftcloud.report import figures as F
+
+    w = region_window("demo")
+    times = pd.date_range("2020-01-01", periods=1)
+    da = xr.DataArray(np.ones((1, *w.shape), "u1"), dims=("time", "y", "x"), coords={"time": times, **w.coords()})
+    drawn = []
+    monkeypatch.setattr(F, "_save", lambda fig, path: drawn.append(fig) or path)
+    F.ft_maps({"P": da}, times, str(tmp_path / "m.png"))
+    labels = [t.get_text() for t in drawn[0].axes[0].texts]
+    lon, lat = w.lonlat
+    assert labels and all(t[-2:] in ("°N", "°E") for t in labels), labels
+    assert {t[-1] for t in labels} == {"N", "E"}
+    shown = sorted(float(t[:-2]) for t in labels)
+    # the labelled lines lie within the window's own latitudes and longitudes (an independent check)
+    assert all(min(lat.min(), lon.min()) - 1 <= v <= max(lat.max(), lon.max()) + 1 for v in shown)
+    assert any(lat.min() <= v <= lat.max() for v in shown) and any(lon.min() <= v <= lon.max() for v in shown)
