@@ -220,3 +220,22 @@ def test_run_dry_run_plans_the_command_lines_region_and_period(capsys):
     rc = cli.main(["run", "--dry-run", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-03-31"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith("ingest plan: tiny (10 x 13 cells), 2017-01-01 .. 2017-03-31"), out
+
+
+def test_the_docstring_examples_run():
+    """Every docstring example of the package that is not marked +SKIP runs and prints what it shows."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import ftcloud
+
+    attempted, failures = 0, []
+    for m in pkgutil.walk_packages(ftcloud.__path__, "ftcloud."):
+        mod = importlib.import_module(m.name)
+        r = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=False)
+        attempted += r.attempted
+        if r.failed:
+            failures.append(f"{m.name}: {r.failed} of {r.attempted}")
+    assert not failures, failures
+    assert attempted >= 20, attempted  # the check ran on real examples
