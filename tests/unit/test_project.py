@@ -239,3 +239,24 @@ def test_the_docstring_examples_run():
             failures.append(f"{m.name}: {r.failed} of {r.attempted}")
     assert not failures, failures
     assert attempted >= 20, attempted  # the check ran on real examples
+
+
+def test_the_docs_site_builds_without_a_warning(tmp_path):
+    """docs/ (the science and twin pages and the API reference from the numpydoc docstrings) builds
+    with Sphinx, warnings as errors; a broken page fails the same build (so the check can fail)."""
+    import shutil
+
+    sphinx_build = pytest.importorskip("sphinx.cmd.build")
+    pytest.importorskip("myst_parser")
+    out = tmp_path / "html"
+    assert sphinx_build.build_main(["-W", "-q", "-b", "html", str(ROOT / "docs"), str(out)]) == 0
+    for page in ("index.html", "science.html", "twin.html", "api/science.html", "api/accessor.html"):
+        assert (out / page).exists(), page
+    api = (out / "api" / "science.html").read_text()
+    assert "triple_collocation" in api and "mann_kendall" in api and "frozen_days" in api
+    broken = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", broken, ignore=shutil.ignore_patterns("_build"))
+    (broken / "api" / "science.rst").write_text(
+        (broken / "api" / "science.rst").read_text() + "\n.. automodule:: ftcloud.no_such_module\n"
+    )
+    assert sphinx_build.build_main(["-W", "-q", "-b", "html", str(broken), str(tmp_path / "b")]) != 0
