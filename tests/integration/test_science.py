@@ -672,13 +672,21 @@ def test_ctc_summaries_report_medians_counts_and_mask_sparse_strata(rng):
 # results as objects: what the commands return is what a later report reads back
 
 
-def test_results_load_back_what_validate_and_trends_returned(twin_2018, twin_20y, tmp_path):
+@pytest.fixture(scope="module")
+def outputs(twin_2018, twin_20y, tmp_path_factory):
+    """One ``validate`` and one ``trends`` (with figures) that the tests below only read."""
+    root = tmp_path_factory.mktemp("outputs")
+    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(root / "v"), progress=False)
+    t = wf_trends.trends(twin_20y["product"], twin_2018["store"], str(root / "t"), progress=False)
+    return {"root": root, "v": v, "t": t}
+
+
+def test_results_load_back_what_validate_and_trends_returned(outputs, tmp_path):
     from ftcloud.report.results import TrendsResults, ValidationResults
 
-    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
-    t = wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), progress=False)
+    v, t, root = outputs["v"], outputs["t"], outputs["root"]
     assert isinstance(v, ValidationResults) and isinstance(t, TrendsResults)
-    v2, t2 = ValidationResults.load(str(tmp_path / "v")), TrendsResults.load(str(tmp_path / "t"))
+    v2, t2 = ValidationResults.load(str(root / "v")), TrendsResults.load(str(root / "t"))
     for name in ("direct", "baselines", "ctc", "ctc_stations"):
         a, b = getattr(v, name), getattr(v2, name)
         assert a is not None and len(a) > 0, name
@@ -698,19 +706,18 @@ def test_results_load_back_what_validate_and_trends_returned(twin_2018, twin_20y
     assert t2.years == (2001, 2020) and set(t2.figures) == {"regional_series", "stability_series", "slope_map"}
     assert t2.fdr_significant_fraction.keys() == {"AM", "PM", "mean"}
     # the summary is the object's own account, and a folder without it holds no result
-    s = json.loads((tmp_path / "t" / "trends-summary.json").read_text())
+    s = json.loads((root / "t" / "trends-summary.json").read_text())
     assert s["table2"] == t.table2_rows("mean") and len(s["table2"]) == 7
     assert ValidationResults.load(str(tmp_path / "nowhere")) is None
 
 
-def test_the_run_report_is_built_from_result_objects_not_files(twin_2018, twin_20y, tmp_path):
+def test_the_run_report_is_built_from_result_objects_not_files(outputs, tmp_path):
     """write_report takes the objects: a report folder beside no validation/ or trends/ output
     still carries their tables, so nothing was re-read from files by name."""
     from ftcloud.report.html import write_report
     from ftcloud.report.results import ModelCards, RunResults
 
-    v = wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
-    t = wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), progress=False)
+    v, t = outputs["v"], outputs["t"]
     out = tmp_path / "elsewhere"
     res = RunResults(out=str(out), models=ModelCards(str(out / "models")), validation=v, trends=t)
     rep = write_report(res)
@@ -734,13 +741,12 @@ def test_the_run_report_is_built_from_result_objects_not_files(twin_2018, twin_2
     assert empty["figures"] == 0 and "not available" in (tmp_path / "empty" / "report" / "report.html").read_text()
 
 
-def test_results_of_a_moved_or_older_folder_keep_their_figures(twin_2018, tmp_path):
+def test_results_of_a_moved_or_older_folder_keep_their_figures(outputs, tmp_path):
     """The summary records figures relative to its folder, and a summary written before it recorded
     figures (an older ftcloud) finds them by their layout names: the report does not lose them."""
     from ftcloud.report.results import ValidationResults
 
-    wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), progress=False)
-    shutil.move(str(tmp_path / "v"), str(tmp_path / "moved"))
+    shutil.copytree(outputs["root"] / "v", tmp_path / "moved")  # the shared outputs stay where they are
     res = ValidationResults.load(str(tmp_path / "moved"))
     assert len(res.figures) == 6 and all(p.startswith(str(tmp_path / "moved")) for p in res.figures.values())
     js = tmp_path / "moved" / "validate-summary.json"
@@ -814,15 +820,14 @@ def test_seven_years_say_n_a_in_words_in_the_report_tables_and_figures(twin_20y,
     assert len(slopes) and (slopes["planted in CI"] == "").all() and (slopes["this run 95% CI"] == "n/a").all()
 
 
-def test_every_output_follows_the_cf_and_acdd_rules(twin_2018, twin_20y, tmp_path):
+def test_every_output_follows_the_cf_and_acdd_rules(twin_2018, outputs):
     """The store's groups and what validate and trends write, opened with xarray, against the rule set
     of ftcloud.testing.cf_problems."""
     from ftcloud.io.stores import open_group
     from ftcloud.layout import GROUPS
     from ftcloud.testing import cf_problems
 
-    wf_validate.validate(twin_2018["store"], twin_2018["product"], str(tmp_path / "v"), figures=False, progress=False)
-    wf_trends.trends(twin_20y["product"], twin_2018["store"], str(tmp_path / "t"), figures=False, progress=False)
+    tmp_path = outputs["root"]
     problems = []
     for name, group in GROUPS.items():
         if name == "imerg":
