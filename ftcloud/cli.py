@@ -677,7 +677,7 @@ def _verbosity(p: argparse.ArgumentParser, default, top: bool = False) -> None:
         "--verbose",
         action="count",
         default=0 if top else default,
-        help="more of ftcloud's log output (-vv for debug); other libraries stay at warnings",
+        help="more of ftcloud's log output; -vv: debug, and the other libraries' log too",
     )
     p.add_argument("-q", "--quiet", action="store_true", default=False if top else default, help="no progress bars")
     p.add_argument(
@@ -1108,8 +1108,10 @@ def main(argv=None) -> int:
     # progress bars on a terminal (or with --progress), never with -q: a batch log gets no carriage returns
     args.quiet = bool(args.quiet or not (args.progress or _isatty(sys.stderr)))
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    # -v is ftcloud's: the root logger (every other library) stays at warnings
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # -v is ftcloud's: the root logger (every other library) stays at warnings; -vv opens the libraries' too
+    logging.basicConfig(
+        level=logging.WARNING if args.verbose < 2 else level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for h in logging.getLogger().handlers:  # URLs in every printed record lose userinfo and signatures
         h.addFilter(RedactingFilter())
     logging.getLogger("ftcloud").setLevel(level)

@@ -51,7 +51,7 @@ def test_all_groups_complete_with_cf_metadata(store):
     ):
         assert store_status(str(store / group)) == "complete", group
         ds = open_group(str(store), group)
-        assert ds.attrs["Conventions"] == "CF-1.8" and "ftcloud" in ds.attrs["history"]
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and "ftcloud" in ds.attrs["history"]
         if "y" in ds.dims:
             assert ds.sizes["y"] == WINDOW.shape[0] and ds.sizes["x"] == WINDOW.shape[1]
             np.testing.assert_allclose(ds["x"].values, WINDOW.x)
