@@ -354,6 +354,8 @@ class TrendsResults:
         os.makedirs(self.out, exist_ok=True)
         if self.table2 is not None:
             self.table2.to_csv(os.path.join(self.out, layout.TABLE2_CSV), index=False)
+        else:  # not computed this time (no store): an earlier run's table must not pass for this one's
+            _remove(self.out, layout.TABLE2_CSV, "table2.md")
         if self.table2 is not None and self.years is not None:
             with open(os.path.join(self.out, "table2.md"), "w") as f:
                 f.write(
@@ -363,6 +365,8 @@ class TrendsResults:
                 )
         if self.series is not None:
             self.series.to_csv(os.path.join(self.out, self.SERIES_CSV), index=False)
+        else:
+            _remove(self.out, self.SERIES_CSV)
         _write_json(os.path.join(self.out, self.SUMMARY), self.summary())
 
     @classmethod

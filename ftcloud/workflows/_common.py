@@ -84,7 +84,3 @@ def _period_clip(times, period) -> tuple[str, str]:
     t = pd.DatetimeIndex(times)
     a, b = max(pd.Timestamp(period[0]), t[0]), min(pd.Timestamp(period[1]), t[-1])
     return f"{a:%Y-%m-%d}", f"{b:%Y-%m-%d}"
-
-
-def _r(v, n=4):
-    return None if v is None or not np.isfinite(v) else round(float(v), n)
