@@ -44,6 +44,7 @@ import zarr
 from ftcloud.errors import ValidationError
 from ftcloud.io.stores import get_mapper, join, mark_complete, mark_incomplete, open_group, put_whole, store_status
 from ftcloud.core.metadata import (
+    FT_ENCODING,
     FT_MISSING,
     cf_globals,
     describe_coordinates,
@@ -338,7 +339,7 @@ def product_template(window_ds: xr.Dataset, times, passes, plan: InferencePlan, 
         "fused soil freeze/thaw state (ConvLSTM_FT)",
         "ftcloud ConvLSTM decision-level fusion of SMAP_E_FT and ESDR_FT heads",
     )
-    ds["ft"].encoding = {"_FillValue": None, "chunks": chunks}
+    ds["ft"].encoding = {**FT_ENCODING, "chunks": chunks}
     if plan.write_probability:
         ds["p_frozen"] = (("pass", "time", "y", "x"), da.full(shape, np.nan, dtype="f4", chunks=chunks))
         ds["p_frozen"].attrs = {

@@ -28,6 +28,25 @@ FT_FLAG_ATTRS = {
 }
 
 
+#: how every FT class variable is encoded: 255 is its CF ``_FillValue``, so xarray masks it and GDAL/rioxarray
+#: report it as nodata. ftcloud's own readers keep the codes (:func:`keep_codes`): uint8, no float NaN.
+FT_ENCODING = {"_FillValue": FT_MISSING}
+
+
+def keep_codes(attrs_by_name: dict) -> dict:
+    """``mask_and_scale`` per variable for xarray's readers: False for every categorical variable (an integer
+    with CF ``flag_values``: FT classes, regions, stability), so its codes stay codes (255, not NaN in a float);
+    other variables (packed predictors) are decoded as usual.
+
+    >>> keep_codes({"ft": ("uint8", {"flag_values": [0, 1]}), "stl1": ("int16", {"scale_factor": 0.01})})
+    {'ft': False, 'stl1': True}
+    """
+    return {
+        name: not (np.dtype(dtype).kind in "ui" and "flag_values" in attrs)
+        for name, (dtype, attrs) in attrs_by_name.items()
+    }
+
+
 def flag_names(da) -> dict:
     """Code -> name of a categorical variable, from its CF ``flag_values`` / ``flag_meanings`` ({} without them).
 
@@ -53,7 +72,7 @@ def ft_attrs(long_name: str, source: str | None = None, *, gridded: bool = True,
         "flag_values": FT_FLAG_ATTRS["flag_values"],
         "flag_meanings": FT_FLAG_ATTRS["flag_meanings"],
         "valid_range": np.array([0, 1], dtype="u1"),
-        "comment": "0 = thawed, 1 = frozen, 255 = missing",
+        "comment": "0 = thawed, 1 = frozen, 255 = missing (_FillValue)",
     }
     if source is not None:
         attrs["source"] = source

@@ -379,7 +379,23 @@ def open_group(
             f"{redact_url(url)}: group {group!r} is marked {status!r}: the run that wrote it did not finish. "
             "Re-run `ftcloud ingest` (it overwrites the group) before using it."
         )
-    return xr.open_zarr(get_mapper(url, storage_options), consolidated=status == "complete", chunks=chunks)
+    return open_zarr_codes(get_mapper(url, storage_options), consolidated=status == "complete", chunks=chunks)
+
+
+def open_zarr_codes(mapper, *, consolidated: bool | None = None, chunks: Any = {}) -> xr.Dataset:  # noqa: B006
+    """``xr.open_zarr`` that keeps categorical codes as codes: an FT variable stays uint8 with 255 where its
+    ``_FillValue`` says missing (xarray alone would give float32 NaN there), packed predictors are decoded
+    (:func:`ftcloud.core.metadata.keep_codes`)."""
+    import zarr
+
+    from ftcloud.core.metadata import keep_codes
+
+    try:
+        grp = zarr.open_consolidated(mapper, mode="r") if consolidated else zarr.open_group(mapper, mode="r")
+    except (KeyError, ValueError):  # no consolidated metadata after all
+        grp = zarr.open_group(mapper, mode="r")
+    per_var = keep_codes({name: (a.dtype, dict(a.attrs)) for name, a in grp.arrays()})
+    return xr.open_zarr(mapper, consolidated=consolidated, chunks=chunks, mask_and_scale=per_var)
 
 
 def describe_storage_error(exc: BaseException) -> str | None:

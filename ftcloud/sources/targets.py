@@ -15,7 +15,7 @@ import xarray as xr
 
 from ftcloud.errors import GridMismatchError, MissingVariableError, SourceFileError, ValidationError
 from ftcloud.core.grid import EASE2_25KM, EASE2Regridder, GridWindow, covering_window
-from ftcloud.core.metadata import FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
+from ftcloud.core.metadata import FT_ENCODING, FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 from ftcloud.sources.common import (
     check_time_axis,
     daily_index,
@@ -142,7 +142,7 @@ def smap_to_ft(ds: xr.Dataset, window: GridWindow, day: pd.Timestamp, url: str =
         coords={**window.coords(), "pass": ("pass", list(PASSES))},
     )
     res["smap_e_ft"].attrs = ft_attrs("SMAP enhanced L3 landscape freeze/thaw state", "SPL3FTP_E (NSIDC), 9 km EASE2")
-    res["smap_e_ft"].encoding = {"_FillValue": None}
+    res["smap_e_ft"].encoding = dict(FT_ENCODING)
     res["crs"] = window.template()["crs"]
     return set_time(res.set_coords("crs"), pd.DatetimeIndex([day]))
 
@@ -188,7 +188,7 @@ def esdr_to_ft(ds: xr.Dataset, window: GridWindow, days: pd.DatetimeIndex, url: 
         "ESDR landscape freeze/thaw state (MEaSUREs NSIDC-0477), 25 km resampled to 9 km by nearest neighbour",
         "NSIDC-0477 (SSMIS), 25 km EASE2",
     )
-    res["esdr_ft"].encoding = {"_FillValue": None}
+    res["esdr_ft"].encoding = dict(FT_ENCODING)
     res["crs"] = window.template()["crs"]
     return set_time(res.set_coords("crs"), days)
 

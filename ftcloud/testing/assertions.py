@@ -77,7 +77,9 @@ def cf_problems(ds, where: str = "dataset") -> list[str]:
     * every dimension coordinate has ``units``, ``standard_name`` or ``long_name``;
     * every variable on both ``y`` and ``x`` names a ``grid_mapping`` present in the dataset that
       has a ``grid_mapping_name``;
-    * every ``flag_values`` has as many ``flag_meanings`` (CF 3.5).
+    * every ``flag_values`` has as many ``flag_meanings`` (CF 3.5);
+    * every FT class variable (``flag_meanings`` naming ``frozen``) declares its missing code as
+      ``_FillValue`` or ``missing_value`` (CF 2.5.1), outside its ``flag_values``, so readers mask it.
     """
     out = []
     g = ds.attrs
@@ -104,4 +106,12 @@ def cf_problems(ds, where: str = "dataset") -> list[str]:
             n = len(str(v.attrs.get("flag_meanings", "")).split())
             if n != len(list(np.atleast_1d(v.attrs["flag_values"]))):
                 out.append(f"{where}: {name} has {len(v.attrs['flag_values'])} flag_values and {n} flag_meanings")
+            if "frozen" in str(v.attrs.get("flag_meanings", "")).split():
+                miss = [
+                    src[k] for src in (v.encoding, v.attrs) for k in ("_FillValue", "missing_value") if k in src
+                ]
+                if not miss:
+                    out.append(f"{where}: FT variable {name} declares no _FillValue or missing_value")
+                elif any(np.isin(np.atleast_1d(m), np.atleast_1d(v.attrs["flag_values"])).any() for m in miss):
+                    out.append(f"{where}: FT variable {name}'s missing code {miss} is one of its flag_values")
     return out

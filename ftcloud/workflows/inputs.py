@@ -42,7 +42,7 @@ def open_product(
     dimensions become ``y``/``x`` (the degrees stay as ``lat``/``lon`` coordinates); a cftime
     calendar (noleap, 360_day, ...) is converted to the standard one (days it lacks are absent).
     """
-    from ftcloud.io.stores import get_mapper, store_status, written_by_ftcloud
+    from ftcloud.io.stores import get_mapper, open_zarr_codes, store_status, written_by_ftcloud
 
     url = str(url).rstrip("/")
     if "/" not in url:
@@ -57,7 +57,7 @@ def open_product(
         if variable is None and codes is None:
             return ds
     else:
-        ds = xr.open_zarr(get_mapper(url, storage_options), consolidated=None, chunks={})
+        ds = open_zarr_codes(get_mapper(url, storage_options), consolidated=None, chunks={})
     return normalise_product(ds, url, variable=variable, codes=codes)
 
 

@@ -213,3 +213,9 @@ def test_the_runs_product_follows_the_cf_and_acdd_rules(first_run):
     assert not cf_problems(ds, "product"), cf_problems(ds, "product")
     assert "10.3390/rs16060950" in ds.attrs["references"] and ds["pass"].attrs["long_name"].startswith("satellite")
     assert ds["ft"].attrs["flag_meanings"].split() == ["thawed", "frozen"]
+    import zarr
+
+    raw = zarr.open_group(str(first_run["out"] / "product" / "ft_convlstm.zarr"), mode="r")["ft"][:]
+    assert (raw == 255).any()  # the sea and the days before the first predictor
+    assert ds["ft"].encoding["_FillValue"] == 255
+    assert float(ds["ft"].mean()) == pytest.approx(raw[raw != 255].mean(), rel=1e-6)  # 255 masked, not averaged

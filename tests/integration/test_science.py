@@ -840,3 +840,35 @@ def test_every_output_follows_the_cf_and_acdd_rules(twin_2018, outputs):
     ):
         problems += cf_problems(xr.open_zarr(path), path.name)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("group,var", [("targets/smap_e_ft", "smap_e_ft"), ("targets/esdr_ft", "esdr_ft")])
+def test_plain_xarray_masks_the_missing_ft_code_and_ftcloud_keeps_the_codes(twin_2018, group, var):
+    """A scientist's ``xr.open_zarr(...)[var].mean()`` is the frozen share of the valid days (255 masked by
+    its _FillValue), not a mean that counts 255; ftcloud's own reader keeps uint8 codes."""
+    import zarr
+
+    from ftcloud.io.stores import open_group
+
+    path = os.path.join(twin_2018["store"], group)
+    raw = zarr.open_group(path, mode="r")[var][:]
+    assert (raw == 255).any() and ((raw == 0) | (raw == 1)).any()
+    expected = raw[raw != 255].mean()  # numpy on the raw codes: the oracle
+    ds = xr.open_zarr(path)
+    assert ds[var].encoding["_FillValue"] == 255 and ds[var].dtype.kind == "f"
+    assert float(ds[var].mean()) == pytest.approx(expected, rel=1e-6)
+    assert float(ds[var].mean()) != pytest.approx(raw.mean(), rel=1e-3)  # the unmasked mean differs
+    kept = open_group(twin_2018["store"], group)[var]
+    assert kept.dtype == np.uint8 and int((kept == 255).sum()) == int((raw == 255).sum())
+
+
+def test_rioxarray_reads_the_ft_grid_and_its_nodata(twin_2018):
+    """GDAL's view through rioxarray: the EASE-Grid 2.0 CRS from the crs grid mapping, and 255 as the
+    encoded nodata of the FT variable."""
+    rioxarray = pytest.importorskip("rioxarray", reason="rioxarray is in the [test] extra; not installed here")
+    assert rioxarray
+    ds = xr.open_zarr(os.path.join(twin_2018["store"], "targets/smap_e_ft"), decode_coords="all")
+    da = ds["smap_e_ft"].isel(time=0).sel({"pass": "AM"})
+    assert da.rio.crs is not None and da.rio.crs.to_epsg() == 6933
+    assert da.rio.encoded_nodata == 255
+    assert da.rio.resolution()[0] == pytest.approx(9008.055210146, rel=1e-6)
