@@ -107,9 +107,7 @@ def cf_problems(ds, where: str = "dataset") -> list[str]:
             if n != len(list(np.atleast_1d(v.attrs["flag_values"]))):
                 out.append(f"{where}: {name} has {len(v.attrs['flag_values'])} flag_values and {n} flag_meanings")
             if "frozen" in str(v.attrs.get("flag_meanings", "")).split():
-                miss = [
-                    src[k] for src in (v.encoding, v.attrs) for k in ("_FillValue", "missing_value") if k in src
-                ]
+                miss = [src[k] for src in (v.encoding, v.attrs) for k in ("_FillValue", "missing_value") if k in src]
                 if not miss:
                     out.append(f"{where}: FT variable {name} declares no _FillValue or missing_value")
                 elif any(np.isin(np.atleast_1d(m), np.atleast_1d(v.attrs["flag_values"])).any() for m in miss):
