@@ -64,11 +64,21 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _region_arg(text: str) -> str:
-    from ftcloud.core.grid import REGIONS
+    from ftcloud.core.grid import region_window
 
-    if text not in REGIONS:
-        raise argparse.ArgumentTypeError(f"unknown region {text!r}; known regions: {', '.join(sorted(REGIONS))}")
-    return text
+    try:
+        return region_window(text).name
+    except FTCloudError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _bbox_arg(text: str) -> str:
+    from ftcloud.core.grid import parse_bbox, region_window
+
+    try:
+        return region_window(parse_bbox(text)).name
+    except FTCloudError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _cluster_arg(text: str) -> str:
@@ -468,6 +478,10 @@ def cmd_run(args) -> int:
         )
     overrides = {k: v for k, v in {"cluster": cluster, "storage": storage}.items() if v}
     _check_dates(args, ("--start", "--end"), ("--targets-start", None))
+    if args.bbox is not None and args.region is not None:
+        raise ValidationError(f"--region {args.region} and --bbox {args.bbox}: give one of them")
+    if args.bbox is not None:
+        args.region = args.bbox
     for k in ("region", "start", "end", "targets_start"):
         if getattr(args, k) is not None:
             overrides[k] = getattr(args, k)
@@ -753,7 +767,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     s.add_argument(
-        "--region", type=_region_arg, default="demo", help="region name (demo, tiny, qtp, china); default demo"
+        "--region",
+        type=_region_arg,
+        default="demo",
+        help="region name (demo, tiny, qtp, china) or a box LON0,LON1,LAT0,LAT1; default demo",
     )
     s.add_argument("--start", default="1980-01-01", help="first local date YYYY-MM-DD (default 1980-01-01)")
     s.add_argument("--end", default="2020-12-31", help="last local date YYYY-MM-DD (default 2020-12-31)")
@@ -1026,6 +1043,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", default=None, help="YAML run config (overrides packaged defaults)")
     r.add_argument(
         "--region", type=_region_arg, default=None, help="region name (demo, tiny, qtp, china); overrides the config"
+    )
+    r.add_argument(
+        "--bbox",
+        type=_bbox_arg,
+        default=None,
+        metavar="LON0,LON1,LAT0,LAT1",
+        help="a lon/lat box (degrees east/north) instead of a named region, e.g. 101.0,102.2,33.5,34.3; "
+        "overrides the config",
     )
     r.add_argument("--start", default=None, help="first local date YYYY-MM-DD; overrides the config")
     r.add_argument("--end", default=None, help="last local date YYYY-MM-DD; overrides the config")

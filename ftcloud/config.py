@@ -75,9 +75,15 @@ def _is_date(v) -> bool:
 
 
 def _is_region(v) -> bool:
-    from ftcloud.core.grid import REGIONS
+    from ftcloud.core.grid import region_window
 
-    return isinstance(v, str) and v in REGIONS
+    if not isinstance(v, str):
+        return False
+    try:
+        region_window(v)
+    except ValidationError:
+        return False
+    return True
 
 
 def _is_cluster_kind(v) -> bool:
@@ -96,7 +102,7 @@ _POSITIVE_NUMBER = ("a positive number", lambda v: _is_number(v) and v > 0)
 _DATE = ("a date YYYY-MM-DD", _is_date)
 #: (dotted key pattern, may be null, (expectation, check)) for the values of every layer
 _RULES = (
-    ("region", False, ("one of the known regions", _is_region)),
+    ("region", False, ("one of the known regions or a box LON0,LON1,LAT0,LAT1", _is_region)),
     ("start", False, _DATE),
     ("end", False, _DATE),
     ("targets_start", True, _DATE),

@@ -38,6 +38,8 @@ __all__ = [
     "EASE2_25KM",
     "Region",
     "REGIONS",
+    "get_region",
+    "parse_bbox",
     "GridWindow",
     "region_window",
     "grid_mapping_attrs",
@@ -245,21 +247,65 @@ class GridWindow:
             )
 
 
+#: the smallest window a run can use (the ConvLSTM's 3 x 3 kernels need neighbours on both sides)
+MIN_WINDOW_CELLS = 3
+#: EASE-Grid 2.0 global covers about 86.7 S to 86.7 N
+_EASE2_MAX_LAT = 86.0
+
+
+def parse_bbox(text: str) -> Region:
+    """A lon/lat box ``LON0,LON1,LAT0,LAT1`` (degrees east/north) as a :class:`Region` whose name is the box
+    itself, so a twin, a store and a run config record it and read it back.
+
+    >>> parse_bbox("101,102.2,33.5,34.3")
+    Region(name='101,102.2,33.5,34.3', lon_min=101.0, lon_max=102.2, lat_min=33.5, lat_max=34.3, description='...')
+    """
+    expect = "expected LON0,LON1,LAT0,LAT1 in degrees, such as 101.0,102.2,33.5,34.3"
+    parts = str(text).split(",")
+    try:
+        lon0, lon1, lat0, lat1 = (float(p) for p in parts)
+    except ValueError:
+        raise ValidationError(f"bbox {text!r}: {expect}") from None
+    if not all(np.isfinite([lon0, lon1, lat0, lat1])):
+        raise ValidationError(f"bbox {text!r}: {expect}")
+    if not -180 <= lon0 < lon1 <= 180:
+        raise ValidationError(f"bbox {text!r}: longitudes {lon0:g}, {lon1:g} must satisfy -180 <= LON0 < LON1 <= 180")
+    if not -_EASE2_MAX_LAT <= lat0 < lat1 <= _EASE2_MAX_LAT:
+        raise ValidationError(
+            f"bbox {text!r}: latitudes {lat0:g}, {lat1:g} must satisfy -{_EASE2_MAX_LAT:g} <= LAT0 < LAT1 <= "
+            f"{_EASE2_MAX_LAT:g} (EASE-Grid 2.0 global)"
+        )
+    return Region(f"{lon0:g},{lon1:g},{lat0:g},{lat1:g}", lon0, lon1, lat0, lat1, "a lon/lat box given as --bbox")
+
+
+def get_region(name: str) -> Region:
+    """A known region by name (:data:`REGIONS`), or a box ``LON0,LON1,LAT0,LAT1`` (:func:`parse_bbox`)."""
+    if name in REGIONS:
+        return REGIONS[name]
+    if "," in str(name):
+        return parse_bbox(name)
+    raise ValidationError(
+        f"unknown region {name!r}; known regions: {', '.join(sorted(REGIONS))}, or a box LON0,LON1,LAT0,LAT1"
+    )
+
+
 def region_window(region: str | Region | GridWindow, grid: EASE2Grid = EASE2_9KM) -> GridWindow:
     """The window of ``grid`` holding every cell whose centre lies in the region's box."""
     if isinstance(region, GridWindow):
         return region
     if isinstance(region, str):
-        try:
-            region = REGIONS[region]
-        except KeyError:
-            raise ValidationError(f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))}") from None
+        region = get_region(region)
     # In EPSG:6933 x depends on lon only and y on lat only, so the box maps to a box.
     (x0, x1), (y0, y1) = lonlat_to_xy([region.lon_min, region.lon_max], [region.lat_min, region.lat_max])
     col0 = int(np.ceil(grid.col_of(x0)))
     col1 = int(np.floor(grid.col_of(x1))) + 1
     row0 = int(np.ceil(grid.row_of(y1)))
     row1 = int(np.floor(grid.row_of(y0))) + 1
+    if min(row1 - row0, col1 - col0) < MIN_WINDOW_CELLS:
+        raise ValidationError(
+            f"region {region.name!r} holds {max(row1 - row0, 0)} x {max(col1 - col0, 0)} cell centres of the "
+            f"{grid.name} grid; at least {MIN_WINDOW_CELLS} x {MIN_WINDOW_CELLS} are needed (widen the box)"
+        )
     return GridWindow(grid, row0, row1, col0, col1, region.name)
 
 

@@ -491,3 +491,61 @@ def test_fields_are_point_evaluable_and_consistent():
     lo, la = win.lonlat
     zz = w.elevation(lo, la)
     assert 2800 < np.percentile(zz, 5) and np.percentile(zz, 95) < 5200
+
+
+def test_a_bbox_is_a_region_from_twin_to_store(tmp_path):
+    """``--bbox`` / a box as the region: the box of the ``tiny`` region gives tiny's window, the twin records
+    the box and the ingest reads it back from the twin (no --region needed), so the store is on that window."""
+    import contextlib
+    import io
+
+    from ftcloud.cli import main
+    from ftcloud.core.grid import REGIONS, region_window
+    from ftcloud.io.stores import open_group
+
+    t = REGIONS["tiny"]
+    box = f"{t.lon_min:g},{t.lon_max:g},{t.lat_min:g},{t.lat_max:g}"
+    w, wt = region_window(box), region_window("tiny")
+    assert (w.row0, w.row1, w.col0, w.col1) == (wt.row0, wt.row1, wt.col0, wt.col1) and w.name == box
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["-q", "run", "--dry-run", "--bbox", box, "--start", "2018-01-01", "--end", "2018-12-31"])
+    assert rc == 0 and f"ingest plan: {box} ({wt.shape[0]} x {wt.shape[1]} cells)" in buf.getvalue()
+    assert (
+        main(
+            [
+                "-q",
+                "synth",
+                "--region",
+                box,
+                "--start",
+                "2017-01-01",
+                "--end",
+                "2017-01-05",
+                "--out",
+                str(tmp_path / "src"),
+                "--no-insitu",
+            ]
+        )
+        == 0
+    )
+    params = json.loads((tmp_path / "src" / "truth" / "parameters.json").read_text())
+    assert params["region"]["name"] == box
+    assert (
+        main(
+            [
+                "-q",
+                "ingest",
+                "--source",
+                str(tmp_path / "src"),
+                "--store",
+                str(tmp_path / "store"),
+                "--sources",
+                "era5land",
+            ]
+        )
+        == 0
+    )
+    era = open_group(str(tmp_path / "store"), "predictors/era5land")
+    np.testing.assert_allclose(era["x"].values, wt.x)
+    np.testing.assert_allclose(era["y"].values, wt.y)
