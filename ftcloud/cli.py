@@ -593,6 +593,8 @@ def cmd_validate(args) -> int:
         map_start=args.map_start,
         figures=not args.no_figures,
         progress=not args.quiet,
+        variable=args.variable,
+        codes=args.codes,
     )
     print(
         f"validate: wrote {len(res.files)} outputs to {args.out} in {res.seconds:.1f} s"
@@ -955,7 +957,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--store", required=True, help="store root written by `ftcloud ingest` (targets, predictors, statics, insitu)"
     )
-    v.add_argument("--product", required=True, help="the fused product zarr written by `ftcloud predict`")
+    v.add_argument(
+        "--product",
+        required=True,
+        help="the fused product zarr written by `ftcloud predict`, or any CF FT zarr on the store's grid "
+        "(--variable, --codes)",
+    )
     v.add_argument("--out", required=True, help="output folder (local)")
     v.add_argument(
         "--truth", default=None, help="twin truth folder (default: <ftcloud_source of the store>/truth when it exists)"
@@ -980,6 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--map-start", default="2018-04-01", help="first month of the 12 monthly FT maps (default 2018-04-01)"
     )
     v.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    _add_product_reading(v)
     _add_storage_args(v)
     _add_storage_args(v, "product_", "the product")
     v.set_defaults(func=cmd_validate)

@@ -18,22 +18,37 @@ import time
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from ftcloud import layout
-from ftcloud.errors import MissingVariableError
+from ftcloud.errors import GridMismatchError, MissingVariableError
 from ftcloud.layout import Store, as_store
 from ftcloud.report.results import ValidationResults
 from ftcloud.science.compare import baseline_comparison
 from ftcloud.science.ctc import _ctc_station_table, ctc_at_stations, ctc_summaries
 from ftcloud.science.reference import era5_ft, network_ft
 from ftcloud.science.validation import _direct_table, direct_validation, sample_at_stations
-from ftcloud.study import CTC_PERIOD, TEST_PERIOD
+from ftcloud.study import CTC_PERIOD, PASSES, TEST_PERIOD
 from ftcloud.workflows._common import _period_clip, _Stages, _write_zarr
 from ftcloud.workflows.inputs import _on_grid, find_truth, open_product, open_truth_ft
 
 __all__ = ["validate"]
 
 log = logging.getLogger(__name__)
+
+
+def _on_the_store_grid(ft: xr.DataArray, where: str) -> xr.DataArray:
+    """``ft`` as ``(pass, time, y, x)`` on EASE-Grid 2.0 metres; a daily product without ``pass`` is that state
+    at both overpasses; a lat/lon product is refused in one line (validation compares store cells)."""
+    if str(ft["x"].attrs.get("units", "")).startswith("degree"):
+        raise GridMismatchError(
+            f"{where}: the product is on a lat/lon grid; validate compares it with the store's EASE-Grid 2.0 "
+            "cells, so regrid it to the store's grid first (ftcloud trends works on any grid)"
+        )
+    if "pass" not in ft.dims:
+        log.info("%s has no pass dimension: its daily state is scored at both overpasses", where)
+        ft = ft.expand_dims({"pass": list(PASSES)})
+    return ft.transpose("pass", "time", "y", "x")
 
 
 def validate(
@@ -50,6 +65,8 @@ def validate(
     map_start: str = "2018-04-01",
     figures: bool = True,
     progress: bool = True,
+    variable: str | None = None,
+    codes: dict | None = None,
 ) -> ValidationResults:
     """Direct validation against the networks, CTC at the CMA stations, figures.
 
@@ -60,6 +77,10 @@ def validate(
     last, ``validate-summary.json``. A part whose inputs are absent (no ``insitu/networks`` or
     ``insitu/cma`` group) is skipped with a log message and noted in ``skipped``.
     Returns the :class:`~ftcloud.report.results.ValidationResults` it saved.
+
+    ``product`` may be any CF FT zarr on the store's EASE-Grid 2.0 cells (``variable``/``codes``: see
+    :func:`~ftcloud.workflows.inputs.open_product`); one without a ``pass`` dimension (one state a day)
+    is scored as that state at both overpasses.
     """
     store, product = as_store(store, storage_options), as_store(product, storage_options)
     os.makedirs(out, exist_ok=True)
@@ -68,8 +89,8 @@ def validate(
     t_all = time.perf_counter()
 
     stages.start("open")
-    prod = open_product(product.url, product.storage_options)
-    conv = prod["ft"].transpose("pass", "time", "y", "x")
+    prod = open_product(product.url, product.storage_options, variable=variable, codes=codes)
+    conv = _on_the_store_grid(prod["ft"], product.url)
     smap = store.open(layout.SMAP_E_FT)["smap_e_ft"].transpose("pass", "time", "y", "x")
     statics = _on_grid(store.open(layout.STATICS), conv, "statics").load()
     tdir = find_truth(store.url, truth, store.storage_options)

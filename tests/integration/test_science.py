@@ -872,3 +872,42 @@ def test_rioxarray_reads_the_ft_grid_and_its_nodata(twin_2018):
     assert da.rio.crs is not None and da.rio.crs.to_epsg() == 6933
     assert da.rio.encoded_nodata == 255
     assert da.rio.resolution()[0] == pytest.approx(9008.055210146, rel=1e-6)
+
+
+def _as_foreign(product: str, url: str, *, latlon: bool = False) -> str:
+    """The mock product as someone else's dataset: variable FT_state, TPDC codes 1 frozen / 2 thawed / 0 fill,
+    a noleap calendar, no ftcloud attributes (optionally on degrees named lat/lon)."""
+    import cftime
+
+    ft = xr.open_zarr(product, mask_and_scale=False)["ft"].load()
+    codes = np.select([ft.values == 1, ft.values == 0], [1, 2], 0).astype("u1")
+    t = pd.DatetimeIndex(ft["time"].values)
+    times = [cftime.DatetimeNoLeap(d.year, d.month, d.day) for d in t]
+    dims, coords = ("pass", "time", "y", "x"), {"pass": ft["pass"].values, "time": times}
+    if latlon:
+        dims = ("pass", "time", "lat", "lon")
+        coords |= {"lat": np.linspace(34.3, 33.5, ft.sizes["y"]), "lon": np.linspace(101, 102.2, ft.sizes["x"])}
+    else:
+        coords |= {"y": ft["y"].values, "x": ft["x"].values}
+    attrs = {"flag_values": np.array([0, 1, 2], "u1"), "flag_meanings": "fill frozen thawed"}
+    xr.Dataset({"FT_state": (dims, codes, attrs)}, coords=coords).to_zarr(url, mode="w")
+    return url
+
+
+def test_validate_your_own_product_on_the_store_grid_scores_as_ftclouds(twin_2018, outputs, tmp_path, capsys):
+    """`ftcloud validate --product own.zarr --variable --codes`: the same FT states in someone else's coding and
+    calendar give the same direct validation as the ftcloud product they came from."""
+    from ftcloud.cli import main
+
+    own = _as_foreign(twin_2018["product"], str(tmp_path / "own.zarr"))
+    args = ["-q", "validate", "--store", twin_2018["store"], "--product", own, "--out", str(tmp_path / "v")]
+    assert main([*args, "--no-figures", "--variable", "FT_state", "--codes", "frozen=1,thawed=2"]) == 0
+    mine = pd.read_csv(tmp_path / "v" / "direct_validation.csv")
+    ref = pd.read_csv(outputs["root"] / "v" / "direct_validation.csv")
+    assert len(mine) == len(ref) > 0
+    pd.testing.assert_frame_equal(mine, ref)
+    capsys.readouterr()
+    latlon = _as_foreign(twin_2018["product"], str(tmp_path / "ll.zarr"), latlon=True)
+    rc = main(["-q", "validate", "--store", twin_2018["store"], "--product", latlon, "--out", str(tmp_path / "v2")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "lat/lon grid" in err[0] and "regrid it to the store's grid" in err[0]
