@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import ftcloud
+
+# The notebooks live in notebooks/ (where users open them); the site renders copies of them, with the outputs
+# they were committed with (myst-nb, never executed here: tests/e2e/test_notebooks.py executes them).
+_HERE = Path(__file__).resolve().parent
+(_HERE / "notebooks").mkdir(exist_ok=True)
+for _nb in sorted((_HERE.parent / "notebooks").glob("*.ipynb")):
+    shutil.copyfile(_nb, _HERE / "notebooks" / _nb.name)
 
 project = "ftcloud"
 author = "the ftcloud developers"
@@ -13,9 +23,10 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
-    "myst_parser",
+    "myst_nb",  # MyST Markdown pages and the notebooks (it loads myst_parser itself)
 ]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+nb_execution_mode = "off"
 myst_heading_anchors = 3
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True

@@ -80,6 +80,17 @@ def _announce(client, what: str, printer, remote: bool = False, link: str | None
     printer(f"[cluster] {what}" + (f"; dashboard: {link}" if link else "; dashboard: unavailable (pip install bokeh)"))
 
 
+def close_gateway(gateway) -> None:
+    """Close a dask-gateway ``Gateway`` client for good. dask-gateway's ``Gateway.__del__`` calls ``close()``
+    again once its event loop has stopped and prints an ignored-exception traceback into the user's notebook;
+    dropping the stopped loop runner after closing makes that second call a no-op (it checks for it)."""
+    try:
+        gateway.close()
+    except AttributeError:  # its loop was stopped already (closed before)
+        pass
+    gateway.__dict__.pop("_loop_runner", None)
+
+
 @contextlib.contextmanager
 def connect(
     kind: str = "local",
@@ -188,7 +199,9 @@ def connect(
                 client.close()
         finally:
             cluster.shutdown()
-            gateway.close()
+            for gw in (getattr(cluster, "gateway", None), gateway):
+                if gw is not None:
+                    close_gateway(gw)
         return
     if "://" in kind:
         client = Client(kind, set_as_default=True, timeout=f"{int(timeout_s)}s")

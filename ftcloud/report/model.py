@@ -272,11 +272,13 @@ def markdown(card: dict) -> str:
 
 
 def bar_chart(card: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from ftcloud.report.figures import DPI, _figure
+
+    def subplots(w, h):  # a Figure on the Agg canvas, no pyplot: a user's notebook backend stays as it is
+        fig = _figure(w, h)
+        return fig, fig.add_subplot()
 
     metrics = card.get("metrics") or {}
     ref = "truth" if metrics.get("common_vs_truth") else "SMAP_E_FT"
@@ -284,18 +286,16 @@ def bar_chart(card: dict, path: str) -> None:
     seasons = [s for s in SEASON_ORDER if s in common]
     prods = [r.get("product") for r in ((common[seasons[0]] or {}).get("table") or [])] if seasons else []
     if not prods:  # nothing was scored: a chart that says so
-        fig, ax = plt.subplots(figsize=(8.5, 4.4), dpi=110)
+        fig, ax = subplots(8.5, 4.4)
         ax.axis("off")
         ax.text(0.5, 0.5, f"pass {_txt(card.get('pass'))}: no test-period score ({NA})", ha="center", va="center")
-        fig.savefig(path, format="png")
-        plt.close(fig)
+        fig.savefig(path, format="png", dpi=DPI)
         return
     prods = [p for p in ("fused", "smap_head", "esdr_head", "ERA5_FT", "SMAP_E_FT", "ESDR_FT") if p in prods] + [
         p for p in prods if p not in PRODUCT_LABELS
     ]
-    fig, ax = plt.subplots(figsize=(8.5, 4.4), dpi=110)
+    fig, ax = subplots(8.5, 4.4)
     width = 0.8 / len(prods)
-    lo_all = 100.0
     for i, p in enumerate(prods):
         rows = [_row(common[s] or {}, p) or {} for s in seasons]
         vals, lo, hi = (
@@ -310,16 +310,14 @@ def bar_chart(card: dict, path: str) -> None:
             capsize=2,
             label=PRODUCT_LABELS.get(p, p),
         )
-        lo_all = min(lo_all, np.nanmin(lo) if np.isfinite(lo).any() else 100.0)
     ax.set_xticks(np.arange(len(seasons)) + 0.4 - width / 2, [SEASON_LABELS[s].split(" (")[0] for s in seasons])
     ax.set_ylabel("overall accuracy CA_O (%), 95 % interval")
-    ax.set_ylim(max(0, lo_all - 5), 100)
+    ax.set_ylim(0, 100)  # from 0: a cut axis makes small differences look large
     against = "the truth" if ref == "truth" else ref
     ax.set_title(f"Test period, pass {_txt(card.get('pass'))}, against {against}: one common mask")
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.09), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    fig.savefig(path, format="png", dpi=DPI)
 
 
 def _replace_atomically(path: str, write) -> None:

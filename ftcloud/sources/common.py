@@ -269,13 +269,44 @@ def _dask_state() -> Callable:
     return restore
 
 
+class _DropBeamImportNoise:
+    """Drops apache-beam's import-time root warning "apitools not found, and bigquery client libraries ..."
+    (ftcloud uses no Google Cloud I/O)."""
+
+    def filter(self, record) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
+def import_beam():
+    """``apache_beam``, imported quietly. Beam's import calls ``logging.warning`` on the root logger, which both
+    prints a line about Google Cloud libraries into every ingest (and notebook) and, through
+    ``logging.basicConfig``, leaves a root handler behind that prints every later warning of every library."""
+    import logging
+    import sys
+
+    if "apache_beam" not in sys.modules:
+        root = logging.getLogger()
+        guard = logging.NullHandler() if not root.handlers else None  # no handler: basicConfig would add one
+        drop = _DropBeamImportNoise()
+        if guard is not None:
+            root.addHandler(guard)
+        root.addFilter(drop)
+        try:
+            import apache_beam  # noqa: F401
+        finally:
+            root.removeFilter(drop)
+            if guard is not None:
+                root.removeHandler(guard)
+    return sys.modules["apache_beam"]
+
+
 def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1, options: dict | None = None) -> None:
     """Run ``build(pipeline)`` on a Beam runner; surface ftcloud's own errors unwrapped.
 
     Beam re-raises worker exceptions wrapped in its own types with the traceback in the
     message; the user should see the ftcloud message (file, variable, expectation) instead.
     """
-    import apache_beam as beam
+    beam = import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
     if runner == "DaskRunner":  # ships with apache-beam, but is not registered under its short name

@@ -24,6 +24,7 @@ from ftcloud.sources.common import (
     TIME_ENCODING_30MIN,
     chunk_plan,
     daily_index,
+    import_beam,
     months_between,
     open_bytes,
 )
@@ -83,7 +84,7 @@ class SourceRecipe:
     def transform(self, target_root: str, storage_options: dict | None = None, group: str | None = None):
         """The Beam PTransform: Create(items) | open+preprocess | StoreToZarr | consolidate coords.
         ``group``: where under ``target_root`` to write (default: the source's group)."""
-        import apache_beam as beam
+        beam = import_beam()
         from pangeo_forge_recipes.storage import FSSpecTarget
         from pangeo_forge_recipes.transforms import ConsolidateDimensionCoordinates, StoreToZarr
 
@@ -132,6 +133,7 @@ def _span(index: pd.DatetimeIndex, a: pd.Timestamp, b: pd.Timestamp) -> tuple[in
 
 
 def _pattern(fmt, name: str, keys: list, nitems=None, merge: bool = False):
+    import_beam()  # pangeo-forge imports Beam
     from pangeo_forge_recipes.patterns import ConcatDim, FilePattern, MergeDim
 
     dim = MergeDim(name, keys) if merge else ConcatDim(name, keys, nitems_per_file=nitems)

@@ -412,8 +412,9 @@ def write_recipe(
             for fut in futures:
                 fut.cancel()
     elif todo:
-        import apache_beam as beam
+        from ftcloud.sources.common import import_beam
 
+        beam = import_beam()
         fn = functools.partial(_write_one, recipe=recipe, url=url, storage_options=storage_options, fingerprint=fp)
         label = recipe.name
         run_beam(

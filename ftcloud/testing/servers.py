@@ -82,13 +82,18 @@ def local_gateway(workdir, *, timeout_s: float = 60.0):
     try:
         from dask_gateway import Gateway
 
+        from ftcloud.cluster import close_gateway
+
         t0 = time.monotonic()
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"dask-gateway-server exited with {proc.returncode}; see {workdir / 'gateway.log'}")
             try:
-                with Gateway(address, auth="basic") as gw:
+                gw = Gateway(address, auth="basic")
+                try:
                     gw.list_clusters()
+                finally:
+                    close_gateway(gw)
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 if time.monotonic() - t0 > timeout_s:

@@ -294,3 +294,33 @@ def test_a_store_keeps_its_own_options_and_does_not_show_them():
     assert as_store("s3://b/store", {"anon": True}).storage_options == {"anon": True}
     assert as_store("local/folder").storage_options == {}
     assert "not-to-be-seen" not in repr(s) and "not-to-be-seen" not in str(s)
+
+
+def _backend_switches(root: Path) -> list[str]:
+    """Places that would change a user's matplotlib backend or pyplot state (matplotlib.use, pyplot imports)."""
+    import ast
+
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "use":
+                if getattr(node.func.value, "id", None) == "matplotlib":
+                    out.append(f"{path.name}:{node.lineno} matplotlib.use")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if any(n == "matplotlib.pyplot" or n.endswith(".pyplot") for n in names) or (
+                    getattr(node, "module", None) == "matplotlib" and "pyplot" in [a.name for a in node.names]
+                ):
+                    out.append(f"{path.name}:{node.lineno} pyplot")
+    return out
+
+
+def test_the_package_never_switches_a_users_matplotlib_backend():
+    """Figures are drawn on Agg Figures without pyplot: a notebook that trains a model (whose card draws a chart)
+    keeps plotting inline."""
+    assert _backend_switches(PKG) == []
+
+
+def test_the_backend_check_sees_a_switch(tmp_path):
+    (tmp_path / "m.py").write_text("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n")
+    assert sorted(_backend_switches(tmp_path)) == ["m.py:2 matplotlib.use", "m.py:3 pyplot"]

@@ -247,15 +247,20 @@ def test_the_docs_site_builds_without_a_warning(tmp_path):
     import shutil
 
     sphinx_build = pytest.importorskip("sphinx.cmd.build")
-    pytest.importorskip("myst_parser")
+    pytest.importorskip("myst_nb")
     out = tmp_path / "html"
     assert sphinx_build.build_main(["-W", "-q", "-b", "html", str(ROOT / "docs"), str(out)]) == 0
     for page in ("index.html", "science.html", "twin.html", "api/science.html", "api/accessor.html"):
         assert (out / page).exists(), page
     api = (out / "api" / "science.html").read_text()
     assert "triple_collocation" in api and "mann_kendall" in api and "frozen_days" in api
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):  # each notebook a page, with its committed figures
+        page = (out / "notebooks" / (nb.stem + ".html")).read_text()
+        assert "<img" in page and "_images/" in page, nb.name
     broken = tmp_path / "docs"
-    shutil.copytree(ROOT / "docs", broken, ignore=shutil.ignore_patterns("_build"))
+    shutil.copytree(ROOT / "docs", broken, ignore=shutil.ignore_patterns("_build", "notebooks"))
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    assert sphinx_build.build_main(["-W", "-q", "-b", "html", str(broken), str(tmp_path / "ok")]) == 0
     (broken / "api" / "science.rst").write_text(
         (broken / "api" / "science.rst").read_text() + "\n.. automodule:: ftcloud.no_such_module\n"
     )

@@ -303,3 +303,25 @@ def test_s3_store_matches_local_and_reads_anonymously(src, tmp_path, s3):
     attrs = str(dict(zarr.open_group(fs.get_mapper("ftcloud-test/store/predictors/era5land")).attrs))
     assert "testing" not in attrs and "secret" not in attrs.lower()
     shutil.rmtree(local)
+
+
+@pytest.mark.slow  # two fresh interpreters importing Beam: about 4 s
+def test_beam_is_imported_without_its_root_warning_or_a_root_handler():
+    """`import apache_beam` warns on the root logger about Google Cloud libraries and, through basicConfig,
+    leaves a root handler that prints every later warning; ftcloud's import_beam leaves neither (fresh
+    interpreters: the plain import shows the noise, so the check can fail)."""
+    import subprocess
+    import sys
+
+    probe = "import logging; {imp}; print(len(logging.getLogger().handlers))"
+    plain = subprocess.run(
+        [sys.executable, "-c", probe.format(imp="import apache_beam")], capture_output=True, text=True, check=True
+    )
+    ours = subprocess.run(
+        [sys.executable, "-c", probe.format(imp="from ftcloud.sources.common import import_beam; import_beam()")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "apitools not found" in plain.stderr and plain.stdout.strip() == "1"
+    assert "apitools not found" not in ours.stderr and ours.stdout.strip() == "0"
