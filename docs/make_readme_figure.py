@@ -2,36 +2,57 @@
 
     python docs/make_readme_figure.py ftcloud-out
 
-Four of the run's own figures side by side: FT maps (paper Fig. 3), accuracy by season
-(Fig. 5), regional frozen-day series with Sen slopes (Fig. 11) and the per-pixel slope map.
+Three of the run's own figures at a size that stays readable on a README page (1,200 px wide):
+accuracy by season against the in-situ networks (paper Fig. 5) across the top, then the regional
+frozen-day series with Sen slopes (Fig. 11) beside the per-pixel slope map. The heading names the
+run's region and period from its recorded config (``OUT/run-config.json``).
 """
 
+import json
 import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # a script, not the package: no user session to disturb
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (
-    ("validation/figures/fig03_ft_maps_AM.png", "FT state, first day of each month (AM)"),
-    ("validation/figures/fig05_accuracy_by_season.png", "accuracy by season vs in-situ"),
-    ("trends/figures/fig11_regional_series.png", "frozen days per year and Sen slope"),
-    ("trends/figures/slope_map.png", "per-pixel slope, FDR-significant stippled"),
+TOP = ("validation/figures/fig05_accuracy_by_season.png", "Accuracy by season against the in-situ networks")
+BOTTOM = (
+    ("trends/figures/fig11_regional_series.png", "Frozen days per year and their Sen slope"),
+    ("trends/figures/slope_map.png", "Per-pixel Sen slope (FDR-significant dotted)"),
 )
 
 
 def main(run: str, out: str = str(Path(__file__).parent / "img" / "ftcloud-outputs.png")) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
-    for ax, (rel, title) in zip(axes.ravel(), PANELS):
-        ax.imshow(mpimg.imread(Path(run) / rel))
-        ax.set_title(title, fontsize=11)
+    run_dir = Path(run)
+    cfg_path = run_dir / "run-config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    where = f"{cfg.get('region', '?')} region, {str(cfg.get('start', '?'))[:4]}-{str(cfg.get('end', '?'))[:4]}"
+    imgs = {rel: mpimg.imread(run_dir / rel) for rel, _ in (TOP, *BOTTOM)}
+    width, gap, head = 12.0, 0.15, 0.45  # inches: page width, gap between the bottom panels, a panel title
+
+    def height(rel, w):  # the panel's height at width w, keeping the image's aspect
+        h, w_px = imgs[rel].shape[:2]
+        return w * h / w_px
+
+    half = (width - gap) / 2
+    top_h = height(TOP[0], width)
+    bottom_h = max(height(rel, half) for rel, _ in BOTTOM)
+    total = 0.6 + head + top_h + head + bottom_h
+    fig = plt.figure(figsize=(width, total))
+    boxes = [(TOP, 0.0, total - 0.6 - head - top_h, width, top_h)] + [
+        (panel, i * (half + gap), bottom_h - height(panel[0], half), half, height(panel[0], half))
+        for i, panel in enumerate(BOTTOM)
+    ]
+    for (rel, title), x, y, w, h in boxes:
+        ax = fig.add_axes((x / width, y / total, w / width, h / total))
+        ax.imshow(imgs[rel], interpolation="lanczos")
+        ax.set_title(title, fontsize=13)
         ax.axis("off")
-    fig.suptitle(f"ftcloud run on the digital twin ({Path(run).name}): a few of the report's figures", fontsize=13)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
+    fig.suptitle(f"ftcloud run on the digital twin ({where}): three of the report's figures", fontsize=15, y=0.995)
+    fig.savefig(out, dpi=100, facecolor="white")
     print(out)
 
 

@@ -167,6 +167,10 @@ def ft_maps(
     return _save(fig, path)
 
 
+#: a bar drawn from fewer pairs than this shows its count (its accuracy is uncertain by several points)
+THIN_PAIRS = 100
+
+
 def accuracy_bars(
     df: pd.DataFrame,
     path: str,
@@ -181,14 +185,16 @@ def accuracy_bars(
     the counts N_FF, N_TF, N_TT, N_FT, n). With ``by="network"`` the season is "all"; with
     ``by="season"`` the network is "all". Accuracies over fewer than ``min_pairs`` pairs (e.g.
     CA_T in Dec-Jan, when the soil is almost never thawed) are left out rather than drawn, and say
-    so (``n < 20`` at the bar's place). Accuracies in %, on an axis from 0 (no truncated bars).
+    so (``n < 20`` at the bar's place); a bar over fewer than :data:`THIN_PAIRS` pairs carries its count
+    (``n=34``). Accuracies in %, on an axis from 0 (no truncated bars).
     """
     denom = {"CA_F": ("N_FF", "N_TF"), "CA_T": ("N_TT", "N_FT"), "CA_O": ("n",)}
     df = df.copy()
     for m in metrics:
         cols = denom.get(m)
         if cols and all(c in df for c in cols):
-            df.loc[df[list(cols)].sum(axis=1) < min_pairs, m] = np.nan
+            df[f"_n_{m}"] = df[list(cols)].sum(axis=1)
+            df.loc[df[f"_n_{m}"] < min_pairs, m] = np.nan
     other = "season" if by == "network" else "network"
     d = df[df[other] == "all"]
     if by == "season":
@@ -203,21 +209,25 @@ def accuracy_bars(
         for j, m in enumerate(metrics):
             ax = fig.add_subplot(len(passes), len(metrics), i * len(metrics) + j + 1)
             for k, prod in enumerate(prods):
-                vals, have = [], []
+                vals, have, ns = [], [], []
                 for c in cats:
-                    v = d[(d["pass"] == p) & (d["product"] == prod) & (d[by] == c)][m]
-                    vals.append(100 * float(v.iloc[0]) if len(v) else np.nan)
-                    have.append(len(v) > 0)
+                    row = d[(d["pass"] == p) & (d["product"] == prod) & (d[by] == c)]
+                    vals.append(100 * float(row[m].iloc[0]) if len(row) else np.nan)
+                    have.append(len(row) > 0)
+                    ns.append(int(row[f"_n_{m}"].iloc[0]) if len(row) and f"_n_{m}" in row else None)
                 xpos = np.arange(len(cats)) + (k - (len(prods) - 1) / 2) * w
                 ax.bar(xpos, vals, width=w, color=_PRODUCT_COLOURS.get(prod, _SERIES_COLOURS[k % 9]), label=prod)
-                for xx, vv, h in zip(xpos, vals, have):
+                for xx, vv, h, n in zip(xpos, vals, have, ns):
                     if np.isfinite(vv):
-                        ax.text(xx, vv + 0.5, f"{vv:.0f}", ha="center", va="bottom", fontsize=6)
+                        thin = n is not None and n < THIN_PAIRS  # a bar on few pairs says how few
+                        label = f"{vv:.0f}\nn={n}" if thin else f"{vv:.0f}"
+                        ax.text(xx, vv + 0.5, label, ha="center", va="bottom", fontsize=6 if not thin else 5)
                     elif h:  # omitted, not zero: say why
                         ax.text(xx, 2, f"n < {min_pairs}", ha="center", va="bottom", fontsize=5, rotation=90)
+            ax.set_xlim(-0.5, len(cats) - 0.5)  # every category's place, drawn or omitted, inside the panel
             ax.set_xticks(np.arange(len(cats)))
             ax.set_xticklabels(cats, fontsize=7, rotation=20 if len(cats) > 4 else 0)
-            ax.set_ylim(0, 108)
+            ax.set_ylim(0, 112)
             ax.set_title(f"{m}, {p} pass", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
             if j == 0:

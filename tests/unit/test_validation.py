@@ -321,6 +321,9 @@ def test_accuracy_bars_are_in_percent_from_zero_and_say_what_they_omit(tmp_path,
     assert heights == [90.0, 90.0]  # CA_F of all and Maqu in %, not fractions
     ca_t = [t.get_text() for t in axes[1].texts]
     assert "80" in ca_t and "n < 20" in ca_t  # Maqu's CA_T rests on 4 thawed station-days
+    ca_f = [t.get_text() for t in axes[0].texts]
+    assert sorted(ca_f) == ["90", "90\nn=50"]  # 100 pairs: a plain bar; Maqu's 45 + 5 frozen days: its count shown
+    assert all(axes[1].get_xlim()[0] <= t.get_position()[0] <= axes[1].get_xlim()[1] for t in axes[1].texts)
 
 
 def test_ease2_maps_carry_a_labelled_graticule(tmp_path, monkeypatch):
