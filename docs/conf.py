@@ -34,3 +34,4 @@ autodoc_default_options = {"members": True, "undoc-members": False, "show-inheri
 autodoc_typehints = "none"  # the numpydoc sections say the types
 exclude_patterns = ["_build", "img"]
 html_theme = "alabaster"
+html_theme_options = {"page_width": "1280px", "sidebar_width": "240px"}  # code and xarray reprs of the notebooks fit
