@@ -237,6 +237,7 @@ def cmd_synth(args) -> int:
         targets_start=args.targets_start,
         insitu=not args.no_insitu,
         progress=not args.quiet,
+        tb=args.tb,
     )
     nbytes = summary.get("bytes", 0)
     print(
@@ -786,6 +787,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--imerg-start", default=None, help="first date of IMERG granules (default: none written)")
     s.add_argument("--imerg-end", default=None, help="last date of IMERG granules")
     s.add_argument("--no-insitu", action="store_true", help="skip the station networks and CMA stations")
+    s.add_argument(
+        "--tb",
+        action="store_true",
+        help="also write brightness temperatures: SMAP L-band TB H/V and NPR in the SMAP granules, and the "
+        "multi-frequency (6.9-89 GHz) CETB-like record in tb_multifreq/ (docs/source-formats.md)",
+    )
     s.set_defaults(func=cmd_synth)
 
     i = sub.add_parser(

@@ -338,8 +338,11 @@ class Daily:
     KEEP_TRUTH = ("W0", "SL", "cl", "swe")
     KEEP_ERA5 = ("W0", "W0e", "SL", "cl", "swe_e", "theta", "noise", "eerr", "P", "c", "wd")
 
-    def __init__(self, ps: PointSet, first_day: int, era5: bool = False, stateful: bool = True):
-        self.keep = self.KEEP_ERA5 if era5 else self.KEEP_TRUTH
+    def __init__(
+        self, ps: PointSet, first_day: int, era5: bool = False, stateful: bool = True, soil_water: bool = False
+    ):
+        self.keep = self.KEEP_ERA5 if era5 else self.KEEP_TRUTH + (("theta",) if soil_water else ())
+        self.soil_water = soil_water and not era5  # the true layer-1 bucket (for the brightness temperatures)
         self.ps = ps
         self.twin = ps.twin
         self.era5 = era5
@@ -348,6 +351,9 @@ class Daily:
         self.a: dict[str, np.ndarray] = {}
         n = ps.n
         self.swe = np.zeros(n)
+        if self.soil_water:
+            sw = self.twin.p.soil_water
+            self.theta = sw.field_capacity[0] + sw.field_capacity[1] * ps.wetness
         if era5:
             self.swe_e = np.zeros(n)
             sw = self.twin.p.soil_water
@@ -409,6 +415,8 @@ class Daily:
         out = self.stateless(days, "truth")
         if self.stateful and not self.era5:
             out["swe"], out["melt"] = self._snow(days, out["P"], out["fs"], out["Ta"], era5=False)
+            if self.soil_water:
+                out["theta"] = self._bucket(out["P"] * (1 - out["fs"]), out["melt"], out["Ta"])
         if self.era5:
             de = self.stateless(days, "era5")
             out["W0e"] = de["W0"]

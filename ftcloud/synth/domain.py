@@ -144,10 +144,20 @@ class Domain:
         Build the IMERG cells (only when granules are written).
     insitu : bool
         Place the stations.
+    tb : bool
+        Carry the true layer-1 soil water (the brightness temperatures need it).
     """
 
     def __init__(
-        self, region, params: TwinParameters, seed: int, first_day: int, last_day: int, imerg: bool, insitu: bool
+        self,
+        region,
+        params: TwinParameters,
+        seed: int,
+        first_day: int,
+        last_day: int,
+        imerg: bool,
+        insitu: bool,
+        tb: bool = False,
     ):
         p = params
         self.params = params
@@ -217,7 +227,7 @@ class Domain:
             )
             self.ps.add_station_variants()
         # daily state buffers of the hidden soil at each point set
-        self.d9 = PH.Daily(self.p9, first_day)
+        self.d9 = PH.Daily(self.p9, first_day, soil_water=tb)  # tb: the true soil water the radiometers see
         self.de = PH.Daily(self.pe, first_day, era5=True)
         self.dS = PH.Daily(self.ps, first_day) if self.ps is not None else None
         self.dI = PH.Daily(self.pi, first_day, stateful=False) if self.pi is not None else None

@@ -25,6 +25,8 @@ from ftcloud.synth import _physics as PH
 from ftcloud.synth import writers as W
 from ftcloud.synth.domain import Domain
 from ftcloud.synth.observers import Era5Observer, EsdrObserver, ImergObserver, InsituObserver, SmapObserver
+from ftcloud.synth.observers.smap import MISSING as SMAP_MISSING
+from ftcloud.synth.observers.tb import MultiFreqTbObserver, SmapTbObserver
 from ftcloud.synth.params import (
     KOPPEN_CLASSES,
     LAND_COVER_CLASSES,
@@ -44,6 +46,8 @@ IMERG_FIRST_DAY = np.datetime64("2000-06-01", "D")
 SMAP_FIRST_DAY = np.datetime64(TARGETS_START, "D")
 TWIN_FIRST_DAY = np.datetime64("1951-01-01", "D")
 SOURCES = ("era5land", "imerg", "smap_e_ft", "esdr_ft", "auxiliary", "insitu", "truth")
+#: the multi-frequency TB record's folder (written with ``tb=True`` only)
+TB_MULTIFREQ = "tb_multifreq"
 
 
 def check_twin_period(start, end, what: str = "synth", names=("start", "end")):
@@ -81,8 +85,11 @@ def koppen(ps: PH.PointSet, params: TwinParameters) -> np.ndarray:
 class _Run:
     """One call of :func:`generate`: the period logic, the loop over months and the files."""
 
-    def __init__(self, region, start, end, out, seed, imerg_start, imerg_end, targets_start, insitu, progress, params):
+    def __init__(
+        self, region, start, end, out, seed, imerg_start, imerg_end, targets_start, insitu, progress, params, tb=False
+    ):
         self.t_wall = time.perf_counter()
+        self.tb = bool(tb)
         self.region = region
         self.params = params or TwinParameters()
         self.window = region_window(region)
@@ -110,6 +117,8 @@ class _Run:
         jul = np.datetime64(f"{year_of(ref)}-07-01")
         self.sim_start = jul if jul <= ref else np.datetime64(f"{year_of(ref) - 1}-07-01")
         self.files: dict[str, list[Path]] = {k: [] for k in SOURCES}
+        if self.tb:
+            self.files[TB_MULTIFREQ] = []
         self.history = (
             f"ftcloud synth {TWIN_VERSION} (digital twin, seed={self.seed}, region={self.region_name}); "
             "synthetic data, not an observation"
@@ -128,11 +137,15 @@ class _Run:
             last_day=PH.day_number(self.end) + 5,
             imerg=self.imerg is not None,
             insitu=self.insitu,
+            tb=self.tb,
         )
         self.truth = Truth(dom, p)
         self.frozen_days = FrozenDays(dom, self.start, self.end)
         self.smap = SmapObserver(dom, p.smap, self.seed)
         self.esdr = EsdrObserver(dom, p.esdr, self.seed)
+        self.smap_tb = SmapTbObserver(dom, p, self.seed) if self.tb else None
+        self.multi_tb = MultiFreqTbObserver(dom, p, self.seed) if self.tb else None
+        self.tb_open: dict = {}  # (channel, pass) -> the open CetbYear of the current year
         self.era5 = Era5Observer(dom, p)
         self.imerg_obs = ImergObserver(dom, p.imerg, self.seed, self.imerg) if self.imerg is not None else None
         self.insitu_obs = (
@@ -166,10 +179,13 @@ class _Run:
                 self.esdr_open.commit()
                 self.files["esdr_ft"].append(self.esdr_open.path)
                 self.esdr_open = None
+            self._commit_tb()
         except BaseException:
             self.truth_file.abort()
             if self.esdr_open is not None:
                 self.esdr_open.abort()
+            for f in self.tb_open.values():
+                f.abort()
             raise
         self._write_aux()
         if self.insitu_obs is not None:
@@ -187,6 +203,8 @@ class _Run:
         self._write_truth(dates, truth)
         self._smap(dates, days, truth)
         self._esdr(dates, days, truth)
+        if self.multi_tb is not None:
+            self._tb_multifreq(dates, days, truth)
         m_first = _month_start(d0)
         if self.start.astype("datetime64[M]") <= d0.astype("datetime64[M]") and d1 >= self.start:
             self._era5(m_first, d1)
@@ -214,11 +232,52 @@ class _Run:
             sl = slice(a, a + step)
             obs = self.smap.observe(dates[sl], days[sl], {k: v[sl][:, :, ci] for k, v in truth.items()})
             sel = np.nonzero((dates[sl] >= self.smap_start) & (dates[sl] <= self.end))[0]
+            tb = None
+            if self.smap_tb is not None and sel.size:
+                tb = self.smap_tb.observe(dates[sl], days[sl], {k: v[sl] for k, v in truth.items()})
+                gone = obs == SMAP_MISSING  # swath gaps, missing days, water: no TB either
+                tb = {k: np.where(gone, np.nan, v) for k, v in tb.items()}
             for i in sel:
                 d = dates[sl][i]
                 path = self.out / "smap_e_ft" / str(d)[:4] / W.smap_name(d)
-                W.write_smap_day(path, self.window, obs[i].reshape((2,) + shp), self.smap.static)
+                day_tb = None if tb is None else {k: v[i].reshape((2,) + shp) for k, v in tb.items()}
+                W.write_smap_day(path, self.window, obs[i].reshape((2,) + shp), self.smap.static, tb=day_tb)
                 self.files["smap_e_ft"].append(path)
+
+    def _tb_multifreq(self, dates, days, truth):
+        """The multi-frequency TB record over the ESDR period: one CETB-like file per year, channel and pass."""
+        sel = (dates >= self.esdr_start) & (dates <= self.end)
+        if not sel.any():
+            return
+        tb = self.multi_tb.observe(dates[sel], days[sel], {k: v[sel] for k, v in truth.items()})
+        w25 = self.dom.w25
+        ny, nx = w25.shape
+        ds_ = dates[sel]
+        yrs = np.array([year_of(d) for d in ds_])
+        for y in np.unique(yrs):
+            m = yrs == y
+            if self.tb_open and next(iter(self.tb_open.values())).year != y:
+                self._commit_tb()
+            for name, arr in tb.items():
+                channel = name[2:]  # "36.5V"
+                for j, pass_ in enumerate(("AM", "PM")):
+                    f = self.tb_open.get((channel, pass_))
+                    if f is None:
+                        a_ = max(np.datetime64(f"{y}-01-01"), self.esdr_start)
+                        b_ = min(np.datetime64(f"{y}-12-31"), self.end)
+                        path = self.out / TB_MULTIFREQ / str(y) / W.cetb_name(y, channel, pass_)
+                        f = W.CetbYear(path, w25, np.arange(a_, b_ + 1), channel, pass_, self.history)
+                        f.year = y
+                        self.tb_open[(channel, pass_)] = f
+                    data = arr[m, j].reshape(-1, ny, nx)
+                    water = (self.dom.water25 | self.dom.sea25).reshape(ny, nx)
+                    f.write(ds_[m], np.where(water[None], np.nan, data))
+
+    def _commit_tb(self):
+        for f in self.tb_open.values():
+            f.commit()
+            self.files[TB_MULTIFREQ].append(f.path)
+        self.tb_open = {}
 
     def _esdr(self, dates, days, truth):
         code = self.esdr.observe(dates, days, truth)
@@ -494,6 +553,7 @@ class _Run:
                 "imerg_end": None if self.imerg is None else str(self.imerg[1]),
                 "targets_start": None if self.targets_start is None else str(self.targets_start),
                 "insitu": self.insitu,
+                **({"tb": True} if self.tb else {}),
                 "twin_version": TWIN_VERSION,
             },
             "files": counts,
@@ -525,6 +585,7 @@ _OUTPUT_PATTERNS = (
     "imerg/**/3B-HHR.MS.MRG.3IMERG.*.HDF5",
     "smap_e_ft/**/SMAP_L3_FT_P_E_*.h5",
     "esdr_ft/ESDR_FT_25km_*.nc",
+    "tb_multifreq/**/NSIDC0630-*.nc",
     "auxiliary/auxiliary_9km.nc",
     "insitu/networks/**/*.csv",
     "insitu/cma/*.csv",
@@ -564,6 +625,7 @@ def generate(
     insitu: bool = True,
     progress: bool = True,
     params: TwinParameters | None = None,
+    tb: bool = False,
 ) -> dict:
     """Write the digital twin's native source files and hidden truth into ``out``.
 
@@ -589,6 +651,10 @@ def generate(
         Show a per-month progress bar on stderr.
     params : TwinParameters, optional
         Override the twin's parameters (default :class:`TwinParameters()`).
+    tb : bool
+        Also write brightness temperatures (:mod:`ftcloud.synth.observers.tb`): SMAP L-band TB H/V and NPR
+        in the SMAP granules, and the multi-frequency record (6.9-89 GHz, H and V, AM and PM) on the
+        25 km grid over the ESDR period in ``tb_multifreq/`` (docs/source-formats.md).
 
     Returns
     -------
@@ -604,5 +670,5 @@ def generate(
         raise ValidationError(f"synth: out {out} is not a folder (a file of that name exists)")
     out.mkdir(parents=True, exist_ok=True)
     _clean(out)
-    gen = _Run(region, start, end, out, seed, imerg_start, imerg_end, targets_start, insitu, progress, params)
+    gen = _Run(region, start, end, out, seed, imerg_start, imerg_end, targets_start, insitu, progress, params, tb)
     return gen.run()

@@ -34,7 +34,8 @@ class Truth:
         """Truth for the day numbers ``days`` (consecutive, after the previous call's).
 
         Returns ``ft`` (uint8, 1 frozen, 0 thawed, 254 sea), soil temperature ``T`` (degC),
-        snow depth ``sd`` (m) and free-air temperature ``Tfree`` (degC), each (nday, 2, ncell).
+        snow depth ``sd`` (m) and free-air temperature ``Tfree`` (degC), each (nday, 2, ncell), and the
+        volumetric soil water ``theta`` where the domain carries it (``Domain(tb=True)``).
         """
         p = self.params
         ps = self.domain.p9
@@ -46,12 +47,18 @@ class Truth:
             self.ft_state = (Tc[0] < 0).astype(np.uint8)
         ft, self.ft_state = PH.hysteresis(Tc, self.ft_state, p.truth.hysteresis_K)
         ft = np.where(ps.sea[None, :], FT_SEA, ft).astype(np.uint8)
-        return {
+        out = {
             "ft": ft.reshape(nd, 2, ps.n),
             "T": Tc.reshape(nd, 2, ps.n),
             "sd": ex["sd"].reshape(nd, 2, ps.n),
             "Tfree": ex["Tfree"].reshape(nd, 2, ps.n),
         }
+        d9 = self.domain.d9
+        if "theta" in d9.a:  # the true volumetric soil water of layer 1 (brightness temperatures)
+            tt = t.reshape(nd * 2, ps.n)
+            n = np.floor(tt).astype(np.int64)
+            out["theta"] = PH._interp_daily(d9, "theta", n - d9.lo, tt - n).reshape(nd, 2, ps.n).astype("f4")
+        return out
 
 
 class FrozenDays:

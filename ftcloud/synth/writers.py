@@ -241,8 +241,24 @@ def _ease2_container(ds, grid):
 _LONG = " The AM (dimension AMPM=0) and PM (AMPM=1) observations are stored separately in the array."
 
 
-def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict, complevel: int = 4):
-    """One SPL3FTP_E-like daily granule; ``ft`` (2, y, x) uint8; ``static`` 2-D (y, x) layers."""
+#: the SPL3FTP_E brightness-temperature fields the twin writes when asked for TB (name, units, long_name)
+SMAP_TB_FIELDS = (
+    ("tbh_mean", "K", "Mean horizontally polarized brightness temperature of the grid cell.", "tbh"),
+    ("tbv_mean", "K", "Mean vertically polarized brightness temperature of the grid cell.", "tbv"),
+    (
+        "normalized_polarization_ratio",
+        "1",
+        "Normalized polarization ratio (TBv - TBh) / (TBv + TBh) of the grid cell.",
+        "npr",
+    ),
+)
+
+
+def write_smap_day(
+    path: Path, window: GridWindow, ft: np.ndarray, static: dict, complevel: int = 4, tb: dict | None = None
+):
+    """One SPL3FTP_E-like daily granule; ``ft`` (2, y, x) uint8; ``static`` 2-D (y, x) layers; ``tb``: the
+    brightness-temperature fields (``tbh``, ``tbv``, ``npr``: (2, y, x) float32, NaN where not observed)."""
     ny, nx = window.shape
     with atomic(path) as tmp:
         ds = _nc(tmp)
@@ -287,6 +303,21 @@ def write_smap_day(path: Path, window: GridWindow, ft: np.ndarray, static: dict,
                 v.grid_mapping = "crs"
                 arr = np.asarray(static[name], "f4")
                 v[:] = np.broadcast_to(arr, (2, ny, nx))
+            for name, units, long_name, key in SMAP_TB_FIELDS if tb is not None else ():
+                v = g.createVariable(
+                    name,
+                    "f4",
+                    dims,
+                    fill_value=np.float32(-9999.0),
+                    zlib=True,
+                    complevel=complevel,
+                    shuffle=True,
+                    chunksizes=chunks,
+                )
+                v.long_name = long_name + _LONG
+                v.units = units
+                v.grid_mapping = "crs"
+                v[:] = np.where(np.isfinite(tb[key]), tb[key], np.float32(-9999.0)).astype("f4")
         finally:
             ds.close()
 
@@ -391,6 +422,66 @@ class EsdrYear(YearFile):
     def write(self, dates: np.ndarray, codes: np.ndarray):
         i0 = int((dates[0] - self.first).astype(int))
         self.ds["ft_status"][i0 : i0 + len(dates)] = codes
+
+
+def cetb_name(year: int, channel: str, pass_: str) -> str:
+    """File name of one year of one channel and pass of the twin's multi-frequency TB record, after NSIDC-0630
+    (CETB): ``NSIDC0630-EASE2_T25km-TWIN_AMSR-<year>-<channel>-<M|E>-GRD-v1.5.nc`` (CETB's files hold one day;
+    the twin's hold a year, see docs/source-formats.md)."""
+    return f"NSIDC0630-EASE2_T25km-TWIN_AMSR-{int(year)}-{channel}-{'M' if pass_ == 'AM' else 'E'}-GRD-v1.5.nc"
+
+
+#: CETB's packing of TB: uint16 hundredths of a kelvin, 0 = no data
+CETB_SCALE, CETB_FILL = 0.01, 0
+
+
+class CetbYear(YearFile):
+    """One year of one channel and pass on the 25 km EASE-Grid 2.0 (T) grid, in CETB's variables: ``TB``
+    (time, y, x) uint16 x 0.01 K, ``TB_time``-free (the overpass is the pass), ``crs``, ``x``/``y`` in metres."""
+
+    def __init__(self, path: Path, window25: GridWindow, dates: np.ndarray, channel: str, pass_: str, history: str):
+        super().__init__(path)
+        ds = self.ds
+        self.first = dates[0]
+        ny, nx = window25.shape
+        ds.createDimension("time", len(dates))
+        v = ds.createVariable("time", "f8", ("time",), fill_value=False)
+        v.units = "days since 1972-01-01 00:00:00"
+        v.calendar = "gregorian"
+        v.standard_name = "time"
+        v.long_name = "ease grid time"
+        v[:] = (dates - np.datetime64("1972-01-01", "D")).astype(np.int64).astype("f8")
+        _xy(ds, window25)
+        v = ds.createVariable(
+            "TB",
+            "u2",
+            ("time", "y", "x"),
+            fill_value=np.uint16(CETB_FILL),
+            zlib=True,
+            complevel=4,
+            chunksizes=(min(len(dates), 32), ny, nx),
+        )
+        v.standard_name = "brightness_temperature"
+        v.long_name = "GRD TB"
+        v.units = "K"
+        v.scale_factor = np.float32(CETB_SCALE)
+        v.add_offset = np.float32(0.0)
+        v.valid_range = np.array([5000, 35000], "u2")
+        v.grid_mapping = "crs"
+        ds.setncattr("Conventions", "CF-1.6, ACDD-1.3")
+        ds.setncattr("title", f"twin AMSR-like TB {channel} {'morning' if pass_ == 'AM' else 'evening'} pass, GRD")
+        ds.setncattr("platform", "TWIN (AMSR-like conical scanner, 55 deg incidence)")
+        ds.setncattr("frequency_and_polarization", channel)
+        ds.setncattr("pass", pass_)
+        ds.setncattr("history", history)
+        _window_attrs(ds, window25)
+
+    def write(self, dates: np.ndarray, tb: np.ndarray):
+        """TB in K (ndays, y, x); NaN -> no data."""
+        i0 = int((dates[0] - self.first).astype(int))
+        packed = np.where(np.isfinite(tb), np.clip(np.round(tb / CETB_SCALE), 5000, 35000), CETB_FILL)
+        self.ds["TB"].set_auto_scale(False)
+        self.ds["TB"][i0 : i0 + len(dates)] = packed.astype("u2")
 
 
 class TruthFile(YearFile):

@@ -24,6 +24,7 @@ LAYERS = [
     {"ftcloud.accessor"},
     {"ftcloud.report"},
     {"ftcloud.model"},
+    {"ftcloud.retrieve"},
     {"ftcloud.inference", "ftcloud.cluster"},
     {"ftcloud.workflows"},
     {"ftcloud.cli"},

@@ -10,6 +10,8 @@ models and their sources are documented in ``docs/twin.md``.
 - :class:`Era5Observer`: ERA5-Land hourly stl1, swvl1, sde and tp, a biased view of the hidden soil.
 - :class:`ImergObserver`: IMERG half-hourly precipitation with multiplicative noise and missed detections.
 - :class:`InsituObserver`: 5 cm network probes (half-hourly, with gaps and outages) and CMA 0 cm daily min/max.
+- :class:`SmapTbObserver` / :class:`MultiFreqTbObserver`: brightness temperatures from the hidden state
+  (SMAP L-band H/V at 9 km; AMSR-like 6.9-89 GHz H/V at 25 km), by emission physics with sensor noise.
 """
 
 from ftcloud.synth.observers.era5 import Era5Observer
@@ -17,5 +19,14 @@ from ftcloud.synth.observers.esdr import EsdrObserver
 from ftcloud.synth.observers.imerg import ImergObserver
 from ftcloud.synth.observers.insitu import InsituObserver
 from ftcloud.synth.observers.smap import SmapObserver
+from ftcloud.synth.observers.tb import MultiFreqTbObserver, SmapTbObserver
 
-__all__ = ["SmapObserver", "EsdrObserver", "Era5Observer", "ImergObserver", "InsituObserver"]
+__all__ = [
+    "SmapObserver",
+    "EsdrObserver",
+    "Era5Observer",
+    "ImergObserver",
+    "InsituObserver",
+    "SmapTbObserver",
+    "MultiFreqTbObserver",
+]

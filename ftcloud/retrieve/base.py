@@ -1,0 +1,48 @@
+"""What every retrieval family shares: the interface and the FT coding of its output."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ftcloud.core.metadata import FT_ENCODING, FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
+
+__all__ = ["Retrieval", "as_ft"]
+
+
+def as_ft(frozen: xr.DataArray, valid: xr.DataArray, name: str, source: str) -> xr.DataArray:
+    """ftcloud FT codes (1 frozen, 0 thawed, 255 where ``valid`` is False) with CF flags; lazy if the inputs are.
+
+    >>> f = xr.DataArray([True, False, True]); v = xr.DataArray([True, True, False])
+    >>> as_ft(f, v, "x", "test").values.tolist()
+    [1, 0, 255]
+    """
+    out = xr.where(valid, xr.where(frozen, FT_FROZEN, FT_THAWED), FT_MISSING).astype(np.uint8)
+    out.attrs = ft_attrs(f"soil freeze/thaw state retrieved by {name}", source, gridded="x" in out.dims)
+    out.encoding = dict(FT_ENCODING)
+    return out.rename(name)
+
+
+class Retrieval:
+    """One FT retrieval family: ``fit`` where it learns, ``predict`` an FT DataArray on the input's grid."""
+
+    #: short name (``--method``) and the product name in tables
+    method: str = ""
+    product: str = ""
+    #: input variables ``predict`` needs in its Dataset
+    inputs: tuple[str, ...] = ()
+
+    def _check(self, ds: xr.Dataset) -> None:
+        from ftcloud.errors import MissingVariableError
+
+        missing = [v for v in self.inputs if v not in ds]
+        if missing:
+            raise MissingVariableError(
+                f"{self.method}: the input has no {', '.join(missing)} (it needs {', '.join(self.inputs)})"
+            )
+
+    def fit(self, ds: xr.Dataset, target: xr.DataArray | None = None) -> Retrieval:
+        return self
+
+    def predict(self, ds: xr.Dataset) -> xr.DataArray:  # pragma: no cover - each family defines it
+        raise NotImplementedError
