@@ -37,6 +37,8 @@ __all__ = [
     "TABLE2_CSV",
     "SMAP_E_FT",
     "STATICS",
+    "TB_MULTIFREQ",
+    "TB_SMAP",
     "RunLayout",
     "Store",
     "as_store",
@@ -51,6 +53,8 @@ ESDR_FT = "targets/esdr_ft"
 STATICS = "statics"
 NETWORKS = "insitu/networks"
 CMA = "insitu/cma"
+TB_SMAP = "predictors/tb_smap"
+TB_MULTIFREQ = "predictors/tb_multifreq"
 #: source name (``ftcloud ingest --sources``) -> its group in the store
 GROUPS = {
     "era5land": ERA5LAND,
@@ -60,6 +64,8 @@ GROUPS = {
     "statics": STATICS,
     "networks": NETWORKS,
     "cma": CMA,
+    "tb_smap": TB_SMAP,  # optional: sources with brightness temperatures (the retrieval families)
+    "tb_multifreq": TB_MULTIFREQ,
 }
 #: the file stem of a pass's model files (``models/ft_convlstm_AM.json`` and friends)
 MODEL_STEM = "ft_convlstm"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ftcloud.core.grid import GridWindow
 from ftcloud.io.stores import filesystem
-from ftcloud.sources import era5land, imerg, insitu, statics, targets
+from ftcloud.sources import era5land, imerg, insitu, statics, targets, tb
 from ftcloud.sources.common import (
     TIME_ENCODING,
     TIME_ENCODING_30MIN,
@@ -30,6 +30,7 @@ from ftcloud.sources.common import (
 )
 from ftcloud.sources.packing import PREDICTOR_PACKING
 from ftcloud import layout
+from ftcloud.study import PASSES
 
 GROUPS = layout.GROUPS
 SOURCES = tuple(GROUPS)
@@ -72,6 +73,8 @@ class SourceRecipe:
     tile: int | None = None
     window: object = None
     item_opener: Callable | None = None
+    # the real files behind synthetic keys (``...#2016``): what the pre-flight checks and fingerprints
+    files: list | None = None
 
     @property
     def group(self) -> str:
@@ -336,6 +339,73 @@ def cma_recipe(source: str, window: GridWindow, start, end, storage_options=None
     return SourceRecipe("cma", pattern, opener, {"time": len(days)}, concat_dim="station")
 
 
+def _open_smap_tb(url, *, days, window, storage_options):
+    return tb.preprocess_smap_tb(url, days[url], window, storage_options)
+
+
+def tb_smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None):
+    """SMAP L-band TB H/V (``predictors/tb_smap``) from the granules' ``tbh_mean``/``tbv_mean``; None when the
+    first granule of the period carries no TB (the source has none)."""
+    if not tb.smap_has_tb(first_smap_url(source, start, end, storage_options), storage_options):
+        return None
+    days = daily_index(start, end)
+    by_url = {targets.smap_url(source, d): d for d in days}
+    pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
+    opener = functools.partial(_open_smap_tb, days=by_url, window=window, storage_options=storage_options)
+    return SourceRecipe(
+        "tb_smap",
+        pattern,
+        opener,
+        chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
+        index=days,
+        spans=[(i, i + 1) for i in range(len(days))],
+        packing=tb.TB_PACKING_SMAP,
+    )
+
+
+def _open_multifreq(key, *, years, source, window, start, end, storage_options):
+    return tb.preprocess_multifreq_year(source, years[key], window, start, end, storage_options)
+
+
+def tb_multifreq_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None):
+    """The multi-frequency TB record (``predictors/tb_multifreq``), one work item per year; None when the source
+    has no ``tb_multifreq/`` folder."""
+    fs, path = filesystem(f"{source.rstrip('/')}/tb_multifreq", storage_options)
+    if not fs.exists(path):
+        return None
+    years = list(range(pd.Timestamp(start).year, pd.Timestamp(end).year + 1))
+    keys = {f"{source.rstrip('/')}/tb_multifreq#{y}": y for y in years}
+    pattern = _pattern(lambda time: f"{source.rstrip('/')}/tb_multifreq#{time}", "time", years)
+    opener = functools.partial(
+        _open_multifreq,
+        years=keys,
+        source=source,
+        window=window,
+        start=start,
+        end=end,
+        storage_options=storage_options,
+    )
+    index = daily_index(start, end)
+    spans = [
+        _span(
+            index,
+            max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)),
+            min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)),
+        )
+        for y in years
+    ]
+    return SourceRecipe(
+        "tb_multifreq",
+        pattern,
+        opener,
+        chunk_plan({"time": len(index), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
+        index=index,
+        spans=spans,
+        packing=tb.TB_PACKING_MULTIFREQ,
+        files=[tb.multifreq_url(source, y, ch, p) for y in years for ch in tb.MULTIFREQ_CHANNELS for p in PASSES],
+    )
+
+
 # --------------------------------------------------------------------------------------
 # the registry: source name -> the recipe of a plan (None: nothing to ingest for this plan)
 
@@ -388,5 +458,15 @@ REGISTRY: dict[str, Callable[[PlanRequest], SourceRecipe | None]] = {
         r.source, r.window, r.start, r.end, r.chunks.get("insitu", {}), r.storage_options
     ),
     "cma": lambda r: cma_recipe(r.source, r.window, r.start, r.end, r.storage_options),
+    "tb_smap": lambda r: (
+        tb_smap_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options)
+        if r.targets_start <= pd.Timestamp(r.end)
+        else None
+    ),
+    "tb_multifreq": lambda r: (
+        tb_multifreq_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options)
+        if r.targets_start <= pd.Timestamp(r.end)
+        else None
+    ),
 }
 assert tuple(REGISTRY) == SOURCES, "REGISTRY and layout.GROUPS must list the same sources in the same order"

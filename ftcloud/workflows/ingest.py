@@ -219,7 +219,7 @@ def ingest(
     # pre-flight: every expected file of a required source must exist before anything is written
     sizes, stamps = {}, {}
     for r in recipes:
-        urls = [u for u in r.urls if "#" not in u]
+        urls = r.files if r.files is not None else [u for u in r.urls if "#" not in u]
         nbytes, missing, stamps[r.name] = _sizes(urls, source_storage_options)
         if missing and r.name in REQUIRED + ("imerg",):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -352,7 +352,7 @@ def _ingest_one(
     promote(stage, url, storage_options)
     return {
         "group": r.group,
-        "files": len(r.urls),
+        "files": len(r.files) if r.files is not None else len(r.urls),
         "seconds": time.perf_counter() - t0,
         "work_items": wr["items"],
         "resumed_items": wr["skipped"],
@@ -360,7 +360,7 @@ def _ingest_one(
 
 
 def _expected_days(r: pipelines.SourceRecipe, start, end, targets_start, imerg) -> pd.DatetimeIndex:
-    if r.name in ("smap_e_ft", "esdr_ft"):
+    if r.name in ("smap_e_ft", "esdr_ft", "tb_smap", "tb_multifreq"):  # the targets' period
         return daily_index(max(pd.Timestamp(start), pd.Timestamp(targets_start)), end)
     if r.name == "imerg":
         return daily_index(
