@@ -573,6 +573,38 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _compare_products(args) -> dict:
+    """``--compare URL`` (repeatable) -> name -> Store; the name from the product's ``ftcloud_retrieval`` record
+    (``NPR_FT``...), else its folder name."""
+    import json as _json
+
+    from ftcloud.io.stores import store_status
+
+    out = {}
+    for url in args.compare or []:
+        opts = _storage_options(args, "product_")
+        if store_status(url, opts) is None:
+            raise MissingVariableError(f"--compare {url}: no zarr group here (an FT product is a zarr group)")
+        from ftcloud.io.stores import open_group
+
+        parent, _, name = url.rstrip("/").rpartition("/")
+        try:
+            rec = _json.loads(open_group(parent or ".", name, opts).attrs.get("ftcloud_retrieval", "{}"))
+        except ValueError:
+            rec = {}
+        label = rec.get("product") or name.removesuffix(".zarr")
+        if label in out or label in ("ConvLSTM_FT", "ERA5_FT", "SMAP_E_FT", "ESDR_FT"):
+            raise ValidationError(f"--compare {url}: a second product named {label!r}")
+        out[label] = _location_of(url, opts)
+    return out
+
+
+def _location_of(url: str, opts: dict):
+    from ftcloud.layout import Store
+
+    return Store(url, opts)
+
+
 def cmd_validate(args) -> int:
     from ftcloud import layout
     from ftcloud.workflows.validate import validate
@@ -596,6 +628,7 @@ def cmd_validate(args) -> int:
         progress=not args.quiet,
         variable=args.variable,
         codes=args.codes,
+        compare=_compare_products(args),
     )
     print(
         f"validate: wrote {len(res.files)} outputs to {args.out} in {res.seconds:.1f} s"
@@ -618,6 +651,37 @@ def cmd_validate(args) -> int:
             if v.get("truth_pi") is not None:
                 line += f"  | truth: sens {v['truth_psi']} spec {v['truth_eta']} bal {v['truth_pi']}"
             print(line)
+    return 0
+
+
+def cmd_retrieve(args) -> int:
+    from ftcloud.workflows.retrieve import METHODS, retrieve
+
+    _check_store(args, *METHODS[args.method][1])
+    if args.fit_start or args.fit_end:
+        _check_dates(args, ("--fit-start", "--fit-end"))
+        if not (args.fit_start and args.fit_end):
+            raise ValidationError("--fit-start and --fit-end go together (the period the family learns on)")
+    res = retrieve(
+        _location(args, "store"),
+        args.method,
+        _location(args, "out", "out_"),
+        fit_period=(args.fit_start, args.fit_end) if args.fit_start else None,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(
+        f"retrieve {res['method']}: {res['product']} for {res['days']} days -> {args.out} in {res['seconds']:.1f} s "
+        f"(fitted on {res['fit_period'][0]} .. {res['fit_period'][1]})"
+    )
+    acc = (res.get("metrics") or {}).get("accuracy") or {}
+    if acc:
+        print(
+            "  accuracy against the target, random 70/15/15 split: "
+            + ", ".join(f"{k} {100 * v['accuracy']:.1f} % (n = {v['n']:,})" for k, v in acc.items())
+        )
+        imp = list((res["metrics"].get("feature_importances") or {}).items())[:5]
+        print("  most important features: " + ", ".join(f"{k} {v:.3f}" for k, v in imp))
     return 0
 
 
@@ -995,6 +1059,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     _add_product_reading(v)
+    v.add_argument(
+        "--compare",
+        action="append",
+        metavar="PRODUCT",
+        help="another FT product (e.g. from `ftcloud retrieve`) scored beside the fused one on the common mask, "
+        "with a figure of accuracy by season and maps of where each product errs; repeatable",
+    )
     _add_storage_args(v)
     _add_storage_args(v, "product_", "the product")
     v.set_defaults(func=cmd_validate)
@@ -1047,6 +1118,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_args(tr)
     _add_storage_args(tr, "product_", "the product")
     tr.set_defaults(func=cmd_trends)
+
+    from ftcloud.workflows.retrieve import METHODS
+
+    rt = sub.add_parser(
+        "retrieve",
+        help="an FT product from brightness temperatures by one of the field's retrieval families",
+        description="Fit one retrieval family (npr: SMAP NPR seasonal threshold; msta: 37 GHz V seasonal threshold "
+        "(ESDR); dia: dual-index 37V + 19-37 GHz gradient; dfa: discriminant functions; ert: extremely randomized "
+        "trees) on the store's TB (ingest a source with TB: `ftcloud synth --tb`) and write its FT product zarr "
+        "(pass, time, y, x), which `ftcloud validate` and `ftcloud trends` read like the ConvLSTM's.",
+    )
+    rt.add_argument("--method", required=True, choices=list(METHODS), help="the retrieval family")
+    rt.add_argument("--store", required=True, help="store root holding predictors/tb_smap or predictors/tb_multifreq")
+    rt.add_argument(
+        "--out", required=True, help="the product zarr to write (replaced only once the new one is complete)"
+    )
+    rt.add_argument("--fit-start", default=None, help="first day the family learns on (default: the store's first)")
+    rt.add_argument("--fit-end", default=None, help="last day it learns on (default: the day before 2018-04-01)")
+    rt.add_argument("--seed", type=int, default=0, help="seed of the DFA subsample and the ERT split and trees")
+    _add_storage_args(rt)
+    _add_storage_args(rt, "out_", "the product")
+    rt.set_defaults(func=cmd_retrieve)
 
     r = sub.add_parser(
         "run",

@@ -88,6 +88,8 @@ FIGURES = {
     "accuracy_by_network": "figures/fig04_accuracy_by_network.png",
     "accuracy_by_season": "figures/fig05_accuracy_by_season.png",
     "ctc": "figures/fig{n:02d}_ctc_{p}.png",
+    "family_accuracy": "figures/families_accuracy_by_season.png",
+    "family_errors": "figures/families_error_maps_{p}.png",
     "regional_series": "figures/fig11_regional_series.png",
     "stability_series": "figures/fig12_stability_series.png",
     "slope_map": "figures/slope_map.png",

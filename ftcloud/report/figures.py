@@ -430,3 +430,81 @@ def slope_map(
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def family_accuracy(df: pd.DataFrame, path: str, title: str | None = None) -> str:
+    """Overall accuracy CA_O (%) with its 95 % interval by season for every product (the retrieval families
+    beside the fused product and the baselines), one panel per reference (truth, in-situ) and pass, all on
+    the comparison's common mask (``df``: the baselines table of ``baseline_comparison``)."""
+    refs = [r for r in ("truth", "insitu") if r in set(df["reference"])]
+    passes = sorted(set(df["pass"]))
+    seasons = [s for s in dict.fromkeys(df["season"])]
+    prods = list(dict.fromkeys(df["product"]))
+    fig = _figure(max(7.0, 1.1 * len(seasons) * max(len(prods), 4) / 3), 2.9 * len(refs) * len(passes) + 0.8)
+    w = 0.8 / max(len(prods), 1)
+    for i, (r, p) in enumerate((r, p) for r in refs for p in passes):
+        ax = fig.add_subplot(len(refs) * len(passes), 1, i + 1)
+        d = df[(df["reference"] == r) & (df["pass"] == p)]
+        for k, prod in enumerate(prods):
+            rows = [d[(d["season"] == s) & (d["product"] == prod)] for s in seasons]
+            vals = np.array([100 * float(x["CA_O"].iloc[0]) if len(x) else np.nan for x in rows])
+            lo = np.array([100 * float(x["CA_O_lo"].iloc[0]) if len(x) else np.nan for x in rows])
+            hi = np.array([100 * float(x["CA_O_hi"].iloc[0]) if len(x) else np.nan for x in rows])
+            xpos = np.arange(len(seasons)) + (k - (len(prods) - 1) / 2) * w
+            colour = _PRODUCT_COLOURS.get(prod, _SERIES_COLOURS[k % len(_SERIES_COLOURS)])
+            err = np.where(np.isfinite(vals), [vals - lo, hi - vals], 0)
+            ax.bar(xpos, vals, width=w, color=colour, yerr=err, capsize=1.5, label=prod)
+        ax.set_xlim(-0.5, len(seasons) - 0.5)
+        ax.set_xticks(np.arange(len(seasons)))
+        ax.set_xticklabels(seasons, fontsize=8)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("CA_O (%)", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        n = int(d["n"].max()) if len(d) else 0
+        ax.set_title(
+            f"against {'the twin truth' if r == 'truth' else 'the in-situ networks'}, {p} pass "
+            f"(common mask, n = {n:,} per season 'all')",
+            fontsize=9,
+        )
+    fig.legend(
+        handles=[
+            Patch(color=_PRODUCT_COLOURS.get(p, _SERIES_COLOURS[k % len(_SERIES_COLOURS)]), label=p)
+            for k, p in enumerate(prods)
+        ],
+        loc="lower center",
+        ncol=min(len(prods), 5),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(title or "Overall accuracy by season and product, 95 % block-bootstrap intervals", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    return _save(fig, path)
+
+
+def error_maps(errors: Mapping[str, xr.DataArray], path: str, title: str = "") -> str:
+    """Where each product errs: its per-pixel share of wrong pixel-days against the truth (``errors``: name ->
+    (y, x) fraction 0..1), one map per product on a shared colour scale."""
+    names = list(errors)
+    ncols = min(4, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    first = next(iter(errors.values()))
+    ny, nx = first.sizes["y"], first.sizes["x"]
+    pw = 3.0
+    ph = max(1.6, pw * ny / max(nx, 1)) + 0.5
+    fig = _figure(pw * ncols + 0.8, ph * nrows + 0.6)
+    vmax = max(0.05, float(np.nanmax([np.nanpercentile(e.values, 98) for e in errors.values()])))
+    im = None
+    for i, n in enumerate(names):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        e = errors[n]
+        im = _image(ax, 100 * np.asarray(e.values, float), e, cmap="magma_r", vmin=0, vmax=100 * vmax)
+        _graticule(ax, e)
+        ax.set_title(f"{n}: {100 * float(np.nanmean(e.values)):.1f} % wrong", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if im is not None:
+        cb = fig.colorbar(im, ax=fig.axes, shrink=0.8)
+        cb.set_label("pixel-days wrong against the truth (%)", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

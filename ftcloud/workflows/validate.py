@@ -51,6 +51,32 @@ def _on_the_store_grid(ft: xr.DataArray, where: str) -> xr.DataArray:
     return ft.transpose("pass", "time", "y", "x")
 
 
+def _family_figures(res, products: dict, truth, period, out: str) -> None:
+    """Accuracy by season of every product, and (against the truth) where each errs, per pass."""
+    from ftcloud.core.metadata import ft_valid
+    from ftcloud.report import figures as F
+
+    os.makedirs(os.path.join(out, "figures"), exist_ok=True)
+    fp = os.path.join(out, layout.FIGURES["family_accuracy"])
+    F.family_accuracy(res.baselines, fp)
+    res.figures["family_accuracy"] = fp
+    if truth is None:
+        return
+    t = truth.sel(time=slice(*period))
+    times = t["time"].values
+    for p in t["pass"].values:
+        tp = t.sel({"pass": p})
+        errs = {}
+        for name, da in products.items():
+            v = da.sel({"pass": p}).sel(time=times)
+            ok = ft_valid(v) & tp.notnull()
+            errs[name] = ((v != tp) & ok).sum("time") / ok.sum("time").where(ok.sum("time") > 0)
+        errs = {k: e.compute() for k, e in errs.items()}
+        fp = os.path.join(out, layout.FIGURES["family_errors"].format(p=p))
+        F.error_maps(errs, fp, title=f"Where each product errs against the truth, {p} pass, {period[0]} .. {period[1]}")
+        res.figures[f"family_errors_{p}"] = fp
+
+
 def validate(
     store: str | Store,
     product: str | Store,
@@ -67,6 +93,7 @@ def validate(
     progress: bool = True,
     variable: str | None = None,
     codes: dict | None = None,
+    compare: dict | None = None,
 ) -> ValidationResults:
     """Direct validation against the networks, CTC at the CMA stations, figures.
 
@@ -81,6 +108,11 @@ def validate(
     ``product`` may be any CF FT zarr on the store's EASE-Grid 2.0 cells (``variable``/``codes``: see
     :func:`~ftcloud.workflows.inputs.open_product`); one without a ``pass`` dimension (one state a day)
     is scored as that state at both overpasses.
+
+    ``compare``: more products side by side (name -> URL or Store; ``ftcloud retrieve``'s retrieval
+    families, say): each joins the baseline table (every product on one common mask per reference, pass
+    and season, with intervals; their days narrow that mask), the accuracy-by-season figure of all
+    products and, against the truth, the maps of where each product errs.
     """
     store, product = as_store(store, storage_options), as_store(product, storage_options)
     os.makedirs(out, exist_ok=True)
@@ -96,6 +128,10 @@ def validate(
     tdir = find_truth(store.url, truth, store.storage_options)
     truth_ft = open_truth_ft(tdir, conv) if tdir and os.path.exists(os.path.join(tdir, layout.TRUTH_FT)) else None
     res.truth = tdir
+    others = {}
+    for name, where in (compare or {}).items():
+        loc = as_store(where, storage_options)
+        others[name] = _on_the_store_grid(open_product(loc.url, loc.storage_options)["ft"], loc.url)
     stages.done("open")
 
     # direct validation ------------------------------------------------------------------
@@ -127,7 +163,7 @@ def validate(
     ref_in = network_ft(nets["tsoil"], half_window_h=half_window_h) if nets is not None else None
     if esdr is not None and (truth_ft is not None or ref_in is not None):
         common_t = conv["time"].values
-        for other in (smap, esdr, era_b):
+        for other in (smap, esdr, era_b, *others.values()):
             common_t = np.intersect1d(common_t, other["time"].values)
         per_b = _period_clip(common_t, test_period) if len(common_t) else None
         if per_b is None or pd.Timestamp(per_b[0]) > pd.Timestamp(per_b[1]):
@@ -135,10 +171,12 @@ def validate(
             log.warning("baseline comparison skipped: %s", why)
             res.skipped.append(f"baseline comparison ({why})")
         else:
-            bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
+            bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr, **others}
             bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
             if not bdf.empty:
                 res.baselines, res.baselines_period = bdf, per_b
+            if others and figures and not bdf.empty:
+                _family_figures(res, bprods, truth_ft, per_b, out)
     stages.done("baselines")
 
     # CTC ---------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""The retrieval families end to end on a twin with brightness temperatures: `ftcloud retrieve` for every
+family, their products side by side in `ftcloud validate --compare`, ERT's split and accuracy."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from ftcloud.cli import main
+from ftcloud.workflows.retrieve import METHODS
+
+START, END = "2016-01-01", "2017-06-30"
+
+
+def _run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["-q", *args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tb_store(tmp_path_factory):
+    from ftcloud.synth import generate
+    from ftcloud.workflows.ingest import ingest
+
+    root = tmp_path_factory.mktemp("families")
+    generate("tiny", START, END, str(root / "src"), seed=6, insitu=False, targets_start=START, progress=False, tb=True)
+    ingest(str(root / "src"), str(root / "store"), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def products(tb_store):
+    out = {}
+    for m in METHODS:
+        path = tb_store / f"{m}.zarr"
+        rc, text, err = _run(
+            "retrieve",
+            "--method",
+            m,
+            "--store",
+            str(tb_store / "store"),
+            "--out",
+            str(path),
+            "--fit-start",
+            "2016-01-01",
+            "--fit-end",
+            "2016-12-31",
+        )
+        assert rc == 0, err
+        out[m] = (path, text)
+    return out
+
+
+def test_every_family_writes_a_cf_ft_product(products):
+    from ftcloud.io.stores import store_status
+    from ftcloud.testing import cf_problems
+
+    for m, (path, text) in products.items():
+        assert store_status(str(path)) == "complete", m
+        ds = xr.open_zarr(path, mask_and_scale=False)
+        assert ds["ft"].dims == ("pass", "time", "y", "x") and ds["ft"].dtype == np.uint8
+        assert set(np.unique(ds["ft"].values)) <= {0, 1, 255}
+        assert not cf_problems(xr.open_zarr(path), m), cf_problems(xr.open_zarr(path), m)
+        card = json.loads(ds.attrs["ftcloud_retrieval"])
+        assert card["method"] == m and card["fit_period"] == ["2016-01-01", "2016-12-31"]
+        assert f"retrieve {m}:" in text
+
+
+def test_ert_reports_a_reproducible_70_15_15_split_and_importances(products, tb_store):
+    from ftcloud.retrieve.ert import ERTRetrieval
+    from ftcloud.layout import Store
+    from ftcloud.workflows.retrieve import retrieval_inputs
+
+    card = json.loads(xr.open_zarr(products["ert"][0]).attrs["ftcloud_retrieval"])
+    acc = card["metrics"]["accuracy"]
+    n = {k: v["n"] for k, v in acc.items()}
+    total = sum(n.values())
+    assert abs(n["train"] - 0.70 * total) <= 1 and abs(n["validation"] - 0.15 * total) <= 1
+    assert set(card["metrics"]["feature_importances"]) >= {"TB36.5V", "stl1", "elevation"}
+    assert sum(card["metrics"]["feature_importances"].values()) == pytest.approx(1.0, abs=1e-6)
+    ds, target = retrieval_inputs(Store(str(tb_store / "store")), "ert")
+    sl = dict(time=slice("2016-01-01", "2016-06-30"))
+    a = ERTRetrieval(n_estimators=20, seed=3).fit(ds.sel(**sl).load(), target.sel(**sl).load()).metrics
+    b = ERTRetrieval(n_estimators=20, seed=3).fit(ds.sel(**sl).load(), target.sel(**sl).load()).metrics
+    c = ERTRetrieval(n_estimators=20, seed=4).fit(ds.sel(**sl).load(), target.sel(**sl).load()).metrics
+    assert a == b  # the same seed: the same split, trees and scores
+    assert a["accuracy"] != c["accuracy"]
+    # no overfit beyond noise: validation and test agree within 4 binomial standard errors
+    v, t = acc["validation"], acc["test"]
+    se = np.sqrt(v["accuracy"] * (1 - v["accuracy"]) * (1 / v["n"] + 1 / t["n"]))
+    assert abs(v["accuracy"] - t["accuracy"]) < 4 * se
+
+
+def test_families_side_by_side_on_one_common_mask(products, tb_store):
+    """ERT trained on SMAP_E_FT beats SMAP_E_FT itself against the truth (SMAP's flips are noise the trees
+    average out): its paired gain interval lies above 0 on the held-out half year; every product of the
+    table is scored on the same pixel-days."""
+    out = tb_store / "v"
+    args = [
+        "validate",
+        "--store",
+        str(tb_store / "store"),
+        "--product",
+        str(products["ert"][0]),
+        "--out",
+        str(out),
+        "--test-start",
+        "2017-01-01",
+        "--test-end",
+        "2017-06-30",
+        "--ctc-start",
+        "2017-01-01",
+        "--ctc-end",
+        "2017-06-30",
+    ]
+    for m in ("npr", "msta", "dia", "dfa"):
+        args += ["--compare", str(products[m][0])]
+    rc, _, err = _run(*args)
+    assert rc == 0, err
+    b = pd.read_csv(out / "baselines.csv")
+    truth = b[b["reference"] == "truth"]
+    assert {"NPR_FT", "MSTA_FT", "DIA_FT", "DFA_FT", "SMAP_E_FT", "ConvLSTM_FT"} <= set(truth["product"])
+    for _, g in truth.groupby(["pass", "season"]):
+        assert g["n"].nunique() == 1  # one common mask
+    smap = truth[(truth["season"] == "all") & (truth["product"] == "SMAP_E_FT")]
+    assert (smap["gain_lo"] > 0).all(), smap[["pass", "gain", "gain_lo", "gain_hi"]]
+    for name in ("families_accuracy_by_season.png", "families_error_maps_AM.png", "families_error_maps_PM.png"):
+        assert (out / "figures" / name).stat().st_size > 20_000
+
+
+def test_bad_family_inputs_are_one_line(tmp_path, tiny_store):
+    rc, _, err = _run("retrieve", "--method", "dia", "--store", tiny_store, "--out", str(tmp_path / "d.zarr"))
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "predictors/tb_multifreq" in lines[0]
+    rc, _, err = _run(
+        "validate", "--store", tiny_store, "--product", str(tmp_path / "nothing.zarr"), "--out", str(tmp_path / "v")
+    )
+    assert rc == 2 and len(err.strip().splitlines()) == 1
