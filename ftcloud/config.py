@@ -140,6 +140,17 @@ _RULES = (
     ("predict.time_chunk", False, _POSITIVE_INT),
     ("predict.batch_days", False, _POSITIVE_INT),
     ("predict.region_chunks", False, _POSITIVE_INT),
+    ("synth.tb", False, ("true or false", lambda v: isinstance(v, bool))),
+    (
+        "retrieve.methods",
+        False,
+        (
+            "'auto' or a list of the retrieval families npr, msta, dia, dfa, ert",
+            lambda v: (
+                v == "auto" or (isinstance(v, list) and all(m in ("npr", "msta", "dia", "dfa", "ert") for m in v))
+            ),
+        ),
+    ),
     ("cluster.kind", False, ("'local', 'gateway' or a scheduler address like tcp://host:8786", _is_cluster_kind)),
     ("cluster.workers", True, _POSITIVE_INT),
     ("cluster.threads_per_worker", True, _POSITIVE_INT),

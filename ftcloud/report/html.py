@@ -101,6 +101,38 @@ def _interval(lo, hi) -> str:
     return "n/a" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
 
 
+def _accuracy_interval(lo, hi) -> str:
+    lo, hi = _pts(lo), _pts(hi)
+    return "n/a" if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
+
+
+#: the products every validation scores; any other product of the baselines table is a compared one
+_STANDARD_PRODUCTS = ("ConvLSTM_FT", "ERA5_FT", "SMAP_E_FT", "ESDR_FT")
+
+
+def families_side_by_side(validation: ValidationResults | None) -> pd.DataFrame:
+    """Every product of the baselines table (the ConvLSTM, its baselines and the retrieval families compared
+    with ``--compare`` / ``retrieve:``) as CA_O in % with its 95 % interval and n, one row per reference,
+    pass, season and product, all on the table's common mask; empty when no family was compared."""
+    base = validation.baselines if validation is not None else None
+    if base is None or base.empty or set(base["product"]) <= set(_STANDARD_PRODUCTS):
+        return pd.DataFrame()
+    out = pd.DataFrame(
+        {
+            "reference": base["reference"],
+            "pass": base["pass"],
+            "season": base["season"],
+            "product": base["product"],
+            "CA_O %": [_pts(v) for v in base["CA_O"]],
+            "95 % interval": [_accuracy_interval(a, b) for a, b in zip(base["CA_O_lo"], base["CA_O_hi"])],
+            "CA_F %": [_pts(v) for v in base["CA_F"]],
+            "CA_T %": [_pts(v) for v in base["CA_T"]],
+            "n": base["n"].astype(int),
+        }
+    )
+    return out
+
+
 def gains_over_baselines(models: ModelCards, validation: ValidationResults | None) -> pd.DataFrame:
     """What the fused product gains over each baseline, per pass and season, against the truth
     (model cards: both heads too) and against in-situ (validation/baselines.csv), with 95 %
@@ -402,6 +434,10 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
         text = f"n/a: {no_trend}" if no_trend or _pts(v) is None else f"{100 * float(v):.1f} %"
         kpis.append(("pixels with a significant trend (FDR 5 %)", text, "AM/PM mean"))
 
+    fam = families_side_by_side(val)
+    if not fam.empty:
+        fam.to_csv(os.path.join(rep, "families.csv"), index=False)
+        files["families.csv"] = os.path.join(rep, "families.csv")
     gains = gains_over_baselines(results.models, val)
     if not gains.empty:
         gains.to_csv(os.path.join(rep, "gains_over_baselines.csv"), index=False)
@@ -423,6 +459,21 @@ def write_report(results: RunResults | str, config: dict | None = None) -> dict:
             + _table_html(gview, 2)
             + f"<ul>{words}</ul>",
             _table_md(gview, 2) + "\n" + "".join(f"- {w}\n" for w in (gains["in words"] if not gains.empty else [])),
+        ),
+        *(
+            [
+                (
+                    "The retrieval families side by side (overall accuracy CA_O in %)",
+                    "<p class='note'>Every product on the same pixel-days per reference, pass and season (the "
+                    "baseline table's common mask), with 95 % block-bootstrap intervals: the ConvLSTM, its "
+                    "baselines and the retrieval families of ftcloud retrieve. Figures: accuracy by season and "
+                    "product, and where each product errs against the truth.</p>"
+                    + _table_html(fam.drop(columns=["CA_F %", "CA_T %"]), 2),
+                    _table_md(fam, 2),
+                )
+            ]
+            if not fam.empty
+            else []
         ),
         (
             "Findings beside the paper",

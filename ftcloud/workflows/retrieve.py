@@ -59,7 +59,7 @@ def methods_for(store: str | Store, storage_options: dict | None = None) -> list
     st = as_store(store, storage_options)
     out = []
     for m, (_, groups, pkg) in METHODS.items():
-        if all(store_status(st.join(g), st.storage_options) == "complete" for g in groups) and (
+        if all(store_status(st.group(g), st.storage_options) == "complete" for g in groups) and (
             pkg is None or importlib.util.find_spec(pkg) is not None
         ):
             out.append(m)
@@ -85,7 +85,7 @@ def retrieval_inputs(store: Store, method: str) -> tuple[xr.Dataset, xr.DataArra
         st = store.open(layout.STATICS)
         for k in ("elevation", "tci", "aow"):
             if k not in st:
-                raise MissingVariableError(f"{store.join(layout.STATICS)}: no {k!r}, which {method} needs")
+                raise MissingVariableError(f"{store.group(layout.STATICS)}: no {k!r}, which {method} needs")
             ds[k] = st[k].drop_vars([c for c in st[k].coords if c not in ("y", "x")])
     target = None
     if layout.SMAP_E_FT in groups:

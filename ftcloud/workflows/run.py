@@ -224,9 +224,12 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
         from ftcloud.synth import generate
 
         source = RunLayout(out).sources
+        tb = bool((cfg.get("synth") or {}).get("tb"))
         synth_settings = {k: cfg[k] for k in ("region", "start", "end", "targets_start", "seed")} | {
             "imerg": cfg["imerg"]
         }
+        if tb:  # (only then: a run folder of an earlier ftcloud keeps its synth fingerprint)
+            synth_settings["tb"] = True
         stage(
             "synth",
             _hash(synth_settings),
@@ -241,6 +244,7 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
                     imerg_end=cfg["imerg"]["end"],
                     targets_start=cfg["targets_start"],
                     progress=progress,
+                    tb=tb,
                 )
             ),
             still_valid=lambda: os.path.exists(os.path.join(source, "_SUCCESS")),
@@ -331,6 +335,28 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     )
     summary["product"] = product
 
+    # the retrieval families of the field, each its own product beside the ConvLSTM's
+    from ftcloud.workflows.retrieve import methods_for, retrieve
+
+    wanted = (cfg.get("retrieve") or {}).get("methods", "auto")
+    available = methods_for(store, so)
+    methods = available if wanted == "auto" else [m for m in wanted if m in available]
+    for m in [m for m in ([] if wanted == "auto" else wanted) if m not in available]:
+        print(f"[retrieve] {m}: skipped, the store lacks its inputs (or scikit-learn for ert)", flush=True)
+    families = {}
+    for m in methods:
+        path = os.path.join(os.path.dirname(product.rstrip("/")), f"ft_{m}.zarr")
+        rec = stage(
+            f"retrieve {m}",
+            _hash([ingest_fp, m, cfg["seed"]]),
+            lambda m=m, path=path: _jsonable(
+                retrieve(store, m, path, storage_options=so, seed=cfg["seed"], progress=progress)
+            ),
+            still_valid=lambda path=path: store_status(path, so) == "complete",
+        )
+        families[rec["product"]] = path
+    summary["families"] = families
+
     # science: direct validation + CTC, trends + Table 2
     from ftcloud.report.results import RunResults, TrendsResults, ValidationResults
     from ftcloud.workflows.trends import trends
@@ -355,11 +381,25 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
         return go
 
     truth = os.path.join(source, "truth") if not cfg.get("source") else None
+    validate_fp = _hash(
+        [predict_fp, "validate", _test_period(cfg), cfg["start"], cfg["end"]]
+        + ([sorted(families.items()), ingest_fp] if families else [])
+    )
     stage(
         "validate",
-        _hash([predict_fp, "validate"]),
+        validate_fp,
         with_cluster(
-            lambda: validate(store, product, val_dir, truth=truth, storage_options=so, progress=progress).summary()
+            lambda: validate(
+                store,
+                product,
+                val_dir,
+                truth=truth,
+                storage_options=so,
+                progress=progress,
+                compare=families,
+                test_period=_test_period(cfg),
+                ctc_period=(cfg["start"], cfg["end"]),
+            ).summary()
         ),
         still_valid=lambda: os.path.exists(os.path.join(val_dir, ValidationResults.SUMMARY)),
     )
@@ -385,6 +425,15 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     summary["findings"] = rep["headline"]
     summary["total_seconds"] = round(sum(s["seconds"] for s in summary["stages"].values()), 1)
     return summary
+
+
+def _test_period(cfg: dict) -> tuple[str, str]:
+    """The run's test split as one span (first day of its first span .. last day of its last): what validate
+    scores, the paper's 2018-04-01 .. 2020-12-31 unless the run config sets train.splits."""
+    from ftcloud.study import SPLITS
+
+    spans = ((cfg.get("train") or {}).get("splits") or SPLITS)["test"]
+    return str(spans[0][0]), str(spans[-1][1])
 
 
 def check_period(cfg: dict) -> list[str]:

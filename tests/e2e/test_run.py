@@ -219,3 +219,52 @@ def test_the_runs_product_follows_the_cf_and_acdd_rules(first_run):
     assert (raw == 255).any()  # the sea and the days before the first predictor
     assert ds["ft"].encoding["_FillValue"] == 255
     assert float(ds["ft"].mean()) == pytest.approx(raw[raw != 255].mean(), rel=1e-6)  # 255 masked, not averaged
+
+
+FAMILIES_CONFIG = """\
+region: tiny
+start: "2016-01-01"
+end: "2017-06-30"
+targets_start: "2016-01-01"
+synth: {tb: true}
+train:
+  hidden: [4]
+  epochs: 1
+  patience: 1
+  splits:
+    train: [["2016-01-01", "2016-09-30"]]
+    val: [["2016-10-01", "2016-12-31"]]
+    test: [["2017-01-01", "2017-06-30"]]
+"""
+
+
+def test_a_run_with_brightness_temperatures_scores_every_family_side_by_side(tmp_path):
+    """synth.tb on: the twin writes TB, the ingest takes them, `ftcloud run` fits every family (retrieve:
+    auto), validates them beside the ConvLSTM on the run's own test split and puts them in the report; a
+    rerun skips them."""
+    import contextlib
+    import io
+
+    import pandas as pd
+
+    from ftcloud.cli import main
+
+    (tmp_path / "cfg.yaml").write_text(FAMILIES_CONFIG)
+    out = tmp_path / "out"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["-q", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out)])
+    text = buf.getvalue()
+    assert rc == 0, text
+    for m in ("npr", "msta", "dia", "dfa", "ert"):
+        assert f"[retrieve {m}] done" in text
+        assert (out / "product" / f"ft_{m}.zarr" / ".zmetadata").exists()
+    fam = pd.read_csv(out / "report" / "families.csv")
+    assert {"ConvLSTM_FT", "NPR_FT", "MSTA_FT", "DIA_FT", "DFA_FT", "ERT_FT"} <= set(fam["product"])
+    assert (fam.groupby(["reference", "pass", "season"])["n"].nunique() == 1).all()  # one common mask
+    page = (out / "report" / "report.html").read_text()
+    assert "The retrieval families side by side" in page and "Where each product errs against the truth" in page
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["-q", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out)]) == 0
+    assert "[retrieve ert] unchanged since last run, skipped" in buf.getvalue()
