@@ -81,7 +81,7 @@ def main() -> None:
         for m in methods_for(st):
             ds, target = retrieval_inputs(st, m)
             t0 = time.perf_counter()
-            fam = _family(m)(**({"seed": 0} if m in ("dfa", "ert") else {}))
+            fam = _family(m)(**({"seed": 0} if m in ("dfa", "ert", "autoencoder") else {}))
             fam.fit(ds.load() if m in ("dfa", "ert") else ds, None if target is None else target.load())
             fit_s = time.perf_counter() - t0
             n = ds.sizes["pass"] * ds.sizes["time"] * ds.sizes["y"] * ds.sizes["x"]

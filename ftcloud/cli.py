@@ -1126,8 +1126,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an FT product from brightness temperatures by one of the field's retrieval families",
         description="Fit one retrieval family (npr: SMAP NPR seasonal threshold; msta: 37 GHz V seasonal threshold "
         "(ESDR); dia: dual-index 37V + 19-37 GHz gradient; dfa: discriminant functions; ert: extremely randomized "
-        "trees) on the store's TB (ingest a source with TB: `ftcloud synth --tb`) and write its FT product zarr "
-        "(pass, time, y, x), which `ftcloud validate` and `ftcloud trends` read like the ConvLSTM's.",
+        "trees; autoencoder: thaw as a TB-window anomaly) on the store's TB (ingest a source with TB: "
+        "`ftcloud synth --tb`) and write its FT product zarr (pass, time, y, x), which `ftcloud validate` and "
+        "`ftcloud trends` read like the ConvLSTM's.",
     )
     rt.add_argument("--method", required=True, choices=list(METHODS), help="the retrieval family")
     rt.add_argument("--store", required=True, help="store root holding predictors/tb_smap or predictors/tb_multifreq")

@@ -6,6 +6,10 @@
   the ESDR FT algorithm) and the dual-index algorithm on 37 GHz V and the 19-37 GHz spectral gradient (DIA).
 * :mod:`ftcloud.retrieve.dfa`: the discriminant-function algorithm (linear discriminant functions per class
   on multi-frequency TB, fitted to a reference FT; frozen where the frozen function wins).
+* :mod:`ftcloud.retrieve.ert`: extremely randomized trees (scikit-learn) on TB, terrain and ERA5-Land soil,
+  trained on SMAP_E_FT with the TPDC record's 70/15/15 split.
+* :mod:`ftcloud.retrieve.autoencoder`: a TB-window convolutional autoencoder (PyTorch) that treats thaw as an
+  anomaly, exported with a checksummed card like the ConvLSTM.
 
 Every retrieval has ``fit(ds, target=None)`` (a no-op where the family learns nothing but its references)
 and ``predict(ds)``, which returns an FT DataArray (uint8, 0 thawed, 1 frozen, 255 missing, CF flags) on

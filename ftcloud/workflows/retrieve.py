@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 
 import numpy as np
@@ -38,6 +39,7 @@ METHODS = {
         (layout.TB_MULTIFREQ, layout.SMAP_E_FT, layout.ERA5LAND, layout.STATICS),
         "sklearn",
     ),
+    "autoencoder": ("ftcloud.retrieve.autoencoder:AutoencoderRetrieval", (layout.TB_SMAP,), "torch"),
 }
 #: the ERA5-Land step the ERT reads (the hour before the overpass: 05 h / 17 h local solar time)
 ERA5_STEP = 2
@@ -149,13 +151,18 @@ def retrieve(
     fit_days = _fit_days(times, fit_period)
     stages.done("open")
     stages.start("fit")
-    kwargs = {"seed": seed} if method in ("dfa", "ert") else {}
+    kwargs = {"seed": seed} if method in ("dfa", "ert", "autoencoder") else {}
     family = _family(method)(**kwargs)
     fit_ds = ds.sel(time=fit_days)
     fit_target = None if target is None else target.sel(time=fit_days)
     if method in ("dfa", "ert"):
         fit_ds, fit_target = fit_ds.load(), fit_target.load()
     family.fit(fit_ds, fit_target)
+    model_card = None
+    if method == "autoencoder":  # exported like the ConvLSTM, beside the product; predict loads the verified file
+        model_dir = (dst.url.rstrip("/") + ".model") if "://" not in dst.url else tempfile.mkdtemp(prefix="ftcloud-ae-")
+        card_ = family.export(model_dir)
+        model_card = {"folder": model_dir, "files": card_["files"]}
     stages.done("fit")
     stages.start("predict")
     ft = family.predict(ds).transpose("pass", "time", "y", "x")
@@ -169,6 +176,7 @@ def retrieve(
         "fit_days": int(fit_days.size),
         "parameters": _parameters(family),
         "metrics": getattr(family, "metrics", {}) or {},
+        **({"model": model_card} if model_card else {}),
     }
     prod = xr.Dataset({"ft": ft}).assign_coords(coords)
     prod["crs"] = like["crs"] if "crs" in like else xr.DataArray(np.int32(0))
