@@ -256,11 +256,15 @@ def test_a_run_with_brightness_temperatures_scores_every_family_side_by_side(tmp
         rc = main(["-q", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out)])
     text = buf.getvalue()
     assert rc == 0, text
-    for m in ("npr", "msta", "dia", "dfa", "ert"):
+    for m in ("npr", "msta", "dia", "dfa", "ert", "autoencoder"):
         assert f"[retrieve {m}] done" in text
         assert (out / "product" / f"ft_{m}.zarr" / ".zmetadata").exists()
     fam = pd.read_csv(out / "report" / "families.csv")
-    assert {"ConvLSTM_FT", "NPR_FT", "MSTA_FT", "DIA_FT", "DFA_FT", "ERT_FT"} <= set(fam["product"])
+    assert {"ConvLSTM_FT", "NPR_FT", "MSTA_FT", "DIA_FT", "DFA_FT", "ERT_FT", "AE_FT"} <= set(fam["product"])
+    ctc = pd.read_csv(
+        out / "validation" / "ctc_summary.csv"
+    )  # each family in a triplet with ERA5_FT and Meteorology_FT
+    assert {"NPR_FT", "DIA_FT", "ERT_FT", "AE_FT"} <= set(ctc["product"])
     assert (fam.groupby(["reference", "pass", "season"])["n"].nunique() == 1).all()  # one common mask
     page = (out / "report" / "report.html").read_text()
     assert "The retrieval families side by side" in page and "Where each product errs against the truth" in page
