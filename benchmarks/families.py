@@ -39,21 +39,9 @@ def _setup(root: str):
 
 
 def _model(store: str, out: str) -> str:
-    import torch
+    from ftcloud.testing.factories import random_model
 
-    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
-    from ftcloud.model.data import load_target_period
-    from ftcloud.model.export import export_model
-
-    data = load_target_period(store, "AM")
-    x = np.asarray(data.X).transpose(2, 0, 1, 3, 4).reshape(8, -1)
-    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
-    torch.manual_seed(0)
-    cfg = ModelConfig(hidden=(12,))
-    for p in ("AM", "PM"):
-        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
-        export_model(m, out, p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
-    return out
+    return random_model(store, out, hidden=(12,), seed=0)
 
 
 def main() -> None:

@@ -127,23 +127,10 @@ def tiny_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_store, tmp_path_factory):
     """AM and PM models exported with fixed random weights and the tiny store's normalisation."""
-    torch = pytest.importorskip("torch")
-    import numpy as np
+    pytest.importorskip("torch")
+    from ftcloud.testing.factories import random_model
 
-    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
-    from ftcloud.model.data import load_target_period
-    from ftcloud.model.export import export_model
-
-    out = tmp_path_factory.mktemp("model")
-    data = load_target_period(tiny_store, "AM")
-    x = np.asarray(data.X).transpose(2, 0, 1, 3, 4).reshape(8, -1)
-    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
-    torch.manual_seed(3)
-    cfg = ModelConfig(hidden=(4,))
-    for p in ("AM", "PM"):
-        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
-        export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
-    return str(out)
+    return random_model(tiny_store, str(tmp_path_factory.mktemp("model")), hidden=(4,), seed=3)
 
 
 RUN_CONFIG = """\

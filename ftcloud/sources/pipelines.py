@@ -211,19 +211,39 @@ def _open_smap(url, *, days, window, storage_options):
     return targets.preprocess_smap(url, days[url], window, storage_options)
 
 
-def smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+def _smap_granule_recipe(name, open_fn, source, window, start, end, sizes: dict, chunks, storage_options, **kw):
+    """A recipe over the daily SMAP granules of [start, end] (one input and one work item a day)."""
     days = daily_index(start, end)
     by_url = {targets.smap_url(source, d): d for d in days}
     pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
-    opener = functools.partial(_open_smap, days=by_url, window=window, storage_options=storage_options)
+    opener = functools.partial(open_fn, days=by_url, window=window, storage_options=storage_options)
     return SourceRecipe(
-        "smap_e_ft",
+        name,
         pattern,
         opener,
-        chunk_plan({"time": len(days), "y": window.shape[0], "x": window.shape[1]}, chunks),
+        chunk_plan({"time": len(days), **sizes, "y": window.shape[0], "x": window.shape[1]}, chunks),
         index=days,
         spans=[(i, i + 1) for i in range(len(days))],
+        **kw,
     )
+
+
+def smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None) -> SourceRecipe:
+    return _smap_granule_recipe("smap_e_ft", _open_smap, source, window, start, end, {}, chunks, storage_options)
+
+
+def _yearly_spans(years, start, end) -> tuple[pd.DatetimeIndex, list]:
+    """The daily index of [start, end] and each year's [start, stop) positions in it (one input per year)."""
+    index = daily_index(start, end)
+    spans = [
+        _span(
+            index,
+            max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)),
+            min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)),
+        )
+        for y in years
+    ]
+    return index, spans
 
 
 def _open_esdr(url, *, years, window, start, end, storage_options):
@@ -237,15 +257,7 @@ def esdr_recipe(source: str, window: GridWindow, start, end, chunks: dict, stora
     opener = functools.partial(
         _open_esdr, years=by_url, window=window, start=start, end=end, storage_options=storage_options
     )
-    index = daily_index(start, end)
-    spans = [
-        _span(
-            index,
-            max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)),
-            min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)),
-        )
-        for y in years
-    ]
+    index, spans = _yearly_spans(years, start, end)
     return SourceRecipe(
         "esdr_ft",
         pattern,
@@ -348,17 +360,16 @@ def tb_smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, st
     first granule of the period carries no TB (the source has none)."""
     if not tb.smap_has_tb(first_smap_url(source, start, end, storage_options), storage_options):
         return None
-    days = daily_index(start, end)
-    by_url = {targets.smap_url(source, d): d for d in days}
-    pattern = _pattern(lambda time: targets.smap_url(source, time), "time", list(days), nitems=1)
-    opener = functools.partial(_open_smap_tb, days=by_url, window=window, storage_options=storage_options)
-    return SourceRecipe(
+    return _smap_granule_recipe(
         "tb_smap",
-        pattern,
-        opener,
-        chunk_plan({"time": len(days), "pass": 2, "y": window.shape[0], "x": window.shape[1]}, chunks),
-        index=days,
-        spans=[(i, i + 1) for i in range(len(days))],
+        _open_smap_tb,
+        source,
+        window,
+        start,
+        end,
+        {"pass": 2},
+        chunks,
+        storage_options,
         packing=tb.TB_PACKING_SMAP,
     )
 
@@ -385,15 +396,7 @@ def tb_multifreq_recipe(source: str, window: GridWindow, start, end, chunks: dic
         end=end,
         storage_options=storage_options,
     )
-    index = daily_index(start, end)
-    spans = [
-        _span(
-            index,
-            max(pd.Timestamp(f"{y}-01-01"), pd.Timestamp(start)),
-            min(pd.Timestamp(f"{y}-12-31"), pd.Timestamp(end)),
-        )
-        for y in years
-    ]
+    index, spans = _yearly_spans(years, start, end)
     return SourceRecipe(
         "tb_multifreq",
         pattern,

@@ -287,37 +287,27 @@ def write_smap_day(
                 ("terrain_complexity_index", "m", "Standard deviation of the elevation within the grid cell."),
                 ("altitude_dem", "meters", "The Earth surface elevation within the grid cell."),
             )
+
+            def layer(name, units, long_name, values):  # float32 (am_pm, y, x), fill -9999 as the real granule
+                v = g.createVariable(
+                    name,
+                    "f4",
+                    dims,
+                    fill_value=np.float32(-9999.0),
+                    zlib=True,
+                    complevel=complevel,
+                    shuffle=True,
+                    chunksizes=chunks,
+                )
+                v.long_name = long_name + _LONG
+                v.units = units
+                v.grid_mapping = "crs"
+                v[:] = values
+
             for name, units, long_name in layers:
-                v = g.createVariable(
-                    name,
-                    "f4",
-                    dims,
-                    fill_value=np.float32(-9999.0),
-                    zlib=True,
-                    complevel=complevel,
-                    shuffle=True,
-                    chunksizes=chunks,
-                )
-                v.long_name = long_name + _LONG
-                v.units = units
-                v.grid_mapping = "crs"
-                arr = np.asarray(static[name], "f4")
-                v[:] = np.broadcast_to(arr, (2, ny, nx))
+                layer(name, units, long_name, np.broadcast_to(np.asarray(static[name], "f4"), (2, ny, nx)))
             for name, units, long_name, key in SMAP_TB_FIELDS if tb is not None else ():
-                v = g.createVariable(
-                    name,
-                    "f4",
-                    dims,
-                    fill_value=np.float32(-9999.0),
-                    zlib=True,
-                    complevel=complevel,
-                    shuffle=True,
-                    chunksizes=chunks,
-                )
-                v.long_name = long_name + _LONG
-                v.units = units
-                v.grid_mapping = "crs"
-                v[:] = np.where(np.isfinite(tb[key]), tb[key], np.float32(-9999.0)).astype("f4")
+                layer(name, units, long_name, np.where(np.isfinite(tb[key]), tb[key], np.float32(-9999.0)).astype("f4"))
         finally:
             ds.close()
 

@@ -70,3 +70,23 @@ def publish_demo(folder, start: str = "2009-01-01", end: str = "2020-12-31", see
     with open(os.path.join(src, "truth", "parameters.json")) as f:
         params = json.load(f)
     return {"product": "ft_convlstm.zarr", "store": "store", "truth": os.path.join(src, "truth"), "parameters": params}
+
+
+def random_model(store: str, out: str, hidden: tuple = (4,), seed: int = 3) -> str:
+    """Export AM and PM ConvLSTM models with fixed random weights and ``store``'s normalisation into ``out``
+    (a model whose predictions are meaningless but whose files, shapes and speed are a trained one's)."""
+    import torch
+
+    from ftcloud.model.convlstm import DualHeadConvLSTM, FusedFTModel, ModelConfig
+    from ftcloud.model.data import load_target_period
+    from ftcloud.model.export import export_model
+
+    data = load_target_period(store, "AM")
+    x = np.asarray(data.X).transpose(2, 0, 1, 3, 4).reshape(8, -1)
+    mean, std = np.nanmean(x, axis=1), np.nanstd(x, axis=1) + 1e-6
+    torch.manual_seed(seed)
+    cfg = ModelConfig(hidden=tuple(hidden))
+    for p in ("AM", "PM"):
+        m = FusedFTModel(DualHeadConvLSTM(cfg), torch.tensor(mean), torch.tensor(std)).eval()
+        export_model(m, str(out), p, {"halo": cfg.halo, "architecture": cfg.to_dict()})
+    return str(out)
