@@ -657,11 +657,12 @@ def cmd_validate(args) -> int:
 def cmd_retrieve(args) -> int:
     from ftcloud.workflows.retrieve import METHODS, retrieve
 
-    _check_store(args, *METHODS[args.method][1])
     if args.fit_start or args.fit_end:
-        _check_dates(args, ("--fit-start", "--fit-end"))
         if not (args.fit_start and args.fit_end):
             raise ValidationError("--fit-start and --fit-end go together (the period the family learns on)")
+        _check_dates(args, ("--fit-start", "--fit-end"))
+    _check_out_folder("--out", args.out)
+    _check_store(args, *METHODS[args.method][1])
     res = retrieve(
         _location(args, "store"),
         args.method,
