@@ -120,7 +120,11 @@ def test_store_targets_read_on_demand_equal_xarray(twin):
     data = load_target_period(str(twin / "store"), "PM")
     assert isinstance(data.smap, StoreTarget) and isinstance(data.esdr, StoreTarget)
     for name, t in (("smap_e_ft", data.smap), ("esdr_ft", data.esdr)):
-        da = xr.open_zarr(str(twin / "store" / "targets" / name))[name].sel({"pass": "PM"}).sel(time=data.times)
+        da = (
+            xr.open_zarr(str(twin / "store" / "targets" / name), mask_and_scale=False)[name]
+            .sel({"pass": "PM"})
+            .sel(time=data.times)
+        )
         eager = np.asarray(da.values, "u1")
         assert t.shape == eager.shape and np.array_equal(np.asarray(t), eager)
         idx = np.array([1, 2, 30, 40])
