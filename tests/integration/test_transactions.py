@@ -301,7 +301,9 @@ def test_two_concurrent_ingests_one_wins_one_is_refused(tmp_path):
 
     from ftcloud.synth import generate
 
-    generate("tiny", "2017-01-01", "2017-01-31", str(tmp_path / "src"), seed=5, insitu=False, progress=False)
+    # four months: the first ingest holds the lease for seconds, longer than the second needs to start
+    # (one month let a loaded machine finish the first before the second asked, and the second then won)
+    generate("tiny", "2017-01-01", "2017-04-30", str(tmp_path / "src"), seed=5, insitu=False, progress=False)
     cmd = [
         sys.executable,
         "-m",
