@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -272,3 +273,18 @@ def test_a_run_with_brightness_temperatures_scores_every_family_side_by_side(tmp
     with contextlib.redirect_stdout(buf):
         assert main(["-q", "run", "--config", str(tmp_path / "cfg.yaml"), "--out", str(out)]) == 0
     assert "[retrieve ert] unchanged since last run, skipped" in buf.getvalue()
+
+
+def test_the_readme_picture_is_drawn_legibly_from_a_run(first_run, tmp_path):
+    """docs/make_readme_figure.py on a finished run: 1,200 px wide (a README column shows it unscaled) and taller
+    than 900 px (the three figures at that width, none shrunk to a thumbnail)."""
+    import subprocess
+    import sys
+
+    from matplotlib import image
+
+    out = tmp_path / "readme.png"
+    script = Path(__file__).resolve().parents[2] / "docs" / "make_readme_figure.py"
+    subprocess.run([sys.executable, str(script), str(first_run["out"]), str(out)], check=True, capture_output=True)
+    img = image.imread(out)
+    assert img.shape[1] == 1200 and img.shape[0] > 900

@@ -32,6 +32,18 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     assert all("-c constraints.txt" in c for c in cmds)
 
 
+def test_the_readme_opens_with_a_five_minute_first_run_before_the_full_demo():
+    """The first command block of the README is the `tiny` run (measured at under five minutes); the quick
+    start's demo comes after it, and the first run's install line is the quick start's."""
+    text = (ROOT / "README.md").read_text()
+    first = text.index("## A first run in five minutes")
+    quick = re.search(r"^#+ .*quick ?start", text, re.I | re.M).start()
+    assert first < quick
+    block = text[first:quick].split("```")[1].strip().splitlines()
+    assert len(block) == 1 and "ftcloud run --region tiny" in block[0]
+    assert block[0].split(" && .venv/bin/ftcloud")[0] == _quick_start()[0].split(" && .venv/bin/ftcloud")[0]
+
+
 def test_constraints_pin_what_the_brief_requires():
     text = (ROOT / "constraints.txt").read_text()
     for pin in ("torch==2.13.0", "pangeo-forge-recipes==0.10.8", "zarr==2.18.*", "kerchunk==0.2.7", "xarray==2025.6.1"):
