@@ -237,6 +237,7 @@ class _Run:
                 tb = self.smap_tb.observe(dates[sl], days[sl], {k: v[sl] for k, v in truth.items()})
                 gone = obs == SMAP_MISSING  # swath gaps, missing days, water: no TB either
                 tb = {k: np.where(gone, np.nan, v) for k, v in tb.items()}
+                tb["ref_f"], tb["ref_t"] = self.smap_tb.references(dates[sl], tb["npr"])
             for i in sel:
                 d = dates[sl][i]
                 path = self.out / "smap_e_ft" / str(d)[:4] / W.smap_name(d)

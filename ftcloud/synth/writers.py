@@ -251,6 +251,18 @@ SMAP_TB_FIELDS = (
         "Normalized polarization ratio (TBv - TBh) / (TBv + TBh) of the grid cell.",
         "npr",
     ),
+    (
+        "freeze_reference",
+        "1",
+        "Reference normalized polarization ratio value used as a basis to indicate frozen conditions.",
+        "ref_f",
+    ),
+    (
+        "thaw_reference",
+        "1",
+        "Reference normalized polarization ratio value used as a basis to indicate thawed conditions.",
+        "ref_t",
+    ),
 )
 
 

@@ -187,3 +187,29 @@ def test_the_autoencoder_is_exported_with_a_checksummed_card_and_refused_when_ch
         f.write(b"tampered")
     with pytest.raises(ValidationError, match="SHA-256 does not match"):
         AutoencoderRetrieval.from_export(folder)
+
+
+def test_smap_granules_carry_references_from_the_previous_year(tb_store):
+    """freeze_reference / thaw_reference of a 2017 granule = the mean observed NPR of January-February /
+    July-August 2016 at that pixel and pass (computed here from the 2016 granules themselves); fill in 2016."""
+    import glob
+
+    import h5py
+
+    src = tb_store / "src" / "smap_e_ft"
+
+    def field(path, name):
+        with h5py.File(path) as h:
+            a = h["Freeze_Thaw_Retrieval_Data_Global"][name][:].astype("f8")
+        return np.where(a == -9999, np.nan, a)
+
+    def season_mean(months):
+        files = [f for f in sorted(glob.glob(str(src / "2016" / "*.h5"))) if int(f.split("_P_E_")[1][4:6]) in months]
+        stack = np.stack([field(f, "normalized_polarization_ratio") for f in files])
+        return np.nanmean(stack, axis=0)
+
+    later = sorted(glob.glob(str(src / "2017" / "*.h5")))[100]
+    np.testing.assert_allclose(field(later, "freeze_reference"), season_mean((1, 2)), rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(field(later, "thaw_reference"), season_mean((7, 8)), rtol=1e-5, equal_nan=True)
+    first = sorted(glob.glob(str(src / "2016" / "*.h5")))[10]
+    assert np.isnan(field(first, "freeze_reference")).all()

@@ -225,6 +225,31 @@ class SmapTbObserver:
 
     def __init__(self, domain, params, seed: int):
         self.domain, self.p, self.seed = domain, params, int(seed)
+        self._acc: dict = {}  # (year, "freeze"|"thaw") -> [sum, count] of observed NPR (2, npix)
+
+    def references(self, dates: np.ndarray, npr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The granules' ``freeze_reference`` and ``thaw_reference`` for ``dates``: the mean observed NPR of the
+        previous calendar year's January-February and July-August per pixel and pass (the SMAP L3 FT product
+        builds its references from earlier observations; NaN in the first year). ``npr`` (nday, 2, npix), NaN
+        where not observed, is accumulated (call in date order)."""
+        years = dates.astype("datetime64[Y]").astype(int) + 1970
+        months = dates.astype("datetime64[M]").astype(int) % 12 + 1
+        out = np.full((2, *npr.shape), np.nan, "f4")
+        for i in range(len(dates)):
+            for k, season in enumerate(("freeze", "thaw")):
+                acc = self._acc.get((years[i] - 1, season))
+                if acc is not None:
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        out[k, i] = np.where(acc[1] > 0, acc[0] / acc[1], np.nan)
+            season = "freeze" if months[i] in (1, 2) else "thaw" if months[i] in (7, 8) else None
+            if season is not None:
+                acc = self._acc.setdefault((years[i], season), [np.zeros(npr.shape[1:]), np.zeros(npr.shape[1:])])
+                ok = np.isfinite(npr[i])
+                acc[0] += np.where(ok, npr[i], 0.0)
+                acc[1] += ok
+        for key in [k for k in self._acc if k[0] < years.min() - 1]:
+            del self._acc[key]  # state: two years at most
+        return out[0], out[1]
 
     def observe(self, dates: np.ndarray, days: np.ndarray, truth: dict) -> dict:
         """``tbh``, ``tbv``, ``npr`` (nday, 2, npix) float32 on the region window's cells."""
