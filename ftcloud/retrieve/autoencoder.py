@@ -92,7 +92,6 @@ class AutoencoderRetrieval(Retrieval):
 
     def window_errors(self, ds: xr.Dataset) -> xr.DataArray:
         """The reconstruction error of every pixel-day's trailing window (pass, time, y, x), NaN where none."""
-        import torch
 
         tb, own = self._series(ds)
         out = np.full(own.shape, np.nan, "f4")
@@ -100,8 +99,7 @@ class AutoencoderRetrieval(Retrieval):
             w = windows(tb[i], self.window)
             ok = np.isfinite(w).all(axis=(2, 3)) & own[i]
             if ok.any():
-                with torch.no_grad():
-                    out[i][ok] = self.model.error(torch.from_numpy(w[ok])).numpy()
+                out[i][ok] = _batched(self.model.error, w[ok])
         like = ds["tbh"].transpose("pass", "time", "y", "x")
         return like.copy(data=out.reshape(like.shape))
 
@@ -237,7 +235,6 @@ class AutoencoderRetrieval(Retrieval):
         path, sha = self.path, self.sha256
 
         def block(h, v):  # (pass, y, x, time) -> p_frozen, one chunk of pixels with its whole series
-            import torch
 
             m = _cached(path, sha) if path else model
             tb = np.stack([np.moveaxis(h, -1, 1), np.moveaxis(v, -1, 1)], 2)  # (pass, time, 2, y, x)
@@ -250,8 +247,7 @@ class AutoencoderRetrieval(Retrieval):
                 w = windows(_fill_gaps(tb[i]), window)
                 ok = np.isfinite(w).all(axis=(2, 3)) & own
                 if ok.any():
-                    with torch.no_grad():
-                        out[i][ok] = m(torch.from_numpy(w[ok])).numpy()
+                    out[i][ok] = _batched(m, w[ok])
             return np.moveaxis(out.reshape(p_, t_, *shp), 1, -1)
 
         h = ds["tbh"].transpose("pass", "time", "y", "x")
@@ -268,6 +264,21 @@ class AutoencoderRetrieval(Retrieval):
             output_dtypes=[np.float32],
         ).transpose("pass", "time", "y", "x")
         return as_ft(p > 0.5, p.notnull(), self.product, self.source)
+
+
+#: windows per forward pass: bounds the activations' memory (a whole demo window at once took 5.5 GB)
+BATCH = 65_536
+
+
+def _batched(fn, w: np.ndarray) -> np.ndarray:
+    """``fn`` over ``w`` (n, 2, window) in batches of :data:`BATCH`, without gradients."""
+    import torch
+
+    out = np.empty(len(w), "f4")
+    with torch.no_grad():
+        for a in range(0, len(w), BATCH):
+            out[a : a + BATCH] = fn(torch.from_numpy(np.ascontiguousarray(w[a : a + BATCH]))).numpy()
+    return out
 
 
 _MODULES: dict = {}
