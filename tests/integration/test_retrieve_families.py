@@ -213,3 +213,24 @@ def test_smap_granules_carry_references_from_the_previous_year(tb_store):
     np.testing.assert_allclose(field(later, "thaw_reference"), season_mean((7, 8)), rtol=1e-5, equal_nan=True)
     first = sorted(glob.glob(str(src / "2016" / "*.h5")))[10]
     assert np.isnan(field(first, "freeze_reference")).all()
+
+
+def test_every_family_is_worst_in_the_transition_seasons(products, tb_store):
+    """On the twin each family errs most when the soil freezes and thaws (Feb-Apr, Oct-Nov): its accuracy
+    against the truth there is below both the frozen (Dec-Jan) and the thawed (May-Sep) season's, by more
+    than two points (tens of thousands of pixel-days per season: far beyond the sampling noise)."""
+    from ftcloud.workflows.inputs import open_product, open_truth_ft
+
+    truth = None
+    for m, (path, _) in products.items():
+        p = open_product(str(path))["ft"].load()
+        if truth is None:
+            truth = open_truth_ft(str(tb_store / "src" / "truth"), p).load()
+        t = truth.sel(time=p.time)
+        month = p["time"].dt.month
+        acc = {}
+        for name, months in {"frozen": [12, 1], "transition": [2, 3, 4, 10, 11], "thawed": [5, 6, 7, 8, 9]}.items():
+            ok = (p <= 1) & t.notnull() & month.isin(months)
+            assert int(ok.sum()) > 10_000, (m, name)
+            acc[name] = float(((p == t) & ok).sum() / ok.sum())
+        assert acc["transition"] < min(acc["frozen"], acc["thawed"]) - 0.02, (m, acc)
