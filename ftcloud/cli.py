@@ -580,21 +580,24 @@ def _compare_products(args) -> dict:
 
     from ftcloud.io.stores import store_status
 
+    from ftcloud.io.secrets import redact_url
+    from ftcloud.io.stores import read_json
+
     out = {}
     for url in args.compare or []:
         opts = _storage_options(args, "product_")
         if store_status(url, opts) is None:
-            raise MissingVariableError(f"--compare {url}: no zarr group here (an FT product is a zarr group)")
-        from ftcloud.io.stores import open_group
-
-        parent, _, name = url.rstrip("/").rpartition("/")
-        try:
-            rec = _json.loads(open_group(parent or ".", name, opts).attrs.get("ftcloud_retrieval", "{}"))
-        except ValueError:
+            raise MissingVariableError(
+                f"--compare {redact_url(url)}: no zarr group here (an FT product is a zarr group)"
+            )
+        name = url.rstrip("/").rpartition("/")[2]
+        try:  # the group's own attributes, raw: a foreign product has no ftcloud status record
+            rec = _json.loads((read_json(url.rstrip("/") + "/.zattrs", opts) or {}).get("ftcloud_retrieval", "{}"))
+        except (ValueError, TypeError):
             rec = {}
         label = rec.get("product") or name.removesuffix(".zarr")
         if label in out or label in ("ConvLSTM_FT", "ERA5_FT", "SMAP_E_FT", "ESDR_FT"):
-            raise ValidationError(f"--compare {url}: a second product named {label!r}")
+            raise ValidationError(f"--compare {redact_url(url)}: a second product named {label!r}")
         out[label] = _location_of(url, opts)
     return out
 
@@ -671,8 +674,11 @@ def cmd_retrieve(args) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
+    from ftcloud.io.secrets import redact_url
+
     print(
-        f"retrieve {res['method']}: {res['product']} for {res['days']} days -> {args.out} in {res['seconds']:.1f} s "
+        f"retrieve {res['method']}: {res['product']} for {res['days']} days -> {redact_url(args.out)} in "
+        f"{res['seconds']:.1f} s "
         f"(fitted on {res['fit_period'][0]} .. {res['fit_period'][1]})"
     )
     acc = (res.get("metrics") or {}).get("accuracy") or {}
@@ -1160,7 +1166,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LON0,LON1,LAT0,LAT1",
         help="a lon/lat box (degrees east/north) instead of a named region, e.g. 101.0,102.2,33.5,34.3; "
-        "overrides the config",
+        "overrides the config; a box starting west of 0 degrees is written --bbox=-120,-110,40,50",
     )
     r.add_argument("--start", default=None, help="first local date YYYY-MM-DD; overrides the config")
     r.add_argument("--end", default=None, help="last local date YYYY-MM-DD; overrides the config")

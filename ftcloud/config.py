@@ -145,9 +145,10 @@ _RULES = (
         "retrieve.methods",
         False,
         (
-            "'auto' or a list of the retrieval families npr, msta, dia, dfa, ert",
+            "'auto' or a list of the retrieval families npr, msta, dia, dfa, ert, autoencoder",
             lambda v: (
-                v == "auto" or (isinstance(v, list) and all(m in ("npr", "msta", "dia", "dfa", "ert") for m in v))
+                v == "auto"
+                or (isinstance(v, list) and all(m in ("npr", "msta", "dia", "dfa", "ert", "autoencoder") for m in v))
             ),
         ),
     ),

@@ -275,7 +275,8 @@ def parse_bbox(text: str) -> Region:
             f"bbox {text!r}: latitudes {lat0:g}, {lat1:g} must satisfy -{_EASE2_MAX_LAT:g} <= LAT0 < LAT1 <= "
             f"{_EASE2_MAX_LAT:g} (EASE-Grid 2.0 global)"
         )
-    return Region(f"{lon0:g},{lon1:g},{lat0:g},{lat1:g}", lon0, lon1, lat0, lat1, "a lon/lat box given as --bbox")
+    name = ",".join(format(v, ".10g") for v in (lon0, lon1, lat0, lat1))  # exact enough to give the same window
+    return Region(name, lon0, lon1, lat0, lat1, "a lon/lat box given as --bbox")
 
 
 def get_region(name: str) -> Region:

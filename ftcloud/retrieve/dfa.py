@@ -69,8 +69,9 @@ class DFARetrieval(Retrieval):
         self._check(ds)
         if target is None:
             raise ValidationError("dfa: fitting the discriminant functions needs a reference FT (target)")
-        X = np.stack([np.asarray(ds[c].values, "f8").ravel() for c in self.channels], axis=1)
-        y = np.asarray(target.broadcast_like(ds[self.channels[0]]).values).ravel()
+        dims = ds[self.channels[0]].dims  # one order for the channels and the target (labels stay aligned)
+        X = np.stack([np.asarray(ds[c].transpose(*dims).values, "f8").ravel() for c in self.channels], axis=1)
+        y = np.asarray(target.broadcast_like(ds[self.channels[0]]).transpose(*dims).values).ravel()
         ok = np.isfinite(X).all(axis=1) & (y <= 1)
         idx = np.flatnonzero(ok)
         if idx.size > self.max_samples:

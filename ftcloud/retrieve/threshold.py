@@ -114,6 +114,14 @@ class _SeasonalThreshold(Retrieval):
         self._check(ds)
         f, t = seasonal_references(self.quantity(ds), self.frozen_months, self.thawed_months)
         self.ref_frozen, self.ref_thawed = f.compute(), t.compute()
+        for ref, months in ((self.ref_frozen, self.frozen_months), (self.ref_thawed, self.thawed_months)):
+            if not np.isfinite(np.asarray(ref.values, "f8")).any():
+                from ftcloud.errors import ValidationError
+
+                raise ValidationError(
+                    f"{self.method}: the fit period has no observed day in months {list(months)}, so no seasonal "
+                    "reference; fit on a period that holds a winter and a summer"
+                )
         return self
 
     def scale(self, ds: xr.Dataset) -> xr.DataArray:

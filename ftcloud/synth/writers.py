@@ -481,7 +481,15 @@ class CetbYear(YearFile):
     def write(self, dates: np.ndarray, tb: np.ndarray):
         """TB in K (ndays, y, x); NaN -> no data."""
         i0 = int((dates[0] - self.first).astype(int))
-        packed = np.where(np.isfinite(tb), np.clip(np.round(tb / CETB_SCALE), 5000, 35000), CETB_FILL)
+        raw = np.round(tb / CETB_SCALE)
+        outside = np.isfinite(tb) & ((raw < 5000) | (raw > 35000))
+        if outside.any():  # a TB CETB's valid_range cannot hold is a twin bug, not data: say so
+            import warnings
+
+            warnings.warn(
+                f"{self.path}: {int(outside.sum())} TB outside 50-350 K clipped", RuntimeWarning, stacklevel=2
+            )
+        packed = np.where(np.isfinite(tb), np.clip(raw, 5000, 35000), CETB_FILL)
         self.ds["TB"].set_auto_scale(False)
         self.ds["TB"][i0 : i0 + len(dates)] = packed.astype("u2")
 

@@ -221,7 +221,7 @@ def ingest(
     for r in recipes:
         urls = r.files if r.files is not None else [u for u in r.urls if "#" not in u]
         nbytes, missing, stamps[r.name] = _sizes(urls, source_storage_options)
-        if missing and r.name in REQUIRED + ("imerg",):
+        if missing and r.name in REQUIRED + ("imerg", "tb_smap", "tb_multifreq"):  # TB: once the source has them
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise SourceFileError(
                 f"{r.name}: source file {redact_url(missing[0])} is missing{more}; nothing was "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import tempfile
 import time
 
@@ -21,6 +23,7 @@ import xarray as xr
 
 from ftcloud import layout
 from ftcloud.errors import MissingVariableError, ValidationError
+from ftcloud.io.secrets import redact_url
 from ftcloud.layout import Store, as_store
 from ftcloud.study import TEST_PERIOD
 
@@ -41,6 +44,9 @@ METHODS = {
     ),
     "autoencoder": ("ftcloud.retrieve.autoencoder:AutoencoderRetrieval", (layout.TB_SMAP,), "torch"),
 }
+#: where a learned family's exported model lives inside its product (the autoencoder's TorchScript, torch.export
+#: and SHA-256 card: ``AutoencoderRetrieval.from_export(PRODUCT/model)``)
+MODEL_DIR = "model"
 #: the ERA5-Land step the ERT reads (the hour before the overpass: 05 h / 17 h local solar time)
 ERA5_STEP = 2
 
@@ -158,11 +164,11 @@ def retrieve(
     if method in ("dfa", "ert"):
         fit_ds, fit_target = fit_ds.load(), fit_target.load()
     family.fit(fit_ds, fit_target)
-    model_card = None
-    if method == "autoencoder":  # exported like the ConvLSTM, beside the product; predict loads the verified file
-        model_dir = (dst.url.rstrip("/") + ".model") if "://" not in dst.url else tempfile.mkdtemp(prefix="ftcloud-ae-")
-        card_ = family.export(model_dir)
-        model_card = {"folder": model_dir, "files": card_["files"]}
+    model_card, model_tmp = None, None
+    if method == "autoencoder":  # exported like the ConvLSTM; predict loads the verified file; it ships inside
+        model_tmp = tempfile.mkdtemp(prefix="ftcloud-ae-")  # the product (MODEL_DIR), written and swapped with it
+        card_ = family.export(model_tmp)
+        model_card = {"folder": MODEL_DIR, "files": card_["files"]}
     stages.done("fit")
     stages.start("predict")
     ft = family.predict(ds).transpose("pass", "time", "y", "x")
@@ -185,7 +191,7 @@ def retrieve(
     prod["ft"].encoding = {**FT_ENCODING, "chunks": (1, min(64, ft.sizes["time"]), ft.sizes["y"], ft.sizes["x"])}
     prod.attrs = {
         **cf_globals(f"soil freeze/thaw state retrieved by {family.product} (ftcloud retrieve --method {method})"),
-        "history": history_stamp(f"retrieve {method} from {st.url}"),
+        "history": history_stamp(f"retrieve {method} from {redact_url(st.url)}"),
         "ftcloud_retrieval": json.dumps(card),
     }
     check_replaceable(dst.url, dst.storage_options)
@@ -195,12 +201,20 @@ def retrieve(
     prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
         get_mapper(stage, dst.storage_options), mode="w", consolidated=True
     )
+    if model_tmp is not None:
+        from ftcloud.io.stores import filesystem, join
+
+        fs, folder = filesystem(join(stage, MODEL_DIR), dst.storage_options)
+        fs.makedirs(folder, exist_ok=True)  # a local folder; nothing on an object store
+        for name in sorted(os.listdir(model_tmp)):
+            fs.put(os.path.join(model_tmp, name), f"{folder}/{name}")
+        shutil.rmtree(model_tmp, ignore_errors=True)
     mark_complete(stage, dst.storage_options, record={"method": method})
     promote(stage, dst.url, dst.storage_options)
     stages.done("predict")
     stages.close()
     return {
-        "out": dst.url,
+        "out": redact_url(dst.url),
         "method": method,
         "product": family.product,
         "days": int(times.size),

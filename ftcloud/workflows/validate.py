@@ -204,6 +204,8 @@ def validate(
         res.ctc = ctc_summaries(ctc, strata)
         res.ctc_stations = _ctc_station_table(ctc, st_strata[["land_cover", "koppen", "tci"]])
         res.ctc_period = per
+        if others:  # the compared products cover their own days: each row says which
+            res.ctc["period"] = f"{per[0]}..{per[1]}"
         # each compared product in the ConvLSTM's place of the triplet (with ERA5_FT and Meteorology_FT);
         # its own rows join the summary (the other two members' rows are the ConvLSTM triplet's estimates)
         for name, other in others.items():
@@ -212,7 +214,7 @@ def validate(
             )
             c_o = ctc_at_stations(other, era, cma, truth=truth_ft, period=p_o, min_count=min_count)
             rows_o = ctc_summaries(c_o, strata)
-            rows_o = rows_o[rows_o["product"] == "ConvLSTM_FT"].assign(product=name)
+            rows_o = rows_o[rows_o["product"] == "ConvLSTM_FT"].assign(product=name, period=f"{p_o[0]}..{p_o[1]}")
             res.ctc = pd.concat([res.ctc, rows_o], ignore_index=True)
         _write_zarr(ctc, os.path.join(out, "ctc.zarr"))
     stages.done("ctc")

@@ -174,7 +174,8 @@ def test_the_autoencoder_is_exported_with_a_checksummed_card_and_refused_when_ch
 
     path = products["autoencoder"][0]
     card = json.loads(xr.open_zarr(path).attrs["ftcloud_retrieval"])
-    folder = card["model"]["folder"]
+    assert card["model"]["folder"] == "model"  # inside the product: written, completed and swapped with it
+    folder = str(path / "model")
     loaded = AutoencoderRetrieval.from_export(folder)
     from ftcloud.layout import Store
     from ftcloud.workflows.retrieve import retrieval_inputs

@@ -911,3 +911,31 @@ def test_validate_your_own_product_on_the_store_grid_scores_as_ftclouds(twin_201
     rc = main(["-q", "validate", "--store", twin_2018["store"], "--product", latlon, "--out", str(tmp_path / "v2")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "lat/lon grid" in err[0] and "regrid it to the store's grid" in err[0]
+
+
+def test_validate_compares_a_foreign_product_by_its_flags(twin_2018, tmp_path, capsys):
+    """`--compare` takes any CF FT zarr (no ftcloud status record): named by its folder, its codes read from
+    its flag_values/flag_meanings; the same states as the product give the same accuracy on the common mask."""
+    from ftcloud.cli import main
+
+    own = _as_foreign(twin_2018["product"], str(tmp_path / "theirs.zarr"))
+    rc = main(
+        [
+            "-q",
+            "validate",
+            "--store",
+            twin_2018["store"],
+            "--product",
+            twin_2018["product"],
+            "--out",
+            str(tmp_path / "v"),
+            "--no-figures",
+            "--compare",
+            own,
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    b = pd.read_csv(tmp_path / "v" / "baselines.csv")
+    mine, theirs = (b[b["product"] == n].reset_index(drop=True) for n in ("ConvLSTM_FT", "theirs"))
+    assert len(theirs) == len(mine) > 0
+    np.testing.assert_allclose(theirs["CA_O"], mine["CA_O"])

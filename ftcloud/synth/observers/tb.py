@@ -174,9 +174,9 @@ def surface_tb(
             # dry snow: volume scattering, Chang's 19-37 GHz calibration, f^4 (Rayleigh) and saturating
             swe_mm = sd * snow_density
             a = CHANG_K_PER_MM / (1 - (18.7 / 36.5) ** 4) * (f_ghz / 36.5) ** 4
-            dark = SNOW_DARKENING_MAX_K * (1 - np.exp(-a * swe_mm / SNOW_DARKENING_MAX_K))
-            # dry barren ground (deserts) scatters too
-            dark = dark + DESERT_DARKENING_K * np.asarray(barren, "f8") * (f_ghz / 36.5) ** 2
+            # dry barren ground (deserts) scatters too; both saturate together (no TB below ~150 K at 89 GHz)
+            linear = a * swe_mm + DESERT_DARKENING_K * np.asarray(barren, "f8") * (f_ghz / 36.5) ** 2
+            dark = SNOW_DARKENING_MAX_K * (1 - np.exp(-linear / SNOW_DARKENING_MAX_K))
             tb = np.where(wet_snow, WET_SNOW_EMISSIVITY * FREEZING_K, tb - dark)
         out.append(tb)
     # open water (or lake ice) by area fraction
