@@ -116,3 +116,12 @@ def test_a_source_without_tb_gets_no_tb_groups(tmp_path):
     res = ingest(str(tmp_path / "src"), str(tmp_path / "store"), sources=TB_SOURCES, progress=False)
     assert res.groups == {}
     assert store_status(str(tmp_path / "store" / "predictors" / "tb_smap")) is None
+
+
+def test_tb_groups_follow_the_cf_and_acdd_rules(store):
+    from ftcloud.testing import cf_problems
+
+    for group in ("predictors/tb_smap", "predictors/tb_multifreq"):
+        ds = open_group(str(store), group)
+        assert not cf_problems(ds, group), cf_problems(ds, group)
+        assert all(ds[v].attrs.get("units") == "K" for v in ds.data_vars)
