@@ -15,6 +15,12 @@ reconstruct short SMAP TB series; a contrastive loss makes the reconstruction go
 The network and the calibration are one module, exported like the ConvLSTM (TorchScript and torch.export,
 a JSON card with both files' SHA-256; loaded only when the checksum matches) and applied chunk-wise with
 dask (each task loads the verified module once per process).
+
+Memory is bounded by a block of days, never by the period or the region: ``fit`` streams the fit period in
+time blocks and keeps a uniform sample of windows (bottom-k on hashed keys, :mod:`.sampling`); ``predict``
+maps over the store's chunks with a halo of ``window - 1 + GAP_LIMIT`` days before each chunk, which makes
+every chunk's windows exactly those of the whole series (a filled day lies at most ``GAP_LIMIT`` days after
+an observed one, and a window is used only where its last day is observed).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from ftcloud.retrieve.base import Retrieval, as_ft
+from ftcloud.retrieve.base import Retrieval, as_ft, load_verified
 
 __all__ = ["AutoencoderRetrieval", "WINDOW", "windows"]
 
@@ -34,9 +40,11 @@ MARGIN = 1.0
 PEAK_WINTER = (1, 2)
 PEAK_SUMMER = (7, 8)
 STEM = "ft_autoencoder"
+#: the longest run of missing days filled by interpolation inside a window
+GAP_LIMIT = 3
 
 
-def _fill_gaps(x: np.ndarray, limit: int = 3) -> np.ndarray:
+def _fill_gaps(x: np.ndarray, limit: int = GAP_LIMIT) -> np.ndarray:
     """Linear interpolation along axis 0 across gaps of at most ``limit`` days (longer gaps stay NaN)."""
     import pandas as pd
 
@@ -79,29 +87,103 @@ class AutoencoderRetrieval(Retrieval):
         self.model = None
         self.path = None  # the verified TorchScript file predict loads (set by export/from_export) ...
         self.sha256 = None  # ... and its SHA-256, checked again wherever a task loads it
+        self.storage_options: dict | None = None  # (the path is an fsspec URL: a remote worker reads it)
         self.metrics: dict = {}
 
     # -- data ---------------------------------------------------------------------------------
-    def _series(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """(pass, time, 2, n) gap-filled TB, and the (pass, time, n) mask of days with their own TB."""
-        tb = np.stack([np.asarray(ds[v].transpose("pass", "time", "y", "x").values, "f4") for v in ("tbh", "tbv")], 2)
-        p, t = tb.shape[:2]
-        tb = tb.reshape(p, t, 2, -1)
-        own = np.isfinite(tb).all(axis=2)
-        return np.stack([_fill_gaps(tb[i]) for i in range(p)]), own
+    @property
+    def halo(self) -> int:
+        """Days before a block that make its windows exact: ``window - 1 + GAP_LIMIT``."""
+        return self.window - 1 + GAP_LIMIT
 
     def window_errors(self, ds: xr.Dataset) -> xr.DataArray:
-        """The reconstruction error of every pixel-day's trailing window (pass, time, y, x), NaN where none."""
+        """The reconstruction error of every pixel-day's trailing window (pass, time, y, x), NaN where none;
+        lazy and chunk-wise where ``ds`` is dask-backed (as :meth:`predict`)."""
+        from ftcloud.errors import ValidationError
 
-        tb, own = self._series(ds)
-        out = np.full(own.shape, np.nan, "f4")
-        for i in range(tb.shape[0]):
-            w = windows(tb[i], self.window)
-            ok = np.isfinite(w).all(axis=(2, 3)) & own[i]
-            if ok.any():
-                out[i][ok] = _batched(self.model.error, w[ok])
-        like = ds["tbh"].transpose("pass", "time", "y", "x")
-        return like.copy(data=out.reshape(like.shape))
+        if self.model is None:
+            raise ValidationError("autoencoder: window errors before fit")
+        model, window = self.model, self.window
+        return self._map(ds, lambda h, v: _block_apply(model.error, h, v, window))
+
+    def _map(self, ds: xr.Dataset, fn) -> xr.DataArray:
+        """``fn(h, v)`` on (pass, time, y, x) blocks of TB H and V, each with the halo days before it."""
+        h = ds["tbh"].transpose("pass", "time", "y", "x")
+        v = ds["tbv"].transpose("pass", "time", "y", "x")
+        if h.chunks is None:
+            data = fn(np.asarray(h.values, "f4"), np.asarray(v.values, "f4"))
+        else:
+            import dask.array as da
+
+            tchunks = h.chunks[1]
+            if len(tchunks) > 1 and min(tchunks[:-1]) < self.halo:  # a halo must fit in the previous chunk
+                h, v = h.chunk({"time": max(32, self.halo)}), v.chunk({"time": max(32, self.halo)})
+            v = v.chunk(dict(zip(v.dims, h.chunks)))
+            data = da.map_overlap(
+                lambda a, b: fn(np.asarray(a, "f4"), np.asarray(b, "f4")),
+                h.data,
+                v.data,
+                depth={1: (self.halo, 0)},
+                boundary="none",
+                trim=True,
+                dtype="f4",
+                meta=np.empty((0, 0, 0, 0), "f4"),
+            )
+        return h.copy(data=data).rename("p")
+
+    def _sample_windows(self, ds: xr.Dataset, rng_seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """A uniform sample (at most ``max_samples``) of the fit period's valid windows ending in peak winter
+        (label 0) or peak summer (label 1), streamed in blocks of days with their halo: (X (n, 2, window), y)."""
+        from ftcloud.retrieve.sampling import BLOCK_BYTES, splitmix64
+
+        h = ds["tbh"].transpose("pass", "time", "y", "x")
+        v = ds["tbv"].transpose("pass", "time", "y", "x")
+        n_days = h.sizes["time"]
+        per_day = int(np.prod([h.sizes[d] for d in ("pass", "y", "x")]))
+        block = max(1, BLOCK_BYTES // (per_day * 4 * 2 * 2))
+        if h.chunks is not None:
+            c = int(h.chunks[1][0])
+            block = max(c, (block // c) * c)
+        months = ds["time"].dt.month.values
+        label_of = np.full(13, -1, np.int8)
+        label_of[list(PEAK_WINTER)], label_of[list(PEAK_SUMMER)] = 0, 1
+        keys = np.empty(0, "u8")
+        X = np.empty((0, 2, self.window), "f4")
+        y = np.empty(0, "i1")
+        for a in range(0, n_days, block):
+            b = min(a + block, n_days)
+            lab = label_of[months[a:b]]
+            if progress is not None:
+                progress(b - a)
+            if not (lab >= 0).any():
+                continue
+            a0 = max(0, a - self.halo)
+            tb = np.stack(
+                [np.asarray(x.isel(time=slice(a0, b)).values, "f4") for x in (h, v)], axis=2
+            )  # (pass, time, 2, y, x)
+            p_, t_ = tb.shape[:2]
+            tb = tb.reshape(p_, t_, 2, -1)
+            for i in range(p_):
+                own = np.isfinite(tb[i]).all(axis=1)
+                filled = _fill_gaps(tb[i])
+                days = np.flatnonzero(lab >= 0) + (a - a0)  # the block's peak days, in the halo'd array
+                days = days[days >= self.window - 1]
+                if days.size == 0:
+                    continue
+                w = _windows_at(filled, days, self.window)  # (ndays, n, 2, window)
+                ok = np.isfinite(w).all(axis=(2, 3)) & own[days]
+                d_idx, px = np.nonzero(ok)
+                gidx = ((days[d_idx] + a0).astype("i8") * p_ + i) * tb.shape[-1] + px
+                k = splitmix64(gidx.astype("u8"), rng_seed)
+                keys = np.concatenate([keys, k])
+                X = np.concatenate([X, w[d_idx, px]])
+                y = np.concatenate([y, label_of[months[days[d_idx] + a0]]])
+                if keys.size > self.max_samples:
+                    keep = np.argpartition(keys, self.max_samples - 1)[: self.max_samples]
+                    keys, X, y = keys[keep], X[keep], y[keep]
+                del w
+        order = np.argsort(keys, kind="stable")
+        return X[order], y[order]
 
     # -- fit ----------------------------------------------------------------------------------
     def fit(self, ds: xr.Dataset, target: xr.DataArray | None = None):
@@ -112,25 +194,12 @@ class AutoencoderRetrieval(Retrieval):
         self._check(ds)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        tb, own = self._series(ds)
-        month = ds["time"].dt.month.values
-        wins, labels = [], []
-        for i in range(tb.shape[0]):
-            w = windows(tb[i], self.window)
-            ok = np.isfinite(w).all(axis=(2, 3)) & own[i]
-            for months, lab in ((PEAK_WINTER, 0), (PEAK_SUMMER, 1)):
-                sel = ok & np.isin(month, months)[:, None]
-                wins.append(w[sel])
-                labels.append(np.full(int(sel.sum()), lab, np.int8))
-        X, y = np.concatenate(wins), np.concatenate(labels)
+        X, y = self._sample_windows(ds, self.seed)
         if (y == 0).sum() < 50 or (y == 1).sum() < 50:
             raise ValidationError(
                 "autoencoder: the fit period needs TB windows in peak winter (Jan-Feb) and peak summer (Jul-Aug); "
                 f"it has {(y == 0).sum()} and {(y == 1).sum()}"
             )
-        if len(y) > self.max_samples:
-            keep = np.sort(rng.choice(len(y), self.max_samples, replace=False))
-            X, y = X[keep], y[keep]
         model = _network()
         flat = X.transpose(1, 0, 2).reshape(2, -1)
         model.mean.copy_(torch.tensor(flat.mean(axis=1)))
@@ -230,39 +299,14 @@ class AutoencoderRetrieval(Retrieval):
         self._check(ds)
         if self.model is None:
             raise ValidationError("autoencoder: predict before fit")
-        window = self.window
-        model = self.model
-        path, sha = self.path, self.sha256
+        window, url, sha, so = self.window, self.path, self.sha256, self.storage_options
+        local = None if url else self.model  # an unexported module travels in the graph (tests)
 
-        def block(h, v):  # (pass, y, x, time) -> p_frozen, one chunk of pixels with its whole series
+        def block(h, v):
+            m = local if local is not None else load_verified(url, sha, _load_torchscript, so)
+            return _block_apply(m, h, v, window)
 
-            m = _cached(path, sha) if path else model
-            tb = np.stack([np.moveaxis(h, -1, 1), np.moveaxis(v, -1, 1)], 2)  # (pass, time, 2, y, x)
-            p_, t_ = tb.shape[:2]
-            shp = tb.shape[3:]
-            tb = tb.reshape(p_, t_, 2, -1).astype("f4")
-            out = np.full((p_, t_, tb.shape[-1]), np.nan, "f4")
-            for i in range(p_):
-                own = np.isfinite(tb[i]).all(axis=1)
-                w = windows(_fill_gaps(tb[i]), window)
-                ok = np.isfinite(w).all(axis=(2, 3)) & own
-                if ok.any():
-                    out[i][ok] = _batched(m, w[ok])
-            return np.moveaxis(out.reshape(p_, t_, *shp), 1, -1)
-
-        h = ds["tbh"].transpose("pass", "time", "y", "x")
-        v = ds["tbv"].transpose("pass", "time", "y", "x")
-        if h.chunks is not None:
-            h, v = h.chunk({"time": -1}), v.chunk({"time": -1})
-        p = xr.apply_ufunc(
-            block,
-            h,
-            v,
-            input_core_dims=[["time"], ["time"]],
-            output_core_dims=[["time"]],
-            dask="parallelized",
-            output_dtypes=[np.float32],
-        ).transpose("pass", "time", "y", "x")
+        p = self._map(ds, block)
         return as_ft(p > 0.5, p.notnull(), self.product, self.source)
 
 
@@ -281,17 +325,46 @@ def _batched(fn, w: np.ndarray) -> np.ndarray:
     return out
 
 
-_MODULES: dict = {}
+def _load_torchscript(data: bytes):
+    """A TorchScript module from verified bytes (:func:`~ftcloud.retrieve.base.load_verified`)."""
+    import io
+
+    from ftcloud.model.export import load_module
+
+    return load_module(io.BytesIO(data), "torchscript")
 
 
-def _cached(path: str, sha256: str):
-    """The module at ``path``, loaded once per process (dask tasks share it) after its SHA-256 matched."""
-    key = (path, sha256)
-    if key not in _MODULES:
-        from ftcloud.errors import ValidationError
-        from ftcloud.model.export import load_module, sha256_file
+def _windows_at(tb: np.ndarray, days: np.ndarray, window: int) -> np.ndarray:
+    """The trailing windows ending on ``days`` (each >= window - 1) of ``tb`` (time, 2, n): (ndays, n, 2, window).
 
-        if sha256_file(path) != sha256:
-            raise ValidationError(f"{path}: its SHA-256 does not match the card's; refusing to load it")
-        _MODULES[key] = load_module(path, "torchscript")
-    return _MODULES[key]
+    >>> w = _windows_at(np.arange(6, dtype="f4").reshape(3, 2, 1), np.array([1, 2]), window=2)
+    >>> w.shape, w[0, 0].tolist()
+    ((2, 1, 2, 2), [[0.0, 2.0], [1.0, 3.0]])
+    """
+    lags = np.arange(-window + 1, 1)
+    return np.moveaxis(tb[days[:, None] + lags[None, :]], (1, 2, 3), (3, 2, 1))  # (nd, w, 2, n) -> (nd, n, 2, w)
+
+
+def _block_apply(fn, h: np.ndarray, v: np.ndarray, window: int) -> np.ndarray:
+    """``fn`` ((batch, 2, window) TB -> (batch,)) on every observed day's gap-filled trailing window of the
+    (pass, time, y, x) blocks ``h`` and ``v``; NaN where a day has no TB of its own or no full window."""
+    tb = np.stack([h, v], axis=2)  # (pass, time, 2, y, x)
+    p_, t_ = tb.shape[:2]
+    shp = tb.shape[3:]
+    tb = tb.reshape(p_, t_, 2, -1).astype("f4", copy=False)
+    out = np.full((p_, t_, tb.shape[-1]), np.nan, "f4")
+    days = np.arange(window - 1, t_)
+    for i in range(p_):
+        if days.size == 0:
+            break
+        own = np.isfinite(tb[i]).all(axis=1)
+        filled = _fill_gaps(tb[i])
+        for d0 in range(0, days.size, 8):  # a few days at a time: windows are window x the block
+            dd = days[d0 : d0 + 8]
+            w = _windows_at(filled, dd, window)
+            ok = np.isfinite(w).all(axis=(2, 3)) & own[dd]
+            if ok.any():
+                res = out[i][dd]
+                res[ok] = _batched(fn, w[ok])
+                out[i][dd] = res
+    return out.reshape(p_, t_, *shp)

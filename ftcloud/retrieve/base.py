@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import xarray as xr
 
 from ftcloud.core.metadata import FT_ENCODING, FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 
-__all__ = ["Retrieval", "as_ft"]
+__all__ = ["Retrieval", "as_ft", "load_verified"]
 
 
 def as_ft(frozen: xr.DataArray, valid: xr.DataArray, name: str, source: str) -> xr.DataArray:
@@ -46,3 +48,32 @@ class Retrieval:
 
     def predict(self, ds: xr.Dataset) -> xr.DataArray:  # pragma: no cover - each family defines it
         raise NotImplementedError
+
+
+_LOADED: dict = {}
+_LOCK = threading.Lock()
+
+
+def load_verified(url: str, sha256: str, loader, storage_options: dict | None = None, *, fresh: bool = False):
+    """``loader(bytes)`` of the file at ``url`` (any fsspec URL: the workers of a remote cluster read the
+    product's ``model/`` folder on the object store), once per process, and only after the bytes' SHA-256
+    matched ``sha256`` (the card's); every dask task of one product shares the loaded model. ``fresh``: read
+    and check the file again even where this process holds it (a model opened from a folder)."""
+    import hashlib
+
+    key = (url, sha256)
+    with _LOCK:
+        if fresh or key not in _LOADED:
+            from ftcloud.errors import ValidationError
+            from ftcloud.io.stores import filesystem
+
+            fs, path = filesystem(url, storage_options)
+            with fs.open(path, "rb") as f:
+                data = f.read()
+            got = hashlib.sha256(data).hexdigest()
+            if got != sha256:
+                raise ValidationError(
+                    f"{url}: SHA-256 {got[:16]}... does not match the card's {sha256[:16]}...; refusing to load it"
+                )
+            _LOADED[key] = loader(data)
+        return _LOADED[key]

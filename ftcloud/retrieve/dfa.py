@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ftcloud.retrieve.base import Retrieval, as_ft
+from ftcloud.retrieve.sampling import sample_pixel_days
 
 __all__ = ["DFA_CHANNELS", "DFARetrieval", "fit_discriminants"]
 
@@ -62,21 +63,17 @@ class DFARetrieval(Retrieval):
         self.W = self.c = None
 
     def fit(self, ds: xr.Dataset, target: xr.DataArray | None = None):
-        """Fit on the pixel-days where every channel and ``target`` (ftcloud FT codes) are valid (a random
-        subsample of at most ``max_samples``)."""
+        """Fit on the pixel-days where every channel and ``target`` (ftcloud FT codes) are valid: a uniform
+        random sample of at most ``max_samples``, streamed from ``ds`` in time blocks (:mod:`.sampling`)."""
         from ftcloud.errors import ValidationError
 
         self._check(ds)
         if target is None:
             raise ValidationError("dfa: fitting the discriminant functions needs a reference FT (target)")
-        dims = ds[self.channels[0]].dims  # one order for the channels and the target (labels stay aligned)
-        X = np.stack([np.asarray(ds[c].transpose(*dims).values, "f8").ravel() for c in self.channels], axis=1)
-        y = np.asarray(target.broadcast_like(ds[self.channels[0]]).transpose(*dims).values).ravel()
-        ok = np.isfinite(X).all(axis=1) & (y <= 1)
-        idx = np.flatnonzero(ok)
-        if idx.size > self.max_samples:
-            idx = np.sort(np.random.default_rng(self.seed).choice(idx, self.max_samples, replace=False))
-        self.W, self.c = fit_discriminants(X[idx], y[idx])
+        X, y, _ = sample_pixel_days(ds, self.channels, target, max_samples=self.max_samples, seed=self.seed)
+        if y.size == 0:
+            raise ValidationError("dfa: the fit period holds no pixel-day with every channel and the reference FT")
+        self.W, self.c = fit_discriminants(X, y)
         return self
 
     def scores(self, ds: xr.Dataset) -> xr.DataArray:

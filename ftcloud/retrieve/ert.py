@@ -16,9 +16,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ftcloud.retrieve.base import Retrieval, as_ft
+from ftcloud.retrieve.base import Retrieval, as_ft, load_verified
+from ftcloud.retrieve.sampling import sample_pixel_days
 
-__all__ = ["ERT_FEATURES", "ERTRetrieval", "split_70_15_15"]
+__all__ = ["ERT_FEATURES", "ERTRetrieval", "STEM", "split_70_15_15"]
+
+#: the exported trees' file stem (``ert_model.pkl`` and its card ``ert_model.json``)
+STEM = "ert_model"
 
 ERT_FEATURES = (
     *(f"TB{f}{p}" for f in ("06.9", "10.7", "18.7", "23.8", "36.5", "89.0") for p in "HV"),
@@ -65,12 +69,10 @@ class ERTRetrieval(Retrieval):
         self.max_samples, self.seed = int(max_samples), int(seed)
         self.model = None
         self.metrics: dict = {}
-
-    def _matrix(self, ds: xr.Dataset, like: xr.DataArray) -> np.ndarray:
-        return np.stack(
-            [np.asarray(ds[f].broadcast_like(like).transpose(*like.dims).values, "f4").ravel() for f in self.features],
-            axis=1,
-        )
+        # where predict's tasks load the fitted trees from (set by export/from_export): an fsspec URL, its
+        # SHA-256 and storage options; None: the trees travel in the task graph (small models, tests)
+        self.path = self.sha256 = None
+        self.storage_options: dict | None = None
 
     def fit(self, ds: xr.Dataset, target: xr.DataArray | None = None):
         from sklearn.ensemble import ExtraTreesClassifier
@@ -80,13 +82,8 @@ class ERTRetrieval(Retrieval):
         self._check(ds)
         if target is None:
             raise ValidationError("ert: training the trees needs a target FT (SMAP_E_FT in the store)")
-        like = target
-        X = self._matrix(ds, like)
-        y = np.asarray(target.values).ravel()
-        ok = np.isfinite(X).all(axis=1) & (y <= 1)
-        idx = np.flatnonzero(ok)
-        if idx.size > self.max_samples:
-            idx = np.sort(np.random.default_rng(self.seed).choice(idx, self.max_samples, replace=False))
+        X, y, _ = sample_pixel_days(ds, self.features, target, max_samples=self.max_samples, seed=self.seed)
+        idx = np.arange(y.size)
         if idx.size < 100 or len(np.unique(y[idx])) < 2:
             raise ValidationError(
                 f"ert: {idx.size} valid samples with both classes are needed; the fit period has too few"
@@ -111,15 +108,77 @@ class ERTRetrieval(Retrieval):
         }
         return self
 
+    # -- export -------------------------------------------------------------------------------
+    def export(self, model_dir: str) -> dict:
+        """The fitted trees as a pickle and a JSON card with its SHA-256 (loaded only when it matches)."""
+        import hashlib
+        import json
+        import os
+        import pickle
+
+        import sklearn
+
+        from ftcloud.errors import ValidationError
+
+        if self.model is None:
+            raise ValidationError("ert: export before fit")
+        os.makedirs(model_dir, exist_ok=True)
+        data = pickle.dumps(self.model, protocol=5)
+        path = os.path.join(model_dir, STEM + ".pkl")
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+        card = {
+            "model": "scikit-learn ExtraTreesClassifier (ftcloud ERT family), pickled",
+            "sklearn_version": sklearn.__version__,
+            "features": list(self.features),
+            "metrics": self.metrics,
+            "files": {"pickle": {"name": STEM + ".pkl", "sha256": hashlib.sha256(data).hexdigest()}},
+        }
+        with open(os.path.join(model_dir, STEM + ".json.tmp"), "w") as f:
+            json.dump(card, f, indent=2)
+        os.replace(os.path.join(model_dir, STEM + ".json.tmp"), os.path.join(model_dir, STEM + ".json"))
+        self.path, self.sha256 = path, card["files"]["pickle"]["sha256"]
+        return card
+
+    @classmethod
+    def from_export(cls, model_dir: str, storage_options: dict | None = None) -> ERTRetrieval:
+        """The exported trees of ``model_dir`` (a local folder or URL): the card is read, and predict's tasks
+        load the pickle only after its SHA-256 matches the card's."""
+        import pickle
+
+        from ftcloud.errors import ValidationError
+        from ftcloud.io.stores import join, read_json
+
+        card_url = join(model_dir, STEM + ".json")
+        card = read_json(card_url, storage_options)
+        try:
+            entry = card["files"]["pickle"]
+            features = tuple(card["features"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValidationError(f"{card_url}: not a readable ERT card ({type(e).__name__})") from None
+        out = cls(features=features)
+        out.path, out.sha256 = join(model_dir, str(entry["name"]).rsplit("/", 1)[-1]), str(entry["sha256"])
+        out.storage_options, out.metrics = storage_options, card.get("metrics", {})
+        out.model = load_verified(out.path, out.sha256, pickle.loads, storage_options, fresh=True)  # checked now:
+        return out  # a changed file fails here, in one line
+
+    # -- predict ------------------------------------------------------------------------------
     def predict(self, ds: xr.Dataset) -> xr.DataArray:
+        """FT of every pixel-day with finite features, chunk-wise: each task loads the exported, verified trees
+        once per worker process (:func:`~ftcloud.retrieve.base.load_verified`), so the graph stays small."""
         from ftcloud.errors import ValidationError
 
         self._check(ds)
         if self.model is None:
             raise ValidationError("ert: predict before fit")
-        model, feats = self.model, self.features
+        url, sha, so = self.path, self.sha256, self.storage_options
+        local = None if url else self.model  # unexported trees travel in the graph (small models, tests)
 
         def block(*arrays):
+            import pickle
+
+            model = local if local is not None else load_verified(url, sha, pickle.loads, so)
             X = np.stack([np.asarray(a, "f4").ravel() for a in arrays], axis=1)
             ok = np.isfinite(X).all(axis=1)
             out = np.full(X.shape[0], 255, np.uint8)
@@ -127,6 +186,7 @@ class ERTRetrieval(Retrieval):
                 out[ok] = model.predict(X[ok]).astype(np.uint8)
             return out.reshape(arrays[0].shape)
 
+        feats = self.features
         like = ds[[f for f in feats if f.startswith("TB")][0]]
         args = [ds[f].broadcast_like(like).transpose(*like.dims) for f in feats]
         if like.chunks is not None:

@@ -161,16 +161,23 @@ def retrieve(
     family = _family(method)(**kwargs)
     fit_ds = ds.sel(time=fit_days)
     fit_target = None if target is None else target.sel(time=fit_days)
-    if method in ("dfa", "ert"):
-        fit_ds, fit_target = fit_ds.load(), fit_target.load()
-    family.fit(fit_ds, fit_target)
+    family.fit(fit_ds, fit_target)  # streamed from the store in blocks of days (memory: a block, not the period)
     model_card, model_tmp = None, None
-    if method == "autoencoder":  # exported like the ConvLSTM; predict loads the verified file; it ships inside
-        model_tmp = tempfile.mkdtemp(prefix="ftcloud-ae-")  # the product (MODEL_DIR), written and swapped with it
-        card_ = family.export(model_tmp)
+    if hasattr(family, "export"):  # ERT's trees, the autoencoder's module: exported with a checksummed card;
+        model_tmp = tempfile.mkdtemp(prefix=f"ftcloud-{method}-")  # predict's tasks load the verified file from
+        card_ = family.export(model_tmp)  # the staged product's MODEL_DIR (a remote worker reads it there too)
         model_card = {"folder": MODEL_DIR, "files": card_["files"]}
     stages.done("fit")
     stages.start("predict")
+    check_replaceable(dst.url, dst.storage_options)
+    recover(dst.url, dst.storage_options)
+    stage = staging_url(dst.url)
+    discard(stage, dst.storage_options)
+    if model_tmp is not None:
+        from ftcloud.io.stores import join
+
+        family.path = join(stage, MODEL_DIR, os.path.basename(family.path))
+        family.storage_options = dst.storage_options
     ft = family.predict(ds).transpose("pass", "time", "y", "x")
     like = st.open(METHODS[method][1][0])
     coords = {k: like[k] for k in ("lat", "lon") if k in like.coords}
@@ -194,14 +201,10 @@ def retrieve(
         "history": history_stamp(f"retrieve {method} from {redact_url(st.url)}"),
         "ftcloud_retrieval": json.dumps(card),
     }
-    check_replaceable(dst.url, dst.storage_options)
-    recover(dst.url, dst.storage_options)
-    stage = staging_url(dst.url)
-    discard(stage, dst.storage_options)
-    prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
-        get_mapper(stage, dst.storage_options), mode="w", consolidated=True
+    write = prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
+        get_mapper(stage, dst.storage_options), mode="w", consolidated=True, compute=False
     )
-    if model_tmp is not None:
+    if model_tmp is not None:  # after the skeleton (mode="w" clears the folder), before the tasks that read it
         from ftcloud.io.stores import filesystem, join
 
         fs, folder = filesystem(join(stage, MODEL_DIR), dst.storage_options)
@@ -209,6 +212,7 @@ def retrieve(
         for name in sorted(os.listdir(model_tmp)):
             fs.put(os.path.join(model_tmp, name), f"{folder}/{name}")
         shutil.rmtree(model_tmp, ignore_errors=True)
+    write.compute()
     mark_complete(stage, dst.storage_options, record={"method": method})
     promote(stage, dst.url, dst.storage_options)
     stages.done("predict")
@@ -227,7 +231,18 @@ def retrieve(
 def _parameters(family) -> dict:
     out = {}
     for k, v in vars(family).items():
-        if k in ("model", "metrics", "ref_frozen", "ref_thawed", "W", "c", "inputs"):
+        if k in (
+            "model",
+            "metrics",
+            "ref_frozen",
+            "ref_thawed",
+            "W",
+            "c",
+            "inputs",
+            "path",
+            "sha256",
+            "storage_options",
+        ):
             continue
         if isinstance(v, xr.DataArray):
             v = "per pixel" if v.ndim else float(v)
