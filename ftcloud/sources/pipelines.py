@@ -378,9 +378,21 @@ def _open_multifreq(key, *, years, source, window, start, end, storage_options):
     return tb.preprocess_multifreq_year(source, years[key], window, start, end, storage_options)
 
 
-def tb_multifreq_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None):
-    """The multi-frequency TB record (``predictors/tb_multifreq``), one work item per year; None when the source
-    has no ``tb_multifreq/`` folder."""
+def _open_multifreq_item(key, a, b, rows, cols, *, years, index, source, window, storage_options):
+    sub = window.sub(slice(*rows), slice(*cols))
+    return tb.preprocess_multifreq_year(source, years[key], sub, index[a], index[b - 1], storage_options)
+
+
+#: multi-frequency TB work items: tiles of this many cells a side x one time chunk (24 channel-passes:
+#: about 200 MB of float32 per item at 256 x 32 days, whatever the region or the period)
+TB_TILE = 256
+
+
+def tb_multifreq_recipe(
+    source: str, window: GridWindow, start, end, chunks: dict, storage_options=None, tile: int | None = TB_TILE
+):
+    """The multi-frequency TB record (``predictors/tb_multifreq``): one input per year of files, one work item
+    per time chunk and tile (it reads only its days and cells); None when the source has no ``tb_multifreq/``."""
     fs, path = filesystem(f"{source.rstrip('/')}/tb_multifreq", storage_options)
     if not fs.exists(path):
         return None
@@ -397,6 +409,9 @@ def tb_multifreq_recipe(source: str, window: GridWindow, start, end, chunks: dic
         storage_options=storage_options,
     )
     index, spans = _yearly_spans(years, start, end)
+    item_opener = functools.partial(
+        _open_multifreq_item, years=keys, index=index, source=source, window=window, storage_options=storage_options
+    )
     return SourceRecipe(
         "tb_multifreq",
         pattern,
@@ -405,6 +420,9 @@ def tb_multifreq_recipe(source: str, window: GridWindow, start, end, chunks: dic
         index=index,
         spans=spans,
         packing=tb.TB_PACKING_MULTIFREQ,
+        tile=tile,
+        window=window,
+        item_opener=item_opener,
         files=[tb.multifreq_url(source, y, ch, p) for y in years for ch in tb.MULTIFREQ_CHANNELS for p in PASSES],
     )
 

@@ -110,7 +110,9 @@ def preprocess_smap_tb(url: str, day: pd.Timestamp, window: GridWindow, storage_
 def preprocess_multifreq_year(
     root: str, year: int, window: GridWindow, start, end, storage_options: dict | None = None
 ) -> xr.Dataset:
-    """One year of every channel and pass of the multi-frequency record on the 9 km window (time, pass, y, x)."""
+    """The days of ``year`` within [start, end] of every channel and pass of the multi-frequency record on the
+    9 km ``window`` (time, pass, y, x). Only those days and the 25 km cells covering ``window`` are read, so a
+    work item (a chunk of days and a tile) holds its own share, never the year or the region."""
     days = pd.date_range(
         max(pd.Timestamp(f"{year}-01-01"), pd.Timestamp(start)),
         min(pd.Timestamp(f"{year}-12-31"), pd.Timestamp(end)),
@@ -130,7 +132,10 @@ def preprocess_multifreq_year(
                 )
             times = check_time_axis(ds["time"].values, url, MULTIFREQ_WHAT, expected=days)
             r, c = _window_slice(ds["x"].values, ds["y"].values, src, url, MULTIFREQ_WHAT)
-            tb = np.asarray(ds["TB"].values, "f4")[:, r, c][times.get_indexer(days)]
+            pos = times.get_indexer(days)
+            var = ds["TB"]  # read lazily: the item's days (one contiguous run) and the covering cells only
+            part = var.isel({var.dims[0]: slice(int(pos.min()), int(pos.max()) + 1), var.dims[1]: r, var.dims[2]: c})
+            tb = np.asarray(part.values, "f4")[pos - pos.min()]
             _check_range(tb, url, "TB", MULTIFREQ_WHAT)
             per_pass.append(regrid(tb))
         arr = np.stack(per_pass, axis=1).astype("f4")  # (time, pass, y, x)

@@ -125,3 +125,28 @@ def test_tb_groups_follow_the_cf_and_acdd_rules(store):
         ds = open_group(str(store), group)
         assert not cf_problems(ds, group), cf_problems(ds, group)
         assert all(ds[v].attrs.get("units") == "K" for v in ds.data_vars)
+
+
+@pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
+def test_multifreq_items_read_their_days_and_tile_only_and_write_what_one_window_writes(twin, tmp_path):
+    """A work item is one time chunk x one tile: it opens only its days and cells (memory: the item, not the
+    year or the region), and the tiled store holds exactly the values of one whole-window item per chunk."""
+    from ftcloud.sources import pipelines, regions
+
+    win = region_window("tiny")  # 10 x 13 cells
+    chunks = {"time": 16, "pass": 1, "y": 4, "x": 4}
+    whole = pipelines.tb_multifreq_recipe(str(twin), win, TARGETS, END, chunks, tile=None)
+    tiled = pipelines.tb_multifreq_recipe(str(twin), win, TARGETS, END, chunks, tile=8)
+    items = regions.work_items(tiled)
+    assert len(items) == 6 * 4  # 90 days in 16-day chunks x (2 x 2 tiles)
+    it = items[5]  # days 16..31, rows 0..8, cols 8..13
+    part = tiled.item_opener(it.urls[0], it.start, it.stop, it.rows, it.cols)
+    assert dict(part["TB36.5V"].sizes) == {"time": 16, "pass": 2, "y": 8, "x": 5}
+    assert pd.Timestamp(part["time"].values[0]) == pd.Timestamp(TARGETS) + pd.Timedelta(days=16)
+    regions.write_recipe(whole, str(tmp_path / "whole"))
+    regions.write_recipe(tiled, str(tmp_path / "tiled"))
+    a = xr.open_zarr(str(tmp_path / "whole"), mask_and_scale=False)
+    b = xr.open_zarr(str(tmp_path / "tiled"), mask_and_scale=False)
+    assert len(a.data_vars) >= 12
+    for v in a.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].values)
