@@ -1166,7 +1166,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LON0,LON1,LAT0,LAT1",
         help="a lon/lat box (degrees east/north) instead of a named region, e.g. 101.0,102.2,33.5,34.3; "
-        "overrides the config; a box starting west of 0 degrees is written --bbox=-120,-110,40,50",
+        "overrides the config; a box west of 0 degrees works as --bbox -120,-110,40,50",
     )
     r.add_argument("--start", default=None, help="first local date YYYY-MM-DD; overrides the config")
     r.add_argument("--end", default=None, help="last local date YYYY-MM-DD; overrides the config")
@@ -1238,11 +1238,36 @@ def _isatty(stream) -> bool:
         return False
 
 
+#: options whose value may start with a minus sign (a box west of 0 degrees or south of the equator)
+_SIGNED_VALUE_OPTIONS = ("--bbox", "--region")
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    """``--bbox -120,-110,40,50`` -> ``--bbox=-120,-110,40,50``: argparse takes a value that starts with '-' and
+    is not a plain number for an option, so a western box would need the '=' form.
+
+    >>> _join_signed_values(["run", "--bbox", "-120,-110,40,50", "-q"])
+    ['run', '--bbox=-120,-110,40,50', '-q']
+    """
+    import re
+
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-\d", argv[i + 1]):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv=None) -> int:
     if not isinstance(sys.stdout, RedactingStream):  # prints, warnings, tracebacks: no URL userinfo
         sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_join_signed_values(list(sys.argv[1:] if argv is None else argv)))
     if extra:  # named by the subcommand, whose --help lists its options
         subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subs.choices.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")

@@ -234,6 +234,16 @@ def test_run_dry_run_plans_the_command_lines_region_and_period(capsys):
     assert rc == 0 and out.startswith("ingest plan: tiny (10 x 13 cells), 2017-01-01 .. 2017-03-31"), out
 
 
+def test_a_box_west_of_greenwich_needs_no_equals_sign(capsys):
+    from ftcloud import cli
+
+    rc = cli.main(
+        ["run", "--dry-run", "--bbox", "-106.0,-105.5,40.0,40.4", "--start", "2017-01-01", "--end", "2017-01-31"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("ingest plan: -106,-105.5,40,40.4 (4 x 5 cells)"), out
+
+
 def test_the_docstring_examples_run():
     """Every docstring example of the package that is not marked +SKIP runs and prints what it shows."""
     import doctest
