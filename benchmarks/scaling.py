@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         default=None,
         metavar="CHINA_TWIN",
         help="also measure January 2016 of China (265,428 cells) from this twin folder "
-        "(ftcloud synth --region china --start 2016-01-01 --end 2016-01-31 --no-insitu)",
+        "(ftcloud synth --region china --start 2016-01-01 --end 2016-01-31 --no-insitu --no-tb)",
     )
     ap.add_argument(
         "--stages",
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
                     "--targets-start",
                     f"{first:%Y-%m-%d}",
                     "--no-insitu",
+                    "--no-tb",
                 ],
                 check=True,
             )

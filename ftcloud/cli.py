@@ -860,9 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-insitu", action="store_true", help="skip the station networks and CMA stations")
     s.add_argument(
         "--tb",
-        action="store_true",
-        help="also write brightness temperatures: SMAP L-band TB H/V and NPR in the SMAP granules, and the "
-        "multi-frequency (6.9-89 GHz) CETB-like record in tb_multifreq/ (docs/source-formats.md)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="brightness temperatures (default: on, as in ftcloud run): SMAP L-band TB H/V and NPR in the SMAP "
+        "granules, and the multi-frequency (6.9-89 GHz) CETB-like record in tb_multifreq/ "
+        "(docs/source-formats.md); --no-tb leaves them out (the retrieval families then have no inputs)",
     )
     s.set_defaults(func=cmd_synth)
 

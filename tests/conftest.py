@@ -139,6 +139,7 @@ start: "2014-01-01"
 end: "2020-12-31"
 targets_start: "2015-04-01"
 train: {hidden: [4], epochs: 2, patience: 1}
+synth: {tb: false}  # the families run in tests/e2e/test_run.py's TB run and its no-frozen-season run
 """
 
 

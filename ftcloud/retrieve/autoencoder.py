@@ -134,54 +134,52 @@ class AutoencoderRetrieval(Retrieval):
     def _sample_windows(self, ds: xr.Dataset, rng_seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """A uniform sample (at most ``max_samples``) of the fit period's valid windows ending in peak winter
         (label 0) or peak summer (label 1), streamed in blocks of days with their halo: (X (n, 2, window), y)."""
-        from ftcloud.retrieve.sampling import BLOCK_BYTES, splitmix64
+        from ftcloud.retrieve.sampling import BLOCK_BYTES, blocks, splitmix64
 
-        h = ds["tbh"].transpose("pass", "time", "y", "x")
-        v = ds["tbv"].transpose("pass", "time", "y", "x")
-        n_days = h.sizes["time"]
-        per_day = int(np.prod([h.sizes[d] for d in ("pass", "y", "x")]))
-        block = max(1, BLOCK_BYTES // (per_day * 4 * 2 * 2))
-        if h.chunks is not None:
-            c = int(h.chunks[1][0])
-            block = max(c, (block // c) * c)
+        h = ds["tbh"].transpose("time", "pass", "y", "x")
+        v = ds["tbv"].transpose("time", "pass", "y", "x")
+        n_days, n_pass, ny, nx = h.shape
+        # bytes per cell-day of a block: H and V, their gap-filled copies and the windows of its peak days
+        bdays, brows = blocks(h, 4 * (2 + 2 + 2 * self.window), BLOCK_BYTES)
         months = ds["time"].dt.month.values
         label_of = np.full(13, -1, np.int8)
         label_of[list(PEAK_WINTER)], label_of[list(PEAK_SUMMER)] = 0, 1
         keys = np.empty(0, "u8")
         X = np.empty((0, 2, self.window), "f4")
         y = np.empty(0, "i1")
-        for a in range(0, n_days, block):
-            b = min(a + block, n_days)
+        for a in range(0, n_days, bdays):
+            b = min(a + bdays, n_days)
             lab = label_of[months[a:b]]
             if progress is not None:
                 progress(b - a)
             if not (lab >= 0).any():
                 continue
             a0 = max(0, a - self.halo)
-            tb = np.stack(
-                [np.asarray(x.isel(time=slice(a0, b)).values, "f4") for x in (h, v)], axis=2
-            )  # (pass, time, 2, y, x)
-            p_, t_ = tb.shape[:2]
-            tb = tb.reshape(p_, t_, 2, -1)
-            for i in range(p_):
-                own = np.isfinite(tb[i]).all(axis=1)
-                filled = _fill_gaps(tb[i])
-                days = np.flatnonzero(lab >= 0) + (a - a0)  # the block's peak days, in the halo'd array
-                days = days[days >= self.window - 1]
-                if days.size == 0:
-                    continue
-                w = _windows_at(filled, days, self.window)  # (ndays, n, 2, window)
-                ok = np.isfinite(w).all(axis=(2, 3)) & own[days]
-                d_idx, px = np.nonzero(ok)
-                gidx = ((days[d_idx] + a0).astype("i8") * p_ + i) * tb.shape[-1] + px
-                k = splitmix64(gidx.astype("u8"), rng_seed)
-                keys = np.concatenate([keys, k])
-                X = np.concatenate([X, w[d_idx, px]])
-                y = np.concatenate([y, label_of[months[days[d_idx] + a0]]])
-                if keys.size > self.max_samples:
-                    keep = np.argpartition(keys, self.max_samples - 1)[: self.max_samples]
-                    keys, X, y = keys[keep], X[keep], y[keep]
-                del w
+            days = np.flatnonzero(lab >= 0) + (a - a0)  # the block's peak days, in the halo'd block
+            days = days[days >= self.window - 1]
+            if days.size == 0:
+                continue
+            for r0 in range(0, ny, brows):
+                r1 = min(r0 + brows, ny)
+                sel = {"time": slice(a0, b), "y": slice(r0, r1)}
+                tb = np.stack([np.asarray(x.isel(sel).values, "f4") for x in (h, v)], axis=2)  # (t, p, 2, y, x)
+                tb = np.moveaxis(tb, 1, 0).reshape(n_pass, b - a0, 2, -1)  # (pass, time, 2, cells of the band)
+                for i in range(n_pass):
+                    own = np.isfinite(tb[i]).all(axis=1)
+                    w = _windows_at(_fill_gaps(tb[i]), days, self.window)  # (ndays, cells, 2, window)
+                    ok = np.isfinite(w).all(axis=(2, 3)) & own[days]
+                    d_idx, px = np.nonzero(ok)
+                    # the window's position in the whole (time, pass, y, x) array: a key independent of the block
+                    gidx = np.ravel_multi_index(
+                        (days[d_idx] + a0, np.full(px.size, i), px // nx + r0, px % nx), (n_days, n_pass, ny, nx)
+                    )
+                    keys = np.concatenate([keys, splitmix64(gidx.astype("u8"), rng_seed)])
+                    X = np.concatenate([X, w[d_idx, px]])
+                    y = np.concatenate([y, label_of[months[days[d_idx] + a0]]])
+                    if keys.size > self.max_samples:
+                        keep = np.argpartition(keys, self.max_samples - 1)[: self.max_samples]
+                        keys, X, y = keys[keep], X[keep], y[keep]
+                    del w
         order = np.argsort(keys, kind="stable")
         return X[order], y[order]
 

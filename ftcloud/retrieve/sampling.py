@@ -1,8 +1,9 @@
 """A uniform random sample of valid pixel-days, streamed from the store in time blocks.
 
 The families that learn from samples (DFA, ERT) need at most a few hundred thousand pixel-days, whatever
-the region or period. :func:`sample_pixel_days` reads the fit period one block of days at a time (the
-block sized to a memory budget and aligned to the store's time chunks), keeps the valid pixel-days and
+the region or period. :func:`sample_pixel_days` reads the fit period one block at a time (:func:`blocks`: whole
+days of the region where a budget allows, else one time chunk by bands of rows; aligned to the store's
+chunks), keeps the valid pixel-days and
 holds only the ``max_samples`` with the smallest random keys seen so far (bottom-k sampling, a uniform
 sample without replacement). Memory: one block plus the kept sample, never the period or the region.
 
@@ -15,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["BLOCK_BYTES", "sample_pixel_days", "splitmix64"]
+__all__ = ["BLOCK_BYTES", "blocks", "sample_pixel_days", "splitmix64"]
 
 #: bytes of one block of features read at once (float32): the sampler's memory, with the kept sample
-BLOCK_BYTES = 128 << 20
+BLOCK_BYTES = 32 << 20
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -38,13 +39,31 @@ def splitmix64(x: np.ndarray, seed: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _block_days(ds: xr.Dataset, features, day_bytes: int, budget: int) -> int:
-    n = max(1, budget // max(day_bytes, 1))
-    chunks = ds[features[0]].chunksizes.get("time") if ds[features[0]].chunks is not None else None
-    if chunks:  # a whole number of the store's time chunks, so that no chunk is read twice
-        c = int(chunks[0])
-        n = max(c, (n // c) * c)
-    return int(min(n, ds.sizes["time"]))
+def _chunk(da_: xr.DataArray, dim: str) -> int | None:
+    return int(da_.chunksizes[dim][0]) if da_.chunks is not None and dim in da_.chunksizes else None
+
+
+def blocks(like: xr.DataArray, bytes_per_cell_day: int, budget: int = BLOCK_BYTES) -> tuple[int, int]:
+    """(days, rows) of one block of ``like`` (dims time, ..., y, ...) that holds about ``budget`` bytes: whole days
+    of the whole region where they fit, else bands of rows; both whole multiples of the store's chunks (no chunk
+    is read twice), at least one chunk each: the block is bounded by the budget, not by the period or region.
+
+    >>> like = xr.DataArray(np.zeros((100, 2, 50, 40)), dims=("time", "pass", "y", "x")).chunk({"time": 10, "y": 8})
+    >>> blocks(like, 4, budget=2 * 50 * 40 * 4 * 30)  # 30 days of the whole region fit: 30 days, every row
+    (30, 50)
+    >>> blocks(like, 4, budget=2 * 50 * 40 * 4 * 3)  # 3 days do: one time chunk (10 days), bands of 8 rows
+    (10, 8)
+    """
+    n_days = like.sizes["time"]
+    day = bytes_per_cell_day * int(np.prod([like.sizes[d] for d in like.dims if d != "time"]))
+    tc = _chunk(like, "time") or 1
+    days = (budget // max(day, 1)) // tc * tc
+    if days >= tc or "y" not in like.dims:
+        return int(min(max(days, tc), n_days)), int(like.sizes.get("y", 1))
+    ny = like.sizes["y"]
+    yc = _chunk(like, "y") or 1
+    rows = (budget // max(tc * day // ny, 1)) // yc * yc
+    return int(min(tc, n_days)), int(min(max(rows, yc), ny))
 
 
 def sample_pixel_days(
@@ -69,42 +88,45 @@ def sample_pixel_days(
         like = like.broadcast_like(target)
     dims = ("time", *[d for d in like.dims if d != "time"])
     like = like.transpose(*dims)
-    per_day = int(np.prod([like.sizes[d] for d in dims[1:]]))
-    n_days = like.sizes["time"]
-    block = _block_days(ds, features, per_day * 4 * len(features), budget_bytes)
+    shape = tuple(like.sizes[d] for d in dims)
+    n_days, ny = shape[0], like.sizes.get("y", 1)
+    bdays, brows = blocks(like, 4 * len(features), budget_bytes)
     keys = np.empty(0, "u8")
     X = np.empty((0, len(features)), "f4")
     y = np.empty(0, "u1") if target is not None else None
     index = np.empty(0, "i8")
-    for a in range(0, n_days, block):
-        b = min(a + block, n_days)
-        sub = ds[list(features)].isel(time=slice(a, b)).load()
-        xb = np.stack(
-            [
-                np.asarray(sub[f].broadcast_like(like.isel(time=slice(a, b))).transpose(*dims).values, "f4").ravel()
-                for f in features
-            ],
-            axis=1,
-        )
-        ok = np.isfinite(xb).all(axis=1)
-        yb = None
-        if target is not None:
-            tb = target.isel(time=slice(a, b))
-            yb = np.asarray(tb.broadcast_like(like.isel(time=slice(a, b))).transpose(*dims).values).ravel()
-            ok &= yb <= 1
-        idx = np.flatnonzero(ok)
-        gidx = idx.astype("i8") + a * per_day
-        keys = np.concatenate([keys, splitmix64(gidx.astype("u8"), seed)])
-        X = np.concatenate([X, xb[idx]])
-        index = np.concatenate([index, gidx])
-        if y is not None:
-            y = np.concatenate([y, yb[idx].astype("u1")])
-        del sub, xb, yb
-        if keys.size > max_samples:
-            keep = np.argpartition(keys, max_samples - 1)[:max_samples]
-            keys, X, index = keys[keep], X[keep], index[keep]
+    for a in range(0, n_days, bdays):
+        b = min(a + bdays, n_days)
+        for r0 in range(0, ny, brows):
+            sel = {"time": slice(a, b), **({"y": slice(r0, min(r0 + brows, ny))} if "y" in dims else {})}
+            part = like.isel(sel)
+            sub = ds[list(features)].isel({k: v for k, v in sel.items() if k in ds.dims}).load()
+            xb = np.stack(
+                [np.asarray(sub[f].broadcast_like(part).transpose(*dims).values, "f4").ravel() for f in features],
+                axis=1,
+            )
+            ok = np.isfinite(xb).all(axis=1)
+            yb = None
+            if target is not None:
+                tb = target.isel({k: v for k, v in sel.items() if k in target.dims})
+                yb = np.asarray(tb.broadcast_like(part).transpose(*dims).values).ravel()
+                ok &= yb <= 1
+            idx = np.flatnonzero(ok)
+            # each kept pixel-day's position in the whole (time, ...) array: its key does not depend on the block
+            local = np.unravel_index(idx, part.shape)
+            offset = [a if d == "time" else (r0 if d == "y" else 0) for d in dims]
+            gidx = np.ravel_multi_index(tuple(ix + o for ix, o in zip(local, offset)), shape).astype("i8")
+            keys = np.concatenate([keys, splitmix64(gidx.astype("u8"), seed)])
+            X = np.concatenate([X, xb[idx]])
+            index = np.concatenate([index, gidx])
             if y is not None:
-                y = y[keep]
+                y = np.concatenate([y, yb[idx].astype("u1")])
+            del sub, xb, yb, local
+            if keys.size > max_samples:
+                keep = np.argpartition(keys, max_samples - 1)[:max_samples]
+                keys, X, index = keys[keep], X[keep], index[keep]
+                if y is not None:
+                    y = y[keep]
         if progress is not None:
             progress(b - a)
     order = np.argsort(index, kind="stable")

@@ -58,8 +58,9 @@ def _family(method: str):
     return getattr(importlib.import_module(mod), cls)
 
 
-def methods_for(store: str | Store, storage_options: dict | None = None) -> list[str]:
-    """The methods whose inputs the store holds (and whose packages are installed), in :data:`METHODS` order."""
+def methods_for(store: str | Store, storage_options: dict | None = None, *, installed_only: bool = True) -> list[str]:
+    """The methods whose inputs the store holds (and, with ``installed_only``, whose packages are installed), in
+    :data:`METHODS` order."""
     import importlib.util
 
     from ftcloud.io.stores import store_status
@@ -68,7 +69,7 @@ def methods_for(store: str | Store, storage_options: dict | None = None) -> list
     out = []
     for m, (_, groups, pkg) in METHODS.items():
         if all(store_status(st.group(g), st.storage_options) == "complete" for g in groups) and (
-            pkg is None or importlib.util.find_spec(pkg) is not None
+            pkg is None or not installed_only or importlib.util.find_spec(pkg) is not None
         ):
             out.append(m)
     return out

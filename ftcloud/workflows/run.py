@@ -336,13 +336,16 @@ def _run(cfg, out, progress, so, state, summary, lazy) -> dict:
     summary["product"] = product
 
     # the retrieval families of the field, each its own product beside the ConvLSTM's
-    from ftcloud.workflows.retrieve import methods_for, retrieve
+    from ftcloud.workflows.retrieve import METHODS, methods_for, retrieve
 
     wanted = (cfg.get("retrieve") or {}).get("methods", "auto")
     available = methods_for(store, so)
     methods = available if wanted == "auto" else [m for m in wanted if m in available]
     for m in [m for m in ([] if wanted == "auto" else wanted) if m not in available]:
         print(f"[retrieve] {m}: skipped, the store lacks its inputs (or scikit-learn for ert)", flush=True)
+    if wanted == "auto":  # a family whose inputs are in the store but whose package is not installed: said
+        for m in [m for m in methods_for(store, so, installed_only=False) if m not in available]:
+            print(f"[retrieve] {m}: skipped, it needs {METHODS[m][2]}: pip install 'ftcloud[retrieve]'", flush=True)
     families = {}
     fit = _fit_period(cfg)  # the families learn where the ConvLSTM learns: its train and val splits
     for m in methods:
