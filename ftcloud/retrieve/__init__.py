@@ -13,7 +13,10 @@
 
 Every retrieval has ``fit(ds, target=None)`` (a no-op where the family learns nothing but its references)
 and ``predict(ds)``, which returns an FT DataArray (uint8, 0 thawed, 1 frozen, 255 missing, CF flags) on
-the input's grid, lazily where the input is dask-backed. No I/O.
+the input's grid, lazily where the input is dask-backed. The learned families read their samples in blocks
+(:mod:`ftcloud.retrieve.sampling`: memory bounded by a block, not by the period or the region), and ERT and the
+autoencoder export their models with a SHA-256 card; predict's tasks load the verified file once per worker
+(:func:`ftcloud.retrieve.base.load_verified`), so a model never rides in the task graph.
 """
 
 from __future__ import annotations

@@ -111,11 +111,9 @@ class ERTRetrieval(Retrieval):
     # -- export -------------------------------------------------------------------------------
     def export(self, model_dir: str) -> dict:
         """The fitted trees as a pickle and a JSON card with its SHA-256 (loaded only when it matches)."""
-        import hashlib
         import json
         import os
         import pickle
-        import zlib
 
         import sklearn
 
@@ -124,17 +122,18 @@ class ERTRetrieval(Retrieval):
         if self.model is None:
             raise ValidationError("ert: export before fit")
         os.makedirs(model_dir, exist_ok=True)
-        data = zlib.compress(pickle.dumps(self.model, protocol=5), 1)  # trees compress ~4x; level 1 takes seconds
         path = os.path.join(model_dir, STEM + ".pkl.zlib")
-        with open(path + ".tmp", "wb") as f:
-            f.write(data)
+        with open(path + ".tmp", "wb") as f:  # pickled straight into the compressor: no second copy of the trees
+            w = _ZlibWriter(f)
+            pickle.dump(self.model, w, protocol=5)
+            w.close()
         os.replace(path + ".tmp", path)
         card = {
             "model": "scikit-learn ExtraTreesClassifier (ftcloud ERT family), pickled (protocol 5), zlib-compressed",
             "sklearn_version": sklearn.__version__,
             "features": list(self.features),
             "metrics": self.metrics,
-            "files": {"pickle": {"name": STEM + ".pkl.zlib", "sha256": hashlib.sha256(data).hexdigest()}},
+            "files": {"pickle": {"name": STEM + ".pkl.zlib", "sha256": w.sha256.hexdigest()}},
         }
         with open(os.path.join(model_dir, STEM + ".json.tmp"), "w") as f:
             json.dump(card, f, indent=2)
@@ -169,7 +168,7 @@ class ERTRetrieval(Retrieval):
         from ftcloud.errors import ValidationError
 
         self._check(ds)
-        if self.model is None:
+        if self.model is None and self.path is None:
             raise ValidationError("ert: predict before fit")
         url, sha, so = self.path, self.sha256, self.storage_options
         local = None if url else self.model  # unexported trees travel in the graph (small models, tests)
@@ -198,3 +197,25 @@ def _unpickle(data: bytes):
     import zlib
 
     return pickle.loads(zlib.decompress(data))
+
+
+class _ZlibWriter:
+    """A binary file wrapper that zlib-compresses (level 1) what is written and hashes the compressed bytes."""
+
+    def __init__(self, f):
+        import hashlib
+        import zlib
+
+        self.f, self.z, self.sha256 = f, zlib.compressobj(1), hashlib.sha256()
+
+    def write(self, b) -> int:
+        mv = memoryview(b)  # pickle protocol 5 also writes PickleBuffers (large arrays), without a len()
+        c = self.z.compress(mv)
+        self.f.write(c)
+        self.sha256.update(c)
+        return mv.nbytes
+
+    def close(self) -> None:
+        c = self.z.flush()
+        self.f.write(c)
+        self.sha256.update(c)

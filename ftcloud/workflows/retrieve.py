@@ -179,6 +179,8 @@ def retrieve(
 
         family.path = join(stage, MODEL_DIR, os.path.basename(family.path))
         family.storage_options = dst.storage_options
+        if method == "ert":  # its tasks load the trees from the file: no second copy in this process
+            family.model = None
     ft = family.predict(ds).transpose("pass", "time", "y", "x")
     like = st.open(METHODS[method][1][0])
     coords = {k: like[k] for k in ("lat", "lon") if k in like.coords}
