@@ -9,7 +9,7 @@ import xarray as xr
 
 from ftcloud.core.metadata import FT_ENCODING, FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 
-__all__ = ["Retrieval", "as_ft", "load_verified"]
+__all__ = ["Retrieval", "as_ft", "load_verified", "remember"]
 
 
 def as_ft(frozen: xr.DataArray, valid: xr.DataArray, name: str, source: str) -> xr.DataArray:
@@ -77,3 +77,11 @@ def load_verified(url: str, sha256: str, loader, storage_options: dict | None = 
                 )
             _LOADED[key] = loader(data)
         return _LOADED[key]
+
+
+def remember(url: str, sha256: str, obj) -> None:
+    """Hand the object whose exported bytes at ``url`` hash to ``sha256`` (it was just written from it) to the
+    tasks of this process, so that a threaded predict does not load a second copy; a worker process of a
+    cluster still reads and verifies the file."""
+    with _LOCK:
+        _LOADED[(url, sha256)] = obj

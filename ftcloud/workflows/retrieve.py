@@ -179,7 +179,10 @@ def retrieve(
 
         family.path = join(stage, MODEL_DIR, os.path.basename(family.path))
         family.storage_options = dst.storage_options
-        if method == "ert":  # its tasks load the trees from the file: no second copy in this process
+        if method == "ert":  # the trees: this process's tasks take the fitted object, a cluster's workers the file
+            from ftcloud.retrieve.base import remember
+
+            remember(family.path, family.sha256, family.model)
             family.model = None
     ft = family.predict(ds).transpose("pass", "time", "y", "x")
     like = st.open(METHODS[method][1][0])

@@ -88,8 +88,8 @@ def test_dockerfile_installs_like_the_readme():
     assert "-c constraints.txt" in readme
     install = [ln for ln in docker.splitlines() if ln.startswith("RUN pip install")]
     assert len(install) == 1
-    # the image serves hub users and workers: every extra ([all]); the README's run installs [ingest,torch]
-    assert "-c constraints.txt" in install[0] and '".[all]"' in install[0] and '-e ".[ingest,torch]"' in readme
+    # the image serves hub users and workers: every extra ([all]); the README's run installs [ingest,torch,retrieve]
+    assert "-c constraints.txt" in install[0] and '".[all]"' in install[0] and '-e ".[ingest,torch,retrieve]"' in readme
     assert re.search(r"^COPY constraints\.txt ", docker, re.M)
     assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in docker
     # the pins the image gets are the README's: one constraints file, with the torch pin in it
