@@ -117,6 +117,8 @@ def promote(stage: str, out: str, storage_options: dict | None = None) -> None:
         os.rename(spath, opath)
         shutil.rmtree(old, ignore_errors=True)
         return
+    # the filesystem's own spelling of both paths (memory:// lists "/a/b" for "a/b"), so that the slices below hold
+    spath, opath = fs._strip_protocol(spath), fs._strip_protocol(opath)
     if fs.exists(opath):
         if store_status(out, storage_options) is not None:
             mark_incomplete(out, storage_options)

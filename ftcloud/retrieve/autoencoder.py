@@ -134,21 +134,20 @@ class AutoencoderRetrieval(Retrieval):
     def _sample_windows(self, ds: xr.Dataset, rng_seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """A uniform sample (at most ``max_samples``) of the fit period's valid windows ending in peak winter
         (label 0) or peak summer (label 1), streamed in blocks of days with their halo: (X (n, 2, window), y)."""
-        from ftcloud.retrieve.sampling import BLOCK_BYTES, blocks, splitmix64
+        from ftcloud.retrieve.sampling import BLOCK_BYTES, INDEX_BYTES, blocks, splitmix64
 
         h = ds["tbh"].transpose("time", "pass", "y", "x")
         v = ds["tbv"].transpose("time", "pass", "y", "x")
         n_days, n_pass, ny, nx = h.shape
         # bytes per cell-day of a block: H and V, their gap-filled copies and the windows of its peak days
-        bdays, brows = blocks(h, 4 * (2 + 2 + 2 * self.window), BLOCK_BYTES)
+        day_ranges, row_ranges = blocks(h, 4 * (2 + 2 + 2 * self.window) + INDEX_BYTES, BLOCK_BYTES)
         months = ds["time"].dt.month.values
         label_of = np.full(13, -1, np.int8)
         label_of[list(PEAK_WINTER)], label_of[list(PEAK_SUMMER)] = 0, 1
         keys = np.empty(0, "u8")
         X = np.empty((0, 2, self.window), "f4")
         y = np.empty(0, "i1")
-        for a in range(0, n_days, bdays):
-            b = min(a + bdays, n_days)
+        for a, b in day_ranges:
             lab = label_of[months[a:b]]
             if progress is not None:
                 progress(b - a)
@@ -159,8 +158,7 @@ class AutoencoderRetrieval(Retrieval):
             days = days[days >= self.window - 1]
             if days.size == 0:
                 continue
-            for r0 in range(0, ny, brows):
-                r1 = min(r0 + brows, ny)
+            for r0, r1 in row_ranges:
                 sel = {"time": slice(a0, b), "y": slice(r0, r1)}
                 tb = np.stack([np.asarray(x.isel(sel).values, "f4") for x in (h, v)], axis=2)  # (t, p, 2, y, x)
                 tb = np.moveaxis(tb, 1, 0).reshape(n_pass, b - a0, 2, -1)  # (pass, time, 2, cells of the band)
@@ -173,7 +171,11 @@ class AutoencoderRetrieval(Retrieval):
                     gidx = np.ravel_multi_index(
                         (days[d_idx] + a0, np.full(px.size, i), px // nx + r0, px % nx), (n_days, n_pass, ny, nx)
                     )
-                    keys = np.concatenate([keys, splitmix64(gidx.astype("u8"), rng_seed)])
+                    k = splitmix64(gidx.astype("u8"), rng_seed)
+                    if keys.size >= self.max_samples:  # only windows below the current k-th key can enter
+                        below = k < keys.max()
+                        d_idx, px, k = d_idx[below], px[below], k[below]
+                    keys = np.concatenate([keys, k])
                     X = np.concatenate([X, w[d_idx, px]])
                     y = np.concatenate([y, label_of[months[days[d_idx] + a0]]])
                     if keys.size > self.max_samples:
@@ -270,24 +272,26 @@ class AutoencoderRetrieval(Retrieval):
         return card
 
     @classmethod
-    def from_export(cls, model_dir: str) -> AutoencoderRetrieval:
-        """The exported autoencoder, its TorchScript file loaded only when its SHA-256 matches the card."""
+    def from_export(cls, model_dir: str, storage_options: dict | None = None) -> AutoencoderRetrieval:
+        """The exported autoencoder of ``model_dir`` (a local folder or any fsspec URL), its TorchScript file
+        loaded only when its SHA-256 matches the card's."""
         from ftcloud.errors import ValidationError
-        from ftcloud.model.export import load_module, sha256_file
+        from ftcloud.io.stores import join, read_json
 
-        card_path = os.path.join(model_dir, STEM + ".json")
+        card_url = join(model_dir, STEM + ".json")
+        card = read_json(card_url, storage_options)
         try:
-            with open(card_path) as f:
-                card = json.load(f)
             entry = card["files"]["torchscript"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValidationError(f"{card_path}: not a readable autoencoder card ({type(e).__name__})") from None
-        path = os.path.join(model_dir, os.path.basename(str(entry["name"])))
-        if not os.path.isfile(path) or sha256_file(path) != entry.get("sha256"):
-            raise ValidationError(f"{path}: missing, or its SHA-256 does not match the card's; refusing to load it")
-        out = cls(window=int(card["inputs"]["window"]))
-        out.model = load_module(path, "torchscript")
-        out.path, out.sha256, out.metrics = path, entry["sha256"], card.get("metrics", {})
+            window = int(card["inputs"]["window"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValidationError(f"{card_url}: not a readable autoencoder card ({type(e).__name__})") from None
+        out = cls(window=window)
+        out.path = join(model_dir, os.path.basename(str(entry["name"])))
+        out.sha256, out.storage_options, out.metrics = str(entry["sha256"]), storage_options, card.get("metrics", {})
+        try:
+            out.model = load_verified(out.path, out.sha256, _load_torchscript, storage_options, fresh=True)
+        except FileNotFoundError:
+            raise ValidationError(f"{out.path}: missing; the card names it") from None
         return out
 
     # -- predict ------------------------------------------------------------------------------
@@ -295,7 +299,7 @@ class AutoencoderRetrieval(Retrieval):
         from ftcloud.errors import ValidationError
 
         self._check(ds)
-        if self.model is None:
+        if self.model is None and self.path is None:
             raise ValidationError("autoencoder: predict before fit")
         window, url, sha, so = self.window, self.path, self.sha256, self.storage_options
         local = None if url else self.model  # an unexported module travels in the graph (tests)

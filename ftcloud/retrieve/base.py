@@ -9,7 +9,7 @@ import xarray as xr
 
 from ftcloud.core.metadata import FT_ENCODING, FT_FROZEN, FT_MISSING, FT_THAWED, ft_attrs
 
-__all__ = ["Retrieval", "as_ft", "load_verified", "remember"]
+__all__ = ["Retrieval", "as_ft", "forget", "load_verified", "remember"]
 
 
 def as_ft(frozen: xr.DataArray, valid: xr.DataArray, name: str, source: str) -> xr.DataArray:
@@ -85,3 +85,9 @@ def remember(url: str, sha256: str, obj) -> None:
     cluster still reads and verifies the file."""
     with _LOCK:
         _LOADED[(url, sha256)] = obj
+
+
+def forget(url: str, sha256: str) -> None:
+    """Drop this process's copy of the model at ``url`` (after the product that needed it is written)."""
+    with _LOCK:
+        _LOADED.pop((url, sha256), None)

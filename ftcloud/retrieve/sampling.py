@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["BLOCK_BYTES", "blocks", "sample_pixel_days", "splitmix64"]
+__all__ = ["BLOCK_BYTES", "INDEX_BYTES", "blocks", "sample_pixel_days", "splitmix64"]
 
 #: bytes of one block of features read at once (float32): the sampler's memory, with the kept sample
 BLOCK_BYTES = 32 << 20
@@ -39,31 +39,53 @@ def splitmix64(x: np.ndarray, seed: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _chunk(da_: xr.DataArray, dim: str) -> int | None:
-    return int(da_.chunksizes[dim][0]) if da_.chunks is not None and dim in da_.chunksizes else None
+#: bytes per cell-day a block costs beyond its features: the valid positions, their global index and key
+INDEX_BYTES = 64
 
 
-def blocks(like: xr.DataArray, bytes_per_cell_day: int, budget: int = BLOCK_BYTES) -> tuple[int, int]:
-    """(days, rows) of one block of ``like`` (dims time, ..., y, ...) that holds about ``budget`` bytes: whole days
-    of the whole region where they fit, else bands of rows; both whole multiples of the store's chunks (no chunk
-    is read twice), at least one chunk each: the block is bounded by the budget, not by the period or region.
+def _edges(like: xr.DataArray, dim: str) -> list[int]:
+    """The chunk boundaries of ``dim`` (every position where ``like`` is not chunked)."""
+    n = like.sizes[dim]
+    if like.chunks is None:
+        return list(range(n + 1))
+    return [0, *np.cumsum(like.chunksizes[dim]).tolist()]
+
+
+def _group(edges: list[int], unit: float, budget: int) -> list[tuple[int, int]]:
+    """Runs of consecutive chunks (``edges``) of at most ``budget`` bytes at ``unit`` bytes a position (at least
+    one chunk each)."""
+    out, a = [], 0
+    for i in range(1, len(edges)):
+        if i + 1 < len(edges) and (edges[i + 1] - edges[a]) * unit <= budget:
+            continue
+        out.append((edges[a], edges[i]))
+        a = i
+    return out
+
+
+def blocks(like: xr.DataArray, bytes_per_cell_day: int, budget: int = BLOCK_BYTES):
+    """The blocks that read ``like`` (dims time, ..., y, ...) in about ``budget`` bytes each: ``(days, rows)``,
+    lists of [start, stop) ranges. Whole days of the region while they fit, else one time chunk by bands of
+    rows; every range ends on a chunk edge of the (possibly sliced) array, so no chunk is read twice, and each
+    holds at least one chunk: a block is bounded by the budget, not by the period or the region.
 
     >>> like = xr.DataArray(np.zeros((100, 2, 50, 40)), dims=("time", "pass", "y", "x")).chunk({"time": 10, "y": 8})
-    >>> blocks(like, 4, budget=2 * 50 * 40 * 4 * 30)  # 30 days of the whole region fit: 30 days, every row
-    (30, 50)
-    >>> blocks(like, 4, budget=2 * 50 * 40 * 4 * 3)  # 3 days do: one time chunk (10 days), bands of 8 rows
-    (10, 8)
+    >>> days, rows = blocks(like, 4, budget=2 * 50 * 40 * 4 * 30)  # 30 days of the region fit: 3 chunks a block
+    >>> days[:2], rows
+    ([(0, 30), (30, 60)], [(0, 50)])
+    >>> blocks(like.isel(time=slice(5, None)), 4, budget=2 * 50 * 40 * 4 * 30)[0][:2]  # a period from mid-chunk
+    [(0, 25), (25, 55)]
+    >>> days, rows = blocks(like, 4, budget=2 * 50 * 40 * 4 * 3)  # 3 days: a chunk of days by bands of 8 rows
+    >>> days[:2], rows[:2]
+    ([(0, 10), (10, 20)], [(0, 8), (8, 16)])
     """
-    n_days = like.sizes["time"]
     day = bytes_per_cell_day * int(np.prod([like.sizes[d] for d in like.dims if d != "time"]))
-    tc = _chunk(like, "time") or 1
-    days = (budget // max(day, 1)) // tc * tc
-    if days >= tc or "y" not in like.dims:
-        return int(min(max(days, tc), n_days)), int(like.sizes.get("y", 1))
+    tedges = _edges(like, "time")
+    longest = max(b - a for a, b in zip(tedges, tedges[1:]))
+    if longest * day <= budget or "y" not in like.dims:
+        return _group(tedges, day, budget), [(0, int(like.sizes.get("y", 1)))]
     ny = like.sizes["y"]
-    yc = _chunk(like, "y") or 1
-    rows = (budget // max(tc * day // ny, 1)) // yc * yc
-    return int(min(tc, n_days)), int(min(max(rows, yc), ny))
+    return list(zip(tedges, tedges[1:])), _group(_edges(like, "y"), longest * day / ny, budget)
 
 
 def sample_pixel_days(
@@ -89,39 +111,43 @@ def sample_pixel_days(
     dims = ("time", *[d for d in like.dims if d != "time"])
     like = like.transpose(*dims)
     shape = tuple(like.sizes[d] for d in dims)
-    n_days, ny = shape[0], like.sizes.get("y", 1)
-    bdays, brows = blocks(like, 4 * len(features), budget_bytes)
+    ny = like.sizes.get("y", 1)
+    day_ranges, row_ranges = blocks(like, 4 * len(features) + INDEX_BYTES, budget_bytes)
     keys = np.empty(0, "u8")
     X = np.empty((0, len(features)), "f4")
     y = np.empty(0, "u1") if target is not None else None
     index = np.empty(0, "i8")
-    for a in range(0, n_days, bdays):
-        b = min(a + bdays, n_days)
-        for r0 in range(0, ny, brows):
-            sel = {"time": slice(a, b), **({"y": slice(r0, min(r0 + brows, ny))} if "y" in dims else {})}
+    for a, b in day_ranges:
+        for r0, r1 in row_ranges if "y" in dims else [(0, ny)]:
+            sel = {"time": slice(a, b), **({"y": slice(r0, r1)} if "y" in dims else {})}
             part = like.isel(sel)
             sub = ds[list(features)].isel({k: v for k, v in sel.items() if k in ds.dims}).load()
-            xb = np.stack(
-                [np.asarray(sub[f].broadcast_like(part).transpose(*dims).values, "f4").ravel() for f in features],
-                axis=1,
-            )
-            ok = np.isfinite(xb).all(axis=1)
-            yb = None
+            cols = [np.asarray(sub[f].broadcast_like(part).transpose(*dims).values, "f4").ravel() for f in features]
+            del sub
+            ok = np.isfinite(cols[0])
+            for c in cols[1:]:
+                ok &= np.isfinite(c)
             if target is not None:
                 tb = target.isel({k: v for k, v in sel.items() if k in target.dims})
                 yb = np.asarray(tb.broadcast_like(part).transpose(*dims).values).ravel()
                 ok &= yb <= 1
             idx = np.flatnonzero(ok)
-            # each kept pixel-day's position in the whole (time, ...) array: its key does not depend on the block
+            del ok
+            # each valid pixel-day's position in the whole (time, ...) array: its key does not depend on the block
             local = np.unravel_index(idx, part.shape)
             offset = [a if d == "time" else (r0 if d == "y" else 0) for d in dims]
             gidx = np.ravel_multi_index(tuple(ix + o for ix, o in zip(local, offset)), shape).astype("i8")
-            keys = np.concatenate([keys, splitmix64(gidx.astype("u8"), seed)])
-            X = np.concatenate([X, xb[idx]])
+            del local
+            k = splitmix64(gidx.astype("u8"), seed)
+            if keys.size >= max_samples:  # only candidates below the current k-th key can enter the sample
+                below = k < keys.max()
+                idx, gidx, k = idx[below], gidx[below], k[below]
+            keys = np.concatenate([keys, k])
+            X = np.concatenate([X, np.stack([c[idx] for c in cols], axis=1)])
             index = np.concatenate([index, gidx])
             if y is not None:
                 y = np.concatenate([y, yb[idx].astype("u1")])
-            del sub, xb, yb, local
+            del cols
             if keys.size > max_samples:
                 keep = np.argpartition(keys, max_samples - 1)[:max_samples]
                 keys, X, index = keys[keep], X[keep], index[keep]

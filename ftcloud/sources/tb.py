@@ -125,17 +125,26 @@ def preprocess_multifreq_year(
         per_pass = []
         for p in PASSES:
             url = multifreq_url(root, year, ch, p)
-            ds = open_xarray_file(url, storage_options=storage_options, what=MULTIFREQ_WHAT, mask_and_scale=True)
-            if "TB" not in ds:
-                raise MissingVariableError(
-                    f"{MULTIFREQ_WHAT} {url}: variable 'TB' not found; it has {', '.join(map(str, ds.data_vars))}"
+            # opened lazily: only the item's days (one contiguous run) and covering cells are read (byte ranges
+            # on an object store), not the year's file
+            ds = open_xarray_file(
+                url, storage_options=storage_options, what=MULTIFREQ_WHAT, mask_and_scale=True, lazy=True
+            )
+            try:
+                if "TB" not in ds:
+                    raise MissingVariableError(
+                        f"{MULTIFREQ_WHAT} {url}: variable 'TB' not found; it has {', '.join(map(str, ds.data_vars))}"
+                    )
+                times = check_time_axis(ds["time"].values, url, MULTIFREQ_WHAT, expected=days)
+                r, c = _window_slice(ds["x"].values, ds["y"].values, src, url, MULTIFREQ_WHAT)
+                pos = times.get_indexer(days)
+                var = ds["TB"]
+                part = var.isel(
+                    {var.dims[0]: slice(int(pos.min()), int(pos.max()) + 1), var.dims[1]: r, var.dims[2]: c}
                 )
-            times = check_time_axis(ds["time"].values, url, MULTIFREQ_WHAT, expected=days)
-            r, c = _window_slice(ds["x"].values, ds["y"].values, src, url, MULTIFREQ_WHAT)
-            pos = times.get_indexer(days)
-            var = ds["TB"]  # read lazily: the item's days (one contiguous run) and the covering cells only
-            part = var.isel({var.dims[0]: slice(int(pos.min()), int(pos.max()) + 1), var.dims[1]: r, var.dims[2]: c})
-            tb = np.asarray(part.values, "f4")[pos - pos.min()]
+                tb = np.asarray(part.values, "f4")[pos - pos.min()]
+            finally:
+                ds.close()
             _check_range(tb, url, "TB", MULTIFREQ_WHAT)
             per_pass.append(regrid(tb))
         arr = np.stack(per_pass, axis=1).astype("f4")  # (time, pass, y, x)

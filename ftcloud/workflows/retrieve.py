@@ -164,63 +164,70 @@ def retrieve(
     fit_target = None if target is None else target.sel(time=fit_days)
     family.fit(fit_ds, fit_target)  # streamed from the store in blocks of days (memory: a block, not the period)
     model_card, model_tmp = None, None
-    if hasattr(family, "export"):  # ERT's trees, the autoencoder's module: exported with a checksummed card;
-        model_tmp = tempfile.mkdtemp(prefix=f"ftcloud-{method}-")  # predict's tasks load the verified file from
-        card_ = family.export(model_tmp)  # the staged product's MODEL_DIR (a remote worker reads it there too)
-        model_card = {"folder": MODEL_DIR, "files": card_["files"]}
-    stages.done("fit")
-    stages.start("predict")
-    check_replaceable(dst.url, dst.storage_options)
-    recover(dst.url, dst.storage_options)
-    stage = staging_url(dst.url)
-    discard(stage, dst.storage_options)
-    if model_tmp is not None:
-        from ftcloud.io.stores import join
+    try:
+        if hasattr(family, "export"):  # ERT's trees, the autoencoder's module: exported with a checksummed card;
+            model_tmp = tempfile.mkdtemp(prefix=f"ftcloud-{method}-")  # predict's tasks load the verified file from
+            card_ = family.export(model_tmp)  # the staged product's MODEL_DIR (a remote worker reads it there too)
+            model_card = {"folder": MODEL_DIR, "files": card_["files"]}
+        stages.done("fit")
+        stages.start("predict")
+        check_replaceable(dst.url, dst.storage_options)
+        recover(dst.url, dst.storage_options)
+        stage = staging_url(dst.url)
+        discard(stage, dst.storage_options)
+        if model_tmp is not None:
+            from ftcloud.io.stores import join
 
-        family.path = join(stage, MODEL_DIR, os.path.basename(family.path))
-        family.storage_options = dst.storage_options
-        if method == "ert":  # the trees: this process's tasks take the fitted object, a cluster's workers the file
+            family.path = join(stage, MODEL_DIR, os.path.basename(family.path))
+            family.storage_options = dst.storage_options
+            # this process's tasks take the fitted object it just exported (no second copy of ERT's trees); a
+            # cluster's workers read and verify the file; forgotten once the product is written
             from ftcloud.retrieve.base import remember
 
             remember(family.path, family.sha256, family.model)
             family.model = None
-    ft = family.predict(ds).transpose("pass", "time", "y", "x")
-    like = st.open(METHODS[method][1][0])
-    coords = {k: like[k] for k in ("lat", "lon") if k in like.coords}
-    card = {
-        "method": method,
-        "product": family.product,
-        "source": family.source,
-        "fit_period": [f"{fit_days[0]:%Y-%m-%d}", f"{fit_days[-1]:%Y-%m-%d}"],
-        "fit_days": int(fit_days.size),
-        "parameters": _parameters(family),
-        "metrics": getattr(family, "metrics", {}) or {},
-        **({"model": model_card} if model_card else {}),
-    }
-    prod = xr.Dataset({"ft": ft}).assign_coords(coords)
-    prod["crs"] = like["crs"] if "crs" in like else xr.DataArray(np.int32(0))
-    prod = describe_coordinates(prod.set_coords("crs"))
-    prod["ft"].attrs["grid_mapping"] = "crs"
-    prod["ft"].encoding = {**FT_ENCODING, "chunks": (1, min(64, ft.sizes["time"]), ft.sizes["y"], ft.sizes["x"])}
-    prod.attrs = {
-        **cf_globals(f"soil freeze/thaw state retrieved by {family.product} (ftcloud retrieve --method {method})"),
-        "history": history_stamp(f"retrieve {method} from {redact_url(st.url)}"),
-        "ftcloud_retrieval": json.dumps(card),
-    }
-    write = prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
-        get_mapper(stage, dst.storage_options), mode="w", consolidated=True, compute=False
-    )
-    if model_tmp is not None:  # after the skeleton (mode="w" clears the folder), before the tasks that read it
-        from ftcloud.io.stores import filesystem, join
+        ft = family.predict(ds).transpose("pass", "time", "y", "x")
+        like = st.open(METHODS[method][1][0])
+        coords = {k: like[k] for k in ("lat", "lon") if k in like.coords}
+        card = {
+            "method": method,
+            "product": family.product,
+            "source": family.source,
+            "fit_period": [f"{fit_days[0]:%Y-%m-%d}", f"{fit_days[-1]:%Y-%m-%d}"],
+            "fit_days": int(fit_days.size),
+            "parameters": _parameters(family),
+            "metrics": getattr(family, "metrics", {}) or {},
+            **({"model": model_card} if model_card else {}),
+        }
+        prod = xr.Dataset({"ft": ft}).assign_coords(coords)
+        prod["crs"] = like["crs"] if "crs" in like else xr.DataArray(np.int32(0))
+        prod = describe_coordinates(prod.set_coords("crs"))
+        prod["ft"].attrs["grid_mapping"] = "crs"
+        prod["ft"].encoding = {**FT_ENCODING, "chunks": (1, min(64, ft.sizes["time"]), ft.sizes["y"], ft.sizes["x"])}
+        prod.attrs = {
+            **cf_globals(f"soil freeze/thaw state retrieved by {family.product} (ftcloud retrieve --method {method})"),
+            "history": history_stamp(f"retrieve {method} from {redact_url(st.url)}"),
+            "ftcloud_retrieval": json.dumps(card),
+        }
+        write = prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
+            get_mapper(stage, dst.storage_options), mode="w", consolidated=True, compute=False
+        )
+        if model_tmp is not None:  # after the skeleton (mode="w" clears the folder), before the tasks that read it
+            from ftcloud.io.stores import filesystem, join
 
-        fs, folder = filesystem(join(stage, MODEL_DIR), dst.storage_options)
-        fs.makedirs(folder, exist_ok=True)  # a local folder; nothing on an object store
-        for name in sorted(os.listdir(model_tmp)):
-            fs.put(os.path.join(model_tmp, name), f"{folder}/{name}")
-        shutil.rmtree(model_tmp, ignore_errors=True)
-    write.compute()
-    mark_complete(stage, dst.storage_options, record={"method": method})
-    promote(stage, dst.url, dst.storage_options)
+            fs, folder = filesystem(join(stage, MODEL_DIR), dst.storage_options)
+            fs.makedirs(folder, exist_ok=True)  # a local folder; nothing on an object store
+            for name in sorted(os.listdir(model_tmp)):
+                fs.put(os.path.join(model_tmp, name), f"{folder}/{name}")
+        write.compute()
+        mark_complete(stage, dst.storage_options, record={"method": method})
+        promote(stage, dst.url, dst.storage_options)
+    finally:  # the local export and this process's copy of the model go, whatever happened
+        if model_tmp is not None:
+            shutil.rmtree(model_tmp, ignore_errors=True)
+            from ftcloud.retrieve.base import forget
+
+            forget(family.path, family.sha256)
     stages.done("predict")
     stages.close()
     return {

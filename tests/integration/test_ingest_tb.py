@@ -128,7 +128,7 @@ def test_tb_groups_follow_the_cf_and_acdd_rules(store):
 
 
 @pytest.mark.slow  # > 4 s: CI runs it, the fast lane does not
-def test_multifreq_items_read_their_days_and_tile_only_and_write_what_one_window_writes(twin, tmp_path):
+def test_multifreq_items_read_their_days_and_tile_only_and_write_what_one_window_writes(twin, tmp_path, monkeypatch):
     """A work item is one time chunk x one tile: it opens only its days and cells (memory: the item, not the
     year or the region), and the tiled store holds exactly the values of one whole-window item per chunk."""
     from ftcloud.sources import pipelines, regions
@@ -140,7 +140,20 @@ def test_multifreq_items_read_their_days_and_tile_only_and_write_what_one_window
     items = regions.work_items(tiled)
     assert len(items) == 6 * 4  # 90 days in 16-day chunks x (2 x 2 tiles)
     it = items[5]  # days 16..31, rows 0..8, cols 8..13
+    from ftcloud.sources import tb as tbmod
+
+    opened, real_open = [], tbmod.open_xarray_file
+
+    def spy(*a, **kw):
+        opened.append((kw.get("lazy"), real_open(*a, **kw)))
+        return opened[-1][1]
+
+    monkeypatch.setattr(tbmod, "open_xarray_file", spy)
     part = tiled.item_opener(it.urls[0], it.start, it.stop, it.rows, it.cols)
+    monkeypatch.undo()
+    # every file of the item opened lazily and its TB never read whole (only the item's slice was)
+    assert len(opened) == 24 and all(lazy for lazy, _ in opened)
+    assert not any(ds["TB"].variable._in_memory for _, ds in opened)
     assert dict(part["TB36.5V"].sizes) == {"time": 16, "pass": 2, "y": 8, "x": 5}
     assert pd.Timestamp(part["time"].values[0]) == pd.Timestamp(TARGETS) + pd.Timedelta(days=16)
     regions.write_recipe(whole, str(tmp_path / "whole"))

@@ -42,13 +42,14 @@ def test_the_sample_is_every_valid_pixel_day_when_there_are_few():
 
 
 def test_a_seed_names_one_sample_whatever_the_block_size_or_chunking():
-    from ftcloud.retrieve.sampling import blocks
+    from ftcloud.retrieve.sampling import INDEX_BYTES, blocks
 
     a, b = _lazy(60, 8, 7, tchunk=16), _lazy(60, 8, 7, tchunk=7)
     b = b.assign({k: a[k] for k in a.data_vars}).chunk({"time": 7})  # same values, other chunks
     a = a.chunk({"y": 2})
     # a budget below one time chunk of the region: blocks of one chunk of days by bands of two rows
-    assert blocks(a["v0"].transpose("time", ...), 8, budget=2000) == (16, 2)
+    days, rows = blocks(a["v0"].transpose("time", ...), 8 + INDEX_BYTES, budget=2000)
+    assert days == [(0, 16), (16, 32), (32, 48), (48, 60)] and rows == [(0, 2), (2, 4), (4, 6), (6, 8)]
     s1 = sample_pixel_days(a, ["v0", "v2"], a["target"], max_samples=500, seed=5, budget_bytes=2000)
     s2 = sample_pixel_days(b, ["v0", "v2"], b["target"], max_samples=500, seed=5, budget_bytes=10**9)
     assert s1[2].size == 500 and np.array_equal(s1[2], s2[2]) and np.array_equal(s1[0], s2[0])
@@ -160,7 +161,9 @@ def test_ert_predicts_from_its_exported_file_not_from_the_graph(tmp_path):
     assert np.array_equal(by_file.values, inline.values)
     # a changed file is refused, in one line, before unpickling
     path = tmp_path / "model" / card["files"]["pickle"]["name"]
-    path.write_bytes(path.read_bytes()[:-1] + b"\x00")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one byte changed, whatever it was
+    path.write_bytes(bytes(raw))
     with pytest.raises(ValidationError, match="SHA-256"):
         ERTRetrieval.from_export(str(tmp_path / "model"))
 
@@ -176,12 +179,20 @@ def test_the_autoencoders_fit_sample_does_not_depend_on_the_block(monkeypatch):
     monkeypatch.setattr(sampling, "BLOCK_BYTES", 1 << 30)
     Xa, ya = ae._sample_windows(ds, 7)
     monkeypatch.setattr(sampling, "BLOCK_BYTES", 4000)  # one 10-day chunk by one row
-    assert sampling.blocks(ds["tbh"].transpose("time", ...), 4 * 14, 4000) == (10, 1)
+    days, rows = sampling.blocks(ds["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 4000)
+    assert days[:2] == [(0, 10), (10, 20)] and rows == [(0, 1), (1, 2), (2, 3), (3, 4)]
     Xb, yb = ae._sample_windows(ds, 7)
     assert len(ya) == 300 and np.array_equal(Xa, Xb, equal_nan=True) and np.array_equal(ya, yb)
-    # and every sampled window is one of the whole series' peak-season windows (the oracle: no blocks)
+    # the oracle, without blocks: every whole-series window that ends on an observed peak-season day, labelled
+    # 0 (Jan-Feb) or 1 (Jul-Aug); each sampled window is one of them, with its label
     tb = np.stack([ds["tbh"].values, ds["tbv"].values], 2).reshape(2, 400, 2, -1)
-    allw = np.concatenate([windows(_fill_gaps(tb[i]), ae.window).reshape(-1, 2, ae.window) for i in range(2)])
-    allw = allw[np.isfinite(allw).all(axis=(1, 2))]
-    found = {w.tobytes() for w in allw}
-    assert all(w.tobytes() in found for w in Xa)
+    month = ds["time"].dt.month.values
+    label = np.where(np.isin(month, [1, 2]), 0, np.where(np.isin(month, [7, 8]), 1, -1))
+    allowed = set()
+    for i in range(2):
+        own = np.isfinite(tb[i]).all(axis=1)  # (time, cells)
+        w = windows(_fill_gaps(tb[i]), ae.window)  # (time, cells, 2, window)
+        for d, c in zip(*np.nonzero(own & (label >= 0)[:, None] & np.isfinite(w).all(axis=(2, 3)))):
+            allowed.add((w[d, c].tobytes(), int(label[d])))
+    assert all((x.tobytes(), int(lab)) in allowed for x, lab in zip(Xa, ya))
+    assert 0 < ya.mean() < 1
