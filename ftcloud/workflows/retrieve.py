@@ -203,13 +203,19 @@ def retrieve(
         prod["crs"] = like["crs"] if "crs" in like else xr.DataArray(np.int32(0))
         prod = describe_coordinates(prod.set_coords("crs"))
         prod["ft"].attrs["grid_mapping"] = "crs"
-        prod["ft"].encoding = {**FT_ENCODING, "chunks": (1, min(64, ft.sizes["time"]), ft.sizes["y"], ft.sizes["x"])}
+        # zarr chunks: 64 days of one pass by the store's tiles (each task writes whole chunks of its own tile)
+        tchunk = min(64, ft.sizes["time"])
+        cy, cx = (ft.chunks[2][0], ft.chunks[3][0]) if ft.chunks is not None else (ft.sizes["y"], ft.sizes["x"])
+        prod["ft"].encoding = {**FT_ENCODING, "chunks": (1, tchunk, cy, cx)}
+        for k in ("lat", "lon"):  # the store's own chunking of its 2-D coordinates does not travel
+            if k in prod.coords:
+                prod[k].encoding = {}
         prod.attrs = {
             **cf_globals(f"soil freeze/thaw state retrieved by {family.product} (ftcloud retrieve --method {method})"),
             "history": history_stamp(f"retrieve {method} from {redact_url(st.url)}"),
             "ftcloud_retrieval": json.dumps(card),
         }
-        write = prod.chunk({"pass": 1, "time": min(64, ft.sizes["time"])}).to_zarr(
+        write = prod.chunk({"pass": 1, "time": tchunk, "y": cy, "x": cx}).to_zarr(
             get_mapper(stage, dst.storage_options), mode="w", consolidated=True, compute=False
         )
         if model_tmp is not None:  # after the skeleton (mode="w" clears the folder), before the tasks that read it

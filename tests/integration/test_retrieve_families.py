@@ -253,3 +253,19 @@ def test_a_product_on_an_object_store_carries_its_model_and_matches_the_local_on
     np.testing.assert_array_equal(remote, local)
     again = ERTRetrieval.from_export(url + "/model")
     assert again.metrics["accuracy"]["test"]["n"] > 0
+
+
+def test_a_store_of_several_tiles_gives_the_same_product(products, tb_store, tmp_path):
+    """A region wider than one store chunk (China is 6 x 4 tiles of 128 cells): the product is written tile by
+    tile (its zarr chunks are the store's tiles) and holds the values of the one-tile store's product."""
+    from ftcloud.workflows.ingest import ingest
+    from ftcloud.workflows.retrieve import retrieve
+
+    chunks = {"predictors": {"time": 32, "pass": 1, "y": 4, "x": 4}, "targets": {"time": 365, "y": 4, "x": 4}}
+    store = tmp_path / "store"
+    ingest(str(tb_store / "src"), str(store), sources=["tb_multifreq"], chunks=chunks, progress=False)
+    out = tmp_path / "dia.zarr"
+    retrieve(str(store), "dia", str(out), fit_period=("2016-01-01", "2016-12-31"), progress=False)
+    got = xr.open_zarr(out, mask_and_scale=False)["ft"]
+    assert got.encoding["chunks"][2:] == (4, 4)
+    np.testing.assert_array_equal(got.values, xr.open_zarr(products["dia"][0], mask_and_scale=False)["ft"].values)
