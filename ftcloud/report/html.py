@@ -114,7 +114,9 @@ def families_side_by_side(validation: ValidationResults | None) -> pd.DataFrame:
     """Every product of the baselines table (the ConvLSTM, its baselines and the retrieval families compared
     with ``--compare`` / ``retrieve:``) as CA_O in % with its 95 % interval and n, one row per reference,
     pass, season and product, all on the table's common mask; empty when no family was compared."""
-    base = validation.baselines if validation is not None else None
+    base = None
+    if validation is not None:  # the families' own table; an older validation folder kept them in baselines
+        base = validation.families if validation.families is not None else validation.baselines
     if base is None or base.empty or set(base["product"]) <= set(_STANDARD_PRODUCTS):
         return pd.DataFrame()
     out = pd.DataFrame(

@@ -137,8 +137,9 @@ class ValidationResults:
 
     ``direct``: accuracy against the in-situ networks (and the truth), one row per reference,
     product, network, season and pass (:func:`ftcloud.science.validation._direct_table`);
-    ``baselines``: every product beside its baselines on one common mask
-    (:func:`ftcloud.science.compare.baseline_comparison`); ``ctc``: the CTC summaries by stratum
+    ``baselines``: the ConvLSTM beside its baselines on one common mask
+    (:func:`ftcloud.science.compare.baseline_comparison`); ``families``: the same with the compared retrieval
+    families, on their own common mask (None without ``--compare``); ``ctc``: the CTC summaries by stratum
     (:func:`ftcloud.science.ctc.ctc_summaries`); ``ctc_stations``: one row per CMA station.
     ``figures``: figure key (``ft_maps_AM``, ``accuracy_by_network``, ``ctc_PM``, ...) -> path.
     """
@@ -152,6 +153,7 @@ class ValidationResults:
     direct_rule: str = ""
     baselines: pd.DataFrame | None = None
     baselines_period: tuple[str, str] | None = None
+    families: pd.DataFrame | None = None
     ctc: pd.DataFrame | None = None
     ctc_stations: pd.DataFrame | None = None
     ctc_period: tuple[str, str] | None = None
@@ -167,6 +169,7 @@ class ValidationResults:
     _PERIOD_KEYS = {
         "direct": "direct_period",
         "baselines": "baselines_period",
+        "families": "baselines_period",
         "ctc": "ctc_period",
         "ctc_stations": "ctc_period",
     }
@@ -183,6 +186,7 @@ class ValidationResults:
         return (
             ("direct", layout.DIRECT_CSV, "direct_validation.md"),
             ("baselines", layout.BASELINES_CSV, "baselines.md"),
+            ("families", "baselines_with_families.csv", None),
             ("ctc", layout.CTC_SUMMARY_CSV, "ctc_summary.md"),
             ("ctc_stations", "ctc_stations.csv", None),
         )

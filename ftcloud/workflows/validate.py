@@ -58,7 +58,7 @@ def _family_figures(res, products: dict, truth, period, out: str) -> None:
 
     os.makedirs(os.path.join(out, "figures"), exist_ok=True)
     fp = os.path.join(out, layout.FIGURES["family_accuracy"])
-    F.family_accuracy(res.baselines, fp)
+    F.family_accuracy(res.families, fp)
     res.figures["family_accuracy"] = fp
     if truth is None:
         return
@@ -171,12 +171,18 @@ def validate(
             log.warning("baseline comparison skipped: %s", why)
             res.skipped.append(f"baseline comparison ({why})")
         else:
-            bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr, **others}
+            # the headline table: the ConvLSTM and its baselines on their own common mask, whatever is compared
+            bprods = {"ConvLSTM_FT": conv, "ERA5_FT": era_b, "SMAP_E_FT": smap, "ESDR_FT": esdr}
             bdf = baseline_comparison(bprods, truth_ft, ref_in, per_b)
             if not bdf.empty:
                 res.baselines, res.baselines_period = bdf, per_b
-            if others and figures and not bdf.empty:
-                _family_figures(res, bprods, truth_ft, per_b, out)
+            if others:  # the families side by side: every product on the common mask of all of them
+                allp = {**bprods, **others}
+                fdf = baseline_comparison(allp, truth_ft, ref_in, per_b)
+                if not fdf.empty:
+                    res.families, res.baselines_period = fdf, per_b
+                    if figures:
+                        _family_figures(res, allp, truth_ft, per_b, out)
     stages.done("baselines")
 
     # CTC ---------------------------------------------------------------------------------
