@@ -938,7 +938,10 @@ def test_validate_compares_a_foreign_product_by_its_flags(twin_2018, tmp_path, c
         ]
     )
     assert rc == 0, capsys.readouterr().err
-    b = pd.read_csv(tmp_path / "v" / "baselines.csv")
+    # a compared product joins the families' table, on the common mask of all of them; the headline keeps its own
+    head = pd.read_csv(tmp_path / "v" / "baselines.csv")
+    assert "theirs" not in set(head["product"])
+    b = pd.read_csv(tmp_path / "v" / "baselines_with_families.csv")
     mine, theirs = (b[b["product"] == n].reset_index(drop=True) for n in ("ConvLSTM_FT", "theirs"))
     assert len(theirs) == len(mine) > 0
     np.testing.assert_allclose(theirs["CA_O"], mine["CA_O"])
