@@ -24,7 +24,7 @@ import tempfile
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scaling import _fit, _timed  # noqa: E402
+from scaling import _print_exponents, _timed  # noqa: E402
 
 METHODS = ("npr", "msta", "dia", "dfa", "ert", "autoencoder")
 END = pd.Timestamp("2020-12-31")
@@ -91,14 +91,7 @@ def main(argv=None) -> int:
         print("\none process per stage and size; a family fits on the whole period and predicts every day:\n")
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print()
-        for stage, g in df.groupby("stage", sort=False):
-            et, em = _fit(g["cell_days"], g["wall_s"]), _fit(g["cell_days"], g["peak_rss_GB"])
-            print(
-                f"{stage:12s} size span {g['cell_days'].max() / g['cell_days'].min():4.0f}x: "
-                f"exponent of time {et:5.2f} "
-                f"(goal <= 1.05), of peak memory {em:5.2f} (goal <= 0.1); peak RSS largest / smallest "
-                f"{g['peak_rss_GB'].max() / g['peak_rss_GB'].min():.2f}"
-            )
+        _print_exponents(df.groupby("stage", sort=False), width=12)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

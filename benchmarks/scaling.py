@@ -52,6 +52,17 @@ def _fit(x, y) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def _print_exponents(groups, width: int = 19) -> None:
+    """One line per (stage, rows): the fitted exponents of wall time and of peak RSS against cell-days."""
+    for stage, g in groups:
+        et, em = _fit(g["cell_days"], g["wall_s"]), _fit(g["cell_days"], g["peak_rss_GB"])
+        print(
+            f"{stage:{width}s} size span {g['cell_days'].max() / g['cell_days'].min():4.0f}x; "
+            f"fitted exponent of time {et:5.2f} (goal <= 1.05), of peak memory {em:5.2f} (goal <= 0.1); "
+            f"peak RSS largest / smallest {g['peak_rss_GB'].max() / g['peak_rss_GB'].min():.2f}"
+        )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", default=None, help="twin folder covering the periods (default: generate one)")
@@ -309,15 +320,7 @@ def main(argv=None) -> int:
             groups = [
                 (f"{stage} ({g['region'].iloc[0]})", g[g["region"] == g["region"].iloc[0]]) for stage, g in groups
             ] + groups
-        for stage, g in groups:
-            et = _fit(g["cell_days"], g["wall_s"])
-            em = _fit(g["cell_days"], g["peak_rss_GB"])
-            span = g["cell_days"].max() / g["cell_days"].min()
-            print(
-                f"{stage:19s} size span {span:4.0f}x; fitted exponent of time {et:5.2f} (goal <= 1.05), "
-                f"of peak memory {em:5.2f} (goal <= 0.1); peak RSS largest / smallest "
-                f"{g['peak_rss_GB'].iloc[-1] / g['peak_rss_GB'].iloc[0]:.2f}"
-            )
+        _print_exponents(groups)
         ing = df[df.stage == "ingest"]
         if "baseline_peak_rss_GB" in ing:
             bl = ing.dropna(subset=["baseline_peak_rss_GB"])
