@@ -8,9 +8,12 @@ in plain functions that the tests call directly.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 
 import fsspec
@@ -130,8 +133,6 @@ def open_xarray_file(
     kind = sniff_format(data[:8])
     try:
         if kind == "grib":
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
                 p = os.path.join(tmp, "source.grib")
                 with open(p, "wb") as f:
@@ -300,6 +301,28 @@ def import_beam():
     return sys.modules["apache_beam"]
 
 
+@contextlib.contextmanager
+def _beam_scratch():
+    """Beam's scratch folders inside one private folder, removed after the pipeline.
+
+    Each run of a Beam pipeline leaves about 15 empty folders in the system's temporary folder
+    (``beam-temp*`` from its job server, ``tmp*`` from staging its SDK dependencies,
+    ``beam-pipeline-temp*`` when a run is interrupted) and never removes them: thousands after a
+    season of ingests on a shared hub. While the pipeline runs, :data:`tempfile.tempdir` points into
+    a folder of ftcloud's own, which goes afterwards, whatever happened. (The setting is process-wide:
+    a temporary file another thread makes meanwhile and keeps past the pipeline would go with it;
+    ftcloud's own threads make none.)
+    """
+    scratch = tempfile.mkdtemp(prefix="ftcloud-beam-")
+    saved = tempfile.tempdir
+    tempfile.tempdir = scratch
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1, options: dict | None = None) -> None:
     """Run ``build(pipeline)`` on a Beam runner; surface ftcloud's own errors unwrapped.
 
@@ -325,7 +348,7 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1,
         beam_log.setLevel(logging.CRITICAL)
     restore = _dask_state() if "DaskRunner" in runner else None
     try:
-        with beam.Pipeline(options=options) as p:
+        with _beam_scratch(), beam.Pipeline(options=options) as p:
             build(p)
     except Exception as e:  # noqa: BLE001
         inner = _unwrap(e)

@@ -325,3 +325,34 @@ def test_beam_is_imported_without_its_root_warning_or_a_root_handler():
     )
     assert "apitools not found" in plain.stderr and plain.stdout.strip() == "1"
     assert "apitools not found" not in ours.stderr and ours.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_beam_run_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch, fail):
+    """Beam's job server and dependency staging make scratch folders (``beam-temp*``, ``tmp*``) in the
+    system's temporary folder and never remove them; ftcloud's runs leave that folder as they found it,
+    after a failed pipeline too."""
+    import tempfile
+
+    from ftcloud.sources.common import import_beam, run_beam
+
+    beam = import_beam()
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+
+    def work(x):
+        if fail and x == 2:
+            raise ValueError("ftcloud test: item 2 fails")
+        return x
+
+    def build(p):
+        _ = p | beam.Create([1, 2, 3]) | beam.Map(work)
+
+    if fail:
+        with pytest.raises(ValueError, match="item 2 fails"):
+            run_beam(build)
+    else:
+        run_beam(build)
+    assert sorted(os.listdir(system_tmp)) == []
+    assert tempfile.tempdir == str(system_tmp)  # restored
