@@ -355,10 +355,11 @@ def _open_smap_tb(url, *, days, window, storage_options):
     return tb.preprocess_smap_tb(url, days[url], window, storage_options)
 
 
-def tb_smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None):
+def tb_smap_recipe(source: str, window: GridWindow, start, end, chunks: dict, storage_options=None, probe=True):
     """SMAP L-band TB H/V (``predictors/tb_smap``) from the granules' ``tbh_mean``/``tbv_mean``; None when the
-    first granule of the period carries no TB (the source has none)."""
-    if not tb.smap_has_tb(first_smap_url(source, start, end, storage_options), storage_options):
+    first granule of the period carries no TB (the source has none). ``probe=False`` (the dry run) assumes
+    the source has TB and reads nothing."""
+    if probe and not tb.smap_has_tb(first_smap_url(source, start, end, storage_options), storage_options):
         return None
     return _smap_granule_recipe(
         "tb_smap",
@@ -389,13 +390,22 @@ TB_TILE = 256
 
 
 def tb_multifreq_recipe(
-    source: str, window: GridWindow, start, end, chunks: dict, storage_options=None, tile: int | None = TB_TILE
+    source: str,
+    window: GridWindow,
+    start,
+    end,
+    chunks: dict,
+    storage_options=None,
+    tile: int | None = TB_TILE,
+    probe: bool = True,
 ):
     """The multi-frequency TB record (``predictors/tb_multifreq``): one input per year of files, one work item
-    per time chunk and tile (it reads only its days and cells); None when the source has no ``tb_multifreq/``."""
-    fs, path = filesystem(f"{source.rstrip('/')}/tb_multifreq", storage_options)
-    if not fs.exists(path):
-        return None
+    per time chunk and tile (it reads only its days and cells); None when the source has no ``tb_multifreq/``.
+    ``probe=False`` (the dry run) assumes it has and lists nothing."""
+    if probe:
+        fs, path = filesystem(f"{source.rstrip('/')}/tb_multifreq", storage_options)
+        if not fs.exists(path):
+            return None
     years = list(range(pd.Timestamp(start).year, pd.Timestamp(end).year + 1))
     keys = {f"{source.rstrip('/')}/tb_multifreq#{y}": y for y in years}
     pattern = _pattern(lambda time: f"{source.rstrip('/')}/tb_multifreq#{time}", "time", years)
@@ -443,6 +453,8 @@ class PlanRequest:
     chunks: dict
     storage_options: dict | None = None
     imerg: tuple | None = None
+    #: False in the dry run: optional sources are assumed present, nothing is opened or listed
+    probe: bool = True
 
 
 def _plan_imerg(r: PlanRequest) -> SourceRecipe | None:
@@ -480,12 +492,16 @@ REGISTRY: dict[str, Callable[[PlanRequest], SourceRecipe | None]] = {
     ),
     "cma": lambda r: cma_recipe(r.source, r.window, r.start, r.end, r.storage_options),
     "tb_smap": lambda r: (
-        tb_smap_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options)
+        tb_smap_recipe(
+            r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options, probe=r.probe
+        )
         if r.targets_start <= pd.Timestamp(r.end)
         else None
     ),
     "tb_multifreq": lambda r: (
-        tb_multifreq_recipe(r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options)
+        tb_multifreq_recipe(
+            r.source, r.window, r.targets_start, r.end, r.chunks["predictors"], r.storage_options, probe=r.probe
+        )
         if r.targets_start <= pd.Timestamp(r.end)
         else None
     ),

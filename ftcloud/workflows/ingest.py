@@ -100,8 +100,10 @@ def plan(
     sources=None,
     storage_options=None,
     imerg: tuple | None = None,
+    probe: bool = True,
 ) -> list[pipelines.SourceRecipe]:
-    """The recipes to run, in order; optional sources without files are left out."""
+    """The recipes to run, in order; optional sources without files are left out (``probe=False``, the dry
+    run: the TB sources are assumed present and nothing is opened)."""
     sources = tuple(sources or pipelines.SOURCES)
     unknown = [n for n in sources if n not in pipelines.REGISTRY]
     if unknown:
@@ -117,6 +119,7 @@ def plan(
         chunks,
         storage_options,
         imerg,
+        probe,
     )
     out = []
     for name in sources:

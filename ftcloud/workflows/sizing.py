@@ -7,10 +7,10 @@ constants below; README "China 2016, stage by stage"). It then checks the cluste
 names: concurrent items per worker x memory per item must fit the worker's memory.
 
 Memory per item is modelled as ``BASE + PER_CELL_DAY x (cells x days of the item)`` for the
-ERA5-Land tiles (they dominate) and the same form for the FT targets; store bytes per cell-day
-per group come from the written stores. These are estimates from one machine and one region:
-the dry run is a sanity check of a config (does an item fit a worker, how big is the store), not a
-promise. The statics and station groups are single small items.
+ERA5-Land tiles (they dominate) and the same form for the FT targets and the brightness
+temperatures; store bytes per cell-day per group come from the written stores. These are
+estimates from one machine and one region: the dry run is a sanity check of a config (does an item
+fit a worker, how big is the store), not a promise. The statics and station groups are single small items.
 """
 
 from __future__ import annotations
@@ -28,10 +28,31 @@ BASE_GB = 0.30
 #: items of the whole window, with ESDR and statics) at 0.91 GB -> 6.3e-9. IMERG is not measured
 #: (no IMERG granules in that run): assumed half the ERA5-Land figure (one variable instead of four,
 #: two half-hours per step).
-PER_CELL_DAY_GB = {"era5land": 2.9e-7, "imerg": 1.5e-7, "smap_e_ft": 6.3e-9, "esdr_ft": 6.3e-9}
+#: The TB groups, measured with ``/usr/bin/time -v ftcloud ingest --sources tb_smap`` (and
+#: ``tb_multifreq``) on twins of two boxes of China in January 2016 (78 x 107 and 194 x 321 cells,
+#: 31 days; peaks 0.31 / 0.38 GB and 0.37 / 0.70 GB): the slope between the two. ``tb_smap`` items are
+#: the whole window x one time chunk; ``tb_multifreq`` items a 256-cell tile x one time chunk (its 24
+#: channel-passes). Their China January-February 2016 ingest peaked at 0.89 GB (README); these give 0.85.
+PER_CELL_DAY_GB = {
+    "era5land": 2.9e-7,
+    "imerg": 1.5e-7,
+    "smap_e_ft": 6.3e-9,
+    "esdr_ft": 6.3e-9,
+    "tb_smap": 4.2e-8,
+    "tb_multifreq": 2.6e-7,
+}
 #: store bytes per cell-day as written for China 2016 (packed predictors; uint8 targets); IMERG
-#: assumed (float32, not measured)
-BYTES_PER_CELL_DAY = {"era5land": 14.5, "imerg": 4.0, "smap_e_ft": 0.41, "esdr_ft": 0.21}
+#: assumed (float32, not measured); the TB groups as written for the 194 x 321-cell box above
+BYTES_PER_CELL_DAY = {
+    "era5land": 14.5,
+    "imerg": 4.0,
+    "smap_e_ft": 0.41,
+    "esdr_ft": 0.21,
+    "tb_smap": 4.6,
+    "tb_multifreq": 10.8,
+}
+#: the brightness-temperature groups, which only the retrieval families read
+TB_SOURCES = ("tb_smap", "tb_multifreq")
 
 
 @dataclass
@@ -54,6 +75,9 @@ def dry_run(cfg: dict) -> dict:
     window = region_window(cfg["region"])
     imerg = (cfg.get("imerg") or {}).get("start"), (cfg.get("imerg") or {}).get("end")
     sources = ["era5land", "imerg", "smap_e_ft", "esdr_ft"]
+    tb = _plans_tb(cfg)
+    if tb:
+        sources += list(TB_SOURCES)
     recipes = plan(
         cfg.get("source") or "dry-run://sources",
         window,
@@ -64,6 +88,7 @@ def dry_run(cfg: dict) -> dict:
         sources,
         None,
         imerg if imerg[0] else None,
+        probe=False,
     )
     rows = []
     for r in recipes:
@@ -102,7 +127,20 @@ def dry_run(cfg: dict) -> dict:
         "memory_needed_per_worker_gb": need,
         "fits": (mem is None) or need <= 0.85 * float(mem) * 1.0737,
         "store_gb": sum(p.store_gb for p in rows),
+        # the TB groups are sized as if the source has them (the dry run lists no files); "twin": it will
+        "tb": ("twin" if cfg.get("source") is None else "assumed") if tb else None,
     }
+
+
+def _plans_tb(cfg: dict) -> bool:
+    """Whether the run would ingest the TB groups: the twin makes them when ``synth: tb`` is on; a real
+    source is assumed to hold them unless no family is asked for (``retrieve: methods: []``)."""
+    methods = (cfg.get("retrieve") or {}).get("methods", "auto")
+    if isinstance(methods, (list, tuple)) and not methods:
+        return False
+    if cfg.get("source") is None:
+        return bool((cfg.get("synth") or {}).get("tb", False))
+    return True
 
 
 def _cells(item, window) -> int:
@@ -128,4 +166,9 @@ def format_plan(p: dict) -> str:
             else ""
         )
     )
+    if p.get("tb") == "assumed":
+        lines.append(
+            "tb_smap and tb_multifreq are sized as if the source holds them (read by the retrieval families "
+            "only; `retrieve: {methods: []}` leaves them out)"
+        )
     return "\n".join(lines)

@@ -122,6 +122,18 @@ def test_real_archive_config_dry_runs_its_plan_without_data(capsys):
     items = math.ceil(days / 32) * math.ceil(404 / 512) * math.ceil(657 / 512)
     row = next(line.split() for line in out.splitlines() if line.strip().startswith("era5land"))
     assert int(row[1]) == 41 * 12 and int(row[2]) == items, row
+    # the TB groups (read by the retrieval families) from the targets' start: tb_smap one item per 32-day
+    # chunk of the whole window, tb_multifreq per chunk and 256-cell tile; sized as if the source has them
+    tb_days = (pd.Timestamp("2020-12-31") - pd.Timestamp("2015-04-01")).days + 1
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.strip().startswith("tb_") and len(line.split()) == 7
+    }
+    assert int(rows["tb_smap"][2]) == math.ceil(tb_days / 32) and int(rows["tb_smap"][4]) == 404 * 657, rows
+    assert int(rows["tb_multifreq"][2]) == math.ceil(tb_days / 32) * 2 * 3, rows
+    assert int(rows["tb_multifreq"][4]) == 256 * 256, rows
+    assert "sized as if the source holds them" in out
     assert "fits" in out and "DOES NOT FIT" not in out
     # the same plan on workers too small for four items at a time is refused
     assert main(["run", "--config", cfg, "--dry-run", "--worker-memory", "4"]) == 2

@@ -234,6 +234,28 @@ def test_run_dry_run_plans_the_command_lines_region_and_period(capsys):
     assert rc == 0 and out.startswith("ingest plan: tiny (10 x 13 cells), 2017-01-01 .. 2017-03-31"), out
 
 
+def test_the_dry_run_sizes_the_tb_groups_only_when_the_run_makes_them(capsys, monkeypatch):
+    """The twin makes TB when ``synth: tb`` is on (the default): the plan then lists tb_smap and tb_multifreq
+    from the targets' start; with TB off, or no family asked for, it does not."""
+    from ftcloud import cli
+
+    argv = ["run", "--dry-run", "--region", "tiny", "--start", "2017-01-01", "--end", "2017-03-31"]
+    argv += ["--targets-start", "2017-02-01"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.strip().startswith("tb_") and len(line.split()) == 7
+    }
+    # 59 days from February: two 32-day chunks of the one-tile window, each group
+    assert {k: (int(v[2]), int(v[3])) for k, v in rows.items()} == {"tb_smap": (2, 32), "tb_multifreq": (2, 32)}
+    assert "as if the source holds them" not in out  # the twin: it will
+    monkeypatch.setenv("FTCLOUD_SYNTH__TB", "false")
+    assert cli.main(argv) == 0
+    assert "tb_" not in capsys.readouterr().out
+
+
 def test_a_box_west_of_greenwich_needs_no_equals_sign(capsys):
     from ftcloud import cli
 
