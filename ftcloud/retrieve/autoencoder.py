@@ -133,14 +133,15 @@ class AutoencoderRetrieval(Retrieval):
 
     def _sample_windows(self, ds: xr.Dataset, rng_seed: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """A uniform sample (at most ``max_samples``) of the fit period's valid windows ending in peak winter
-        (label 0) or peak summer (label 1), streamed in blocks of days with their halo: (X (n, 2, window), y)."""
+        (label 0) or peak summer (label 1), streamed in blocks of days with their halo (by bands of rows or
+        columns where a chunk of days is over the budget): (X (n, 2, window), y)."""
         from ftcloud.retrieve.sampling import BLOCK_BYTES, INDEX_BYTES, blocks, splitmix64
 
         h = ds["tbh"].transpose("time", "pass", "y", "x")
         v = ds["tbv"].transpose("time", "pass", "y", "x")
         n_days, n_pass, ny, nx = h.shape
         # bytes per cell-day of a block: H and V, their gap-filled copies and the windows of its peak days
-        day_ranges, row_ranges = blocks(h, 4 * (2 + 2 + 2 * self.window) + INDEX_BYTES, BLOCK_BYTES)
+        day_ranges, row_ranges, col_ranges = blocks(h, 4 * (2 + 2 + 2 * self.window) + INDEX_BYTES, BLOCK_BYTES)
         months = ds["time"].dt.month.values
         label_of = np.full(13, -1, np.int8)
         label_of[list(PEAK_WINTER)], label_of[list(PEAK_SUMMER)] = 0, 1
@@ -158,8 +159,8 @@ class AutoencoderRetrieval(Retrieval):
             days = days[days >= self.window - 1]
             if days.size == 0:
                 continue
-            for r0, r1 in row_ranges:
-                sel = {"time": slice(a0, b), "y": slice(r0, r1)}
+            for (r0, r1), (c0, c1) in ((r, c) for r in row_ranges for c in col_ranges):
+                sel = {"time": slice(a0, b), "y": slice(r0, r1), "x": slice(c0, c1)}
                 tb = np.stack([np.asarray(x.isel(sel).values, "f4") for x in (h, v)], axis=2)  # (t, p, 2, y, x)
                 tb = np.moveaxis(tb, 1, 0).reshape(n_pass, b - a0, 2, -1)  # (pass, time, 2, cells of the band)
                 for i in range(n_pass):
@@ -169,7 +170,8 @@ class AutoencoderRetrieval(Retrieval):
                     d_idx, px = np.nonzero(ok)
                     # the window's position in the whole (time, pass, y, x) array: a key independent of the block
                     gidx = np.ravel_multi_index(
-                        (days[d_idx] + a0, np.full(px.size, i), px // nx + r0, px % nx), (n_days, n_pass, ny, nx)
+                        (days[d_idx] + a0, np.full(px.size, i), px // (c1 - c0) + r0, px % (c1 - c0) + c0),
+                        (n_days, n_pass, ny, nx),
                     )
                     k = splitmix64(gidx.astype("u8"), rng_seed)
                     if keys.size >= self.max_samples:  # only windows below the current k-th key can enter

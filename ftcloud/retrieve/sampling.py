@@ -1,11 +1,11 @@
 """A uniform random sample of valid pixel-days, streamed from the store in time blocks.
 
 The families that learn from samples (DFA, ERT) need at most a few hundred thousand pixel-days, whatever
-the region or period. :func:`sample_pixel_days` reads the fit period one block at a time (:func:`blocks`: whole
-days of the region where a budget allows, else one time chunk by bands of rows; aligned to the store's
-chunks), keeps the valid pixel-days and
-holds only the ``max_samples`` with the smallest random keys seen so far (bottom-k sampling, a uniform
-sample without replacement). Memory: one block plus the kept sample, never the period or the region.
+the region or period. :func:`sample_pixel_days` reads the fit period one block at a time (:func:`blocks`:
+whole days of the region where a budget allows, else one time chunk by bands of rows, or by bands of
+columns within a chunk of rows; aligned to the store's chunks), keeps the valid pixel-days and holds only
+the ``max_samples`` with the smallest random keys seen so far (bottom-k sampling, a uniform sample without
+replacement). Memory: one block plus the kept sample, never the period or the region.
 
 Each pixel-day's key is a hash of its position in the fit period and the seed (SplitMix64), not a draw
 from a stream, so the sample is the same for any block size or chunking: a seed names one sample.
@@ -64,28 +64,39 @@ def _group(edges: list[int], unit: float, budget: int) -> list[tuple[int, int]]:
 
 
 def blocks(like: xr.DataArray, bytes_per_cell_day: int, budget: int = BLOCK_BYTES):
-    """The blocks that read ``like`` (dims time, ..., y, ...) in about ``budget`` bytes each: ``(days, rows)``,
-    lists of [start, stop) ranges. Whole days of the region while they fit, else one time chunk by bands of
-    rows; every range ends on a chunk edge of the (possibly sliced) array, so no chunk is read twice, and each
-    holds at least one chunk: a block is bounded by the budget, not by the period or the region.
+    """The blocks that read ``like`` (dims time, ..., y, x, ...) in about ``budget`` bytes each: ``(days, rows,
+    cols)``, lists of [start, stop) ranges (a block is one of each). Whole days of the region while they fit,
+    else one time chunk by bands of rows, else one time chunk by one chunk of rows by bands of columns; every
+    range ends on a chunk edge of the (possibly sliced) array, so no chunk is read twice, and each holds at
+    least one chunk: a block is bounded by the budget (or one chunk), not by the period or the region.
 
-    >>> like = xr.DataArray(np.zeros((100, 2, 50, 40)), dims=("time", "pass", "y", "x")).chunk({"time": 10, "y": 8})
-    >>> days, rows = blocks(like, 4, budget=2 * 50 * 40 * 4 * 30)  # 30 days of the region fit: 3 chunks a block
-    >>> days[:2], rows
-    ([(0, 30), (30, 60)], [(0, 50)])
+    >>> like = xr.DataArray(np.zeros((100, 2, 50, 40)), dims=("time", "pass", "y", "x"))
+    >>> like = like.chunk({"time": 10, "y": 8, "x": 16})
+    >>> days, rows, cols = blocks(like, 4, budget=2 * 50 * 40 * 4 * 30)  # 30 days of the region fit: 3 chunks
+    >>> days[:2], rows, cols
+    ([(0, 30), (30, 60)], [(0, 50)], [(0, 40)])
     >>> blocks(like.isel(time=slice(5, None)), 4, budget=2 * 50 * 40 * 4 * 30)[0][:2]  # a period from mid-chunk
     [(0, 25), (25, 55)]
-    >>> days, rows = blocks(like, 4, budget=2 * 50 * 40 * 4 * 3)  # 3 days: a chunk of days by bands of 8 rows
-    >>> days[:2], rows[:2]
-    ([(0, 10), (10, 20)], [(0, 8), (8, 16)])
+    >>> days, rows, cols = blocks(like, 4, budget=2 * 50 * 40 * 4 * 3)  # 3 days: a chunk of days by 8-row bands
+    >>> days[:2], rows[:2], cols
+    ([(0, 10), (10, 20)], [(0, 8), (8, 16)], [(0, 40)])
+    >>> days, rows, cols = blocks(like, 4, budget=2 * 10 * 8 * 20 * 4)  # under a band of rows: columns too
+    >>> days[:2], rows[:2], cols
+    ([(0, 10), (10, 20)], [(0, 8), (8, 16)], [(0, 16), (16, 32), (32, 40)])
     """
+    ny, nx = int(like.sizes.get("y", 1)), int(like.sizes.get("x", 1))
     day = bytes_per_cell_day * int(np.prod([like.sizes[d] for d in like.dims if d != "time"]))
     tedges = _edges(like, "time")
     longest = max(b - a for a, b in zip(tedges, tedges[1:]))
     if longest * day <= budget or "y" not in like.dims:
-        return _group(tedges, day, budget), [(0, int(like.sizes.get("y", 1)))]
-    ny = like.sizes["y"]
-    return list(zip(tedges, tedges[1:])), _group(_edges(like, "y"), longest * day / ny, budget)
+        return _group(tedges, day, budget), [(0, ny)], [(0, nx)]
+    chunks_of_days = list(zip(tedges, tedges[1:]))
+    row = longest * day / ny  # bytes of one row of one chunk of days
+    redges = _edges(like, "y")
+    tallest = max(b - a for a, b in zip(redges, redges[1:]))
+    if tallest * row <= budget or "x" not in like.dims:
+        return chunks_of_days, _group(redges, row, budget), [(0, nx)]
+    return chunks_of_days, list(zip(redges, redges[1:])), _group(_edges(like, "x"), tallest * row / nx, budget)
 
 
 def sample_pixel_days(
@@ -111,15 +122,19 @@ def sample_pixel_days(
     dims = ("time", *[d for d in like.dims if d != "time"])
     like = like.transpose(*dims)
     shape = tuple(like.sizes[d] for d in dims)
-    ny = like.sizes.get("y", 1)
-    day_ranges, row_ranges = blocks(like, 4 * len(features) + INDEX_BYTES, budget_bytes)
+    day_ranges, row_ranges, col_ranges = blocks(like, 4 * len(features) + INDEX_BYTES, budget_bytes)
+    bands = [
+        {**({"y": slice(*r)} if "y" in dims else {}), **({"x": slice(*c)} if "x" in dims else {})}
+        for r in row_ranges
+        for c in col_ranges
+    ]
     keys = np.empty(0, "u8")
     X = np.empty((0, len(features)), "f4")
     y = np.empty(0, "u1") if target is not None else None
     index = np.empty(0, "i8")
     for a, b in day_ranges:
-        for r0, r1 in row_ranges if "y" in dims else [(0, ny)]:
-            sel = {"time": slice(a, b), **({"y": slice(r0, r1)} if "y" in dims else {})}
+        for band in bands:
+            sel = {"time": slice(a, b), **band}
             part = like.isel(sel)
             sub = ds[list(features)].isel({k: v for k, v in sel.items() if k in ds.dims}).load()
             cols = [np.asarray(sub[f].broadcast_like(part).transpose(*dims).values, "f4").ravel() for f in features]
@@ -135,7 +150,7 @@ def sample_pixel_days(
             del ok
             # each valid pixel-day's position in the whole (time, ...) array: its key does not depend on the block
             local = np.unravel_index(idx, part.shape)
-            offset = [a if d == "time" else (r0 if d == "y" else 0) for d in dims]
+            offset = [sel[d].start if d in sel else 0 for d in dims]
             gidx = np.ravel_multi_index(tuple(ix + o for ix, o in zip(local, offset)), shape).astype("i8")
             del local
             k = splitmix64(gidx.astype("u8"), seed)

@@ -48,11 +48,17 @@ def test_a_seed_names_one_sample_whatever_the_block_size_or_chunking():
     b = b.assign({k: a[k] for k in a.data_vars}).chunk({"time": 7})  # same values, other chunks
     a = a.chunk({"y": 2})
     # a budget below one time chunk of the region: blocks of one chunk of days by bands of two rows
-    days, rows = blocks(a["v0"].transpose("time", ...), 8 + INDEX_BYTES, budget=2000)
+    days, rows, cols = blocks(a["v0"].transpose("time", ...), 8 + INDEX_BYTES, budget=2000)
     assert days == [(0, 16), (16, 32), (32, 48), (48, 60)] and rows == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert cols == [(0, 7)]  # one chunk of columns: a block is at least a chunk
     s1 = sample_pixel_days(a, ["v0", "v2"], a["target"], max_samples=500, seed=5, budget_bytes=2000)
     s2 = sample_pixel_days(b, ["v0", "v2"], b["target"], max_samples=500, seed=5, budget_bytes=10**9)
     assert s1[2].size == 500 and np.array_equal(s1[2], s2[2]) and np.array_equal(s1[0], s2[0])
+    # columns chunked too: a chunk of days by a chunk of rows is over the budget, so bands of columns
+    c = a.chunk({"x": 3})
+    assert blocks(c["v0"].transpose("time", ...), 8 + INDEX_BYTES, budget=2000)[2] == [(0, 3), (3, 6), (6, 7)]
+    s4 = sample_pixel_days(c, ["v0", "v2"], c["target"], max_samples=500, seed=5, budget_bytes=2000)
+    assert all(np.array_equal(u, w) for u, w in zip(s1, s4))
     s3 = sample_pixel_days(a, ["v0", "v2"], a["target"], max_samples=500, seed=6, budget_bytes=2000)
     assert not np.array_equal(s1[2], s3[2])
 
@@ -179,10 +185,19 @@ def test_the_autoencoders_fit_sample_does_not_depend_on_the_block(monkeypatch):
     monkeypatch.setattr(sampling, "BLOCK_BYTES", 1 << 30)
     Xa, ya = ae._sample_windows(ds, 7)
     monkeypatch.setattr(sampling, "BLOCK_BYTES", 4000)  # one 10-day chunk by one row
-    days, rows = sampling.blocks(ds["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 4000)
-    assert days[:2] == [(0, 10), (10, 20)] and rows == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    days, rows, cols = sampling.blocks(ds["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 4000)
+    assert days[:2] == [(0, 10), (10, 20)] and rows == [(0, 1), (1, 2), (2, 3), (3, 4)] and cols == [(0, 3)]
     Xb, yb = ae._sample_windows(ds, 7)
     assert len(ya) == 300 and np.array_equal(Xa, Xb, equal_nan=True) and np.array_equal(ya, yb)
+    # and by one row by one column: each block's window positions map back to the whole array
+    dc = ds.chunk({"x": 1})
+    assert sampling.blocks(dc["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 4000)[2] == [
+        (0, 1),
+        (1, 2),
+        (2, 3),
+    ]
+    Xc, yc = ae._sample_windows(dc, 7)
+    assert np.array_equal(Xa, Xc, equal_nan=True) and np.array_equal(ya, yc)
     # the oracle, without blocks: every whole-series window that ends on an observed peak-season day, labelled
     # 0 (Jan-Feb) or 1 (Jul-Aug); each sampled window is one of them, with its label
     tb = np.stack([ds["tbh"].values, ds["tbv"].values], 2).reshape(2, 400, 2, -1)
