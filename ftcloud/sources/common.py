@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 
 import fsspec
@@ -301,6 +302,10 @@ def import_beam():
     return sys.modules["apache_beam"]
 
 
+_SCRATCH_LOCK = threading.Lock()
+_scratch: dict = {"depth": 0, "dir": None, "saved": None}
+
+
 @contextlib.contextmanager
 def _beam_scratch():
     """Beam's scratch folders inside one private folder, removed after the pipeline.
@@ -308,19 +313,27 @@ def _beam_scratch():
     Each run of a Beam pipeline leaves about 15 empty folders in the system's temporary folder
     (``beam-temp*`` from its job server, ``tmp*`` from staging its SDK dependencies,
     ``beam-pipeline-temp*`` when a run is interrupted) and never removes them: thousands after a
-    season of ingests on a shared hub. While the pipeline runs, :data:`tempfile.tempdir` points into
-    a folder of ftcloud's own, which goes afterwards, whatever happened. (The setting is process-wide:
-    a temporary file another thread makes meanwhile and keeps past the pipeline would go with it;
-    ftcloud's own threads make none.)
+    season of ingests on a shared hub. While pipelines run, :data:`tempfile.tempdir` points into a
+    folder of ftcloud's own, which goes when the last of them ends, whatever happened (pipelines run
+    at once in threads share it). The setting is process-wide: a temporary file another thread makes
+    meanwhile and keeps past the pipelines would go with it; ftcloud's own threads make none.
     """
-    scratch = tempfile.mkdtemp(prefix="ftcloud-beam-")
-    saved = tempfile.tempdir
-    tempfile.tempdir = scratch
+    with _SCRATCH_LOCK:
+        if _scratch["depth"] == 0:
+            _scratch["saved"] = tempfile.tempdir
+            _scratch["dir"] = tempfile.mkdtemp(prefix="ftcloud-beam-")
+            tempfile.tempdir = _scratch["dir"]
+        _scratch["depth"] += 1
+        scratch = _scratch["dir"]
     try:
         yield scratch
     finally:
-        tempfile.tempdir = saved
-        shutil.rmtree(scratch, ignore_errors=True)
+        with _SCRATCH_LOCK:
+            _scratch["depth"] -= 1
+            if _scratch["depth"] == 0:
+                tempfile.tempdir = _scratch["saved"]
+                shutil.rmtree(_scratch["dir"], ignore_errors=True)
+                _scratch["dir"] = _scratch["saved"] = None
 
 
 def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1, options: dict | None = None) -> None:
@@ -348,8 +361,13 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1,
         beam_log.setLevel(logging.CRITICAL)
     restore = _dask_state() if "DaskRunner" in runner else None
     try:
-        with _beam_scratch(), beam.Pipeline(options=options) as p:
-            build(p)
+        with _beam_scratch():  # closes after the DaskRunner's own cluster (in the scratch folder) is gone
+            try:
+                with beam.Pipeline(options=options) as p:
+                    build(p)
+            finally:
+                if restore is not None:
+                    restore()
     except Exception as e:  # noqa: BLE001
         inner = _unwrap(e)
         if inner is not None:
@@ -360,8 +378,6 @@ def run_beam(build: Callable, *, runner: str = "DirectRunner", workers: int = 1,
                 raise ValidationError(line.strip()) from e
         raise
     finally:
-        if restore is not None:
-            restore()
         beam_log.setLevel(old_level)
 
 

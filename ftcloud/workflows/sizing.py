@@ -133,11 +133,8 @@ def dry_run(cfg: dict) -> dict:
 
 
 def _plans_tb(cfg: dict) -> bool:
-    """Whether the run would ingest the TB groups: the twin makes them when ``synth: tb`` is on; a real
-    source is assumed to hold them unless no family is asked for (``retrieve: methods: []``)."""
-    methods = (cfg.get("retrieve") or {}).get("methods", "auto")
-    if isinstance(methods, (list, tuple)) and not methods:
-        return False
+    """Whether the run would ingest the TB groups: the twin makes them when ``synth: tb`` is on, and ingest
+    takes them from any source that has them (a real source is assumed to)."""
     if cfg.get("source") is None:
         return bool((cfg.get("synth") or {}).get("tb", False))
     return True
@@ -168,7 +165,7 @@ def format_plan(p: dict) -> str:
     )
     if p.get("tb") == "assumed":
         lines.append(
-            "tb_smap and tb_multifreq are sized as if the source holds them (read by the retrieval families "
-            "only; `retrieve: {methods: []}` leaves them out)"
+            "tb_smap and tb_multifreq are sized as if the source holds them (only the retrieval families read them; "
+            "ingest takes them wherever the source has them)"
         )
     return "\n".join(lines)

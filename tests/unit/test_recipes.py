@@ -356,3 +356,38 @@ def test_a_beam_run_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch
         run_beam(build)
     assert sorted(os.listdir(system_tmp)) == []
     assert tempfile.tempdir == str(system_tmp)  # restored
+
+
+def test_beam_runs_at_once_in_threads_share_one_scratch_folder_and_restore_the_setting(tmp_path, monkeypatch):
+    """Two pipelines overlapping in threads (two ingests in a notebook): the temporary-folder setting comes
+    back as it was, the system's folder stays empty, and temporary files work afterwards."""
+    import tempfile
+    import threading
+    import time
+
+    from ftcloud.sources.common import import_beam, run_beam
+
+    beam = import_beam()
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    errors = []
+
+    def one(n, seconds):
+        try:
+            run_beam(lambda p: p | f"make {n}" >> beam.Create([seconds]) | f"wait {n}" >> beam.Map(time.sleep))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    # A starts, B starts, A ends, B ends: the order in which a save-and-restore per run goes wrong
+    a = threading.Thread(target=one, args=("a", 2.0))
+    b = threading.Thread(target=one, args=("b", 4.0))
+    a.start()
+    time.sleep(1.0)
+    b.start()
+    a.join()
+    b.join()
+    assert not errors
+    assert tempfile.tempdir == str(system_tmp) and sorted(os.listdir(system_tmp)) == []
+    with tempfile.NamedTemporaryFile() as f:  # the setting points at a folder that exists
+        assert os.path.dirname(f.name) == str(system_tmp)

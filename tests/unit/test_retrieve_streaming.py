@@ -189,13 +189,11 @@ def test_the_autoencoders_fit_sample_does_not_depend_on_the_block(monkeypatch):
     assert days[:2] == [(0, 10), (10, 20)] and rows == [(0, 1), (1, 2), (2, 3), (3, 4)] and cols == [(0, 3)]
     Xb, yb = ae._sample_windows(ds, 7)
     assert len(ya) == 300 and np.array_equal(Xa, Xb, equal_nan=True) and np.array_equal(ya, yb)
-    # and by one row by one column: each block's window positions map back to the whole array
-    dc = ds.chunk({"x": 1})
-    assert sampling.blocks(dc["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 4000)[2] == [
-        (0, 1),
-        (1, 2),
-        (2, 3),
-    ]
+    # and by bands of two rows by one column: each block's window positions map back to the whole array
+    dc = ds.chunk({"y": 2, "x": 1})
+    monkeypatch.setattr(sampling, "BLOCK_BYTES", 8000)  # one 10-day chunk by one two-row chunk is 14,400 B
+    _, rows, cols = sampling.blocks(dc["tbh"].transpose("time", ...), 4 * 14 + sampling.INDEX_BYTES, 8000)
+    assert rows == [(0, 2), (2, 4)] and cols == [(0, 1), (1, 2), (2, 3)]
     Xc, yc = ae._sample_windows(dc, 7)
     assert np.array_equal(Xa, Xc, equal_nan=True) and np.array_equal(ya, yc)
     # the oracle, without blocks: every whole-series window that ends on an observed peak-season day, labelled
