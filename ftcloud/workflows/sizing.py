@@ -75,7 +75,7 @@ def dry_run(cfg: dict) -> dict:
     window = region_window(cfg["region"])
     imerg = (cfg.get("imerg") or {}).get("start"), (cfg.get("imerg") or {}).get("end")
     sources = ["era5land", "imerg", "smap_e_ft", "esdr_ft"]
-    tb = _plans_tb(cfg)
+    tb = _tb_plan(cfg)
     if tb:
         sources += list(TB_SOURCES)
     recipes = plan(
@@ -127,17 +127,17 @@ def dry_run(cfg: dict) -> dict:
         "memory_needed_per_worker_gb": need,
         "fits": (mem is None) or need <= 0.85 * float(mem) * 1.0737,
         "store_gb": sum(p.store_gb for p in rows),
-        # the TB groups are sized as if the source has them (the dry run lists no files); "twin": it will
-        "tb": ("twin" if cfg.get("source") is None else "assumed") if tb else None,
+        "tb": tb,
     }
 
 
-def _plans_tb(cfg: dict) -> bool:
-    """Whether the run would ingest the TB groups: the twin makes them when ``synth: tb`` is on, and ingest
-    takes them from any source that has them (a real source is assumed to)."""
+def _tb_plan(cfg: dict) -> str | None:
+    """Whether the run would ingest the TB groups, and why: ``"twin"`` when the twin makes them (``synth: tb``
+    on), ``"assumed"`` for a real source (ingest takes them wherever it has them; the dry run lists no files),
+    None when the twin makes none."""
     if cfg.get("source") is None:
-        return bool((cfg.get("synth") or {}).get("tb", False))
-    return True
+        return "twin" if (cfg.get("synth") or {}).get("tb", False) else None
+    return "assumed"
 
 
 def _cells(item, window) -> int:
